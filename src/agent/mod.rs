@@ -1,0 +1,142 @@
+//! Agents: what runs in a candidate's worktree, how it is given the task, and how it is
+//! supervised.
+//!
+//! The task is data. It reaches an agent as one argv element (placeholders are replaced
+//! inside arguments, never re-split), as a file, and as environment variables; no shell is
+//! ever involved.
+
+pub mod process;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// A resolved agent: name, argv template, extra environment, time limit.
+#[derive(Debug, Clone)]
+pub struct AgentSpec {
+    pub name: String,
+    pub argv: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub timeout: Duration,
+}
+
+/// What an agent is told about its job.
+#[derive(Debug, Clone, Copy)]
+pub struct Invocation<'a> {
+    pub run: &'a str,
+    pub agent: &'a str,
+    pub task: &'a str,
+    pub task_file: &'a Path,
+    pub worktree: &'a Path,
+    pub base: &'a str,
+}
+
+impl Invocation<'_> {
+    /// `argv` with `{task}`, `{task_file}`, `{worktree}`, `{run}`, `{agent}` and `{base}`
+    /// replaced inside each argument. Replacement is single-pass, so a task that itself
+    /// contains `{worktree}` stays as written.
+    pub fn expand(&self, argv: &[String]) -> Vec<String> {
+        argv.iter().map(|arg| self.expand_one(arg)).collect()
+    }
+
+    fn expand_one(&self, arg: &str) -> String {
+        let mut out = String::with_capacity(arg.len());
+        let mut rest = arg;
+        while let Some(start) = rest.find('{') {
+            out.push_str(&rest[..start]);
+            let after = &rest[start..];
+            let value = [
+                ("{task}", self.task.to_owned()),
+                ("{task_file}", self.task_file.display().to_string()),
+                ("{worktree}", self.worktree.display().to_string()),
+                ("{run}", self.run.to_owned()),
+                ("{agent}", self.agent.to_owned()),
+                ("{base}", self.base.to_owned()),
+            ]
+            .into_iter()
+            .find(|(key, _)| after.starts_with(key));
+            match value {
+                Some((key, value)) => {
+                    out.push_str(&value);
+                    rest = &after[key.len()..];
+                }
+                None => {
+                    out.push('{');
+                    rest = &after[1..];
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// The `MASSGEN_*` environment every agent gets.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("MASSGEN_TASK", self.task.to_owned()),
+            ("MASSGEN_TASK_FILE", self.task_file.display().to_string()),
+            ("MASSGEN_RUN", self.run.to_owned()),
+            ("MASSGEN_AGENT", self.agent.to_owned()),
+            ("MASSGEN_WORKTREE", self.worktree.display().to_string()),
+            ("MASSGEN_BASE", self.base.to_owned()),
+            // Lets hooks and nested tools know they run inside a massgen agent.
+            ("MASSGEN_ACTIVE", "1".to_owned()),
+        ]
+    }
+}
+
+/// Parses `NAME=COMMAND` from `--agent-cmd`, splitting COMMAND into words like a POSIX
+/// shell would (quotes, backslashes) without ever running one.
+pub fn parse_agent_cmd(spec: &str) -> Result<(String, Vec<String>), String> {
+    let (name, command) = spec
+        .split_once('=')
+        .ok_or_else(|| format!("`{spec}` is not NAME=COMMAND"))?;
+    let name = name.trim();
+    crate::config::validate_agent_name(name)?;
+    let argv = shell_words::split(command).map_err(|e| format!("cannot split the command of `{name}`: {e}"))?;
+    if argv.is_empty() {
+        return Err(format!("agent `{name}` has an empty command"));
+    }
+    Ok((name.to_owned(), argv))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inv<'a>(task: &'a str) -> Invocation<'a> {
+        Invocation {
+            run: "r1",
+            agent: "a",
+            task,
+            task_file: Path::new("/tmp/t.txt"),
+            worktree: Path::new("/w t"),
+            base: "abc",
+        }
+    }
+
+    #[test]
+    fn placeholders_expand_inside_arguments() {
+        let argv = vec!["--task={task}".into(), "{worktree}".into(), "{unknown}".into(), "{".into()];
+        assert_eq!(
+            inv("fix it").expand(&argv),
+            vec!["--task=fix it", "/w t", "{unknown}", "{"]
+        );
+    }
+
+    #[test]
+    fn task_text_is_not_expanded_again() {
+        let argv = vec!["{task}".into()];
+        assert_eq!(inv("say {worktree} $(rm -rf /)").expand(&argv), vec!["say {worktree} $(rm -rf /)"]);
+    }
+
+    #[test]
+    fn agent_cmd_splits_like_a_shell() {
+        let (name, argv) = parse_agent_cmd("x=sh -c 'echo \"$1\"' -- {task}").unwrap();
+        assert_eq!(name, "x");
+        assert_eq!(argv, vec!["sh", "-c", "echo \"$1\"", "--", "{task}"]);
+        assert!(parse_agent_cmd("noequals").is_err());
+        assert!(parse_agent_cmd("bad/name=x").is_err());
+        assert!(parse_agent_cmd("x=").is_err());
+    }
+}

@@ -1,0 +1,165 @@
+//! Process supervision for agents and test commands: own process group, stdin closed,
+//! output to files, a time limit, and the whole tree killed on timeout or cancellation.
+
+use std::fs::File;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::sync::watch;
+
+/// Grace period between SIGTERM and SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// How a supervised process ended.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The exit code, when it exited by itself.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, if any.
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub cancelled: bool,
+    pub duration: Duration,
+}
+
+impl Finished {
+    /// The process exited 0 on its own.
+    pub fn success(&self) -> bool {
+        self.exit_code == Some(0) && !self.timed_out && !self.cancelled
+    }
+
+    /// A few words on how it ended.
+    pub fn describe(&self) -> String {
+        if self.cancelled {
+            "interrupted".into()
+        } else if self.timed_out {
+            format!("timed out after {}", humantime::format_duration(round_secs(self.duration)))
+        } else if let Some(code) = self.exit_code {
+            format!("exited with code {code}")
+        } else if let Some(sig) = self.signal {
+            format!("killed by signal {sig}")
+        } else {
+            "ended".into()
+        }
+    }
+}
+
+fn round_secs(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs())
+}
+
+/// A command to supervise.
+pub struct Job<'a> {
+    pub argv: &'a [String],
+    pub cwd: &'a Path,
+    pub env: Vec<(String, String)>,
+    /// Variables to remove from the inherited environment.
+    pub env_remove: &'a [&'a str],
+    pub stdout: File,
+    pub stderr: File,
+    pub timeout: Duration,
+}
+
+/// Runs `job` to completion, timeout or cancellation. `on_spawn` receives the process group
+/// id as soon as the process exists (to be persisted, so that a later `clean` can stop it).
+pub async fn supervise(
+    job: Job<'_>,
+    mut cancel: watch::Receiver<bool>,
+    on_spawn: impl FnOnce(i32),
+) -> std::io::Result<Finished> {
+    let (program, args) = job.argv.split_first().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command")
+    })?;
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .current_dir(job.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(job.stdout))
+        .stderr(Stdio::from(job.stderr))
+        .process_group(0)
+        .kill_on_drop(true);
+    for var in job.env_remove {
+        cmd.env_remove(var);
+    }
+    for (k, v) in &job.env {
+        cmd.env(k, v);
+    }
+    let start = Instant::now();
+    let mut child = cmd.spawn()?;
+    let pgid = child.id().and_then(|id| i32::try_from(id).ok());
+    if let Some(pgid) = pgid {
+        on_spawn(pgid);
+    }
+    let mut timed_out = false;
+    let mut cancelled = *cancel.borrow();
+    let status = if cancelled {
+        None
+    } else {
+        tokio::select! {
+            status = child.wait() => Some(status?),
+            _ = tokio::time::sleep(job.timeout) => { timed_out = true; None }
+            _ = cancel.wait_for(|c| *c) => { cancelled = true; None }
+        }
+    };
+    let status = match status {
+        Some(status) => {
+            // The leader exited; anything it left running in its group goes too, so
+            // nothing writes to the worktree while it is snapshotted.
+            if let Some(pgid) = pgid {
+                kill_group(pgid, Signal::SIGKILL);
+            }
+            status
+        }
+        None => {
+            if let Some(pgid) = pgid {
+                kill_group(pgid, Signal::SIGTERM);
+            }
+            match tokio::time::timeout(KILL_GRACE, child.wait()).await {
+                Ok(status) => {
+                    if let Some(pgid) = pgid {
+                        kill_group(pgid, Signal::SIGKILL);
+                    }
+                    status?
+                }
+                Err(_) => {
+                    if let Some(pgid) = pgid {
+                        kill_group(pgid, Signal::SIGKILL);
+                    }
+                    child.wait().await?
+                }
+            }
+        }
+    };
+    use std::os::unix::process::ExitStatusExt;
+    Ok(Finished {
+        exit_code: if timed_out || cancelled { None } else { status.code() },
+        signal: status.signal(),
+        timed_out,
+        cancelled,
+        duration: start.elapsed(),
+    })
+}
+
+/// Sends `signal` to a process group; a group that is already gone is fine.
+pub fn kill_group(pgid: i32, signal: Signal) {
+    if pgid > 1 {
+        let _ = killpg(Pid::from_raw(pgid), signal);
+    }
+}
+
+/// Kills a process group left by an earlier, killed `git massgen`, but only if its leader
+/// still runs with `MASSGEN_RUN=<run>` in its environment (so a reused pid is never hit).
+pub fn kill_leftover_group(pgid: i32, run: &str) -> bool {
+    let Ok(environ) = std::fs::read(format!("/proc/{pgid}/environ")) else {
+        return false;
+    };
+    let marker = format!("MASSGEN_RUN={run}");
+    if environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
+        kill_group(pgid, Signal::SIGKILL);
+        return true;
+    }
+    false
+}

@@ -1,0 +1,89 @@
+//! Argument parsing and dispatch: one exhaustive match over the commands, errors mapped to
+//! exit codes at this boundary only.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::{self, Ctx};
+use crate::error::{CliError, Exit};
+use crate::ui::Ui;
+
+/// Run several coding agents on one task, each in its own worktree and branch; score their
+/// work, explain the winner, and merge it with conflict detection.
+#[derive(Debug, Parser)]
+#[command(name = "git-massgen", bin_name = "git massgen", version, max_term_width = 100)]
+pub struct Cli {
+    /// Run as if started in DIR.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Print no progress on stderr (errors and warnings still appear).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write .massgen/config.toml (detecting the test command) and .massgen/.gitignore.
+    Init(commands::init::InitArgs),
+    /// Give a task to every agent in its own worktree, score the candidates, rank them.
+    Run(commands::run::RunArgs),
+    /// List runs, or show one run's candidates, scores and worktrees.
+    Status(commands::status::StatusArgs),
+    /// Show a candidate's change against the base, or two candidates against each other.
+    Diff(commands::diff::DiffArgs),
+    /// Merge the winner (or a chosen candidate) into the current branch, proved clean first.
+    Merge(commands::merge::MergeArgs),
+    /// Remove finished runs' worktrees and branches (unmerged work only with --force).
+    Clean(commands::clean::CleanArgs),
+    /// Run the whole pipeline on a throw-away repository with three built-in agents.
+    Demo(commands::demo::DemoArgs),
+    /// A built-in deterministic agent used by `demo` (internal).
+    #[command(hide = true)]
+    DemoAgent(commands::demo::DemoAgentArgs),
+}
+
+/// Parses the command line, runs the command and returns the documented exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { Exit::Usage as u8 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let ui = Ui::new(cli.quiet);
+    let cwd = match cli.dir.clone().map(Ok).unwrap_or_else(std::env::current_dir) {
+        Ok(dir) => dir,
+        Err(e) => {
+            ui.error(&CliError::new(Exit::Failure, e));
+            return ExitCode::from(Exit::Failure as u8);
+        }
+    };
+    let ctx = Ctx { ui, cwd };
+    let result = dispatch(&ctx, cli.command);
+    match result {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(err) => {
+            ctx.ui.error(&err);
+            ExitCode::from(err.exit as u8)
+        }
+    }
+}
+
+fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
+    match command {
+        Command::Init(args) => commands::init::init(ctx, &args),
+        Command::Run(args) => commands::run::run(ctx, args),
+        Command::Status(args) => commands::status::status(ctx, &args),
+        Command::Diff(args) => commands::diff::diff(ctx, &args),
+        Command::Merge(args) => commands::merge::merge(ctx, &args),
+        Command::Clean(args) => commands::clean::clean(ctx, &args),
+        Command::Demo(args) => commands::demo::demo(ctx, &args),
+        Command::DemoAgent(args) => commands::demo::demo_agent(&args),
+    }
+}

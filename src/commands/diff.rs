@@ -1,0 +1,65 @@
+//! `git massgen diff`: a candidate against its base, or two candidates against each other.
+
+use crate::commands::{Ctx, load_run};
+use crate::error::{CliError, Exit};
+use crate::git::{ObjectId, diff};
+use crate::run::RunError;
+use crate::run::state::RunState;
+
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The run (id, unique prefix, or `latest`).
+    pub run: String,
+    /// The candidate to show (default: the winner).
+    pub agent: Option<String>,
+    /// A second candidate: show the change from AGENT's candidate to this one.
+    pub agent2: Option<String>,
+    /// Print only the list of changed files with line counts.
+    #[arg(long)]
+    pub stat: bool,
+}
+
+pub fn diff(ctx: &Ctx, args: &DiffArgs) -> Result<Exit, CliError> {
+    let repo = ctx.repo()?;
+    let (_, state) = load_run(&repo, &args.run)?;
+    let agent = match &args.agent {
+        Some(a) => a.clone(),
+        None => state.winner.clone().ok_or_else(|| {
+            CliError::usage(format!("run {} has no winner; name a candidate", state.run))
+                .hint(format!("git massgen diff {} AGENT", state.run))
+        })?,
+    };
+    let base = parse_id(&state.base)?;
+    let (old, new) = match &args.agent2 {
+        None => (base, commit_of(&state, &agent)?),
+        Some(other) => (commit_of(&state, &agent)?, commit_of(&state, other)?),
+    };
+    let rendered = diff::render(&repo, old, new)?;
+    if args.stat {
+        for path in &rendered.paths {
+            ctx.ui.line(path);
+        }
+        ctx.ui.line(&format!(
+            "{} files changed, {} insertions(+), {} deletions(-)",
+            rendered.stat.files, rendered.stat.insertions, rendered.stat.deletions
+        ));
+    } else {
+        ctx.ui.out(&rendered.patch);
+    }
+    Ok(Exit::Success)
+}
+
+fn commit_of(state: &RunState, agent: &str) -> Result<ObjectId, CliError> {
+    let c = state.candidate(agent).ok_or_else(|| RunError::UnknownAgent {
+        run: state.run.clone(),
+        agent: agent.to_owned(),
+    })?;
+    match &c.commit {
+        Some(id) => parse_id(id),
+        None => Err(CliError::new(Exit::Negative, format!("{agent} has no candidate commit ({})", c.status.as_str()))),
+    }
+}
+
+fn parse_id(hex: &str) -> Result<ObjectId, CliError> {
+    ObjectId::from_hex(hex.as_bytes()).map_err(|e| CliError::new(Exit::Failure, format!("bad commit id in run state: {e}")))
+}

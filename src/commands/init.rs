@@ -1,0 +1,86 @@
+//! `git massgen init`: write `.massgen/config.toml` and `.massgen/.gitignore`.
+
+use std::path::Path;
+
+use crate::commands::Ctx;
+use crate::error::{CliError, Exit};
+use crate::run::layout::{MASSGEN_GITIGNORE, ensure_gitignore};
+
+/// The configuration template, embedded in the binary.
+pub const CONFIG_TEMPLATE: &str = include_str!("../../templates/config.toml");
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Overwrite an existing .massgen/config.toml.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn init(ctx: &Ctx, args: &InitArgs) -> Result<Exit, CliError> {
+    let repo = ctx.repo()?;
+    let dir = repo.massgen_dir();
+    let path = dir.join("config.toml");
+    if path.exists() && !args.force {
+        return Err(CliError::usage(format!("{} already exists", path.display()))
+            .hint("pass --force to overwrite it"));
+    }
+    std::fs::create_dir_all(&dir)?;
+    let test = detect_test_command(&repo.workdir);
+    let test_line = match test {
+        Some(t) => format!("test = {}", toml_string(t)),
+        None => "# No test command detected; set one so candidates can be tested:\n# test = \"make test\"".into(),
+    };
+    let text = CONFIG_TEMPLATE.replace("{{test_line}}", &test_line);
+    // Checked before writing: the template must always parse.
+    crate::config::Config::parse(&text, &path)?;
+    std::fs::write(&path, text)?;
+    let gitignore = dir.join(".gitignore");
+    let had_gitignore = gitignore.exists();
+    ensure_gitignore(&repo)?;
+    if had_gitignore {
+        let current = std::fs::read_to_string(&gitignore).unwrap_or_default();
+        if !current.lines().any(|l| l.trim() == "/runs/" || l.trim() == "runs/") {
+            std::fs::write(&gitignore, format!("{current}{MASSGEN_GITIGNORE}"))?;
+        }
+    }
+    ctx.ui.line(&format!("wrote {}", path.display()));
+    match test {
+        Some(t) => ctx.ui.line(&format!("test command: {t}")),
+        None => ctx.ui.line("no test command detected; set [score] test in the file"),
+    }
+    ctx.ui.line("add [[agents]] to it, then: git massgen run \"<task>\"");
+    Ok(Exit::Success)
+}
+
+/// The test command of the project at `root`, from the files that identify its ecosystem.
+pub fn detect_test_command(root: &Path) -> Option<&'static str> {
+    let has = |f: &str| root.join(f).exists();
+    if has("Cargo.toml") {
+        Some("cargo test")
+    } else if has("package.json") {
+        Some("npm test")
+    } else if has("pyproject.toml") || has("pytest.ini") || has("setup.py") || has("tox.ini") {
+        Some("pytest")
+    } else if has("go.mod") {
+        Some("go test ./...")
+    } else {
+        None
+    }
+}
+
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_parses_with_and_without_a_test() {
+        for line in ["test = \"cargo test\"", "# test = \"x\""] {
+            let text = CONFIG_TEMPLATE.replace("{{test_line}}", line);
+            crate::config::Config::parse(&text, Path::new("t")).unwrap();
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! `git massgen merge`: merge a candidate into the current branch, proved clean first.
+
+use serde::Serialize;
+
+use crate::commands::{Ctx, load_run};
+use crate::error::{CliError, Exit};
+use crate::git::merge::{self, Conflict, MergeKind};
+use crate::git::{ObjectId, Repo};
+use crate::run::RunError;
+use crate::run::layout::RunDir;
+use crate::run::state::{Phase, RunState};
+
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// The run (id, unique prefix, or `latest`).
+    pub run: String,
+    /// The agent whose candidate to merge (default: the winner).
+    pub agent: Option<String>,
+    /// Make one commit on top of the current branch instead of a merge commit.
+    #[arg(long)]
+    pub squash: bool,
+    /// Only check: report conflicts and blocking files, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The outcome of a merge, as `merge --json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub merged: bool,
+    /// The new HEAD commit (or, with --dry-run, the candidate commit).
+    pub commit: Option<String>,
+    pub conflicts: Vec<Conflict>,
+    pub blocked_by_dirty: Vec<String>,
+    pub agent: String,
+    pub kind: MergeKind,
+    pub dry_run: bool,
+    pub files: Vec<String>,
+}
+
+pub fn merge(ctx: &Ctx, args: &MergeArgs) -> Result<Exit, CliError> {
+    let repo = ctx.repo()?;
+    let (dir, mut state) = load_run(&repo, &args.run)?;
+    let agent = match &args.agent {
+        Some(a) => a.clone(),
+        None => state.winner.clone().ok_or_else(|| {
+            CliError::new(Exit::Negative, format!("run {} has no winner", state.run))
+                .hint(format!("name a candidate: git massgen merge {} AGENT", state.run))
+        })?,
+    };
+    let outcome = merge_candidate(&repo, &dir, &mut state, &agent, args.squash, args.dry_run)?;
+    if args.json {
+        ctx.ui.json(&outcome);
+    } else {
+        ctx.ui.out(&render_outcome(&outcome));
+    }
+    Ok(if outcome.merged || (args.dry_run && outcome.conflicts.is_empty() && outcome.blocked_by_dirty.is_empty()) {
+        Exit::Success
+    } else {
+        Exit::Negative
+    })
+}
+
+/// Merges `agent`'s candidate of a run into HEAD, recording the result in the run state.
+pub fn merge_candidate(
+    repo: &Repo,
+    dir: &RunDir,
+    state: &mut RunState,
+    agent: &str,
+    squash: bool,
+    dry_run: bool,
+) -> Result<Outcome, CliError> {
+    if state.effective_phase().is_active() {
+        return Err(RunError::Busy {
+            run: state.run.clone(),
+            pid: state.pid,
+        }
+        .into());
+    }
+    let cand = state.candidate(agent).ok_or_else(|| RunError::UnknownAgent {
+        run: state.run.clone(),
+        agent: agent.to_owned(),
+    })?;
+    let Some(commit) = cand.commit.as_deref() else {
+        return Err(CliError::new(Exit::Negative, format!("{agent} left no candidate commit"))
+            .hint(format!("see `git massgen status {}`", state.run)));
+    };
+    let theirs = ObjectId::from_hex(commit.as_bytes())
+        .map_err(|e| CliError::new(Exit::Failure, format!("bad commit id in run state: {e}")))?;
+    let (ours, _branch) = repo.head()?;
+    let plan = merge::plan(repo, ours, theirs)?;
+    let mut outcome = Outcome {
+        merged: false,
+        commit: None,
+        conflicts: plan.conflicts.clone(),
+        blocked_by_dirty: Vec::new(),
+        agent: agent.to_owned(),
+        kind: plan.kind,
+        dry_run,
+        files: plan.changed_paths.clone(),
+    };
+    if !plan.conflicts.is_empty() {
+        return Ok(outcome);
+    }
+    let dirty = merge::dirty_paths(repo)?;
+    outcome.blocked_by_dirty = merge::dirty_overlap(&plan, &dirty);
+    if !outcome.blocked_by_dirty.is_empty() {
+        return Ok(outcome);
+    }
+    if dry_run {
+        outcome.commit = Some(theirs.to_string());
+        return Ok(outcome);
+    }
+    let first_line: String = state.task.lines().next().unwrap_or("").chars().take(72).collect();
+    let message = if squash {
+        format!("{first_line}\n\nSquashed massgen candidate {agent} of run {}.\n", state.run)
+    } else {
+        format!("Merge massgen candidate {agent} of run {}\n\nTask: {first_line}\n", state.run)
+    };
+    let new_head = merge::apply(repo, &plan, squash, &message)?;
+    outcome.merged = true;
+    outcome.commit = Some(new_head.to_string());
+    state.merged = true;
+    state.state = Phase::Merged;
+    state.save(dir)?;
+    Ok(outcome)
+}
+
+/// Human-readable merge outcome.
+pub fn render_outcome(o: &Outcome) -> String {
+    let mut out = String::new();
+    if !o.conflicts.is_empty() {
+        out.push_str(&format!(
+            "\nmerge of {} would conflict; nothing was changed:\n",
+            o.agent
+        ));
+        for c in &o.conflicts {
+            out.push_str(&format!("  {}  ({})\n", c.path, c.kind));
+        }
+    } else if !o.blocked_by_dirty.is_empty() {
+        out.push_str(&format!(
+            "\nmerge of {} refused: these files have uncommitted changes and the merge would change them; nothing was changed:\n",
+            o.agent
+        ));
+        for p in &o.blocked_by_dirty {
+            out.push_str(&format!("  {p}\n"));
+        }
+        out.push_str("commit or stash them, then merge again\n");
+    } else if o.dry_run {
+        let how = match o.kind {
+            MergeKind::UpToDate => "is already merged",
+            MergeKind::FastForward => "would fast-forward cleanly",
+            MergeKind::Merge => "would merge cleanly",
+        };
+        out.push_str(&format!("\n{} {how} ({} files)\n", o.agent, o.files.len()));
+    } else {
+        let how = match o.kind {
+            MergeKind::UpToDate => "was already merged",
+            MergeKind::FastForward => "fast-forwarded",
+            MergeKind::Merge => "merged",
+        };
+        out.push_str(&format!(
+            "\n{} {how}: HEAD is now {} ({} files)\n",
+            o.agent,
+            o.commit.as_deref().map_or("", |c| &c[..c.len().min(12)]),
+            o.files.len()
+        ));
+    }
+    out
+}

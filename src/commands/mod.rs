@@ -1,0 +1,38 @@
+//! One module per command, each holding its arguments and its function.
+
+pub mod clean;
+pub mod demo;
+pub mod diff;
+pub mod init;
+pub mod merge;
+pub mod run;
+pub mod status;
+
+use std::path::PathBuf;
+
+use crate::error::CliError;
+use crate::git::Repo;
+use crate::run::layout::{RunDir, runs_dir};
+use crate::run::state::{self, RunState};
+use crate::ui::Ui;
+
+/// What every command gets: the output sink and the directory it runs in.
+pub struct Ctx {
+    pub ui: Ui,
+    pub cwd: PathBuf,
+}
+
+impl Ctx {
+    /// The repository containing the working directory.
+    pub fn repo(&self) -> Result<Repo, CliError> {
+        Ok(Repo::discover(&self.cwd)?)
+    }
+}
+
+/// Loads a run named on the command line (id, unique prefix, or `latest`).
+pub fn load_run(repo: &Repo, arg: &str) -> Result<(RunDir, RunState), CliError> {
+    let id = state::resolve(&runs_dir(repo), arg)?;
+    let dir = RunDir::new(repo, &id);
+    let st = RunState::load(&dir)?;
+    Ok((dir, st))
+}

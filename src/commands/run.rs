@@ -1,0 +1,293 @@
+//! `git massgen run`: the main job.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::agent::{self, AgentSpec};
+use crate::commands::Ctx;
+use crate::config::{self, Config};
+use crate::error::{CliError, Exit};
+use crate::run::layout;
+use crate::run::pipeline::{self, Event, Plan};
+use crate::run::state::RunState;
+use crate::ui::{self, Ui};
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The task; `-` reads it from stdin.
+    #[arg(value_name = "TASK", required_unless_present = "task_file")]
+    pub task: Option<String>,
+    /// Read the task from a file.
+    #[arg(long, value_name = "PATH", conflicts_with = "task")]
+    pub task_file: Option<PathBuf>,
+    /// Run this configured agent (repeatable; default: all configured agents).
+    #[arg(short, long = "agent", value_name = "NAME")]
+    pub agents: Vec<String>,
+    /// An ad-hoc command agent, `NAME=COMMAND` (split into words like a shell, run without one).
+    #[arg(long = "agent-cmd", value_name = "NAME=COMMAND")]
+    pub agent_cmds: Vec<String>,
+    /// Test command run with `sh -c` in each candidate's worktree (overrides config).
+    #[arg(long, value_name = "CMD")]
+    pub test: Option<String>,
+    /// Time limit per agent, e.g. 90s or 10m.
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// How many agents (and test commands) run at once; default: all.
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+    /// The commit agents start from.
+    #[arg(long, value_name = "REV", default_value = "HEAD")]
+    pub base: String,
+    /// Merge the winner into the current branch when done.
+    #[arg(long)]
+    pub merge: bool,
+    /// Keep the worktrees after scoring (default: remove them, keep the branches).
+    #[arg(long)]
+    pub keep: bool,
+    /// Print the result as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
+    let task = read_task(&args)?;
+    let repo = ctx.repo()?;
+    let config = Config::load(&repo.massgen_dir().join("config.toml"))?;
+    let agents = select_agents(&config, &args)?;
+    let (head, head_branch) = repo.head()?;
+    let base = repo.resolve_commit(&args.base)?;
+    let base_branch = (base == head).then_some(head_branch).flatten();
+    let jobs = args
+        .jobs
+        .map(usize::from)
+        .or(config.run.jobs)
+        .unwrap_or(agents.len());
+    let plan = Plan {
+        task,
+        base,
+        base_branch,
+        jobs,
+        test: args.test.clone().or(config.score.test.clone()),
+        test_timeout: config.score.test_timeout.unwrap_or(config::DEFAULT_TEST_TIMEOUT),
+        keep: args.keep,
+        worktree_root: layout::worktree_root(&repo, config.run.worktree_root.as_deref()),
+        agents,
+    };
+    let repo = Arc::new(repo);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(Exit::Failure, e))?;
+    let state = rt.block_on(execute(ctx, repo.clone(), plan))?;
+    finish(ctx, &repo, state, args.merge, args.json)
+}
+
+/// Runs a plan with progress on stderr.
+pub async fn execute(ctx: &Ctx, repo: Arc<crate::git::Repo>, plan: Plan) -> Result<RunState, CliError> {
+    let ui = Arc::new(Ui::new(ctx_quiet(ctx)));
+    let reporter = {
+        let ui = ui.clone();
+        Arc::new(move |e: Event| progress(&ui, e))
+    };
+    Ok(pipeline::execute(repo, plan, reporter).await?)
+}
+
+fn ctx_quiet(ctx: &Ctx) -> bool {
+    ctx.ui.is_quiet()
+}
+
+/// Prints the result (and merges when asked); the exit code says whether a winner exists.
+pub fn finish(
+    ctx: &Ctx,
+    repo: &crate::git::Repo,
+    mut state: RunState,
+    merge: bool,
+    json: bool,
+) -> Result<Exit, CliError> {
+    let mut merge_outcome = None;
+    if merge {
+        if let Some(winner) = state.winner.clone() {
+            let dir = crate::run::layout::RunDir::new(repo, &state.run);
+            let outcome = super::merge::merge_candidate(repo, &dir, &mut state, &winner, false, false)?;
+            merge_outcome = Some(outcome);
+        }
+    }
+    if json {
+        let mut value = serde_json::to_value(&state).expect("state serializes");
+        if let Some(m) = &merge_outcome {
+            value["merge"] = serde_json::to_value(m).expect("merge outcome serializes");
+        }
+        ctx.ui.json(&value);
+    } else {
+        ctx.ui.out(&render_ranking(&state));
+        if let Some(m) = &merge_outcome {
+            ctx.ui.out(&super::merge::render_outcome(m));
+        } else if state.winner.is_some() {
+            ctx.ui.line(&format!(
+                "\nmerge it with: git massgen merge {}   (or look first: git massgen diff {})",
+                state.run, state.run
+            ));
+        }
+    }
+    let merge_failed = merge_outcome.as_ref().is_some_and(|m| !m.merged);
+    Ok(if state.winner.is_none() || merge_failed {
+        Exit::Negative
+    } else {
+        Exit::Success
+    })
+}
+
+/// The ranking table and the reason, as `run` and `status RUN` print them.
+pub fn render_ranking(state: &RunState) -> String {
+    let mut cands: Vec<_> = state.candidates.iter().collect();
+    cands.sort_by_key(|c| c.rank.unwrap_or(usize::MAX));
+    let rows: Vec<Vec<String>> = cands
+        .iter()
+        .map(|c| {
+            let tests = match &c.tests {
+                None => "-".to_owned(),
+                Some(t) if t.timed_out => "timeout".to_owned(),
+                Some(t) => match (t.passed, t.failed) {
+                    (Some(p), Some(f)) => format!("{p} ok, {f} failed"),
+                    _ => match t.exit_code {
+                        Some(0) => "pass".into(),
+                        Some(code) => format!("fail (exit {code})"),
+                        None => "killed".into(),
+                    },
+                },
+            };
+            vec![
+                c.rank.map_or("-".into(), |r| r.to_string()),
+                c.agent.clone(),
+                c.status.as_str().to_owned(),
+                tests,
+                format!("{:.2}", c.agreement),
+                format!("{} files, +{} -{}", c.files_changed, c.insertions, c.deletions),
+                c.branch.clone(),
+            ]
+        })
+        .collect();
+    let mut out = format!("run {}\n\n", state.run);
+    out.push_str(&ui::table(
+        &["rank", "agent", "status", "tests", "agree", "change", "branch"],
+        &rows,
+    ));
+    if let Some(reason) = &state.reason {
+        out.push_str(&format!("\n{reason}\n"));
+    }
+    for w in &state.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    out
+}
+
+fn progress(ui: &Ui, event: Event) {
+    match event {
+        Event::Created {
+            run,
+            agents,
+            worktree_root,
+        } => ui.info(&format!(
+            "massgen: run {run}: {agents} agent(s), worktrees in {}",
+            worktree_root.display()
+        )),
+        Event::WorktreesReady { elapsed } => {
+            ui.info(&format!("massgen: worktrees ready in {} ms", elapsed.as_millis()))
+        }
+        Event::AgentStarted { agent } => ui.info(&format!("massgen: {agent}: running")),
+        Event::AgentFinished { agent, how, elapsed } => ui.info(&format!(
+            "massgen: {agent}: {how} after {:.1}s",
+            elapsed.as_secs_f64()
+        )),
+        Event::Snapshotted {
+            agent,
+            status,
+            files,
+            insertions,
+            deletions,
+        } => ui.info(&format!(
+            "massgen: {agent}: {} ({files} files, +{insertions} -{deletions})",
+            status.as_str()
+        )),
+        Event::TestsStarted { agent } => ui.info(&format!("massgen: {agent}: testing")),
+        Event::TestsFinished { agent, summary } => ui.info(&format!("massgen: {agent}: tests {summary}")),
+        Event::Warning(w) => ui.warn(&w),
+    }
+}
+
+fn read_task(args: &RunArgs) -> Result<String, CliError> {
+    let task = if let Some(path) = &args.task_file {
+        std::fs::read_to_string(path).map_err(|e| {
+            CliError::usage(format!("cannot read task file {}: {e}", path.display()))
+        })?
+    } else {
+        match args.task.as_deref() {
+            Some("-") => {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .map_err(|e| CliError::usage(format!("cannot read the task from stdin: {e}")))?;
+                s
+            }
+            Some(t) => t.to_owned(),
+            None => String::new(),
+        }
+    };
+    if task.trim().is_empty() {
+        return Err(CliError::usage("the task is empty").hint("git massgen run \"describe the task\""));
+    }
+    Ok(task)
+}
+
+fn select_agents(config: &Config, args: &RunArgs) -> Result<Vec<AgentSpec>, CliError> {
+    let default_timeout = args
+        .timeout
+        .or(config.run.timeout)
+        .unwrap_or(config::DEFAULT_AGENT_TIMEOUT);
+    let from_config = |a: &config::AgentConfig| AgentSpec {
+        name: a.name.get_ref().clone(),
+        argv: a.command.clone(),
+        env: a.env.clone(),
+        timeout: args.timeout.or(a.timeout).unwrap_or(default_timeout),
+    };
+    let mut out: Vec<AgentSpec> = Vec::new();
+    if args.agents.is_empty() && args.agent_cmds.is_empty() {
+        out = config.agents.iter().map(from_config).collect();
+    }
+    for name in &args.agents {
+        let found = config.agents.iter().find(|a| a.name.get_ref() == name);
+        match found {
+            Some(a) => out.push(from_config(a)),
+            None => {
+                let known: Vec<&str> = config.agents.iter().map(|a| a.name.get_ref().as_str()).collect();
+                return Err(CliError::usage(format!("no agent named `{name}` in .massgen/config.toml"))
+                    .hint(if known.is_empty() {
+                        "no agents are configured; add [[agents]] or use --agent-cmd NAME=COMMAND".to_owned()
+                    } else {
+                        format!("configured agents: {}", known.join(", "))
+                    }));
+            }
+        }
+    }
+    for spec in &args.agent_cmds {
+        let (name, argv) = agent::parse_agent_cmd(spec).map_err(CliError::usage)?;
+        out.push(AgentSpec {
+            name,
+            argv,
+            env: Default::default(),
+            timeout: default_timeout,
+        });
+    }
+    if out.is_empty() {
+        return Err(CliError::usage("no agents to run")
+            .hint("configure [[agents]] in .massgen/config.toml (`git massgen init`), or pass --agent-cmd NAME=COMMAND"));
+    }
+    let mut names: Vec<&str> = out.iter().map(|a| a.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(CliError::usage(format!("agent `{}` is given twice", w[0])));
+    }
+    Ok(out)
+}

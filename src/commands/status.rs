@@ -1,0 +1,127 @@
+//! `git massgen status`: runs and their agents, states, scores, worktrees and disk used.
+
+use std::path::Path;
+
+use crate::commands::{Ctx, load_run};
+use crate::error::{CliError, Exit};
+use crate::run::layout::runs_dir;
+use crate::run::state::{self, RunState};
+use crate::ui;
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Show this run in detail (id, unique prefix, or `latest`).
+    pub run: Option<String>,
+    /// Print JSON: one object for a run, an array for the list.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The state as shown: a dead owner process turns an active run into `interrupted`.
+fn shown(mut st: RunState) -> RunState {
+    st.state = st.effective_phase();
+    st
+}
+
+pub fn status(ctx: &Ctx, args: &StatusArgs) -> Result<Exit, CliError> {
+    let repo = ctx.repo()?;
+    match &args.run {
+        Some(run) => {
+            let (_, st) = load_run(&repo, run)?;
+            let st = shown(st);
+            if args.json {
+                ctx.ui.json(&st);
+            } else {
+                ctx.ui.out(&render_run(&st));
+            }
+        }
+        None => {
+            let runs: Vec<RunState> = state::list(&runs_dir(&repo))?.into_iter().map(shown).collect();
+            if args.json {
+                ctx.ui.json(&runs);
+            } else if runs.is_empty() {
+                ctx.ui.line("no runs yet; start one with: git massgen run \"<task>\"");
+            } else {
+                let rows: Vec<Vec<String>> = runs
+                    .iter()
+                    .map(|r| {
+                        let task: String = r.task.lines().next().unwrap_or("").chars().take(50).collect();
+                        vec![
+                            r.run.clone(),
+                            r.state.as_str().to_owned(),
+                            r.candidates.len().to_string(),
+                            r.winner.clone().unwrap_or_else(|| "-".into()),
+                            task,
+                        ]
+                    })
+                    .collect();
+                ctx.ui.out(&ui::table(&["run", "state", "agents", "winner", "task"], &rows));
+            }
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn render_run(st: &RunState) -> String {
+    let mut out = super::run::render_ranking(st);
+    out.push_str(&format!("\nstate: {}", st.state.as_str()));
+    if st.merged {
+        out.push_str(" (merged)");
+    }
+    out.push('\n');
+    out.push_str(&format!("base:  {}\n", &st.base[..12.min(st.base.len())]));
+    let task: String = st.task.lines().next().unwrap_or("").chars().take(100).collect();
+    out.push_str(&format!("task:  {task}\n"));
+    if st.state == crate::run::state::Phase::Interrupted {
+        out.push_str(&format!(
+            "the run was interrupted; `git massgen clean {}` saves what the agents left onto their branches and removes the worktrees\n",
+            st.run
+        ));
+    }
+    for c in &st.candidates {
+        if let Some(err) = &c.error {
+            out.push_str(&format!("{}: {err}\n", c.agent));
+        }
+        for w in &c.warnings {
+            out.push_str(&format!("{}: warning: {w}\n", c.agent));
+        }
+        if let Some(wt) = &c.worktree {
+            if wt.exists() {
+                out.push_str(&format!(
+                    "{}: worktree {} ({})\n",
+                    c.agent,
+                    wt.display(),
+                    human_size(disk_usage(wt))
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn disk_usage(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .map(|entries| entries.flatten().map(|e| disk_usage(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

@@ -1,0 +1,273 @@
+//! `.massgen/config.toml`: what a run uses when flags do not say otherwise.
+//!
+//! Every key is optional except an agent's `name`. Unknown keys are errors that name the file,
+//! line and column, so that a typo never silently changes what runs.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+/// Default per-agent time limit.
+pub const DEFAULT_AGENT_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+/// Default time limit of a candidate's test command.
+pub const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// Errors loading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+/// The parsed configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub run: RunSection,
+    #[serde(default)]
+    pub score: ScoreSection,
+    #[serde(default)]
+    pub agents: Vec<AgentConfig>,
+}
+
+/// `[run]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// How many agents (and test commands) run at once.
+    pub jobs: Option<usize>,
+    /// Per-agent time limit.
+    #[serde(default, deserialize_with = "duration")]
+    pub timeout: Option<Duration>,
+    /// Where worktrees are created; relative paths are relative to the work tree root.
+    pub worktree_root: Option<PathBuf>,
+}
+
+/// `[score]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreSection {
+    /// The test command, run with `sh -c` in every candidate's worktree.
+    pub test: Option<String>,
+    /// Time limit of one test command.
+    #[serde(default, deserialize_with = "duration")]
+    pub test_timeout: Option<Duration>,
+}
+
+/// The kinds of agent this version knows.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentKind {
+    /// Any program, given the task through argv placeholders and the environment.
+    #[default]
+    Command,
+}
+
+/// One `[[agents]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub kind: AgentKind,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "duration")]
+    pub timeout: Option<Duration>,
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).map(Some).map_err(serde::de::Error::custom)
+}
+
+/// Parses `90s`, `10m`, `1h 30m`, `500ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("invalid duration `{text}`: {e} (examples: 90s, 10m, 1h)"))?;
+    if d.is_zero() {
+        return Err(format!("invalid duration `{text}`: must be more than zero"));
+    }
+    Ok(d)
+}
+
+impl Config {
+    /// Loads `path`; a missing file is an empty configuration.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        Config::parse(&text, path)
+    }
+
+    /// Parses configuration text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            invalid(path, text, e.span().unwrap_or(0..0), e.message().trim().to_owned())
+        })?;
+        let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
+        for agent in &config.agents {
+            let name = agent.name.get_ref();
+            if let Err(why) = validate_agent_name(name) {
+                return Err(invalid(path, text, agent.name.span(), why));
+            }
+            if seen.insert(name, ()).is_some() {
+                return Err(invalid(
+                    path,
+                    text,
+                    agent.name.span(),
+                    format!("agent `{name}` is defined twice; names must be unique"),
+                ));
+            }
+            if agent.command.is_empty() {
+                return Err(invalid(
+                    path,
+                    text,
+                    agent.name.span(),
+                    format!("agent `{name}` has no `command` (an argv list, e.g. [\"my-agent\", \"{{task}}\"])"),
+                ));
+            }
+        }
+        if config.run.jobs == Some(0) {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                line: 0,
+                column: 0,
+                message: "`run.jobs` must be at least 1".into(),
+            });
+        }
+        Ok(config)
+    }
+}
+
+fn invalid(path: &Path, text: &str, span: Range<usize>, message: String) -> ConfigError {
+    let (line, column) = line_column(text, span.start);
+    ConfigError::Invalid {
+        path: path.to_owned(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+/// Agent names become branch name components (`massgen/<run>/<name>`) and directory names,
+/// so they are restricted to a safe set.
+pub fn validate_agent_name(name: &str) -> Result<(), String> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if name.is_empty()
+        || name.len() > 64
+        || !ok_chars
+        || name.starts_with(['-', '.'])
+        || name.ends_with('.')
+        || name.contains("..")
+        || name.ends_with(".lock")
+    {
+        return Err(format!(
+            "invalid agent name `{name}`: use 1-64 letters, digits, `-`, `_` or `.`, not starting with `-` or `.`"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("config.toml"))
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let c = parse(
+            r#"
+[run]
+jobs = 3
+timeout = "90s"
+[score]
+test = "cargo test"
+test_timeout = "10m"
+[[agents]]
+name = "fixer"
+kind = "command"
+command = ["my-agent", "--task", "{task}"]
+env = { SOME_VAR = "x" }
+timeout = "5m"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.run.jobs, Some(3));
+        assert_eq!(c.run.timeout, Some(Duration::from_secs(90)));
+        assert_eq!(c.agents[0].timeout, Some(Duration::from_secs(300)));
+        assert_eq!(c.agents[0].env["SOME_VAR"], "x");
+    }
+
+    #[test]
+    fn unknown_key_reports_line_and_column() {
+        let err = parse("[run]\njobs = 2\n  jobz = 3\n").unwrap_err().to_string();
+        assert!(err.starts_with("config.toml:3:3: "), "{err}");
+        assert!(err.contains("jobz"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_agent_is_rejected_at_its_line() {
+        let err = parse(
+            "[[agents]]\nname = \"a\"\ncommand = [\"x\"]\n[[agents]]\nname = \"a\"\ncommand = [\"y\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("config.toml:5:8: "), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_is_an_error() {
+        let err = parse("[run]\ntimeout = \"soon\"\n").unwrap_err().to_string();
+        assert!(err.contains("invalid duration"), "{err}");
+        assert!(err.starts_with("config.toml:2:"), "{err}");
+    }
+
+    #[test]
+    fn agent_names_are_ref_safe() {
+        assert!(validate_agent_name("claude-1").is_ok());
+        for bad in ["", "-x", ".x", "a/b", "a..b", "x.lock", "a b", "ü"] {
+            assert!(validate_agent_name(bad).is_err(), "{bad}");
+        }
+    }
+}

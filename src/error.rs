@@ -1,0 +1,131 @@
+//! The error boundary of the command line: one type that carries what went wrong, the chain
+//! of causes, hints for the user, and the documented exit code.
+
+use std::fmt;
+
+/// Documented exit codes (see README.md, "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The command did what it was asked.
+    Success = 0,
+    /// A negative result: no candidate qualified, or a merge had conflicts or was blocked.
+    Negative = 1,
+    /// Bad usage: arguments, configuration, unknown run or agent.
+    Usage = 2,
+    /// The repository cannot be used: not a repository, bare, unborn HEAD.
+    Repository = 3,
+    /// A git operation or the file system failed.
+    Failure = 4,
+    /// Interrupted by Ctrl-C; the run is left for `status` and `clean`.
+    Interrupted = 130,
+}
+
+/// An error as the user sees it: `error: …`, then `caused by: …` lines, then `hint: …` lines.
+#[derive(Debug)]
+pub struct CliError {
+    pub exit: Exit,
+    pub error: Box<dyn std::error::Error + Send + Sync>,
+    pub hints: Vec<String>,
+}
+
+impl CliError {
+    /// An error with an exit code.
+    pub fn new(exit: Exit, error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        CliError {
+            exit,
+            error: error.into(),
+            hints: Vec::new(),
+        }
+    }
+
+    /// A usage error (exit 2).
+    pub fn usage(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        CliError::new(Exit::Usage, error)
+    }
+
+    /// Adds a hint line.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hints.push(hint.into());
+        self
+    }
+
+    /// The error message followed by its causes, one per line.
+    pub fn chain(&self) -> Vec<String> {
+        let mut out = vec![self.error.to_string()];
+        let mut source = self.error.source();
+        while let Some(err) = source {
+            let text = err.to_string();
+            if out.last() != Some(&text) {
+                out.push(text);
+            }
+            source = err.source();
+        }
+        out
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.error)
+    }
+}
+
+impl From<crate::git::GitError> for CliError {
+    fn from(err: crate::git::GitError) -> Self {
+        use crate::git::GitError;
+        let (exit, hint) = match &err {
+            GitError::NotARepository { .. } => (
+                Exit::Repository,
+                Some("run this inside a git repository, or create one with `git init`"),
+            ),
+            GitError::Bare { .. } => (
+                Exit::Repository,
+                Some("agents need a work tree to compare against; use a clone with a work tree"),
+            ),
+            GitError::UnbornHead => (
+                Exit::Repository,
+                Some("make a first commit, or pass --base REV"),
+            ),
+            GitError::BadRevision { .. } => (Exit::Usage, Some("check the revision with `git rev-parse`")),
+            _ => (Exit::Failure, None),
+        };
+        let mut e = CliError::new(exit, err);
+        if let Some(h) = hint {
+            e = e.hint(h);
+        }
+        e
+    }
+}
+
+impl From<crate::config::ConfigError> for CliError {
+    fn from(err: crate::config::ConfigError) -> Self {
+        CliError::usage(err).hint("see README.md, \"Configuration\", for every key")
+    }
+}
+
+impl From<crate::run::RunError> for CliError {
+    fn from(err: crate::run::RunError) -> Self {
+        use crate::run::RunError;
+        match err {
+            RunError::Git(g) => g.into(),
+            RunError::UnknownRun { .. } => {
+                CliError::usage(err).hint("list runs with `git massgen status`")
+            }
+            RunError::UnknownAgent { .. } => {
+                CliError::usage(err).hint("list a run's agents with `git massgen status RUN`")
+            }
+            RunError::Usage(_) => CliError::usage(err),
+            RunError::Interrupted => CliError::new(Exit::Interrupted, err)
+                .hint("`git massgen status` shows what was left; `git massgen clean RUN` removes it"),
+            RunError::Busy { .. } => CliError::new(Exit::Failure, err)
+                .hint("wait for it to finish, or stop it first"),
+            _ => CliError::new(Exit::Failure, err),
+        }
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(err: std::io::Error) -> Self {
+        CliError::new(Exit::Failure, err)
+    }
+}

@@ -1,0 +1,90 @@
+//! The one way this program runs the `git` binary: a sealed environment (no inherited
+//! `GIT_DIR`, `GIT_INDEX_FILE` and the like, no prompts, C locale) and the full command line
+//! in every error.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use super::GitError;
+
+/// Environment variables that would redirect git to another repository, index or work tree.
+pub const GIT_REPO_ENV: &[&str] = &[
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+    "GIT_CEILING_DIRECTORIES",
+    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
+];
+
+/// A `git` invocation in a directory.
+pub struct Git {
+    cmd: Command,
+    line: Vec<String>,
+}
+
+impl Git {
+    /// `git -C <dir> …`
+    pub fn new(dir: &Path) -> Git {
+        let mut cmd = Command::new("git");
+        for var in GIT_REPO_ENV {
+            cmd.env_remove(var);
+        }
+        cmd.env("GIT_TERMINAL_PROMPT", "0")
+            .env("LC_ALL", "C")
+            .env("GIT_OPTIONAL_LOCKS", "0")
+            .stdin(Stdio::null());
+        let mut git = Git {
+            cmd,
+            line: vec!["git".into()],
+        };
+        git.arg("-C").arg(dir);
+        git
+    }
+
+    /// Adds an argument.
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Git {
+        self.line.push(arg.as_ref().to_string_lossy().into_owned());
+        self.cmd.arg(arg);
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&mut self, args: I) -> &mut Git {
+        for a in args {
+            self.arg(a);
+        }
+        self
+    }
+
+    /// The command line as the user would type it, for messages.
+    pub fn cmdline(&self) -> String {
+        shell_words::join(&self.line)
+    }
+
+    /// Runs to completion; a non-zero exit is an error carrying stderr.
+    pub fn run(&mut self) -> Result<Output, GitError> {
+        let output = self.output()?;
+        if !output.status.success() {
+            return Err(GitError::Command {
+                cmdline: self.cmdline(),
+                status: output.status.to_string(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            });
+        }
+        Ok(output)
+    }
+
+    /// Runs to completion and returns the output whatever the exit status.
+    pub fn output(&mut self) -> Result<Output, GitError> {
+        self.cmd.output().map_err(|source| GitError::Spawn {
+            cmdline: self.cmdline(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,224 @@
+//! Turning what an agent left in its worktree into a commit on its branch.
+//!
+//! The agent's own commits are kept; on top of them, every modified, deleted and new
+//! non-ignored file becomes one snapshot commit. Only the candidate's own branch ref moves:
+//! the tree is built with gix's tree editor straight from the files on disk, so no index
+//! (neither the user's nor the worktree's) is needed or touched.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use gix::bstr::{BString, ByteSlice};
+use gix::objs::tree::EntryKind;
+
+use super::{GitError, GixContext, ObjectId, Repo};
+
+/// The outcome of a snapshot.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The candidate commit: the snapshot commit, or the agent's last commit when it left
+    /// nothing uncommitted.
+    pub commit: ObjectId,
+    /// Whether the candidate's tree differs from the base's.
+    pub changed: bool,
+    /// Things worth telling the user (nested repositories skipped, HEAD moved).
+    pub warnings: Vec<String>,
+}
+
+/// Snapshots the worktree at `wt` onto `branch` (full ref name).
+pub fn snapshot(
+    repo: &Repo,
+    wt: &Path,
+    branch: &str,
+    base: ObjectId,
+    message: &str,
+    update_index: bool,
+) -> Result<Snapshot, GitError> {
+    let mut warnings = Vec::new();
+    let wt_repo = gix::open(wt).ctx(|| format!("cannot open worktree {}", wt.display()))?;
+    let head = wt_repo.head().ctx(|| "cannot read the worktree's HEAD".into())?;
+    if head.referent_name().map(|n| n.as_bstr().to_string()).as_deref() != Some(branch) {
+        warnings.push(format!(
+            "the agent moved its worktree's HEAD away from {}",
+            branch.trim_start_matches("refs/heads/")
+        ));
+    }
+    let start = head.id().map(|id| id.detach()).unwrap_or(base);
+    let start = if repo.is_ancestor(base, start)? {
+        start
+    } else {
+        warnings.push("the agent's HEAD does not descend from the base; its commits are ignored".into());
+        base
+    };
+    let start_tree = repo.tree_of(start)?;
+
+    let paths = changed_paths(&wt_repo, start_tree, &mut warnings)?;
+    let mut editor = wt_repo
+        .edit_tree(start_tree)
+        .ctx(|| "cannot edit the candidate's tree".into())?;
+    // Removals first: a file replaced by a directory is removed before the directory's
+    // files are added under the same name.
+    let mut upserts = Vec::new();
+    for path in &paths {
+        let rel = gix::path::from_bstr(path.as_bstr()).ctx(|| format!("path {path} is not valid here"))?;
+        let full = wt.join(rel);
+        match std::fs::symlink_metadata(&full) {
+            Ok(meta) if meta.is_dir() => {
+                editor.remove(path.as_bstr()).ctx(|| format!("cannot edit {path}"))?;
+            }
+            Ok(meta) => upserts.push((path, full, meta)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                editor.remove(path.as_bstr()).ctx(|| format!("cannot edit {path}"))?;
+            }
+            Err(source) => {
+                return Err(GitError::Io {
+                    what: "cannot read a changed file",
+                    path: full,
+                    source,
+                });
+            }
+        }
+    }
+    for (path, full, meta) in upserts {
+        let (kind, id) = write_blob(&wt_repo, &full, &meta)?;
+        editor
+            .upsert(path.as_bstr(), kind, id)
+            .ctx(|| format!("cannot edit {path}"))?;
+    }
+    let tree = editor
+        .write()
+        .ctx(|| "cannot write the candidate's tree".into())?
+        .detach();
+
+    let commit = if tree == start_tree {
+        start
+    } else {
+        let sig = super::signature("git-massgen", "git-massgen@localhost");
+        let mut time_buf = gix::date::parse::TimeBuf::default();
+        let sig_ref = sig.to_ref(&mut time_buf);
+        wt_repo
+            .new_commit_as(sig_ref, sig_ref, message, tree, [start])
+            .ctx(|| "cannot write the snapshot commit".into())?
+            .id
+    };
+    let current = repo.ref_target(branch)?;
+    if current != Some(commit) {
+        repo.set_ref(branch, commit, current, "massgen: snapshot candidate")?;
+    }
+    if update_index {
+        let mut index = wt_repo
+            .index_from_tree(&tree)
+            .ctx(|| "cannot build the worktree's index".into())?;
+        index
+            .write(Default::default())
+            .ctx(|| "cannot write the worktree's index".into())?;
+        // HEAD may have been detached by the agent; put it back on the candidate branch so a
+        // kept worktree shows the candidate.
+        if head_needs_reset(&wt_repo, branch) {
+            let head_file = wt_repo.git_dir().join("HEAD");
+            std::fs::write(&head_file, format!("ref: {branch}\n")).map_err(|source| GitError::Io {
+                what: "cannot reset the worktree's HEAD",
+                path: head_file,
+                source,
+            })?;
+        }
+    }
+    let changed = repo.tree_of(commit)? != repo.tree_of(base)?;
+    Ok(Snapshot {
+        commit,
+        changed,
+        warnings,
+    })
+}
+
+fn head_needs_reset(wt_repo: &gix::Repository, branch: &str) -> bool {
+    wt_repo
+        .head_name()
+        .ok()
+        .flatten()
+        .map(|n| n.as_bstr() != branch.as_bytes().as_bstr())
+        .unwrap_or(true)
+}
+
+/// Paths that differ between `tree`, the worktree's index and the files on disk, with
+/// untracked files listed one by one and ignored files left out.
+fn changed_paths(
+    wt_repo: &gix::Repository,
+    tree: ObjectId,
+    warnings: &mut Vec<String>,
+) -> Result<BTreeSet<BString>, GitError> {
+    use gix::status::{Item, index_worktree::Item as Iw};
+    let iter = wt_repo
+        .status(gix::progress::Discard)
+        .ctx(|| "cannot read the worktree's status".into())?
+        .untracked_files(gix::status::UntrackedFiles::Files)
+        .index_worktree_rewrites(None)
+        .index_worktree_submodules(None)
+        .tree_index_track_renames(gix::status::tree_index::TrackRenames::Disabled)
+        .head_tree(tree)
+        .into_iter(None)
+        .ctx(|| "cannot read the worktree's status".into())?;
+    let mut paths = BTreeSet::new();
+    for item in iter {
+        let item = item.ctx(|| "cannot read the worktree's status".into())?;
+        match &item {
+            Item::IndexWorktree(Iw::Modification { status, .. }) => {
+                if matches!(status, gix::status::plumbing::index_as_worktree::EntryStatus::NeedsUpdate(_)) {
+                    continue;
+                }
+            }
+            Item::IndexWorktree(Iw::DirectoryContents { entry, .. }) => {
+                if entry.status != gix::dir::entry::Status::Untracked {
+                    continue;
+                }
+                if matches!(entry.disk_kind, Some(gix::dir::entry::Kind::Repository)) {
+                    warnings.push(format!("skipped nested repository {}", entry.rela_path));
+                    continue;
+                }
+            }
+            Item::IndexWorktree(Iw::Rewrite { .. }) | Item::TreeIndex(_) => {}
+        }
+        paths.insert(item.location().to_owned());
+    }
+    Ok(paths)
+}
+
+fn write_blob(
+    repo: &gix::Repository,
+    full: &Path,
+    meta: &std::fs::Metadata,
+) -> Result<(EntryKind, ObjectId), GitError> {
+    let io = |source| GitError::Io {
+        what: "cannot read a changed file",
+        path: full.to_owned(),
+        source,
+    };
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(full).map_err(io)?;
+        let bytes = gix::path::into_bstr(target)
+            .ctx(|| format!("symlink target of {} is not valid", full.display()))?
+            .into_owned();
+        let id = repo.write_blob(bytes.as_bytes()).ctx(|| "cannot write a blob".into())?;
+        return Ok((EntryKind::Link, id.detach()));
+    }
+    let file = std::fs::File::open(full).map_err(io)?;
+    let id = repo
+        .write_blob_stream(std::io::BufReader::new(file))
+        .ctx(|| format!("cannot store {}", full.display()))?;
+    Ok((blob_kind(meta), id.detach()))
+}
+
+#[cfg(unix)]
+fn blob_kind(meta: &std::fs::Metadata) -> EntryKind {
+    use std::os::unix::fs::PermissionsExt;
+    if meta.permissions().mode() & 0o111 != 0 {
+        EntryKind::BlobExecutable
+    } else {
+        EntryKind::Blob
+    }
+}
+
+#[cfg(not(unix))]
+fn blob_kind(_meta: &std::fs::Metadata) -> EntryKind {
+    EntryKind::Blob
+}

@@ -1,0 +1,169 @@
+//! Linked worktrees for candidates: created in parallel with gix, removed with gix (falling
+//! back to `git worktree remove` when gix refuses), and repaired when an agent deleted its
+//! `.git` file.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use super::cmd::Git;
+use super::{GitError, GixContext, ObjectId, Repo};
+
+/// A worktree to create: a new branch at the base, checked out at `path`.
+#[derive(Debug, Clone)]
+pub struct NewWorktree {
+    /// Full ref name of the branch, `refs/heads/massgen/<run>/<agent>`.
+    pub branch: String,
+    /// Where the work tree goes; must not exist or be empty.
+    pub path: PathBuf,
+}
+
+/// What creating a worktree produced.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub path: PathBuf,
+    /// The worktree's private git directory (`<common>/worktrees/<name>`).
+    pub admin_dir: PathBuf,
+}
+
+/// Creates one branch per item at `base`, then checks out all worktrees in parallel.
+/// On failure everything created so far is removed again.
+pub fn create_all(
+    repo: &Repo,
+    base: ObjectId,
+    items: &[NewWorktree],
+    interrupt: &AtomicBool,
+) -> Result<Vec<Created>, GitError> {
+    let mut made_branches = Vec::new();
+    for item in items {
+        if let Err(e) = repo.set_ref(&item.branch, base, None, "massgen: create candidate branch") {
+            rollback(repo, &made_branches, &[]);
+            return Err(e);
+        }
+        made_branches.push(item.branch.clone());
+    }
+    let results: Vec<Result<Created, GitError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .iter()
+            .map(|item| scope.spawn(move || add_one(repo, item, interrupt)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(GitError::Other("worktree thread panicked".into()))))
+            .collect()
+    });
+    let mut created = Vec::new();
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok(c) => created.push(c),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        let paths: Vec<PathBuf> = created.iter().map(|c| c.path.clone()).collect();
+        rollback(repo, &made_branches, &paths);
+        return Err(e);
+    }
+    Ok(created)
+}
+
+fn add_one(repo: &Repo, item: &NewWorktree, interrupt: &AtomicBool) -> Result<Created, GitError> {
+    if let Some(parent) = item.path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| GitError::Io {
+            what: "cannot create the worktree directory",
+            path: parent.to_owned(),
+            source,
+        })?;
+    }
+    let local = repo.local();
+    let name = gix::refs::FullName::try_from(item.branch.as_str())
+        .ctx(|| format!("invalid branch name {}", item.branch))?;
+    let (wt, _outcome) = local
+        .add_worktree(
+            &item.path,
+            gix::worktree::add::Head::Attached(name),
+            gix::progress::Discard,
+            interrupt,
+        )
+        .ctx(|| format!("cannot create worktree {}", item.path.display()))?;
+    Ok(Created {
+        path: item.path.clone(),
+        admin_dir: super::absolute(wt.git_dir()),
+    })
+}
+
+fn rollback(repo: &Repo, branches: &[String], paths: &[PathBuf]) {
+    for p in paths {
+        let _ = remove(repo, p);
+    }
+    for b in branches {
+        let _ = repo.delete_ref(b);
+    }
+}
+
+/// Removes a linked worktree and its registration, discarding whatever is in it
+/// (callers snapshot first). A worktree whose directory is already gone is pruned.
+pub fn remove(repo: &Repo, path: &Path) -> Result<(), GitError> {
+    let local = repo.local();
+    let via_gix = local.remove_worktree(path, gix::worktree::remove::Force::DiscardChanges, gix::progress::Discard);
+    if via_gix.is_ok() && !path.exists() {
+        return Ok(());
+    }
+    if path.exists() {
+        let out = Git::new(&repo.workdir)
+            .args(["worktree", "remove", "--force", "--force"])
+            .arg(path)
+            .output()?;
+        if !out.status.success() && path.exists() {
+            // Not (or no longer) a registered worktree: it is our own directory, delete it.
+            std::fs::remove_dir_all(path).map_err(|source| GitError::Io {
+                what: "cannot remove worktree directory",
+                path: path.to_owned(),
+                source,
+            })?;
+        }
+    }
+    Git::new(&repo.workdir).args(["worktree", "prune"]).run()?;
+    Ok(())
+}
+
+/// Puts back the `.git` file of a worktree whose agent deleted it. Returns whether a repair
+/// was needed; a `.git` that was replaced by something else is an error.
+pub fn repair_gitfile(path: &Path, admin_dir: &Path) -> Result<bool, GitError> {
+    let gitfile = path.join(".git");
+    match std::fs::symlink_metadata(&gitfile) {
+        Ok(meta) if meta.is_file() => {
+            let text = std::fs::read_to_string(&gitfile).unwrap_or_default();
+            let pointed = text.trim().strip_prefix("gitdir:").map(|s| PathBuf::from(s.trim()));
+            if pointed.as_deref() == Some(admin_dir) {
+                return Ok(false);
+            }
+            write_gitfile(&gitfile, admin_dir)?;
+            Ok(true)
+        }
+        Ok(_) => Err(GitError::Other(format!(
+            "{} was replaced by a directory or link; the candidate cannot be snapshotted",
+            gitfile.display()
+        ))),
+        Err(_) if path.is_dir() => {
+            write_gitfile(&gitfile, admin_dir)?;
+            Ok(true)
+        }
+        Err(_) => Err(GitError::Other(format!(
+            "worktree {} no longer exists",
+            path.display()
+        ))),
+    }
+}
+
+fn write_gitfile(gitfile: &Path, admin_dir: &Path) -> Result<(), GitError> {
+    std::fs::write(gitfile, format!("gitdir: {}\n", admin_dir.display())).map_err(|source| {
+        GitError::Io {
+            what: "cannot repair the worktree's .git file",
+            path: gitfile.to_owned(),
+            source,
+        }
+    })
+}

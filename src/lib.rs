@@ -1,0 +1,18 @@
+//! git-massgen: run several coding agents on one task, each in its own git worktree and
+//! branch, turn their work into commits, score the candidates, explain the winner and merge
+//! it with conflict detection that never touches the user's work tree until the merge is
+//! proved clean.
+//!
+//! The binary is a thin shell over this library: [`cli`] parses arguments and dispatches to
+//! [`commands`]; the domain modules ([`git`], [`agent`], [`score`], [`run`], [`config`]) never
+//! print, all output goes through [`ui`].
+
+pub mod agent;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod git;
+pub mod run;
+pub mod score;
+pub mod ui;

@@ -1,0 +1,108 @@
+//! Where a run's files live: its state, task, logs and patches under `.massgen/runs/<id>/`
+//! in the work tree, and its worktrees outside the work tree.
+//!
+//! Worktrees go under the user's cache directory (`$XDG_CACHE_HOME/git-massgen/worktrees/
+//! <repo>-<hash>/<run>/<agent>`) by default: a checkout nested inside the user's work tree
+//! would be walked by their test runners, file watchers and build tools (cargo looks upward
+//! for a workspace), and one inside `.git` sits under the work tree too.
+
+use std::path::{Path, PathBuf};
+
+use crate::git::Repo;
+
+/// The `.gitignore` written into `.massgen/` so runtime state never shows in `git status`.
+pub const MASSGEN_GITIGNORE: &str = "# git-massgen runtime state; config.toml and templates/ are meant to be committed\n/runs/\n";
+
+/// Paths of one run.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub id: String,
+    pub dir: PathBuf,
+}
+
+impl RunDir {
+    /// The run `id` of `repo`.
+    pub fn new(repo: &Repo, id: &str) -> RunDir {
+        RunDir {
+            id: id.to_owned(),
+            dir: runs_dir(repo).join(id),
+        }
+    }
+    pub fn state_file(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+    pub fn task_file(&self) -> PathBuf {
+        self.dir.join("task.txt")
+    }
+    pub fn agent_log(&self, agent: &str, stream: &str) -> PathBuf {
+        self.dir.join("logs").join(format!("{agent}.{stream}.log"))
+    }
+    pub fn test_log(&self, agent: &str) -> PathBuf {
+        self.dir.join("logs").join(format!("{agent}.test.log"))
+    }
+    pub fn patch(&self, agent: &str) -> PathBuf {
+        self.dir.join("patches").join(format!("{agent}.patch"))
+    }
+}
+
+/// `.massgen/runs`
+pub fn runs_dir(repo: &Repo) -> PathBuf {
+    repo.massgen_dir().join("runs")
+}
+
+/// The branch of a candidate, as a full ref name.
+pub fn branch_ref(run: &str, agent: &str) -> String {
+    format!("refs/heads/massgen/{run}/{agent}")
+}
+
+/// Writes `.massgen/.gitignore` when it is missing.
+pub fn ensure_gitignore(repo: &Repo) -> std::io::Result<()> {
+    let dir = repo.massgen_dir();
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(".gitignore");
+    if !path.exists() {
+        std::fs::write(path, MASSGEN_GITIGNORE)?;
+    }
+    Ok(())
+}
+
+/// The directory under which this repository's worktrees are created.
+pub fn worktree_root(repo: &Repo, configured: Option<&Path>) -> PathBuf {
+    if let Some(p) = configured {
+        return if p.is_absolute() {
+            p.to_owned()
+        } else {
+            repo.workdir.join(p)
+        };
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    match cache {
+        Some(cache) => cache.join("git-massgen").join("worktrees").join(repo_key(repo)),
+        None => repo.common_dir.join("massgen").join("worktrees"),
+    }
+}
+
+/// `<work tree name>-<hash of the common dir>`: readable, and distinct for two clones with
+/// the same name.
+fn repo_key(repo: &Repo) -> String {
+    let name = repo
+        .workdir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "repo".into());
+    let name: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .take(40)
+        .collect();
+    // FNV-1a: stable across builds, unlike std's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in repo.common_dir.to_string_lossy().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{name}-{:08x}", h as u32)
+}
