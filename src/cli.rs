@@ -13,7 +13,12 @@ use crate::ui::Ui;
 /// Run several coding agents on one task, each in its own worktree and branch; score their
 /// work, explain the winner, and merge it with conflict detection.
 #[derive(Debug, Parser)]
-#[command(name = "git-massgen", bin_name = "git massgen", version, max_term_width = 100)]
+#[command(
+    name = "git-massgen",
+    bin_name = "git massgen",
+    version,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Run as if started in DIR.
     #[arg(short = 'C', global = true, value_name = "DIR")]
@@ -57,7 +62,12 @@ pub fn main() -> ExitCode {
         }
     };
     let ui = Ui::new(cli.quiet);
-    let cwd = match cli.dir.clone().map(Ok).unwrap_or_else(std::env::current_dir) {
+    let cwd = match cli
+        .dir
+        .clone()
+        .map(Ok)
+        .unwrap_or_else(std::env::current_dir)
+    {
         Ok(dir) => dir,
         Err(e) => {
             ui.error(&CliError::new(Exit::Failure, e));

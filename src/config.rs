@@ -96,7 +96,9 @@ pub struct AgentConfig {
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let text = String::deserialize(d)?;
-    parse_duration(&text).map(Some).map_err(serde::de::Error::custom)
+    parse_duration(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 /// Parses `90s`, `10m`, `1h 30m`, `500ms`.
@@ -128,7 +130,12 @@ impl Config {
     /// Parses configuration text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| {
-            invalid(path, text, e.span().unwrap_or(0..0), e.message().trim().to_owned())
+            invalid(
+                path,
+                text,
+                e.span().unwrap_or(0..0),
+                e.message().trim().to_owned(),
+            )
         })?;
         let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
         for agent in &config.agents {
@@ -149,7 +156,9 @@ impl Config {
                     path,
                     text,
                     agent.name.span(),
-                    format!("agent `{name}` has no `command` (an argv list, e.g. [\"my-agent\", \"{{task}}\"])"),
+                    format!(
+                        "agent `{name}` has no `command` (an argv list, e.g. [\"my-agent\", \"{{task}}\"])"
+                    ),
                 ));
             }
         }
@@ -241,7 +250,9 @@ timeout = "5m"
 
     #[test]
     fn unknown_key_reports_line_and_column() {
-        let err = parse("[run]\njobs = 2\n  jobz = 3\n").unwrap_err().to_string();
+        let err = parse("[run]\njobs = 2\n  jobz = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("config.toml:3:3: "), "{err}");
         assert!(err.contains("jobz"), "{err}");
     }
@@ -258,7 +269,9 @@ timeout = "5m"
 
     #[test]
     fn bad_duration_is_an_error() {
-        let err = parse("[run]\ntimeout = \"soon\"\n").unwrap_err().to_string();
+        let err = parse("[run]\ntimeout = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("invalid duration"), "{err}");
         assert!(err.starts_with("config.toml:2:"), "{err}");
     }

@@ -86,7 +86,9 @@ impl From<crate::git::GitError> for CliError {
                 Exit::Repository,
                 Some("make a first commit, or pass --base REV"),
             ),
-            GitError::BadRevision { .. } => (Exit::Usage, Some("check the revision with `git rev-parse`")),
+            GitError::BadRevision { .. } => {
+                (Exit::Usage, Some("check the revision with `git rev-parse`"))
+            }
             _ => (Exit::Failure, None),
         };
         let mut e = CliError::new(exit, err);
@@ -115,10 +117,12 @@ impl From<crate::run::RunError> for CliError {
                 CliError::usage(err).hint("list a run's agents with `git massgen status RUN`")
             }
             RunError::Usage(_) => CliError::usage(err),
-            RunError::Interrupted => CliError::new(Exit::Interrupted, err)
-                .hint("`git massgen status` shows what was left; `git massgen clean RUN` removes it"),
-            RunError::Busy { .. } => CliError::new(Exit::Failure, err)
-                .hint("wait for it to finish, or stop it first"),
+            RunError::Interrupted => CliError::new(Exit::Interrupted, err).hint(
+                "`git massgen status` shows what was left; `git massgen clean RUN` removes it",
+            ),
+            RunError::Busy { .. } => {
+                CliError::new(Exit::Failure, err).hint("wait for it to finish, or stop it first")
+            }
             _ => CliError::new(Exit::Failure, err),
         }
     }

@@ -126,7 +126,10 @@ mod tests {
     fn table_aligns_columns() {
         let t = table(
             &["rank", "agent"],
-            &[vec!["1".into(), "fixer".into()], vec!["10".into(), "b".into()]],
+            &[
+                vec!["1".into(), "fixer".into()],
+                vec!["10".into(), "b".into()],
+            ],
         );
         assert_eq!(t, "rank  agent\n1     fixer\n10    b\n");
     }

@@ -93,7 +93,8 @@ pub fn parse_agent_cmd(spec: &str) -> Result<(String, Vec<String>), String> {
         .ok_or_else(|| format!("`{spec}` is not NAME=COMMAND"))?;
     let name = name.trim();
     crate::config::validate_agent_name(name)?;
-    let argv = shell_words::split(command).map_err(|e| format!("cannot split the command of `{name}`: {e}"))?;
+    let argv = shell_words::split(command)
+        .map_err(|e| format!("cannot split the command of `{name}`: {e}"))?;
     if argv.is_empty() {
         return Err(format!("agent `{name}` has an empty command"));
     }
@@ -117,7 +118,12 @@ mod tests {
 
     #[test]
     fn placeholders_expand_inside_arguments() {
-        let argv = vec!["--task={task}".into(), "{worktree}".into(), "{unknown}".into(), "{".into()];
+        let argv = vec![
+            "--task={task}".into(),
+            "{worktree}".into(),
+            "{unknown}".into(),
+            "{".into(),
+        ];
         assert_eq!(
             inv("fix it").expand(&argv),
             vec!["--task=fix it", "/w t", "{unknown}", "{"]
@@ -127,7 +133,10 @@ mod tests {
     #[test]
     fn task_text_is_not_expanded_again() {
         let argv = vec!["{task}".into()];
-        assert_eq!(inv("say {worktree} $(rm -rf /)").expand(&argv), vec!["say {worktree} $(rm -rf /)"]);
+        assert_eq!(
+            inv("say {worktree} $(rm -rf /)").expand(&argv),
+            vec!["say {worktree} $(rm -rf /)"]
+        );
     }
 
     #[test]

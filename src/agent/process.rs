@@ -36,7 +36,10 @@ impl Finished {
         if self.cancelled {
             "interrupted".into()
         } else if self.timed_out {
-            format!("timed out after {}", humantime::format_duration(round_secs(self.duration)))
+            format!(
+                "timed out after {}",
+                humantime::format_duration(round_secs(self.duration))
+            )
         } else if let Some(code) = self.exit_code {
             format!("exited with code {code}")
         } else if let Some(sig) = self.signal {
@@ -70,9 +73,10 @@ pub async fn supervise(
     mut cancel: watch::Receiver<bool>,
     on_spawn: impl FnOnce(i32),
 ) -> std::io::Result<Finished> {
-    let (program, args) = job.argv.split_first().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command")
-    })?;
+    let (program, args) = job
+        .argv
+        .split_first()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))?;
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .current_dir(job.cwd)
@@ -135,7 +139,11 @@ pub async fn supervise(
     };
     use std::os::unix::process::ExitStatusExt;
     Ok(Finished {
-        exit_code: if timed_out || cancelled { None } else { status.code() },
+        exit_code: if timed_out || cancelled {
+            None
+        } else {
+            status.code()
+        },
         signal: status.signal(),
         timed_out,
         cancelled,

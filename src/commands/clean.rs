@@ -32,7 +32,11 @@ pub fn clean(ctx: &Ctx, args: &CleanArgs) -> Result<Exit, CliError> {
         Some(run) => {
             let (dir, st) = load_run(&repo, run)?;
             if st.effective_phase().is_active() {
-                return Err(RunError::Busy { run: st.run, pid: st.pid }.into());
+                return Err(RunError::Busy {
+                    run: st.run,
+                    pid: st.pid,
+                }
+                .into());
             }
             vec![(dir, st)]
         }
@@ -48,26 +52,39 @@ pub fn clean(ctx: &Ctx, args: &CleanArgs) -> Result<Exit, CliError> {
         kept_any |= kept > 0;
     }
     if kept_any {
-        ctx.ui.info("hint: unmerged candidate branches were kept; `git massgen clean --force` deletes them");
+        ctx.ui.info(
+            "hint: unmerged candidate branches were kept; `git massgen clean --force` deletes them",
+        );
     }
     Ok(Exit::Success)
 }
 
 /// Cleans one run; returns how many branches were kept.
-fn clean_run(ctx: &Ctx, repo: &Repo, dir: &RunDir, mut st: RunState, force: bool) -> Result<usize, CliError> {
+fn clean_run(
+    ctx: &Ctx,
+    repo: &Repo,
+    dir: &RunDir,
+    mut st: RunState,
+    force: bool,
+) -> Result<usize, CliError> {
     // Agents left running by a killed `git massgen` are stopped first.
     for c in &mut st.candidates {
-        if let Some(pgid) = c.pgid.take() {
-            if process::kill_leftover_group(pgid, &st.run) {
-                ctx.ui.info(&format!("massgen: stopped leftover agent {} of run {}", c.agent, st.run));
-            }
+        if let Some(pgid) = c.pgid.take()
+            && process::kill_leftover_group(pgid, &st.run)
+        {
+            ctx.ui.info(&format!(
+                "massgen: stopped leftover agent {} of run {}",
+                c.agent, st.run
+            ));
         }
     }
     // Save what interrupted agents left before their worktrees go.
     let base = ObjectId::from_hex(st.base.as_bytes())
         .map_err(|e| CliError::new(Exit::Failure, format!("bad base in run state: {e}")))?;
     for c in &mut st.candidates {
-        let Some(wt) = c.worktree.clone() else { continue };
+        let Some(wt) = c.worktree.clone() else {
+            continue;
+        };
         if !wt.exists() {
             continue;
         }
@@ -75,15 +92,24 @@ fn clean_run(ctx: &Ctx, repo: &Repo, dir: &RunDir, mut st: RunState, force: bool
         if let Some(admin) = &c.admin_dir {
             let _ = git::worktree::repair_gitfile(&wt, admin);
         }
-        let message = format!("massgen: {} work left in an interrupted run {}\n", c.agent, st.run);
+        let message = format!(
+            "massgen: {} work left in an interrupted run {}\n",
+            c.agent, st.run
+        );
         match git::snapshot::snapshot(repo, &wt, &branch, base, &message, false) {
             Ok(snap) => {
                 if c.commit.as_deref() != Some(&snap.commit.to_string()) && snap.changed {
-                    ctx.ui.info(&format!("massgen: saved {}'s work onto {}", c.agent, c.branch));
+                    ctx.ui.info(&format!(
+                        "massgen: saved {}'s work onto {}",
+                        c.agent, c.branch
+                    ));
                 }
                 c.commit = Some(snap.commit.to_string());
             }
-            Err(e) => ctx.ui.warn(&format!("{}: cannot snapshot worktree before removal: {e}", c.agent)),
+            Err(e) => ctx.ui.warn(&format!(
+                "{}: cannot snapshot worktree before removal: {e}",
+                c.agent
+            )),
         }
     }
     st.save(dir)?;
@@ -98,14 +124,19 @@ fn clean_run(ctx: &Ctx, repo: &Repo, dir: &RunDir, mut st: RunState, force: bool
     let mut kept = 0;
     for c in &st.candidates {
         let name = branch_ref(&st.run, &c.agent);
-        let Some(tip) = repo.ref_target(&name)? else { continue };
+        let Some(tip) = repo.ref_target(&name)? else {
+            continue;
+        };
         let empty = repo.tree_of(tip)? == repo.tree_of(base)?;
-        let merged = protected.iter().any(|&p| repo.is_ancestor(tip, p).unwrap_or(false));
+        let merged = protected
+            .iter()
+            .any(|&p| repo.is_ancestor(tip, p).unwrap_or(false));
         if force || empty || merged {
             repo.delete_ref(&name)?;
         } else {
             kept += 1;
-            ctx.ui.info(&format!("massgen: kept unmerged branch {}", c.branch));
+            ctx.ui
+                .info(&format!("massgen: kept unmerged branch {}", c.branch));
         }
     }
     if kept == 0 && errors.is_empty() {

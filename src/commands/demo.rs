@@ -39,12 +39,17 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
         None => std::env::temp_dir().join(format!("git-massgen-demo-{}", crate::run::new_run_id())),
     };
     if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
-        return Err(CliError::usage(format!("{} exists and is not empty", dir.display()))
-            .hint("pick another --dir, or omit it"));
+        return Err(
+            CliError::usage(format!("{} exists and is not empty", dir.display()))
+                .hint("pick another --dir, or omit it"),
+        );
     }
     std::fs::create_dir_all(&dir)?;
     make_repo(&dir)?;
-    ctx.ui.info(&format!("massgen demo: repository with a failing test in {}", dir.display()));
+    ctx.ui.info(&format!(
+        "massgen demo: repository with a failing test in {}",
+        dir.display()
+    ));
 
     let exe = std::env::current_exe()?;
     let exe = exe.display().to_string();
@@ -60,7 +65,11 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
         task: "calc.sh add gives wrong answers; make `sh test.sh` pass".into(),
         base,
         base_branch: branch,
-        agents: vec![agent("careful", "fix"), agent("hasty", "break"), agent("idle", "noop")],
+        agents: vec![
+            agent("careful", "fix"),
+            agent("hasty", "break"),
+            agent("idle", "noop"),
+        ],
         jobs: 3,
         test: Some("sh test.sh".into()),
         test_timeout: Duration::from_secs(60),
@@ -89,10 +98,15 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
 }
 
 fn make_repo(dir: &Path) -> Result<(), CliError> {
-    Git::new(dir).args(["init", "--quiet", "--initial-branch=main"]).run()?;
+    Git::new(dir)
+        .args(["init", "--quiet", "--initial-branch=main"])
+        .run()?;
     std::fs::write(dir.join("calc.sh"), CALC)?;
     std::fs::write(dir.join("test.sh"), TEST)?;
-    std::fs::write(dir.join("README"), "A tiny calculator with a bug, for git massgen demo.\n")?;
+    std::fs::write(
+        dir.join("README"),
+        "A tiny calculator with a bug, for git massgen demo.\n",
+    )?;
     Git::new(dir).args(["add", "."]).run()?;
     Git::new(dir)
         .args([

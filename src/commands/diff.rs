@@ -50,16 +50,22 @@ pub fn diff(ctx: &Ctx, args: &DiffArgs) -> Result<Exit, CliError> {
 }
 
 fn commit_of(state: &RunState, agent: &str) -> Result<ObjectId, CliError> {
-    let c = state.candidate(agent).ok_or_else(|| RunError::UnknownAgent {
-        run: state.run.clone(),
-        agent: agent.to_owned(),
-    })?;
+    let c = state
+        .candidate(agent)
+        .ok_or_else(|| RunError::UnknownAgent {
+            run: state.run.clone(),
+            agent: agent.to_owned(),
+        })?;
     match &c.commit {
         Some(id) => parse_id(id),
-        None => Err(CliError::new(Exit::Negative, format!("{agent} has no candidate commit ({})", c.status.as_str()))),
+        None => Err(CliError::new(
+            Exit::Negative,
+            format!("{agent} has no candidate commit ({})", c.status.as_str()),
+        )),
     }
 }
 
 fn parse_id(hex: &str) -> Result<ObjectId, CliError> {
-    ObjectId::from_hex(hex.as_bytes()).map_err(|e| CliError::new(Exit::Failure, format!("bad commit id in run state: {e}")))
+    ObjectId::from_hex(hex.as_bytes())
+        .map_err(|e| CliError::new(Exit::Failure, format!("bad commit id in run state: {e}")))
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::commands::Ctx;
 use crate::error::{CliError, Exit};
-use crate::run::layout::{MASSGEN_GITIGNORE, ensure_gitignore};
+use crate::run::layout::{MASSGEN_GITIGNORE, RUNTIME_ONLY_GITIGNORE};
 
 /// The configuration template, embedded in the binary.
 pub const CONFIG_TEMPLATE: &str = include_str!("../../templates/config.toml");
@@ -21,8 +21,10 @@ pub fn init(ctx: &Ctx, args: &InitArgs) -> Result<Exit, CliError> {
     let dir = repo.massgen_dir();
     let path = dir.join("config.toml");
     if path.exists() && !args.force {
-        return Err(CliError::usage(format!("{} already exists", path.display()))
-            .hint("pass --force to overwrite it"));
+        return Err(
+            CliError::usage(format!("{} already exists", path.display()))
+                .hint("pass --force to overwrite it"),
+        );
     }
     std::fs::create_dir_all(&dir)?;
     let test = detect_test_command(&repo.workdir);
@@ -35,20 +37,24 @@ pub fn init(ctx: &Ctx, args: &InitArgs) -> Result<Exit, CliError> {
     crate::config::Config::parse(&text, &path)?;
     std::fs::write(&path, text)?;
     let gitignore = dir.join(".gitignore");
-    let had_gitignore = gitignore.exists();
-    ensure_gitignore(&repo)?;
-    if had_gitignore {
-        let current = std::fs::read_to_string(&gitignore).unwrap_or_default();
-        if !current.lines().any(|l| l.trim() == "/runs/" || l.trim() == "runs/") {
-            std::fs::write(&gitignore, format!("{current}{MASSGEN_GITIGNORE}"))?;
-        }
+    let current = std::fs::read_to_string(&gitignore).unwrap_or_default();
+    if current.is_empty() || current == RUNTIME_ONLY_GITIGNORE {
+        std::fs::write(&gitignore, MASSGEN_GITIGNORE)?;
+    } else if !current
+        .lines()
+        .any(|l| l.trim() == "/runs/" || l.trim() == "runs/")
+    {
+        std::fs::write(&gitignore, format!("{current}{MASSGEN_GITIGNORE}"))?;
     }
     ctx.ui.line(&format!("wrote {}", path.display()));
     match test {
         Some(t) => ctx.ui.line(&format!("test command: {t}")),
-        None => ctx.ui.line("no test command detected; set [score] test in the file"),
+        None => ctx
+            .ui
+            .line("no test command detected; set [score] test in the file"),
     }
-    ctx.ui.line("add [[agents]] to it, then: git massgen run \"<task>\"");
+    ctx.ui
+        .line("add [[agents]] to it, then: git massgen run \"<task>\"");
     Ok(Exit::Success)
 }
 

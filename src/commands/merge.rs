@@ -47,8 +47,10 @@ pub fn merge(ctx: &Ctx, args: &MergeArgs) -> Result<Exit, CliError> {
     let agent = match &args.agent {
         Some(a) => a.clone(),
         None => state.winner.clone().ok_or_else(|| {
-            CliError::new(Exit::Negative, format!("run {} has no winner", state.run))
-                .hint(format!("name a candidate: git massgen merge {} AGENT", state.run))
+            CliError::new(Exit::Negative, format!("run {} has no winner", state.run)).hint(format!(
+                "name a candidate: git massgen merge {} AGENT",
+                state.run
+            ))
         })?,
     };
     let outcome = merge_candidate(&repo, &dir, &mut state, &agent, args.squash, args.dry_run)?;
@@ -57,11 +59,15 @@ pub fn merge(ctx: &Ctx, args: &MergeArgs) -> Result<Exit, CliError> {
     } else {
         ctx.ui.out(&render_outcome(&outcome));
     }
-    Ok(if outcome.merged || (args.dry_run && outcome.conflicts.is_empty() && outcome.blocked_by_dirty.is_empty()) {
-        Exit::Success
-    } else {
-        Exit::Negative
-    })
+    Ok(
+        if outcome.merged
+            || (args.dry_run && outcome.conflicts.is_empty() && outcome.blocked_by_dirty.is_empty())
+        {
+            Exit::Success
+        } else {
+            Exit::Negative
+        },
+    )
 }
 
 /// Merges `agent`'s candidate of a run into HEAD, recording the result in the run state.
@@ -80,13 +86,17 @@ pub fn merge_candidate(
         }
         .into());
     }
-    let cand = state.candidate(agent).ok_or_else(|| RunError::UnknownAgent {
-        run: state.run.clone(),
-        agent: agent.to_owned(),
-    })?;
+    let cand = state
+        .candidate(agent)
+        .ok_or_else(|| RunError::UnknownAgent {
+            run: state.run.clone(),
+            agent: agent.to_owned(),
+        })?;
     let Some(commit) = cand.commit.as_deref() else {
-        return Err(CliError::new(Exit::Negative, format!("{agent} left no candidate commit"))
-            .hint(format!("see `git massgen status {}`", state.run)));
+        return Err(
+            CliError::new(Exit::Negative, format!("{agent} left no candidate commit"))
+                .hint(format!("see `git massgen status {}`", state.run)),
+        );
     };
     let theirs = ObjectId::from_hex(commit.as_bytes())
         .map_err(|e| CliError::new(Exit::Failure, format!("bad commit id in run state: {e}")))?;
@@ -114,11 +124,24 @@ pub fn merge_candidate(
         outcome.commit = Some(theirs.to_string());
         return Ok(outcome);
     }
-    let first_line: String = state.task.lines().next().unwrap_or("").chars().take(72).collect();
+    let first_line: String = state
+        .task
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(72)
+        .collect();
     let message = if squash {
-        format!("{first_line}\n\nSquashed massgen candidate {agent} of run {}.\n", state.run)
+        format!(
+            "{first_line}\n\nSquashed massgen candidate {agent} of run {}.\n",
+            state.run
+        )
     } else {
-        format!("Merge massgen candidate {agent} of run {}\n\nTask: {first_line}\n", state.run)
+        format!(
+            "Merge massgen candidate {agent} of run {}\n\nTask: {first_line}\n",
+            state.run
+        )
     };
     let new_head = merge::apply(repo, &plan, squash, &message)?;
     outcome.merged = true;

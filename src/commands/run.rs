@@ -70,7 +70,10 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
         base_branch,
         jobs,
         test: args.test.clone().or(config.score.test.clone()),
-        test_timeout: config.score.test_timeout.unwrap_or(config::DEFAULT_TEST_TIMEOUT),
+        test_timeout: config
+            .score
+            .test_timeout
+            .unwrap_or(config::DEFAULT_TEST_TIMEOUT),
         keep: args.keep,
         worktree_root: layout::worktree_root(&repo, config.run.worktree_root.as_deref()),
         agents,
@@ -85,7 +88,11 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
 }
 
 /// Runs a plan with progress on stderr.
-pub async fn execute(ctx: &Ctx, repo: Arc<crate::git::Repo>, plan: Plan) -> Result<RunState, CliError> {
+pub async fn execute(
+    ctx: &Ctx,
+    repo: Arc<crate::git::Repo>,
+    plan: Plan,
+) -> Result<RunState, CliError> {
     let ui = Arc::new(Ui::new(ctx_quiet(ctx)));
     let reporter = {
         let ui = ui.clone();
@@ -107,12 +114,10 @@ pub fn finish(
     json: bool,
 ) -> Result<Exit, CliError> {
     let mut merge_outcome = None;
-    if merge {
-        if let Some(winner) = state.winner.clone() {
-            let dir = crate::run::layout::RunDir::new(repo, &state.run);
-            let outcome = super::merge::merge_candidate(repo, &dir, &mut state, &winner, false, false)?;
-            merge_outcome = Some(outcome);
-        }
+    if merge && let Some(winner) = state.winner.clone() {
+        let dir = crate::run::layout::RunDir::new(repo, &state.run);
+        let outcome = super::merge::merge_candidate(repo, &dir, &mut state, &winner, false, false)?;
+        merge_outcome = Some(outcome);
     }
     if json {
         let mut value = serde_json::to_value(&state).expect("state serializes");
@@ -164,14 +169,19 @@ pub fn render_ranking(state: &RunState) -> String {
                 c.status.as_str().to_owned(),
                 tests,
                 format!("{:.2}", c.agreement),
-                format!("{} files, +{} -{}", c.files_changed, c.insertions, c.deletions),
+                format!(
+                    "{} files, +{} -{}",
+                    c.files_changed, c.insertions, c.deletions
+                ),
                 c.branch.clone(),
             ]
         })
         .collect();
     let mut out = format!("run {}\n\n", state.run);
     out.push_str(&ui::table(
-        &["rank", "agent", "status", "tests", "agree", "change", "branch"],
+        &[
+            "rank", "agent", "status", "tests", "agree", "change", "branch",
+        ],
         &rows,
     ));
     if let Some(reason) = &state.reason {
@@ -193,11 +203,16 @@ fn progress(ui: &Ui, event: Event) {
             "massgen: run {run}: {agents} agent(s), worktrees in {}",
             worktree_root.display()
         )),
-        Event::WorktreesReady { elapsed } => {
-            ui.info(&format!("massgen: worktrees ready in {} ms", elapsed.as_millis()))
-        }
+        Event::WorktreesReady { elapsed } => ui.info(&format!(
+            "massgen: worktrees ready in {} ms",
+            elapsed.as_millis()
+        )),
         Event::AgentStarted { agent } => ui.info(&format!("massgen: {agent}: running")),
-        Event::AgentFinished { agent, how, elapsed } => ui.info(&format!(
+        Event::AgentFinished {
+            agent,
+            how,
+            elapsed,
+        } => ui.info(&format!(
             "massgen: {agent}: {how} after {:.1}s",
             elapsed.as_secs_f64()
         )),
@@ -212,7 +227,9 @@ fn progress(ui: &Ui, event: Event) {
             status.as_str()
         )),
         Event::TestsStarted { agent } => ui.info(&format!("massgen: {agent}: testing")),
-        Event::TestsFinished { agent, summary } => ui.info(&format!("massgen: {agent}: tests {summary}")),
+        Event::TestsFinished { agent, summary } => {
+            ui.info(&format!("massgen: {agent}: tests {summary}"))
+        }
         Event::Warning(w) => ui.warn(&w),
     }
 }
@@ -226,9 +243,9 @@ fn read_task(args: &RunArgs) -> Result<String, CliError> {
         match args.task.as_deref() {
             Some("-") => {
                 let mut s = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut s)
-                    .map_err(|e| CliError::usage(format!("cannot read the task from stdin: {e}")))?;
+                std::io::stdin().read_to_string(&mut s).map_err(|e| {
+                    CliError::usage(format!("cannot read the task from stdin: {e}"))
+                })?;
                 s
             }
             Some(t) => t.to_owned(),
@@ -236,7 +253,9 @@ fn read_task(args: &RunArgs) -> Result<String, CliError> {
         }
     };
     if task.trim().is_empty() {
-        return Err(CliError::usage("the task is empty").hint("git massgen run \"describe the task\""));
+        return Err(
+            CliError::usage("the task is empty").hint("git massgen run \"describe the task\"")
+        );
     }
     Ok(task)
 }
@@ -261,13 +280,20 @@ fn select_agents(config: &Config, args: &RunArgs) -> Result<Vec<AgentSpec>, CliE
         match found {
             Some(a) => out.push(from_config(a)),
             None => {
-                let known: Vec<&str> = config.agents.iter().map(|a| a.name.get_ref().as_str()).collect();
-                return Err(CliError::usage(format!("no agent named `{name}` in .massgen/config.toml"))
-                    .hint(if known.is_empty() {
-                        "no agents are configured; add [[agents]] or use --agent-cmd NAME=COMMAND".to_owned()
-                    } else {
-                        format!("configured agents: {}", known.join(", "))
-                    }));
+                let known: Vec<&str> = config
+                    .agents
+                    .iter()
+                    .map(|a| a.name.get_ref().as_str())
+                    .collect();
+                return Err(CliError::usage(format!(
+                    "no agent named `{name}` in .massgen/config.toml"
+                ))
+                .hint(if known.is_empty() {
+                    "no agents are configured; add [[agents]] or use --agent-cmd NAME=COMMAND"
+                        .to_owned()
+                } else {
+                    format!("configured agents: {}", known.join(", "))
+                }));
             }
         }
     }

@@ -36,16 +36,27 @@ pub fn status(ctx: &Ctx, args: &StatusArgs) -> Result<Exit, CliError> {
             }
         }
         None => {
-            let runs: Vec<RunState> = state::list(&runs_dir(&repo))?.into_iter().map(shown).collect();
+            let runs: Vec<RunState> = state::list(&runs_dir(&repo))?
+                .into_iter()
+                .map(shown)
+                .collect();
             if args.json {
                 ctx.ui.json(&runs);
             } else if runs.is_empty() {
-                ctx.ui.line("no runs yet; start one with: git massgen run \"<task>\"");
+                ctx.ui
+                    .line("no runs yet; start one with: git massgen run \"<task>\"");
             } else {
                 let rows: Vec<Vec<String>> = runs
                     .iter()
                     .map(|r| {
-                        let task: String = r.task.lines().next().unwrap_or("").chars().take(50).collect();
+                        let task: String = r
+                            .task
+                            .lines()
+                            .next()
+                            .unwrap_or("")
+                            .chars()
+                            .take(50)
+                            .collect();
                         vec![
                             r.run.clone(),
                             r.state.as_str().to_owned(),
@@ -55,7 +66,10 @@ pub fn status(ctx: &Ctx, args: &StatusArgs) -> Result<Exit, CliError> {
                         ]
                     })
                     .collect();
-                ctx.ui.out(&ui::table(&["run", "state", "agents", "winner", "task"], &rows));
+                ctx.ui.out(&ui::table(
+                    &["run", "state", "agents", "winner", "task"],
+                    &rows,
+                ));
             }
         }
     }
@@ -70,7 +84,14 @@ fn render_run(st: &RunState) -> String {
     }
     out.push('\n');
     out.push_str(&format!("base:  {}\n", &st.base[..12.min(st.base.len())]));
-    let task: String = st.task.lines().next().unwrap_or("").chars().take(100).collect();
+    let task: String = st
+        .task
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(100)
+        .collect();
     out.push_str(&format!("task:  {task}\n"));
     if st.state == crate::run::state::Phase::Interrupted {
         out.push_str(&format!(
@@ -85,15 +106,15 @@ fn render_run(st: &RunState) -> String {
         for w in &c.warnings {
             out.push_str(&format!("{}: warning: {w}\n", c.agent));
         }
-        if let Some(wt) = &c.worktree {
-            if wt.exists() {
-                out.push_str(&format!(
-                    "{}: worktree {} ({})\n",
-                    c.agent,
-                    wt.display(),
-                    human_size(disk_usage(wt))
-                ));
-            }
+        if let Some(wt) = &c.worktree
+            && wt.exists()
+        {
+            out.push_str(&format!(
+                "{}: worktree {} ({})\n",
+                c.agent,
+                wt.display(),
+                human_size(disk_usage(wt))
+            ));
         }
     }
     out

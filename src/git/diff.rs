@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use gix::objs::tree::EntryMode;
 use gix::object::tree::diff::ChangeDetached;
+use gix::objs::tree::EntryMode;
 use similar::{ChangeTag, TextDiff};
 
 use super::{GitError, GixContext, ObjectId, Repo};
@@ -48,7 +48,11 @@ pub fn changes(repo: &Repo, old: ObjectId, new: ObjectId) -> Result<Vec<FileChan
 }
 
 /// The blob-level changes between two trees.
-pub fn tree_changes(repo: &Repo, old: ObjectId, new: ObjectId) -> Result<Vec<FileChange>, GitError> {
+pub fn tree_changes(
+    repo: &Repo,
+    old: ObjectId,
+    new: ObjectId,
+) -> Result<Vec<FileChange>, GitError> {
     let local = repo.local();
     let tree = |id: ObjectId| -> Result<gix::Tree<'_>, GitError> {
         local.find_tree(id).ctx(|| format!("cannot read tree {id}"))
@@ -80,7 +84,11 @@ pub fn tree_changes(repo: &Repo, old: ObjectId, new: ObjectId) -> Result<Vec<Fil
                 previous_id,
                 entry_mode,
                 id,
-            } => (location, Some((previous_entry_mode, previous_id)), Some((entry_mode, id))),
+            } => (
+                location,
+                Some((previous_entry_mode, previous_id)),
+                Some((entry_mode, id)),
+            ),
             ChangeDetached::Rewrite {
                 location,
                 entry_mode,
@@ -155,12 +163,25 @@ fn file_patch(out: &mut Rendered, change: &FileChange, old: &[u8], new: &[u8]) {
             let _ = writeln!(out.patch, "deleted file mode {}", mode_octal(*mode));
         }
         (Some((a, _)), Some((b, _))) if a != b => {
-            let _ = writeln!(out.patch, "old mode {}\nnew mode {}", mode_octal(*a), mode_octal(*b));
+            let _ = writeln!(
+                out.patch,
+                "old mode {}\nnew mode {}",
+                mode_octal(*a),
+                mode_octal(*b)
+            );
         }
         _ => {}
     }
-    let a_name = if change.old.is_some() { format!("a/{path}") } else { "/dev/null".into() };
-    let b_name = if change.new.is_some() { format!("b/{path}") } else { "/dev/null".into() };
+    let a_name = if change.old.is_some() {
+        format!("a/{path}")
+    } else {
+        "/dev/null".into()
+    };
+    let b_name = if change.new.is_some() {
+        format!("b/{path}")
+    } else {
+        "/dev/null".into()
+    };
     if is_binary(old) || is_binary(new) {
         let _ = writeln!(out.patch, "Binary files {a_name} and {b_name} differ");
         let _ = writeln!(out.changed_lines, "{path}\tbinary {}", new.len());
@@ -183,12 +204,18 @@ fn file_patch(out: &mut Rendered, change: &FileChange, old: &[u8], new: &[u8]) {
             }
             ChangeTag::Equal => continue,
         };
-        let _ = writeln!(out.changed_lines, "{path}\t{sign}{}", change.value().trim_end_matches('\n'));
+        let _ = writeln!(
+            out.changed_lines,
+            "{path}\t{sign}{}",
+            change.value().trim_end_matches('\n')
+        );
     }
     let _ = write!(
         out.patch,
         "{}",
-        diff.unified_diff().context_radius(3).header(&a_name, &b_name)
+        diff.unified_diff()
+            .context_radius(3)
+            .header(&a_name, &b_name)
     );
     if !out.patch.ends_with('\n') {
         out.patch.push('\n');

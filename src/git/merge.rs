@@ -132,7 +132,13 @@ fn conflict_kind(c: &gix::merge::tree::Conflict) -> String {
 /// as git itself reports them.
 pub fn dirty_paths(repo: &Repo) -> Result<Vec<String>, GitError> {
     let out = Git::new(&repo.workdir)
-        .args(["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"])
+        .args([
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--no-renames",
+        ])
         .run()?;
     let mut paths = Vec::new();
     for record in out.stdout.split(|b| *b == 0) {
@@ -145,7 +151,8 @@ pub fn dirty_paths(repo: &Repo) -> Result<Vec<String>, GitError> {
 
 /// The dirty paths that the merge would write to (same path, or one inside the other).
 pub fn dirty_overlap(plan: &Plan, dirty: &[String]) -> Vec<String> {
-    let inside = |a: &str, b: &str| a.len() > b.len() && a.starts_with(b) && a.as_bytes()[b.len()] == b'/';
+    let inside =
+        |a: &str, b: &str| a.len() > b.len() && a.starts_with(b) && a.as_bytes()[b.len()] == b'/';
     let mut out: Vec<String> = dirty
         .iter()
         .filter(|d| {
@@ -164,11 +171,16 @@ pub fn dirty_overlap(plan: &Plan, dirty: &[String]) -> Vec<String> {
 /// Writes the merge (or squash) commit when needed and fast-forwards the user's HEAD, index
 /// and work tree to it with git. Returns the new HEAD commit.
 pub fn apply(repo: &Repo, plan: &Plan, squash: bool, message: &str) -> Result<ObjectId, GitError> {
-    assert!(plan.conflicts.is_empty(), "apply is only called on a clean plan");
+    assert!(
+        plan.conflicts.is_empty(),
+        "apply is only called on a clean plan"
+    );
     let target = match (plan.kind, squash) {
         (MergeKind::UpToDate, _) => return Ok(plan.ours),
         (MergeKind::FastForward, false) => plan.theirs,
-        (MergeKind::FastForward, true) | (MergeKind::Merge, true) => commit(repo, plan.tree, &[plan.ours], message)?,
+        (MergeKind::FastForward, true) | (MergeKind::Merge, true) => {
+            commit(repo, plan.tree, &[plan.ours], message)?
+        }
         (MergeKind::Merge, false) => commit(repo, plan.tree, &[plan.ours, plan.theirs], message)?,
     };
     let (head, _) = repo.head()?;
@@ -185,7 +197,12 @@ pub fn apply(repo: &Repo, plan: &Plan, squash: bool, message: &str) -> Result<Ob
     Ok(target)
 }
 
-fn commit(repo: &Repo, tree: ObjectId, parents: &[ObjectId], message: &str) -> Result<ObjectId, GitError> {
+fn commit(
+    repo: &Repo,
+    tree: ObjectId,
+    parents: &[ObjectId],
+    message: &str,
+) -> Result<ObjectId, GitError> {
     let local = repo.local();
     // The user's identity when configured (it is their branch), ours otherwise.
     let fallback = super::signature("git-massgen", "git-massgen@localhost");

@@ -95,12 +95,13 @@ pub struct Repo {
 impl Repo {
     /// Finds the repository containing `dir`, honouring `GIT_DIR` and friends like git does.
     pub fn discover(dir: &Path) -> Result<Repo, GitError> {
-        let shared = gix::ThreadSafeRepository::discover_with_environment_overrides(dir).map_err(|e| {
-            GitError::NotARepository {
-                path: dir.to_owned(),
-                source: Box::new(e),
-            }
-        })?;
+        let shared =
+            gix::ThreadSafeRepository::discover_with_environment_overrides(dir).map_err(|e| {
+                GitError::NotARepository {
+                    path: dir.to_owned(),
+                    source: Box::new(e),
+                }
+            })?;
         let mut local = shared.to_thread_local();
         // Reflogs need a committer and CI machines often have none configured: our own ref
         // updates (and the new worktrees' HEAD logs) then use git-massgen's identity, given
@@ -188,9 +189,14 @@ impl Repo {
     /// The commit a branch (full ref name) points to, if it exists.
     pub fn ref_target(&self, name: &str) -> Result<Option<ObjectId>, GitError> {
         let repo = self.local();
-        match repo.try_find_reference(name).ctx(|| format!("cannot read {name}"))? {
+        match repo
+            .try_find_reference(name)
+            .ctx(|| format!("cannot read {name}"))?
+        {
             Some(mut r) => Ok(Some(
-                r.peel_to_id().ctx(|| format!("cannot resolve {name}"))?.detach(),
+                r.peel_to_id()
+                    .ctx(|| format!("cannot resolve {name}"))?
+                    .detach(),
             )),
             None => Ok(None),
         }
@@ -218,7 +224,10 @@ impl Repo {
     /// Deletes the ref `name` if it exists.
     pub fn delete_ref(&self, name: &str) -> Result<bool, GitError> {
         let repo = self.local();
-        match repo.try_find_reference(name).ctx(|| format!("cannot read {name}"))? {
+        match repo
+            .try_find_reference(name)
+            .ctx(|| format!("cannot read {name}"))?
+        {
             Some(r) => {
                 r.delete().ctx(|| format!("cannot delete {name}"))?;
                 Ok(true)
@@ -232,7 +241,10 @@ impl Repo {
         let repo = self.local();
         let mut out = Vec::new();
         let refs = repo.references().ctx(|| "cannot list refs".into())?;
-        for r in refs.local_branches().ctx(|| "cannot list branches".into())? {
+        for r in refs
+            .local_branches()
+            .ctx(|| "cannot list branches".into())?
+        {
             let r = r.map_err(|e| GitError::Other(format!("cannot read a branch: {e}")))?;
             out.push((r.name().as_bstr().to_string(), r.target().id().to_string()));
         }
@@ -262,7 +274,9 @@ impl Repo {
         let c = repo
             .find_commit(commit)
             .ctx(|| format!("cannot read commit {commit}"))?;
-        Ok(c.tree_id().ctx(|| format!("cannot read tree of {commit}"))?.detach())
+        Ok(c.tree_id()
+            .ctx(|| format!("cannot read tree of {commit}"))?
+            .detach())
     }
 }
 

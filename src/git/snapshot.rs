@@ -36,8 +36,15 @@ pub fn snapshot(
 ) -> Result<Snapshot, GitError> {
     let mut warnings = Vec::new();
     let wt_repo = gix::open(wt).ctx(|| format!("cannot open worktree {}", wt.display()))?;
-    let head = wt_repo.head().ctx(|| "cannot read the worktree's HEAD".into())?;
-    if head.referent_name().map(|n| n.as_bstr().to_string()).as_deref() != Some(branch) {
+    let head = wt_repo
+        .head()
+        .ctx(|| "cannot read the worktree's HEAD".into())?;
+    if head
+        .referent_name()
+        .map(|n| n.as_bstr().to_string())
+        .as_deref()
+        != Some(branch)
+    {
         warnings.push(format!(
             "the agent moved its worktree's HEAD away from {}",
             branch.trim_start_matches("refs/heads/")
@@ -47,7 +54,9 @@ pub fn snapshot(
     let start = if repo.is_ancestor(base, start)? {
         start
     } else {
-        warnings.push("the agent's HEAD does not descend from the base; its commits are ignored".into());
+        warnings.push(
+            "the agent's HEAD does not descend from the base; its commits are ignored".into(),
+        );
         base
     };
     let start_tree = repo.tree_of(start)?;
@@ -60,15 +69,20 @@ pub fn snapshot(
     // files are added under the same name.
     let mut upserts = Vec::new();
     for path in &paths {
-        let rel = gix::path::from_bstr(path.as_bstr()).ctx(|| format!("path {path} is not valid here"))?;
+        let rel = gix::path::from_bstr(path.as_bstr())
+            .ctx(|| format!("path {path} is not valid here"))?;
         let full = wt.join(rel);
         match std::fs::symlink_metadata(&full) {
             Ok(meta) if meta.is_dir() => {
-                editor.remove(path.as_bstr()).ctx(|| format!("cannot edit {path}"))?;
+                editor
+                    .remove(path.as_bstr())
+                    .ctx(|| format!("cannot edit {path}"))?;
             }
             Ok(meta) => upserts.push((path, full, meta)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                editor.remove(path.as_bstr()).ctx(|| format!("cannot edit {path}"))?;
+                editor
+                    .remove(path.as_bstr())
+                    .ctx(|| format!("cannot edit {path}"))?;
             }
             Err(source) => {
                 return Err(GitError::Io {
@@ -116,10 +130,12 @@ pub fn snapshot(
         // kept worktree shows the candidate.
         if head_needs_reset(&wt_repo, branch) {
             let head_file = wt_repo.git_dir().join("HEAD");
-            std::fs::write(&head_file, format!("ref: {branch}\n")).map_err(|source| GitError::Io {
-                what: "cannot reset the worktree's HEAD",
-                path: head_file,
-                source,
+            std::fs::write(&head_file, format!("ref: {branch}\n")).map_err(|source| {
+                GitError::Io {
+                    what: "cannot reset the worktree's HEAD",
+                    path: head_file,
+                    source,
+                }
             })?;
         }
     }
@@ -163,7 +179,10 @@ fn changed_paths(
         let item = item.ctx(|| "cannot read the worktree's status".into())?;
         match &item {
             Item::IndexWorktree(Iw::Modification { status, .. }) => {
-                if matches!(status, gix::status::plumbing::index_as_worktree::EntryStatus::NeedsUpdate(_)) {
+                if matches!(
+                    status,
+                    gix::status::plumbing::index_as_worktree::EntryStatus::NeedsUpdate(_)
+                ) {
                     continue;
                 }
             }
@@ -198,7 +217,9 @@ fn write_blob(
         let bytes = gix::path::into_bstr(target)
             .ctx(|| format!("symlink target of {} is not valid", full.display()))?
             .into_owned();
-        let id = repo.write_blob(bytes.as_bytes()).ctx(|| "cannot write a blob".into())?;
+        let id = repo
+            .write_blob(bytes.as_bytes())
+            .ctx(|| "cannot write a blob".into())?;
         return Ok((EntryKind::Link, id.detach()));
     }
     let file = std::fs::File::open(full).map_err(io)?;

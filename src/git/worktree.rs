@@ -41,16 +41,31 @@ pub fn create_all(
         }
         made_branches.push(item.branch.clone());
     }
-    let results: Vec<Result<Created, GitError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .iter()
-            .map(|item| scope.spawn(move || add_one(repo, item, interrupt)))
+    // Registration is sequential: gix writes a new registration's files non-atomically, and
+    // a concurrent registration reading it half-written fails. Checkout, the slow part, runs
+    // in parallel.
+    let mut prepared = Vec::new();
+    let mut results: Vec<Result<Created, GitError>> = Vec::new();
+    for item in items {
+        match prepare_one(repo, item, interrupt) {
+            Ok(p) => prepared.push((item, p)),
+            Err(e) => results.push(Err(e)),
+        }
+    }
+    let checked_out: Vec<Result<Created, GitError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = prepared
+            .into_iter()
+            .map(|(item, p)| scope.spawn(move || checkout_one(item, p, interrupt)))
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(GitError::Other("worktree thread panicked".into()))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(GitError::Other("worktree thread panicked".into())))
+            })
             .collect()
     });
+    results.extend(checked_out);
     let mut created = Vec::new();
     let mut first_error = None;
     for r in results {
@@ -69,7 +84,11 @@ pub fn create_all(
     Ok(created)
 }
 
-fn add_one(repo: &Repo, item: &NewWorktree, interrupt: &AtomicBool) -> Result<Created, GitError> {
+fn prepare_one(
+    repo: &Repo,
+    item: &NewWorktree,
+    interrupt: &AtomicBool,
+) -> Result<gix::worktree::add::PrepareCheckout, GitError> {
     if let Some(parent) = item.path.parent() {
         std::fs::create_dir_all(parent).map_err(|source| GitError::Io {
             what: "cannot create the worktree directory",
@@ -80,14 +99,23 @@ fn add_one(repo: &Repo, item: &NewWorktree, interrupt: &AtomicBool) -> Result<Cr
     let local = repo.local();
     let name = gix::refs::FullName::try_from(item.branch.as_str())
         .ctx(|| format!("invalid branch name {}", item.branch))?;
-    let (wt, _outcome) = local
-        .add_worktree(
+    local
+        .prepare_add_worktree(
             &item.path,
             gix::worktree::add::Head::Attached(name),
-            gix::progress::Discard,
             interrupt,
         )
-        .ctx(|| format!("cannot create worktree {}", item.path.display()))?;
+        .ctx(|| format!("cannot create worktree {}", item.path.display()))
+}
+
+fn checkout_one(
+    item: &NewWorktree,
+    prepared: gix::worktree::add::PrepareCheckout,
+    interrupt: &AtomicBool,
+) -> Result<Created, GitError> {
+    let (wt, _outcome) = prepared
+        .checkout(gix::progress::Discard, interrupt)
+        .ctx(|| format!("cannot check out worktree {}", item.path.display()))?;
     Ok(Created {
         path: item.path.clone(),
         admin_dir: super::absolute(wt.git_dir()),
@@ -107,7 +135,11 @@ fn rollback(repo: &Repo, branches: &[String], paths: &[PathBuf]) {
 /// (callers snapshot first). A worktree whose directory is already gone is pruned.
 pub fn remove(repo: &Repo, path: &Path) -> Result<(), GitError> {
     let local = repo.local();
-    let via_gix = local.remove_worktree(path, gix::worktree::remove::Force::DiscardChanges, gix::progress::Discard);
+    let via_gix = local.remove_worktree(
+        path,
+        gix::worktree::remove::Force::DiscardChanges,
+        gix::progress::Discard,
+    );
     if via_gix.is_ok() && !path.exists() {
         return Ok(());
     }
@@ -136,7 +168,10 @@ pub fn repair_gitfile(path: &Path, admin_dir: &Path) -> Result<bool, GitError> {
     match std::fs::symlink_metadata(&gitfile) {
         Ok(meta) if meta.is_file() => {
             let text = std::fs::read_to_string(&gitfile).unwrap_or_default();
-            let pointed = text.trim().strip_prefix("gitdir:").map(|s| PathBuf::from(s.trim()));
+            let pointed = text
+                .trim()
+                .strip_prefix("gitdir:")
+                .map(|s| PathBuf::from(s.trim()));
             if pointed.as_deref() == Some(admin_dir) {
                 return Ok(false);
             }

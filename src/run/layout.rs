@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use crate::git::Repo;
 
 /// The `.gitignore` written into `.massgen/` so runtime state never shows in `git status`.
-pub const MASSGEN_GITIGNORE: &str = "# git-massgen runtime state; config.toml and templates/ are meant to be committed\n/runs/\n";
+pub const MASSGEN_GITIGNORE: &str =
+    "# git-massgen runtime state; config.toml and templates/ are meant to be committed\n/runs/\n";
 
 /// Paths of one run.
 #[derive(Debug, Clone)]
@@ -55,13 +56,24 @@ pub fn branch_ref(run: &str, agent: &str) -> String {
     format!("refs/heads/massgen/{run}/{agent}")
 }
 
-/// Writes `.massgen/.gitignore` when it is missing.
+/// What `run` writes when `.massgen/` holds no configuration: runtime state only, so the
+/// directory ignores everything in it, itself included, and never shows in `git status`.
+pub const RUNTIME_ONLY_GITIGNORE: &str =
+    "# git-massgen runtime state only; `git massgen init` replaces this file\n*\n";
+
+/// Writes `.massgen/.gitignore` when it is missing. Without a `config.toml` next to it the
+/// whole directory is runtime state and is ignored entirely.
 pub fn ensure_gitignore(repo: &Repo) -> std::io::Result<()> {
     let dir = repo.massgen_dir();
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(".gitignore");
     if !path.exists() {
-        std::fs::write(path, MASSGEN_GITIGNORE)?;
+        let text = if dir.join("config.toml").exists() {
+            MASSGEN_GITIGNORE
+        } else {
+            RUNTIME_ONLY_GITIGNORE
+        };
+        std::fs::write(path, text)?;
     }
     Ok(())
 }
@@ -80,7 +92,10 @@ pub fn worktree_root(repo: &Repo, configured: Option<&Path>) -> PathBuf {
         .filter(|p| p.is_absolute())
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
     match cache {
-        Some(cache) => cache.join("git-massgen").join("worktrees").join(repo_key(repo)),
+        Some(cache) => cache
+            .join("git-massgen")
+            .join("worktrees")
+            .join(repo_key(repo)),
         None => repo.common_dir.join("massgen").join("worktrees"),
     }
 }
@@ -95,7 +110,13 @@ fn repo_key(repo: &Repo) -> String {
         .unwrap_or_else(|| "repo".into());
     let name: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(40)
         .collect();
     // FNV-1a: stable across builds, unlike std's hasher.

@@ -38,13 +38,36 @@ pub struct Plan {
 /// Progress of a run, for the user interface.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Created { run: String, agents: usize, worktree_root: PathBuf },
-    WorktreesReady { elapsed: Duration },
-    AgentStarted { agent: String },
-    AgentFinished { agent: String, how: String, elapsed: Duration },
-    Snapshotted { agent: String, status: Status, files: usize, insertions: usize, deletions: usize },
-    TestsStarted { agent: String },
-    TestsFinished { agent: String, summary: String },
+    Created {
+        run: String,
+        agents: usize,
+        worktree_root: PathBuf,
+    },
+    WorktreesReady {
+        elapsed: Duration,
+    },
+    AgentStarted {
+        agent: String,
+    },
+    AgentFinished {
+        agent: String,
+        how: String,
+        elapsed: Duration,
+    },
+    Snapshotted {
+        agent: String,
+        status: Status,
+        files: usize,
+        insertions: usize,
+        deletions: usize,
+    },
+    TestsStarted {
+        agent: String,
+    },
+    TestsFinished {
+        agent: String,
+        summary: String,
+    },
     Warning(String),
 }
 
@@ -67,7 +90,11 @@ impl Shared {
         state.save(&self.dir)
     }
 
-    fn update_candidate(&self, agent: &str, f: impl FnOnce(&mut Candidate)) -> Result<(), RunError> {
+    fn update_candidate(
+        &self,
+        agent: &str,
+        f: impl FnOnce(&mut Candidate),
+    ) -> Result<(), RunError> {
         self.update(|s| {
             if let Some(c) = s.candidate_mut(agent) {
                 f(c);
@@ -86,9 +113,11 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
     let dir = RunDir::new(&repo, &id);
     layout::ensure_gitignore(&repo).map_err(RunError::io("cannot write", repo.massgen_dir()))?;
     for sub in ["logs", "patches"] {
-        std::fs::create_dir_all(dir.dir.join(sub)).map_err(RunError::io("cannot create", &dir.dir))?;
+        std::fs::create_dir_all(dir.dir.join(sub))
+            .map_err(RunError::io("cannot create", &dir.dir))?;
     }
-    std::fs::write(dir.task_file(), &plan.task).map_err(RunError::io("cannot write", dir.task_file()))?;
+    std::fs::write(dir.task_file(), &plan.task)
+        .map_err(RunError::io("cannot write", dir.task_file()))?;
 
     let run_root = plan.worktree_root.join(&id);
     let now = super::now_secs();
@@ -111,7 +140,9 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
             .iter()
             .map(|a| Candidate {
                 agent: a.name.clone(),
-                branch: layout::branch_ref(&id, &a.name).trim_start_matches("refs/heads/").to_owned(),
+                branch: layout::branch_ref(&id, &a.name)
+                    .trim_start_matches("refs/heads/")
+                    .to_owned(),
                 commit: None,
                 status: Status::Pending,
                 exit_code: None,
@@ -192,7 +223,11 @@ async fn wait_for_signal(tx: Arc<watch::Sender<bool>>) {
     let _ = tx.send(true);
 }
 
-async fn pipeline(shared: &Arc<Shared>, plan: &Plan, cancel: watch::Receiver<bool>) -> Result<(), RunError> {
+async fn pipeline(
+    shared: &Arc<Shared>,
+    plan: &Plan,
+    cancel: watch::Receiver<bool>,
+) -> Result<(), RunError> {
     let id = shared.dir.id.clone();
     // 1. Branches and worktrees, in parallel.
     let started = Instant::now();
@@ -231,7 +266,10 @@ async fn pipeline(shared: &Arc<Shared>, plan: &Plan, cancel: watch::Receiver<boo
         let cancel = cancel.clone();
         let plan = plan.clone();
         tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await.expect("semaphore is never closed");
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .expect("semaphore is never closed");
             run_agent(&shared, &plan, &agent, cancel).await
         });
     }
@@ -278,7 +316,10 @@ async fn pipeline(shared: &Arc<Shared>, plan: &Plan, cancel: watch::Receiver<boo
             let test = test.clone();
             let timeout = plan.test_timeout;
             tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await.expect("semaphore is never closed");
+                let _permit = permits
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore is never closed");
                 run_tests(&shared, &agent, &wt, &test, timeout, cancel).await
             });
         }
@@ -291,12 +332,20 @@ async fn pipeline(shared: &Arc<Shared>, plan: &Plan, cancel: watch::Receiver<boo
     }
 
     // 4. Agreement and ranking.
-    let lines = shared.changed_lines.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let lines = shared
+        .changed_lines
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     shared.update(|s| {
         let changes: Vec<Option<&str>> = s
             .candidates
             .iter()
-            .map(|c| (c.status == Status::Done).then(|| lines.get(&c.agent).map(String::as_str)).flatten())
+            .map(|c| {
+                (c.status == Status::Done)
+                    .then(|| lines.get(&c.agent).map(String::as_str))
+                    .flatten()
+            })
             .collect();
         let agreement = score::agreement::agreement(&changes);
         for (c, a) in s.candidates.iter_mut().zip(agreement) {
@@ -347,7 +396,10 @@ async fn run_agent(
         .candidate(&agent.name)
         .cloned()
         .expect("every agent has a candidate");
-    let wt = cand.worktree.clone().expect("worktree exists while running");
+    let wt = cand
+        .worktree
+        .clone()
+        .expect("worktree exists while running");
     shared.update_candidate(&agent.name, |c| c.status = Status::Running)?;
     (shared.report)(Event::AgentStarted {
         agent: agent.name.clone(),
@@ -364,7 +416,11 @@ async fn run_agent(
         base: &base,
     };
     let argv = inv.expand(&agent.argv);
-    let mut env: Vec<(String, String)> = agent.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut env: Vec<(String, String)> = agent
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     env.extend(inv.env().into_iter().map(|(k, v)| (k.to_owned(), v)));
     let open = |stream: &str| {
         let path = shared.dir.agent_log(&agent.name, stream);
@@ -429,17 +485,23 @@ async fn run_agent(
     // Snapshot whatever the agent left, whatever its exit status, so nothing is lost.
     let repo = shared.repo.clone();
     let branch = layout::branch_ref(&id, &agent.name);
-    let admin = cand.admin_dir.clone().or_else(|| shared.snapshot_state().candidate(&agent.name)?.admin_dir.clone());
+    let admin = cand.admin_dir.clone().or_else(|| {
+        shared
+            .snapshot_state()
+            .candidate(&agent.name)?
+            .admin_dir
+            .clone()
+    });
     let message = snapshot_message(&agent.name, &id, &plan.task);
     let keep = plan.keep;
     let base = plan.base;
     let wt2 = wt.clone();
     let snap = tokio::task::spawn_blocking(move || -> Result<(git::snapshot::Snapshot, git::diff::Rendered, Vec<String>), git::GitError> {
         let mut warnings = Vec::new();
-        if let Some(admin) = &admin {
-            if git::worktree::repair_gitfile(&wt2, admin)? {
-                warnings.push("the agent removed its worktree's .git file; it was repaired".into());
-            }
+        if let Some(admin) = &admin
+            && git::worktree::repair_gitfile(&wt2, admin)?
+        {
+            warnings.push("the agent removed its worktree's .git file; it was repaired".into());
         }
         let snap = git::snapshot::snapshot(&repo, &wt2, &branch, base, &message, keep)?;
         let rendered = git::diff::render(&repo, base, snap.commit)?;
@@ -456,7 +518,8 @@ async fn run_agent(
                 other => other,
             };
             let patch_path = shared.dir.patch(&agent.name);
-            std::fs::write(&patch_path, &rendered.patch).map_err(RunError::io("cannot write", patch_path))?;
+            std::fs::write(&patch_path, &rendered.patch)
+                .map_err(RunError::io("cannot write", patch_path))?;
             if snap.changed {
                 shared
                     .changed_lines
@@ -511,10 +574,14 @@ async fn run_tests(
     if *cancel.borrow() {
         return Ok(());
     }
-    (shared.report)(Event::TestsStarted { agent: agent.into() });
+    (shared.report)(Event::TestsStarted {
+        agent: agent.into(),
+    });
     let log = shared.dir.test_log(agent);
     let out = std::fs::File::create(&log).map_err(RunError::io("cannot create log", &log))?;
-    let err = out.try_clone().map_err(RunError::io("cannot create log", &log))?;
+    let err = out
+        .try_clone()
+        .map_err(RunError::io("cannot create log", &log))?;
     let argv = vec!["sh".to_owned(), "-c".to_owned(), test.to_owned()];
     let job = Job {
         argv: &argv,
@@ -599,7 +666,9 @@ async fn remove_worktrees(shared: &Arc<Shared>) -> Result<(), RunError> {
     for (agent, result) in results {
         match result {
             Ok(()) => shared.update_candidate(&agent, |c| c.worktree = None)?,
-            Err(e) => (shared.report)(Event::Warning(format!("{agent}: cannot remove worktree: {e}"))),
+            Err(e) => (shared.report)(Event::Warning(format!(
+                "{agent}: cannot remove worktree: {e}"
+            ))),
         }
     }
     let run_root = shared.snapshot_state().worktree_root;

@@ -188,9 +188,13 @@ fn load_file(path: &Path) -> Result<RunState, RunError> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
     use std::io::Write;
     let dir = path.parent().expect("state files live in a directory");
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(RunError::io("cannot write", dir))?;
-    tmp.write_all(bytes).map_err(RunError::io("cannot write", path))?;
-    tmp.as_file().sync_data().map_err(RunError::io("cannot write", path))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).map_err(RunError::io("cannot write", dir))?;
+    tmp.write_all(bytes)
+        .map_err(RunError::io("cannot write", path))?;
+    tmp.as_file()
+        .sync_data()
+        .map_err(RunError::io("cannot write", path))?;
     tmp.persist(path)
         .map_err(|e| RunError::io("cannot write", path)(e.error))?;
     Ok(())
@@ -214,12 +218,14 @@ pub fn process_alive(pid: u32) -> bool {
         return false;
     }
     // A zombie (killed, not yet reaped by its parent) is not running the run.
-    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        if let Some(state) = stat.rsplit(')').next().and_then(|s| s.split_whitespace().next()) {
-            if state == "Z" || state == "X" {
-                return false;
-            }
-        }
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        && let Some(state) = stat
+            .rsplit(')')
+            .next()
+            .and_then(|s| s.split_whitespace().next())
+        && (state == "Z" || state == "X")
+    {
+        return false;
     }
     match std::fs::read(format!("/proc/{pid}/cmdline")) {
         Ok(cmdline) => String::from_utf8_lossy(&cmdline).contains("massgen"),
@@ -264,7 +270,10 @@ pub fn resolve(runs_dir: &Path, arg: &str) -> Result<String, RunError> {
         many => Err(RunError::Usage(format!(
             "`{arg}` matches {} runs: {}",
             many.len(),
-            many.iter().map(|r| r.run.as_str()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|r| r.run.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }

@@ -48,7 +48,11 @@ fn compare(a: &Candidate, b: &Candidate) -> Ordering {
     status_rank(a.status)
         .cmp(&status_rank(b.status))
         .then_with(|| compare_tests(a, b))
-        .then_with(|| b.agreement.partial_cmp(&a.agreement).unwrap_or(Ordering::Equal))
+        .then_with(|| {
+            b.agreement
+                .partial_cmp(&a.agreement)
+                .unwrap_or(Ordering::Equal)
+        })
         .then_with(|| size(a).cmp(&size(b)))
 }
 
@@ -121,7 +125,11 @@ fn explain_win(cands: &[Candidate], order: &[usize], w: usize, tests_configured:
     let rest = if others.len() > 1 {
         format!(
             " (others: {})",
-            others[1..].iter().map(|c| fate(c)).collect::<Vec<_>>().join("; ")
+            others[1..]
+                .iter()
+                .map(|c| fate(c))
+                .collect::<Vec<_>>()
+                .join("; ")
         )
     } else {
         String::new()
@@ -134,19 +142,27 @@ fn explain_win(cands: &[Candidate], order: &[usize], w: usize, tests_configured:
                 fate(runner_up)
             )
         } else {
-            format!("it is the only candidate that finished with a change; {}", fate(runner_up))
+            format!(
+                "it is the only candidate that finished with a change; {}",
+                fate(runner_up)
+            )
         }
     } else if compare_tests(win, runner_up) != Ordering::Equal {
-        format!(
-            "its tests pass ({}) and {}'s do not ({})",
-            tests_words(win),
-            runner_up.agent,
-            tests_words(runner_up)
-        )
-        .replace(
-            "and ",
-            if runner_up.tests.as_ref().is_some_and(|t| t.ok()) { "better than " } else { "and " },
-        )
+        if runner_up.tests.as_ref().is_some_and(|t| t.ok()) {
+            format!(
+                "more of its tests pass ({}) than {}'s ({})",
+                tests_words(win),
+                runner_up.agent,
+                tests_words(runner_up)
+            )
+        } else {
+            format!(
+                "its tests pass ({}) and {}'s do not ({})",
+                tests_words(win),
+                runner_up.agent,
+                tests_words(runner_up)
+            )
+        }
     } else if win.agreement != runner_up.agreement {
         format!(
             "tests tie with {} ({}), and it agrees more with the other candidates ({:.2} vs {:.2})",
@@ -158,7 +174,11 @@ fn explain_win(cands: &[Candidate], order: &[usize], w: usize, tests_configured:
     } else if size(win) != size(runner_up) {
         format!(
             "it ties with {} on tests and agreement, and is the smaller change (+{}/-{} vs +{}/-{})",
-            runner_up.agent, win.insertions, win.deletions, runner_up.insertions, runner_up.deletions
+            runner_up.agent,
+            win.insertions,
+            win.deletions,
+            runner_up.insertions,
+            runner_up.deletions
         )
     } else {
         format!(
@@ -189,7 +209,13 @@ mod tests_rank {
     use super::*;
     use crate::run::state::TestResult;
 
-    fn cand(agent: &str, status: Status, tests: Option<(u64, u64, i32)>, agreement: f64, size: usize) -> Candidate {
+    fn cand(
+        agent: &str,
+        status: Status,
+        tests: Option<(u64, u64, i32)>,
+        agreement: f64,
+        size: usize,
+    ) -> Candidate {
         Candidate {
             agent: agent.into(),
             branch: String::new(),
@@ -227,7 +253,11 @@ mod tests_rank {
         let r = rank(&cands, true);
         assert_eq!(r.order, vec![2, 0, 1]);
         assert_eq!(r.winner, Some(2));
-        assert!(r.reason.starts_with("good won: its tests pass"), "{}", r.reason);
+        assert!(
+            r.reason.starts_with("good won: its tests pass"),
+            "{}",
+            r.reason
+        );
     }
 
     #[test]
@@ -244,7 +274,10 @@ mod tests_rank {
         let r = rank(&cands, false);
         assert_eq!(r.winner, Some(1));
         assert!(r.reason.contains("smaller change"), "{}", r.reason);
-        let cands = vec![cand("a", Status::Done, None, 0.5, 3), cand("b", Status::Done, None, 0.5, 3)];
+        let cands = vec![
+            cand("a", Status::Done, None, 0.5, 3),
+            cand("b", Status::Done, None, 0.5, 3),
+        ];
         let r = rank(&cands, false);
         assert_eq!(r.winner, Some(0));
         assert!(r.reason.contains("configuration order"), "{}", r.reason);
@@ -255,6 +288,10 @@ mod tests_rank {
         let cands = vec![cand("a", Status::Done, Some((0, 2, 1)), 0.0, 1)];
         let r = rank(&cands, true);
         assert_eq!(r.winner, None);
-        assert!(r.reason.starts_with("no candidate qualified"), "{}", r.reason);
+        assert!(
+            r.reason.starts_with("no candidate qualified"),
+            "{}",
+            r.reason
+        );
     }
 }

@@ -86,7 +86,7 @@ fn strip_ansi(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+mod parse_tests {
     use super::parse_counts;
 
     #[test]
@@ -103,9 +103,18 @@ mod tests {
 
     #[test]
     fn pytest_summary() {
-        assert_eq!(parse_counts("==== 1 failed, 3 passed in 0.12s ===="), Some((3, 1)));
-        assert_eq!(parse_counts("\u{1b}[32m==== 5 passed in 0.01s ====\u{1b}[0m"), Some((5, 0)));
-        assert_eq!(parse_counts("=== 2 passed, 1 error in 0.1s ==="), Some((2, 1)));
+        assert_eq!(
+            parse_counts("==== 1 failed, 3 passed in 0.12s ===="),
+            Some((3, 1))
+        );
+        assert_eq!(
+            parse_counts("\u{1b}[32m==== 5 passed in 0.01s ====\u{1b}[0m"),
+            Some((5, 0))
+        );
+        assert_eq!(
+            parse_counts("=== 2 passed, 1 error in 0.1s ==="),
+            Some((2, 1))
+        );
     }
 
     #[test]
@@ -116,7 +125,8 @@ mod tests {
 
     #[test]
     fn jest_and_vitest() {
-        let jest = "Test Suites: 1 failed, 1 passed, 2 total\nTests:       1 failed, 4 passed, 5 total\n";
+        let jest =
+            "Test Suites: 1 failed, 1 passed, 2 total\nTests:       1 failed, 4 passed, 5 total\n";
         assert_eq!(parse_counts(jest), Some((4, 1)));
         let vitest = " Test Files  1 failed | 1 passed (2)\n      Tests  1 failed | 4 passed (5)\n";
         assert_eq!(parse_counts(vitest), Some((4, 1)));

@@ -1,0 +1,253 @@
+//! Bad input gets a clear error, a hint and a documented exit code, and leaves nothing behind.
+
+use crate::support::{FIX, Massgen, TestRepo};
+
+#[test]
+fn bad_config_reports_file_line_and_column() {
+    let repo = TestRepo::new();
+    repo.write(
+        ".massgen/config.toml",
+        "[run]\njobs = 2\n\n[[agents]]\nname = \"a\"\ncommand = [\"true\"]\ncomand = 1\n",
+    );
+    let run = repo.massgen().args(["run", "task"]).run().expect_code(2);
+    assert!(
+        run.stderr
+            .contains("config.toml:7:1: unknown field `comand`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("hint:"), "{}", run.stderr);
+    assert!(repo.massgen_branches().is_empty());
+    assert!(!repo.path.join(".massgen/runs").exists());
+}
+
+#[test]
+fn bad_duration_and_duplicate_agents_are_errors() {
+    let repo = TestRepo::new();
+    repo.write(".massgen/config.toml", "[run]\ntimeout = \"forever\"\n");
+    let run = repo.massgen().args(["run", "task"]).run().expect_code(2);
+    assert!(
+        run.stderr
+            .contains("config.toml:2:11: invalid duration `forever`"),
+        "{}",
+        run.stderr
+    );
+    std::fs::remove_file(repo.path.join(".massgen/config.toml")).unwrap();
+    let run = repo
+        .massgen()
+        .args([
+            "run",
+            "--agent-cmd",
+            "a=true",
+            "--agent-cmd",
+            "a=false",
+            "task",
+        ])
+        .run()
+        .expect_code(2);
+    assert!(
+        run.stderr.contains("agent `a` is given twice"),
+        "{}",
+        run.stderr
+    );
+    let run = repo
+        .massgen()
+        .args(["run", "--timeout", "0s", "--agent-cmd", "a=true", "t"])
+        .run()
+        .expect_code(2);
+    assert!(run.stderr.contains("more than zero"), "{}", run.stderr);
+}
+
+#[test]
+fn no_agents_and_unknown_agents_are_usage_errors() {
+    let repo = TestRepo::new();
+    let run = repo.massgen().args(["run", "task"]).run().expect_code(2);
+    assert!(
+        run.stderr.contains("error: no agents to run"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("hint: configure [[agents]]"),
+        "{}",
+        run.stderr
+    );
+    let run = repo
+        .massgen()
+        .args(["run", "-a", "ghost", "task"])
+        .run()
+        .expect_code(2);
+    assert!(
+        run.stderr.contains("no agent named `ghost`"),
+        "{}",
+        run.stderr
+    );
+    let run = repo
+        .massgen()
+        .args(["run", "--agent-cmd", "bad name=true", "task"])
+        .run()
+        .expect_code(2);
+    assert!(run.stderr.contains("invalid agent name"), "{}", run.stderr);
+    let run = repo
+        .massgen()
+        .args(["run", "--agent-cmd", "a=true", "  "])
+        .run()
+        .expect_code(2);
+    assert!(run.stderr.contains("the task is empty"), "{}", run.stderr);
+    let run = repo.massgen().args(["run", "--bogus"]).run().expect_code(2);
+    assert!(run.stderr.contains("--bogus"), "{}", run.stderr);
+    assert!(repo.massgen_branches().is_empty());
+}
+
+#[test]
+fn unknown_run_and_agent_are_usage_errors() {
+    let repo = TestRepo::new();
+    let run = repo.massgen().args(["merge", "nope"]).run().expect_code(2);
+    assert!(run.stderr.contains("no run `nope`"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("hint: list runs with `git massgen status`"),
+        "{}",
+        run.stderr
+    );
+    let json = repo
+        .massgen()
+        .args([
+            "run",
+            "--json",
+            "--agent-cmd",
+            &repo.agent("good", FIX),
+            "fix",
+        ])
+        .run()
+        .json();
+    let run = repo
+        .massgen()
+        .args(["diff", json["run"].as_str().unwrap(), "ghost"])
+        .run()
+        .expect_code(2);
+    assert!(
+        run.stderr.contains("has no agent `ghost`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn not_a_git_repository() {
+    let repo = TestRepo::new();
+    let dir = repo.scratch("plain");
+    let run = Massgen::new(&repo.root, &dir)
+        .args(["run", "--agent-cmd", "a=true", "task"])
+        .run()
+        .expect_code(3);
+    assert!(
+        run.stderr.contains("error: not a git repository"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("hint:"), "{}", run.stderr);
+    assert!(!dir.join(".massgen").exists());
+}
+
+#[test]
+fn bare_repository() {
+    let repo = TestRepo::new();
+    let bare = repo.root.join("bare.git");
+    repo.git(&["clone", "-q", "--bare", ".", bare.to_str().unwrap()]);
+    let run = Massgen::new(&repo.root, &bare)
+        .args(["run", "--agent-cmd", "a=true", "task"])
+        .run()
+        .expect_code(3);
+    assert!(
+        run.stderr.contains("is a bare repository"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn unborn_head_and_bad_base() {
+    let repo = TestRepo::new();
+    let run = repo
+        .massgen()
+        .args(["run", "--base", "no-such-rev", "--agent-cmd", "a=true", "t"])
+        .run()
+        .expect_code(2);
+    assert!(
+        run.stderr.contains("cannot resolve revision `no-such-rev`"),
+        "{}",
+        run.stderr
+    );
+    let empty = repo.scratch("empty");
+    let mut git = std::process::Command::new("git");
+    crate::support::seal(&mut git, &repo.root);
+    assert!(
+        git.current_dir(&empty)
+            .args(["init", "-q"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let run = Massgen::new(&repo.root, &empty)
+        .args(["run", "--agent-cmd", "a=true", "t"])
+        .run()
+        .expect_code(3);
+    assert!(
+        run.stderr.contains("HEAD has no commit yet"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn repository_path_with_spaces_works_end_to_end() {
+    let repo = TestRepo::named("my repo with spaces");
+    let json = repo
+        .massgen()
+        .args([
+            "run",
+            "--json",
+            "--merge",
+            "--test",
+            "sh test.sh",
+            "--agent-cmd",
+            &repo.agent("good", FIX),
+            "fix",
+        ])
+        .run()
+        .expect_code(0)
+        .json();
+    assert_eq!(json["winner"], "good");
+    assert_eq!(json["merged"], true);
+    assert!(repo.read("calc.sh").contains("$2 + $3"));
+    assert_eq!(repo.worktree_count(), 1);
+    repo.assert_fsck_clean();
+}
+
+#[test]
+fn agent_that_cannot_start_fails_cleanly() {
+    let repo = TestRepo::new();
+    let json = repo
+        .massgen()
+        .args([
+            "run",
+            "--json",
+            "--agent-cmd",
+            "ghost=/no/such/program {task}",
+            "t",
+        ])
+        .run()
+        .expect_code(1)
+        .json();
+    let c = crate::support::candidate(&json, "ghost");
+    assert_eq!(c["status"], "failed");
+    assert!(
+        c["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot start `/no/such/program`"),
+        "{c}"
+    );
+    assert_eq!(repo.worktree_count(), 1);
+}

@@ -1,0 +1,350 @@
+//! Worktrees while running, `status`, `clean`, kills and interrupts, `init`, `demo`.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{FIX, TestRepo, candidate};
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The only run's state file, once it exists.
+fn state_of_only_run(repo: &TestRepo) -> Option<serde_json::Value> {
+    let runs = repo.path.join(".massgen/runs");
+    let entry = std::fs::read_dir(runs).ok()?.flatten().next()?;
+    let text = std::fs::read_to_string(entry.path().join("state.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+#[test]
+fn worktrees_and_branches_exist_while_running_and_clean_removes_them() {
+    let repo = TestRepo::new();
+    let out = repo.root.join("seen");
+    std::fs::create_dir_all(&out).unwrap();
+    let body = format!(
+        "git worktree list --porcelain > '{o}/'\"$MASSGEN_AGENT\".list; git rev-parse --abbrev-ref HEAD > '{o}/'\"$MASSGEN_AGENT\".branch; git status --porcelain > '{o}/'\"$MASSGEN_AGENT\".status; echo x > \"$MASSGEN_AGENT\".txt",
+        o = out.display()
+    );
+    let mut cmd = repo.massgen().args(["run", "--json"]);
+    for name in ["a1", "a2", "a3"] {
+        cmd = cmd.args(["--agent-cmd", &repo.agent(name, &body)]);
+    }
+    let json = cmd.args(["work"]).run().expect_code(0).json();
+    let run = json["run"].as_str().unwrap();
+    for name in ["a1", "a2", "a3"] {
+        let list = std::fs::read_to_string(out.join(format!("{name}.list"))).unwrap();
+        assert_eq!(list.matches("worktree ").count(), 4, "{list}");
+        let branch = std::fs::read_to_string(out.join(format!("{name}.branch"))).unwrap();
+        assert_eq!(branch.trim(), format!("massgen/{run}/{name}"));
+        assert_eq!(
+            std::fs::read_to_string(out.join(format!("{name}.status"))).unwrap(),
+            ""
+        );
+    }
+    // After the run: branches kept, worktrees gone; status lists the run.
+    assert_eq!(repo.massgen_branches().len(), 3);
+    assert_eq!(repo.worktree_count(), 1);
+    let list = repo.massgen().args(["status"]).run().expect_code(0);
+    assert!(
+        list.stdout.contains(run) && list.stdout.contains("scored"),
+        "{}",
+        list.stdout
+    );
+    // clean without --force keeps unmerged work; with --force removes everything.
+    repo.massgen().args(["clean", run]).run().expect_code(0);
+    assert_eq!(repo.massgen_branches().len(), 3);
+    repo.massgen()
+        .args(["clean", run, "--force"])
+        .run()
+        .expect_code(0);
+    assert!(repo.massgen_branches().is_empty());
+    assert_eq!(repo.worktree_count(), 1);
+    assert!(!repo.path.join(".massgen/runs").join(run).exists());
+    repo.assert_fsck_clean();
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}
+
+#[test]
+fn clean_deletes_merged_and_empty_branches_without_force() {
+    let repo = TestRepo::new();
+    let json = repo
+        .massgen()
+        .args([
+            "run",
+            "--json",
+            "--merge",
+            "--agent-cmd",
+            &repo.agent("good", FIX),
+            "--agent-cmd",
+            &repo.agent("noop", "true"),
+            "fix",
+        ])
+        .run()
+        .expect_code(0)
+        .json();
+    repo.massgen()
+        .args(["clean", json["run"].as_str().unwrap()])
+        .run()
+        .expect_code(0);
+    assert!(repo.massgen_branches().is_empty());
+    assert!(repo.read("calc.sh").contains("$2 + $3"));
+}
+
+#[test]
+fn sigkill_during_a_run_then_status_and_clean_recover() {
+    let repo = TestRepo::new();
+    let body = "echo partial > partial.txt; sleep 60";
+    let mut child = repo
+        .massgen()
+        .args([
+            "run",
+            "--agent-cmd",
+            &repo.agent("slow1", body),
+            "--agent-cmd",
+            &repo.agent("slow2", body),
+            "t",
+        ])
+        .spawn();
+    wait_for("agents to start", || {
+        state_of_only_run(&repo).is_some_and(|s| {
+            s["candidates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["pgid"].is_number())
+        })
+    });
+    let state = state_of_only_run(&repo).unwrap();
+    let wt = candidate(&state, "slow1")["worktree"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_for("the agent's first write", || {
+        std::path::Path::new(&wt).join("partial.txt").exists()
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let run = state["run"].as_str().unwrap();
+    let status = repo
+        .massgen()
+        .args(["status", run, "--json"])
+        .run()
+        .expect_code(0)
+        .json();
+    assert_eq!(status["state"], "interrupted");
+    let human = repo.massgen().args(["status", run]).run().expect_code(0);
+    assert!(human.stdout.contains("interrupted"), "{}", human.stdout);
+    assert_eq!(repo.worktree_count(), 3);
+    let pgids: Vec<i64> = state["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["pgid"].as_i64().unwrap())
+        .collect();
+    // clean stops the orphaned agents, saves their work and removes the worktrees.
+    repo.massgen().args(["clean", run]).run().expect_code(0);
+    for pgid in pgids {
+        wait_for("orphaned agent to die", || {
+            !std::fs::read_to_string(format!("/proc/{pgid}/stat")).is_ok_and(|s| !s.contains(") Z"))
+        });
+    }
+    assert_eq!(repo.worktree_count(), 1);
+    assert_eq!(
+        repo.git(&["show", &format!("massgen/{run}/slow1:partial.txt")]),
+        "partial"
+    );
+    repo.massgen()
+        .args(["clean", run, "--force"])
+        .run()
+        .expect_code(0);
+    assert!(repo.massgen_branches().is_empty());
+    repo.assert_fsck_clean();
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}
+
+#[test]
+fn ctrl_c_stops_agents_and_leaves_an_interrupted_run() {
+    let repo = TestRepo::new();
+    let pidfile = repo.root.join("agent.pid");
+    let body = format!("echo $$ > '{}'; sleep 60", pidfile.display());
+    let child = repo
+        .massgen()
+        .args(["run", "--agent-cmd", &repo.agent("slow", &body), "t"])
+        .spawn();
+    wait_for("the agent to start", || pidfile.exists());
+    let started = Instant::now();
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let agent_pid = std::fs::read_to_string(&pidfile).unwrap();
+    assert!(!std::path::Path::new(&format!("/proc/{}", agent_pid.trim())).exists());
+    let state = state_of_only_run(&repo).unwrap();
+    assert_eq!(state["state"], "interrupted");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("git massgen clean"), "{stderr}");
+    repo.massgen()
+        .args(["clean", "--all", "--force"])
+        .run()
+        .expect_code(0);
+    assert_eq!(repo.worktree_count(), 1);
+    assert!(repo.massgen_branches().is_empty());
+}
+
+#[test]
+fn clean_refuses_a_running_run() {
+    let repo = TestRepo::new();
+    let mut child = repo
+        .massgen()
+        .args(["run", "--agent-cmd", &repo.agent("slow", "sleep 30"), "t"])
+        .spawn();
+    wait_for("the run to start", || {
+        state_of_only_run(&repo).is_some_and(|s| s["state"] == "running")
+    });
+    let run = state_of_only_run(&repo).unwrap()["run"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = repo
+        .massgen()
+        .args(["clean", &run, "--force"])
+        .run()
+        .expect_code(4);
+    assert!(out.stderr.contains("is still running"), "{}", out.stderr);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    repo.massgen()
+        .args(["clean", &run, "--force"])
+        .run()
+        .expect_code(0);
+    assert_eq!(repo.worktree_count(), 1);
+}
+
+#[test]
+fn diff_shows_a_candidate_and_compares_two() {
+    let repo = TestRepo::new();
+    let json = repo
+        .massgen()
+        .args([
+            "run",
+            "--json",
+            "--agent-cmd",
+            &repo.agent("good", FIX),
+            "--agent-cmd",
+            &repo.agent("bad", crate::support::BREAK),
+            "fix",
+        ])
+        .run()
+        .json();
+    let run = json["run"].as_str().unwrap();
+    let d = repo
+        .massgen()
+        .args(["diff", run, "good"])
+        .run()
+        .expect_code(0);
+    assert!(
+        d.stdout.contains("diff --git a/calc.sh b/calc.sh"),
+        "{}",
+        d.stdout
+    );
+    assert!(
+        d.stdout.contains("-  add) echo $(( $2 - $3 )) ;;"),
+        "{}",
+        d.stdout
+    );
+    assert!(
+        d.stdout.contains("+  add) echo $(( $2 + $3 )) ;;"),
+        "{}",
+        d.stdout
+    );
+    let d2 = repo
+        .massgen()
+        .args(["diff", run, "good", "bad"])
+        .run()
+        .expect_code(0);
+    assert!(
+        d2.stdout.contains("+  mul) echo $(( $2 + $3 )) ;;"),
+        "{}",
+        d2.stdout
+    );
+    assert!(
+        !d2.stdout
+            .lines()
+            .any(|l| l.starts_with("+  add") || l.starts_with("-  add")),
+        "{}",
+        d2.stdout
+    );
+    // The patch applies with git itself.
+    let patch = repo.root.join("good.patch");
+    std::fs::write(&patch, &d.stdout).unwrap();
+    repo.git(&["apply", "--check", patch.to_str().unwrap()]);
+}
+
+#[test]
+fn init_detects_the_test_command_and_refuses_to_overwrite() {
+    let repo = TestRepo::new();
+    repo.write("Cargo.toml", "[package]\nname = \"x\"\n");
+    repo.massgen().args(["init"]).run().expect_code(0);
+    let config = repo.read(".massgen/config.toml");
+    assert!(config.contains("test = \"cargo test\""), "{config}");
+    assert_eq!(
+        repo.read(".massgen/.gitignore").lines().last(),
+        Some("/runs/")
+    );
+    let again = repo.massgen().args(["init"]).run().expect_code(2);
+    assert!(
+        again.stderr.contains("already exists") && again.stderr.contains("--force"),
+        "{}",
+        again.stderr
+    );
+    repo.massgen()
+        .args(["init", "--force"])
+        .run()
+        .expect_code(0);
+    for (file, test) in [
+        ("package.json", "npm test"),
+        ("pyproject.toml", "pytest"),
+        ("go.mod", "go test ./..."),
+    ] {
+        let r = TestRepo::new();
+        r.write(file, "");
+        r.massgen().args(["init"]).run().expect_code(0);
+        assert!(
+            r.read(".massgen/config.toml")
+                .contains(&format!("test = \"{test}\""))
+        );
+    }
+}
+
+#[test]
+fn demo_runs_offline_and_merges_the_fix() {
+    let repo = TestRepo::new();
+    let dir = repo.root.join("demo");
+    let out = crate::support::Massgen::new(&repo.root, &repo.root)
+        .args(["demo", "--dir", dir.to_str().unwrap()])
+        .run()
+        .expect_code(0);
+    assert!(out.stdout.contains("careful won"), "{}", out.stdout);
+    assert!(out.stdout.contains("fast-forwarded"), "{}", out.stdout);
+    let calc = std::fs::read_to_string(dir.join("calc.sh")).unwrap();
+    assert!(calc.contains("$2 + $3") && calc.contains("$2 * $3"));
+}
