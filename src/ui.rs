@@ -87,6 +87,15 @@ impl Ui {
     }
 }
 
+/// `1 file`, `2 files`.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Renders rows as a left-aligned table with a header; the last column is not padded.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let cols = header.len();

@@ -105,7 +105,7 @@ pub async fn supervise(
         tokio::select! {
             status = child.wait() => Some(status?),
             _ = tokio::time::sleep(job.timeout) => { timed_out = true; None }
-            _ = cancel.wait_for(|c| *c) => { cancelled = true; None }
+            _ = cancelled_signal(&mut cancel) => { cancelled = true; None }
         }
     };
     let status = match status {
@@ -149,6 +149,13 @@ pub async fn supervise(
         cancelled,
         duration: start.elapsed(),
     })
+}
+
+/// Resolves once cancellation is requested; never, if the sender is gone.
+async fn cancelled_signal(cancel: &mut watch::Receiver<bool>) {
+    if cancel.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Sends `signal` to a process group; a group that is already gone is fine.

@@ -79,8 +79,7 @@ fn clean_run(
         }
     }
     // Save what interrupted agents left before their worktrees go.
-    let base = ObjectId::from_hex(st.base.as_bytes())
-        .map_err(|e| CliError::new(Exit::Failure, format!("bad base in run state: {e}")))?;
+    let base = super::state_commit_id(&st.base)?;
     for c in &mut st.candidates {
         let Some(wt) = c.worktree.clone() else {
             continue;

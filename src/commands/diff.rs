@@ -3,7 +3,6 @@
 use crate::commands::{Ctx, load_run};
 use crate::error::{CliError, Exit};
 use crate::git::{ObjectId, diff};
-use crate::run::RunError;
 use crate::run::state::RunState;
 
 #[derive(Debug, clap::Args)]
@@ -29,7 +28,7 @@ pub fn diff(ctx: &Ctx, args: &DiffArgs) -> Result<Exit, CliError> {
                 .hint(format!("git massgen diff {} AGENT", state.run))
         })?,
     };
-    let base = parse_id(&state.base)?;
+    let base = super::state_commit_id(&state.base)?;
     let (old, new) = match &args.agent2 {
         None => (base, commit_of(&state, &agent)?),
         Some(other) => (commit_of(&state, &agent)?, commit_of(&state, other)?),
@@ -50,22 +49,12 @@ pub fn diff(ctx: &Ctx, args: &DiffArgs) -> Result<Exit, CliError> {
 }
 
 fn commit_of(state: &RunState, agent: &str) -> Result<ObjectId, CliError> {
-    let c = state
-        .candidate(agent)
-        .ok_or_else(|| RunError::UnknownAgent {
-            run: state.run.clone(),
-            agent: agent.to_owned(),
-        })?;
+    let c = state.require_candidate(agent)?;
     match &c.commit {
-        Some(id) => parse_id(id),
+        Some(id) => super::state_commit_id(id),
         None => Err(CliError::new(
             Exit::Negative,
             format!("{agent} has no candidate commit ({})", c.status.as_str()),
         )),
     }
-}
-
-fn parse_id(hex: &str) -> Result<ObjectId, CliError> {
-    ObjectId::from_hex(hex.as_bytes())
-        .map_err(|e| CliError::new(Exit::Failure, format!("bad commit id in run state: {e}")))
 }

@@ -4,8 +4,8 @@ use serde::Serialize;
 
 use crate::commands::{Ctx, load_run};
 use crate::error::{CliError, Exit};
+use crate::git::Repo;
 use crate::git::merge::{self, Conflict, MergeKind};
-use crate::git::{ObjectId, Repo};
 use crate::run::RunError;
 use crate::run::layout::RunDir;
 use crate::run::state::{Phase, RunState};
@@ -86,20 +86,14 @@ pub fn merge_candidate(
         }
         .into());
     }
-    let cand = state
-        .candidate(agent)
-        .ok_or_else(|| RunError::UnknownAgent {
-            run: state.run.clone(),
-            agent: agent.to_owned(),
-        })?;
+    let cand = state.require_candidate(agent)?;
     let Some(commit) = cand.commit.as_deref() else {
         return Err(
             CliError::new(Exit::Negative, format!("{agent} left no candidate commit"))
                 .hint(format!("see `git massgen status {}`", state.run)),
         );
     };
-    let theirs = ObjectId::from_hex(commit.as_bytes())
-        .map_err(|e| CliError::new(Exit::Failure, format!("bad commit id in run state: {e}")))?;
+    let theirs = super::state_commit_id(commit)?;
     let (ours, _branch) = repo.head()?;
     let plan = merge::plan(repo, ours, theirs)?;
     let mut outcome = Outcome {
@@ -178,7 +172,11 @@ pub fn render_outcome(o: &Outcome) -> String {
             MergeKind::FastForward => "would fast-forward cleanly",
             MergeKind::Merge => "would merge cleanly",
         };
-        out.push_str(&format!("\n{} {how} ({} files)\n", o.agent, o.files.len()));
+        out.push_str(&format!(
+            "\n{} {how} ({})\n",
+            o.agent,
+            crate::ui::count(o.files.len(), "file")
+        ));
     } else {
         let how = match o.kind {
             MergeKind::UpToDate => "was already merged",
@@ -186,10 +184,10 @@ pub fn render_outcome(o: &Outcome) -> String {
             MergeKind::Merge => "merged",
         };
         out.push_str(&format!(
-            "\n{} {how}: HEAD is now {} ({} files)\n",
+            "\n{} {how}: HEAD is now {} ({})\n",
             o.agent,
             o.commit.as_deref().map_or("", |c| &c[..c.len().min(12)]),
-            o.files.len()
+            crate::ui::count(o.files.len(), "file")
         ));
     }
     out

@@ -56,9 +56,14 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
     let repo = ctx.repo()?;
     let config = Config::load(&repo.massgen_dir().join("config.toml"))?;
     let agents = select_agents(&config, &args)?;
-    let (head, head_branch) = repo.head()?;
+    // An unborn HEAD is only an error when the base is HEAD itself.
+    let head = if args.base == "HEAD" {
+        Some(repo.head()?)
+    } else {
+        repo.head().ok()
+    };
     let base = repo.resolve_commit(&args.base)?;
-    let base_branch = (base == head).then_some(head_branch).flatten();
+    let base_branch = head.and_then(|(id, branch)| (id == base).then_some(branch).flatten());
     let jobs = args
         .jobs
         .map(usize::from)
@@ -151,18 +156,10 @@ pub fn render_ranking(state: &RunState) -> String {
     let rows: Vec<Vec<String>> = cands
         .iter()
         .map(|c| {
-            let tests = match &c.tests {
-                None => "-".to_owned(),
-                Some(t) if t.timed_out => "timeout".to_owned(),
-                Some(t) => match (t.passed, t.failed) {
-                    (Some(p), Some(f)) => format!("{p} ok, {f} failed"),
-                    _ => match t.exit_code {
-                        Some(0) => "pass".into(),
-                        Some(code) => format!("fail (exit {code})"),
-                        None => "killed".into(),
-                    },
-                },
-            };
+            let tests = c
+                .tests
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |t| t.summary());
             vec![
                 c.rank.map_or("-".into(), |r| r.to_string()),
                 c.agent.clone(),
@@ -170,8 +167,10 @@ pub fn render_ranking(state: &RunState) -> String {
                 tests,
                 format!("{:.2}", c.agreement),
                 format!(
-                    "{} files, +{} -{}",
-                    c.files_changed, c.insertions, c.deletions
+                    "{}, +{} -{}",
+                    ui::count(c.files_changed, "file"),
+                    c.insertions,
+                    c.deletions
                 ),
                 c.branch.clone(),
             ]
@@ -223,8 +222,9 @@ fn progress(ui: &Ui, event: Event) {
             insertions,
             deletions,
         } => ui.info(&format!(
-            "massgen: {agent}: {} ({files} files, +{insertions} -{deletions})",
-            status.as_str()
+            "massgen: {agent}: {} ({}, +{insertions} -{deletions})",
+            status.as_str(),
+            ui::count(files, "file")
         )),
         Event::TestsStarted { agent } => ui.info(&format!("massgen: {agent}: testing")),
         Event::TestsFinished { agent, summary } => {

@@ -84,6 +84,21 @@ impl TestResult {
     pub fn ok(&self) -> bool {
         self.exit_code == Some(0) && !self.timed_out && self.failed.unwrap_or(0) == 0
     }
+
+    /// A few words: `4 passed, 0 failed`, or what the exit code says.
+    pub fn summary(&self) -> String {
+        if self.timed_out {
+            return "tests timed out".into();
+        }
+        match (self.passed, self.failed) {
+            (Some(p), Some(f)) => format!("{p} passed, {f} failed"),
+            _ => match self.exit_code {
+                Some(0) => "tests passed".into(),
+                Some(code) => format!("tests exited with code {code}"),
+                None => "tests were killed".into(),
+            },
+        }
+    }
 }
 
 /// One agent's candidate.
@@ -155,6 +170,14 @@ impl RunState {
 
     pub fn candidate(&self, agent: &str) -> Option<&Candidate> {
         self.candidates.iter().find(|c| c.agent == agent)
+    }
+
+    /// The candidate of `agent`, or an error naming the run.
+    pub fn require_candidate(&self, agent: &str) -> Result<&Candidate, RunError> {
+        self.candidate(agent).ok_or_else(|| RunError::UnknownAgent {
+            run: self.run.clone(),
+            agent: agent.to_owned(),
+        })
     }
 
     pub fn candidate_mut(&mut self, agent: &str) -> Option<&mut Candidate> {

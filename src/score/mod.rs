@@ -88,18 +88,9 @@ pub fn rank(cands: &[Candidate], tests_configured: bool) -> Ranking {
 }
 
 fn tests_words(c: &Candidate) -> String {
-    match &c.tests {
-        None => "no tests ran".into(),
-        Some(t) if t.timed_out => "tests timed out".into(),
-        Some(t) => match (t.passed, t.failed) {
-            (Some(p), Some(f)) => format!("{p} passed, {f} failed"),
-            _ => match t.exit_code {
-                Some(0) => "tests passed".into(),
-                Some(code) => format!("tests exited with code {code}"),
-                None => "tests were killed".into(),
-            },
-        },
-    }
+    c.tests
+        .as_ref()
+        .map_or_else(|| "no tests ran".into(), |t| t.summary())
 }
 
 fn fate(c: &Candidate) -> String {

@@ -333,3 +333,62 @@ impl ArgTask for crate::support::Massgen {
         self.args(["--", task])
     }
 }
+
+#[test]
+fn agents_run_in_parallel() {
+    // Each agent waits until every agent has started: only possible if they run at once.
+    let repo = TestRepo::new();
+    let meet = repo.scratch("meet");
+    let body = format!(
+        "touch '{m}/'\"$MASSGEN_AGENT\"; i=0; while [ $(ls '{m}' | wc -l) -lt 3 ]; do i=$((i+1)); [ $i -gt 200 ] && exit 7; sleep 0.05; done; echo met > met.txt",
+        m = meet.display()
+    );
+    let mut cmd = repo.massgen().args(["run", "--json"]);
+    for name in ["p1", "p2", "p3"] {
+        cmd = cmd.args(["--agent-cmd", &repo.agent(name, &body)]);
+    }
+    let json = cmd.arg_task("meet").run().expect_code(0).json();
+    for name in ["p1", "p2", "p3"] {
+        assert_eq!(candidate(&json, name)["status"], "done", "{json}");
+    }
+}
+
+#[test]
+fn jobs_bounds_how_many_agents_run_at_once() {
+    let repo = TestRepo::new();
+    let lock = repo.root.join("busy");
+    let seen = repo.root.join("overlap");
+    let body = format!(
+        "[ -e '{l}' ] && touch '{s}'; touch '{l}'; sleep 0.3; rm -f '{l}'; echo x > \"$MASSGEN_AGENT\".txt",
+        l = lock.display(),
+        s = seen.display()
+    );
+    let mut cmd = repo.massgen().args(["run", "--json", "--jobs", "1"]);
+    for name in ["s1", "s2", "s3"] {
+        cmd = cmd.args(["--agent-cmd", &repo.agent(name, &body)]);
+    }
+    cmd.arg_task("one at a time").run().expect_code(0);
+    assert!(!seen.exists(), "two agents ran at once despite --jobs 1");
+}
+
+#[test]
+fn an_agent_touching_the_users_branches_is_reported() {
+    let repo = TestRepo::new();
+    let json = repo
+        .massgen()
+        .args([
+            "run",
+            "--json",
+            "--agent-cmd",
+            &repo.agent("sneaky", &format!("git branch sneaky && {FIX}")),
+            "fix",
+        ])
+        .run()
+        .expect_code(0)
+        .json();
+    let warnings = json["warnings"].to_string();
+    assert!(
+        warnings.contains("refs/heads/sneaky was created during the run"),
+        "{warnings}"
+    );
+}
