@@ -49,6 +49,12 @@ pub enum Command {
     /// A built-in deterministic agent used by `demo` (internal).
     #[command(hide = true)]
     DemoAgent(commands::demo::DemoAgentArgs),
+    /// Deletes discarded worktrees in the background (internal).
+    #[command(hide = true)]
+    PurgeTrash {
+        /// The trash directory.
+        dir: PathBuf,
+    },
 }
 
 /// Parses the command line, runs the command and returns the documented exit code.
@@ -95,5 +101,9 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
         Command::Clean(args) => commands::clean::clean(ctx, &args),
         Command::Demo(args) => commands::demo::demo(ctx, &args),
         Command::DemoAgent(args) => commands::demo::demo_agent(&args),
+        Command::PurgeTrash { dir } => {
+            crate::run::trash::purge(&dir);
+            Ok(Exit::Success)
+        }
     }
 }

@@ -10,7 +10,7 @@ use crate::error::{CliError, Exit};
 use crate::git::{self, ObjectId, Repo};
 use crate::run::RunError;
 use crate::run::layout::{RunDir, branch_ref, runs_dir};
-use crate::run::pipeline::remove_worktree_dirs;
+use crate::run::pipeline::discard_worktrees;
 use crate::run::state::{self, RunState};
 
 #[derive(Debug, clap::Args)]
@@ -112,7 +112,7 @@ fn clean_run(
         }
     }
     st.save(dir)?;
-    let errors = remove_worktree_dirs(repo, &mut st);
+    let errors = discard_worktrees(repo, &mut st);
     for e in &errors {
         ctx.ui.warn(e);
     }

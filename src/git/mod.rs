@@ -90,45 +90,39 @@ pub struct Repo {
     pub common_dir: PathBuf,
     /// The git directory of the current worktree.
     pub git_dir: PathBuf,
+    /// In-memory configuration applied to every repository handle we open.
+    overrides: Vec<String>,
 }
 
 impl Repo {
     /// Finds the repository containing `dir`, honouring `GIT_DIR` and friends like git does.
     pub fn discover(dir: &Path) -> Result<Repo, GitError> {
-        let shared =
-            gix::ThreadSafeRepository::discover_with_environment_overrides(dir).map_err(|e| {
-                GitError::NotARepository {
-                    path: dir.to_owned(),
-                    source: Box::new(e),
-                }
-            })?;
-        let mut local = shared.to_thread_local();
-        // Reflogs need a committer and CI machines often have none configured: our own ref
-        // updates (and the new worktrees' HEAD logs) then use git-massgen's identity, given
-        // as in-memory overrides that worktrees opened from this handle inherit. The user's
-        // configuration files are not touched.
-        let shared = if local.committer().is_none() {
-            let overrides = [
-                "committer.name=git-massgen",
-                "committer.email=git-massgen@localhost",
-            ];
-            let mut trust = gix::sec::trust::Mapping::<gix::open::Options>::default();
-            trust.full = trust.full.config_overrides(overrides);
-            trust.reduced = trust.reduced.config_overrides(overrides);
-            let reopened = gix::ThreadSafeRepository::discover_with_environment_overrides_opts(
-                dir,
-                Default::default(),
-                trust,
-            )
-            .map_err(|e| GitError::NotARepository {
-                path: dir.to_owned(),
-                source: Box::new(e),
-            })?;
-            local = reopened.to_thread_local();
-            reopened
-        } else {
-            shared
+        let not_a_repo = |e: gix::Error| GitError::NotARepository {
+            path: dir.to_owned(),
+            source: Box::new(e),
         };
+        let probe = gix::ThreadSafeRepository::discover_with_environment_overrides(dir)
+            .map_err(not_a_repo)?;
+        let mut overrides = vec![
+            // Worktrees are checked out and then inspected within the same second; compare
+            // timestamps to the nanosecond so that freshly written index entries are not all
+            // "racily clean" (which would make every snapshot re-hash every file).
+            "gitoxide.core.useNsec=true".to_owned(),
+        ];
+        if probe.to_thread_local().committer().is_none() {
+            // Reflogs need a committer and CI machines often have none: our own ref updates
+            // (and new worktrees' HEAD logs) then log as git-massgen. In memory only; the
+            // user's configuration files are never touched.
+            overrides.push("committer.name=git-massgen".to_owned());
+            overrides.push("committer.email=git-massgen@localhost".to_owned());
+        }
+        let shared = gix::ThreadSafeRepository::discover_with_environment_overrides_opts(
+            dir,
+            Default::default(),
+            trust_with(&overrides),
+        )
+        .map_err(not_a_repo)?;
+        let local = shared.to_thread_local();
         let Some(workdir) = local.workdir() else {
             return Err(GitError::Bare {
                 path: local.git_dir().to_owned(),
@@ -142,7 +136,14 @@ impl Repo {
             workdir,
             common_dir,
             git_dir,
+            overrides,
         })
+    }
+
+    /// Opens the linked worktree at `path` with the same in-memory configuration.
+    pub fn open_worktree(&self, path: &Path) -> Result<gix::Repository, GitError> {
+        let options = gix::open::Options::default().config_overrides(self.overrides.clone());
+        gix::open_opts(path, options).ctx(|| format!("cannot open worktree {}", path.display()))
     }
 
     /// A repository handle for the current thread.
@@ -278,6 +279,13 @@ impl Repo {
             .ctx(|| format!("cannot read tree of {commit}"))?
             .detach())
     }
+}
+
+fn trust_with(overrides: &[String]) -> gix::sec::trust::Mapping<gix::open::Options> {
+    let mut trust = gix::sec::trust::Mapping::<gix::open::Options>::default();
+    trust.full = trust.full.config_overrides(overrides.iter().cloned());
+    trust.reduced = trust.reduced.config_overrides(overrides.iter().cloned());
+    trust
 }
 
 /// Makes a path absolute without resolving symlinks (paths are shown to the user).

@@ -11,6 +11,7 @@ use std::path::Path;
 use gix::bstr::{BString, ByteSlice};
 use gix::objs::tree::EntryKind;
 
+use super::cmd::Git;
 use super::{GitError, GixContext, ObjectId, Repo};
 
 /// The outcome of a snapshot.
@@ -35,7 +36,7 @@ pub fn snapshot(
     update_index: bool,
 ) -> Result<Snapshot, GitError> {
     let mut warnings = Vec::new();
-    let wt_repo = gix::open(wt).ctx(|| format!("cannot open worktree {}", wt.display()))?;
+    let wt_repo = repo.open_worktree(wt)?;
     let head = wt_repo
         .head()
         .ctx(|| "cannot read the worktree's HEAD".into())?;
@@ -61,7 +62,8 @@ pub fn snapshot(
     };
     let start_tree = repo.tree_of(start)?;
 
-    let paths = changed_paths(&wt_repo, start_tree, &mut warnings)?;
+    let index_untouched = start == base && index_is_pristine(&wt_repo);
+    let paths = changed_paths(&wt_repo, start_tree, index_untouched, &mut warnings)?;
     let mut editor = wt_repo
         .edit_tree(start_tree)
         .ctx(|| "cannot edit the candidate's tree".into())?;
@@ -120,12 +122,6 @@ pub fn snapshot(
         repo.set_ref(branch, commit, current, "massgen: snapshot candidate")?;
     }
     if update_index {
-        let mut index = wt_repo
-            .index_from_tree(&tree)
-            .ctx(|| "cannot build the worktree's index".into())?;
-        index
-            .write(Default::default())
-            .ctx(|| "cannot write the worktree's index".into())?;
         // HEAD may have been detached by the agent; put it back on the candidate branch so a
         // kept worktree shows the candidate.
         if head_needs_reset(&wt_repo, branch) {
@@ -138,6 +134,9 @@ pub fn snapshot(
                 }
             })?;
         }
+        // A mixed reset makes the kept worktree's index match the snapshot while keeping the
+        // stat data of unchanged entries, so `git status` in it is clean and fast.
+        Git::new(wt).args(["reset", "--quiet"]).run()?;
     }
     let changed = repo.tree_of(commit)? != repo.tree_of(base)?;
     Ok(Snapshot {
@@ -145,6 +144,20 @@ pub fn snapshot(
         changed,
         warnings,
     })
+}
+
+/// Whether the worktree's index is still the one written at checkout.
+fn index_is_pristine(wt_repo: &gix::Repository) -> bool {
+    let recorded =
+        std::fs::read_to_string(wt_repo.git_dir().join(super::worktree::PRISTINE_INDEX_FILE));
+    let Ok(recorded) = recorded else {
+        return false;
+    };
+    wt_repo
+        .index()
+        .ok()
+        .and_then(|index| index.checksum())
+        .is_some_and(|c| c.to_string() == recorded.trim())
 }
 
 fn head_needs_reset(wt_repo: &gix::Repository, branch: &str) -> bool {
@@ -157,47 +170,64 @@ fn head_needs_reset(wt_repo: &gix::Repository, branch: &str) -> bool {
 }
 
 /// Paths that differ between `tree`, the worktree's index and the files on disk, with
-/// untracked files listed one by one and ignored files left out.
+/// untracked files listed one by one and ignored files left out. With `index_untouched` the
+/// index is known to equal `tree`, and only the index is compared with the files.
 fn changed_paths(
     wt_repo: &gix::Repository,
     tree: ObjectId,
+    index_untouched: bool,
     warnings: &mut Vec<String>,
 ) -> Result<BTreeSet<BString>, GitError> {
-    use gix::status::{Item, index_worktree::Item as Iw};
-    let iter = wt_repo
+    use gix::status::index_worktree::Item as Iw;
+    let status_err = || "cannot read the worktree's status".to_owned();
+    let platform = wt_repo
         .status(gix::progress::Discard)
-        .ctx(|| "cannot read the worktree's status".into())?
+        .ctx(status_err)?
         .untracked_files(gix::status::UntrackedFiles::Files)
         .index_worktree_rewrites(None)
         .index_worktree_submodules(None)
         .tree_index_track_renames(gix::status::tree_index::TrackRenames::Disabled)
-        .head_tree(tree)
-        .into_iter(None)
-        .ctx(|| "cannot read the worktree's status".into())?;
+        .head_tree(tree);
     let mut paths = BTreeSet::new();
-    for item in iter {
-        let item = item.ctx(|| "cannot read the worktree's status".into())?;
+    let mut index_worktree = |item: Iw, paths: &mut BTreeSet<BString>| {
         match &item {
-            Item::IndexWorktree(Iw::Modification { status, .. }) => {
+            Iw::Modification { status, .. } => {
                 if matches!(
                     status,
                     gix::status::plumbing::index_as_worktree::EntryStatus::NeedsUpdate(_)
                 ) {
-                    continue;
+                    return;
                 }
             }
-            Item::IndexWorktree(Iw::DirectoryContents { entry, .. }) => {
+            Iw::DirectoryContents { entry, .. } => {
                 if entry.status != gix::dir::entry::Status::Untracked {
-                    continue;
+                    return;
                 }
                 if matches!(entry.disk_kind, Some(gix::dir::entry::Kind::Repository)) {
                     warnings.push(format!("skipped nested repository {}", entry.rela_path));
-                    continue;
+                    return;
                 }
             }
-            Item::IndexWorktree(Iw::Rewrite { .. }) | Item::TreeIndex(_) => {}
+            Iw::Rewrite { .. } => {}
         }
-        paths.insert(item.location().to_owned());
+        paths.insert(item.rela_path().to_owned());
+    };
+    if index_untouched {
+        for item in platform
+            .into_index_worktree_iter(Vec::new())
+            .ctx(status_err)?
+        {
+            index_worktree(item.ctx(status_err)?, &mut paths);
+        }
+    } else {
+        for item in platform.into_iter(None).ctx(status_err)? {
+            match item.ctx(status_err)? {
+                gix::status::Item::IndexWorktree(item) => index_worktree(item, &mut paths),
+                gix::status::Item::TreeIndex(change) => {
+                    paths.insert(change.location().to_owned());
+                }
+            }
+        }
     }
     Ok(paths)
 }

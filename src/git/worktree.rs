@@ -116,10 +116,26 @@ fn checkout_one(
     let (wt, _outcome) = prepared
         .checkout(gix::progress::Discard, interrupt)
         .ctx(|| format!("cannot check out worktree {}", item.path.display()))?;
+    record_pristine_index(&wt);
     Ok(Created {
         path: item.path.clone(),
         admin_dir: super::absolute(wt.git_dir()),
     })
+}
+
+/// Name of the file, in a candidate worktree's private git directory, that holds the checksum
+/// of the index as it was checked out. While the index still has that checksum the agent
+/// has not staged or committed anything, and a snapshot can skip comparing HEAD with the
+/// index (a tree-wide diff).
+pub const PRISTINE_INDEX_FILE: &str = "massgen-pristine-index";
+
+fn record_pristine_index(wt: &gix::Repository) {
+    if let Ok(index) = wt.index()
+        && let Some(checksum) = index.checksum()
+    {
+        // Only an optimisation: a missing file makes snapshots take the full path.
+        let _ = std::fs::write(wt.git_dir().join(PRISTINE_INDEX_FILE), checksum.to_string());
+    }
 }
 
 fn rollback(repo: &Repo, branches: &[String], paths: &[PathBuf]) {
@@ -159,6 +175,51 @@ pub fn remove(repo: &Repo, path: &Path) -> Result<(), GitError> {
     }
     Git::new(&repo.workdir).args(["worktree", "prune"]).run()?;
     Ok(())
+}
+
+/// Detaches a worktree without waiting for its files to be deleted: the directory is renamed
+/// into `trash` (same file system, so it is one syscall), then its registration
+/// (`admin_dir`, under the common dir's `worktrees/`) is removed, which is what
+/// `git worktree prune` does for a worktree whose directory is gone. Deleting `trash` is
+/// left to the caller, typically in the background. Falls back to [`remove`].
+pub fn discard(
+    repo: &Repo,
+    path: &Path,
+    admin_dir: Option<&Path>,
+    trash: &Path,
+) -> Result<(), GitError> {
+    let registry = repo.common_dir.join("worktrees");
+    let Some(admin_dir) = admin_dir.filter(|a| a.starts_with(&registry) && a != &registry) else {
+        return remove(repo, path);
+    };
+    if path.exists() {
+        std::fs::create_dir_all(trash).map_err(|source| GitError::Io {
+            what: "cannot create the trash directory",
+            path: trash.to_owned(),
+            source,
+        })?;
+        let leaf = path
+            .strip_prefix(trash.parent().unwrap_or(trash))
+            .map(|p| p.to_string_lossy().replace('/', "-"))
+            .unwrap_or_else(|_| "worktree".into());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let target = trash.join(format!("{leaf}-{}-{nanos}", std::process::id()));
+        if std::fs::rename(path, &target).is_err() {
+            return remove(repo, path);
+        }
+    }
+    match std::fs::remove_dir_all(admin_dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(GitError::Io {
+            what: "cannot remove the worktree's registration",
+            path: admin_dir.to_owned(),
+            source,
+        }),
+    }
 }
 
 /// Puts back the `.git` file of a worktree whose agent deleted it. Returns whether a repair

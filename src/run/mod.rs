@@ -4,6 +4,7 @@
 pub mod layout;
 pub mod pipeline;
 pub mod state;
+pub mod trash;
 
 use std::path::PathBuf;
 

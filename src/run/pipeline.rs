@@ -119,6 +119,8 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
     std::fs::write(dir.task_file(), &plan.task)
         .map_err(RunError::io("cannot write", dir.task_file()))?;
 
+    // Worktrees discarded by an earlier run whose purge did not finish.
+    super::trash::purge_in_background(&super::trash::dir(&plan.worktree_root));
     let run_root = plan.worktree_root.join(&id);
     let now = super::now_secs();
     let mut state = RunState {
@@ -639,54 +641,43 @@ fn read_tail(path: &std::path::Path, limit: u64) -> String {
 }
 
 async fn remove_worktrees(shared: &Arc<Shared>) -> Result<(), RunError> {
-    let todo: Vec<(String, PathBuf)> = shared
-        .snapshot_state()
-        .candidates
-        .iter()
-        .filter_map(|c| Some((c.agent.clone(), c.worktree.clone()?)))
-        .collect();
+    let mut state = shared.snapshot_state();
     let repo = shared.repo.clone();
-    let results = tokio::task::spawn_blocking(move || {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = todo
-                .iter()
-                .map(|(agent, wt)| {
-                    let repo = &repo;
-                    scope.spawn(move || (agent.clone(), git::worktree::remove(repo, wt)))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("worktree removal does not panic"))
-                .collect::<Vec<_>>()
-        })
+    let (state, errors) = tokio::task::spawn_blocking(move || {
+        let errors = discard_worktrees(&repo, &mut state);
+        (state, errors)
     })
     .await
     .expect("worktree removal does not panic");
-    for (agent, result) in results {
-        match result {
-            Ok(()) => shared.update_candidate(&agent, |c| c.worktree = None)?,
-            Err(e) => (shared.report)(Event::Warning(format!(
-                "{agent}: cannot remove worktree: {e}"
-            ))),
-        }
+    for e in errors {
+        (shared.report)(Event::Warning(format!("cannot remove worktree: {e}")));
     }
-    let run_root = shared.snapshot_state().worktree_root;
-    let _ = std::fs::remove_dir(&run_root);
-    Ok(())
+    shared.update(|s| {
+        for (c, after) in s.candidates.iter_mut().zip(&state.candidates) {
+            c.worktree = after.worktree.clone();
+        }
+    })
 }
 
-/// Removes a run's worktrees (used by `clean`), in parallel.
-pub fn remove_worktree_dirs(repo: &Repo, state: &mut RunState) -> Vec<String> {
+/// Detaches a run's worktrees (renamed into the trash, registrations removed) and starts
+/// deleting their files in the background. Returns the errors, one line per worktree.
+pub fn discard_worktrees(repo: &Repo, state: &mut RunState) -> Vec<String> {
+    let repo_root = state
+        .worktree_root
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| state.worktree_root.clone());
+    let trash = super::trash::dir(&repo_root);
     let mut errors = Vec::new();
     for c in &mut state.candidates {
         if let Some(wt) = &c.worktree {
-            match git::worktree::remove(repo, wt) {
+            match git::worktree::discard(repo, wt, c.admin_dir.as_deref(), &trash) {
                 Ok(()) => c.worktree = None,
                 Err(e) => errors.push(format!("{}: {e}", c.agent)),
             }
         }
     }
     let _ = std::fs::remove_dir(&state.worktree_root);
+    super::trash::purge_in_background(&trash);
     errors
 }

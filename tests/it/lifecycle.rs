@@ -15,6 +15,23 @@ fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Number of files below `dir`.
+fn walk_files(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
 /// The only run's state file, once it exists.
 fn state_of_only_run(repo: &TestRepo) -> Option<serde_json::Value> {
     let runs = repo.path.join(".massgen/runs");
@@ -48,9 +65,13 @@ fn worktrees_and_branches_exist_while_running_and_clean_removes_them() {
             ""
         );
     }
-    // After the run: branches kept, worktrees gone; status lists the run.
+    // After the run: branches kept, worktrees gone (their files deleted in the background);
+    // status lists the run.
     assert_eq!(repo.massgen_branches().len(), 3);
     assert_eq!(repo.worktree_count(), 1);
+    let cache = repo.root.join("cache/git-massgen/worktrees");
+    let leftovers = || walk_files(&cache);
+    wait_for("discarded worktrees to be deleted", || leftovers() == 0);
     let list = repo.massgen().args(["status"]).run().expect_code(0);
     assert!(
         list.stdout.contains(run) && list.stdout.contains("scored"),

@@ -392,3 +392,32 @@ fn an_agent_touching_the_users_branches_is_reported() {
         "{warnings}"
     );
 }
+
+#[test]
+fn files_the_agent_only_staged_are_captured() {
+    // Staged and unchanged since: only the HEAD-to-index comparison can see it.
+    let repo = TestRepo::new();
+    let json = repo
+        .massgen()
+        .args([
+            "run",
+            "--json",
+            "--agent-cmd",
+            &repo.agent(
+                "stager",
+                "echo x > staged.txt && git add staged.txt && git rm -q --cached README",
+            ),
+            "stage",
+        ])
+        .run()
+        .expect_code(0)
+        .json();
+    let branch = candidate(&json, "stager")["branch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        repo.git(&["diff", "--name-status", "main", &branch]),
+        "A\tstaged.txt"
+    );
+}
