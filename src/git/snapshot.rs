@@ -157,7 +157,7 @@ fn index_is_pristine(wt_repo: &gix::Repository) -> bool {
         .index()
         .ok()
         .and_then(|index| index.checksum())
-        .is_some_and(|c| c.to_string() == recorded.trim())
+        .is_some_and(|c| ObjectId::from_hex(recorded.trim().as_bytes()).ok() == Some(c))
 }
 
 fn head_needs_reset(wt_repo: &gix::Repository, branch: &str) -> bool {
