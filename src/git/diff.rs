@@ -4,7 +4,6 @@
 
 use std::fmt::Write as _;
 
-use gix::object::tree::diff::ChangeDetached;
 use gix::objs::tree::EntryMode;
 use similar::{ChangeTag, TextDiff};
 
@@ -47,68 +46,59 @@ pub fn changes(repo: &Repo, old: ObjectId, new: ObjectId) -> Result<Vec<FileChan
     tree_changes(repo, repo.tree_of(old)?, repo.tree_of(new)?)
 }
 
-/// The blob-level changes between two trees.
+/// The blob-level changes between two trees. A plain tree diff: no rename tracking, so no
+/// blob resource cache (and its attribute lookups) is needed.
 pub fn tree_changes(
     repo: &Repo,
     old: ObjectId,
     new: ObjectId,
 ) -> Result<Vec<FileChange>, GitError> {
+    use gix::diff::tree::recorder::Change;
     let local = repo.local();
     let tree = |id: ObjectId| -> Result<gix::Tree<'_>, GitError> {
         local.find_tree(id).ctx(|| format!("cannot read tree {id}"))
     };
     let (old_tree, new_tree) = (tree(old)?, tree(new)?);
-    let mut opts = gix::diff::Options::default().with_rewrites(None);
-    opts.track_path();
-    let raw = local
-        .diff_tree_to_tree(&old_tree, &new_tree, opts)
-        .ctx(|| format!("cannot diff {old} and {new}"))?;
+    let mut recorder = gix::diff::tree::Recorder::default();
+    gix::diff::tree(
+        gix::objs::TreeRefIter::from_bytes(&old_tree.data, old_tree.id.kind()),
+        gix::objs::TreeRefIter::from_bytes(&new_tree.data, new_tree.id.kind()),
+        gix::diff::tree::State::default(),
+        &local.objects,
+        &mut recorder,
+    )
+    .ctx(|| format!("cannot diff {old} and {new}"))?;
     let mut out = Vec::new();
-    for change in raw {
+    for change in recorder.records {
         let (path, old, new) = match change {
-            ChangeDetached::Addition {
-                location,
+            Change::Addition {
+                path,
                 entry_mode,
-                id,
+                oid,
                 ..
-            } => (location, None, Some((entry_mode, id))),
-            ChangeDetached::Deletion {
-                location,
+            } => (path, None, Some((entry_mode, oid))),
+            Change::Deletion {
+                path,
                 entry_mode,
-                id,
+                oid,
                 ..
-            } => (location, Some((entry_mode, id)), None),
-            ChangeDetached::Modification {
-                location,
+            } => (path, Some((entry_mode, oid)), None),
+            Change::Modification {
+                path,
                 previous_entry_mode,
-                previous_id,
+                previous_oid,
                 entry_mode,
-                id,
+                oid,
             } => (
-                location,
-                Some((previous_entry_mode, previous_id)),
-                Some((entry_mode, id)),
+                path,
+                Some((previous_entry_mode, previous_oid)),
+                Some((entry_mode, oid)),
             ),
-            ChangeDetached::Rewrite {
-                location,
-                entry_mode,
-                id,
-                ..
-            } => (location, None, Some((entry_mode, id))),
         };
-        let is_tree = |side: &Option<(EntryMode, ObjectId)>| side.is_some_and(|(m, _)| m.is_tree());
-        if is_tree(&old) || is_tree(&new) {
-            // Directory entries themselves; their files are listed on their own.
-            let old = old.filter(|(m, _)| !m.is_tree());
-            let new = new.filter(|(m, _)| !m.is_tree());
-            if old.is_none() && new.is_none() {
-                continue;
-            }
-            out.push(FileChange {
-                path: path.to_string(),
-                old,
-                new,
-            });
+        // Directory entries themselves are not changes; their files are listed on their own.
+        let old = old.filter(|(m, _)| !m.is_tree());
+        let new = new.filter(|(m, _)| !m.is_tree());
+        if old.is_none() && new.is_none() {
             continue;
         }
         out.push(FileChange {

@@ -54,10 +54,12 @@ pub fn plan(repo: &Repo, ours: ObjectId, theirs: ObjectId) -> Result<Plan, GitEr
         conflicts: Vec::new(),
         changed_paths: Vec::new(),
     };
-    if repo.is_ancestor(theirs, ours)? {
+    // One merge-base walk tells all three cases apart.
+    let base = repo.merge_base(ours, theirs)?;
+    if ours == theirs || base == Some(theirs) {
         return Ok(plan);
     }
-    if repo.is_ancestor(ours, theirs)? {
+    if base == Some(ours) {
         plan.kind = MergeKind::FastForward;
         plan.tree = repo.tree_of(theirs)?;
     } else {

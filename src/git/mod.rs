@@ -257,6 +257,21 @@ impl Repo {
         Ok(out)
     }
 
+    /// The best common ancestor of two commits, if they have one.
+    pub fn merge_base(&self, a: ObjectId, b: ObjectId) -> Result<Option<ObjectId>, GitError> {
+        if a == b {
+            return Ok(Some(a));
+        }
+        let repo = self.local();
+        match repo.merge_base(a, b) {
+            Ok(base) => Ok(base.map(|b| b.detach())),
+            Err(e) => Err(GitError::Gix {
+                what: format!("cannot find the merge base of {a} and {b}"),
+                source: Box::new(e),
+            }),
+        }
+    }
+
     /// Whether `ancestor` is reachable from `descendant` (or equal to it).
     pub fn is_ancestor(&self, ancestor: ObjectId, descendant: ObjectId) -> Result<bool, GitError> {
         if ancestor == descendant {

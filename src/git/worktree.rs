@@ -193,6 +193,11 @@ pub fn discard(
         return remove(repo, path);
     };
     if path.exists() {
+        // Only a directory that is this very worktree is moved: its `.git` file must point
+        // at `admin_dir`. Anything else goes through `git worktree remove`, which checks.
+        if !gitfile_points_to(path, admin_dir) {
+            return remove(repo, path);
+        }
         std::fs::create_dir_all(trash).map_err(|source| GitError::Io {
             what: "cannot create the trash directory",
             path: trash.to_owned(),
@@ -222,18 +227,21 @@ pub fn discard(
     }
 }
 
+fn gitfile_points_to(path: &Path, admin_dir: &Path) -> bool {
+    std::fs::read_to_string(path.join(".git")).is_ok_and(|text| {
+        text.trim()
+            .strip_prefix("gitdir:")
+            .is_some_and(|p| Path::new(p.trim()) == admin_dir)
+    })
+}
+
 /// Puts back the `.git` file of a worktree whose agent deleted it. Returns whether a repair
 /// was needed; a `.git` that was replaced by something else is an error.
 pub fn repair_gitfile(path: &Path, admin_dir: &Path) -> Result<bool, GitError> {
     let gitfile = path.join(".git");
     match std::fs::symlink_metadata(&gitfile) {
         Ok(meta) if meta.is_file() => {
-            let text = std::fs::read_to_string(&gitfile).unwrap_or_default();
-            let pointed = text
-                .trim()
-                .strip_prefix("gitdir:")
-                .map(|s| PathBuf::from(s.trim()));
-            if pointed.as_deref() == Some(admin_dir) {
+            if gitfile_points_to(path, admin_dir) {
                 return Ok(false);
             }
             write_gitfile(&gitfile, admin_dir)?;
