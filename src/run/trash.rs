@@ -14,10 +14,25 @@ pub fn dir(worktree_root: &Path) -> PathBuf {
     worktree_root.join(".trash")
 }
 
-/// Starts a detached process that deletes everything in `trash`, if there is anything.
+/// The file holding the pid of the process purging `trash`, beside it (not inside, so the
+/// purge never deletes its own lock).
+fn lock_file(trash: &Path) -> PathBuf {
+    trash.with_extension("purging")
+}
+
+/// Whether a purge of `trash` is already running; it picks up whatever is added meanwhile.
+fn purge_running(trash: &Path) -> bool {
+    std::fs::read_to_string(lock_file(trash))
+        .ok()
+        .and_then(|pid| pid.trim().parse::<u32>().ok())
+        .is_some_and(crate::run::state::process_alive)
+}
+
+/// Starts a detached process that deletes everything in `trash`, if there is anything and
+/// no purge is running yet.
 pub fn purge_in_background(trash: &Path) {
     let has_entries = std::fs::read_dir(trash).is_ok_and(|mut d| d.next().is_some());
-    if !has_entries {
+    if !has_entries || purge_running(trash) {
         return;
     }
     let Ok(exe) = std::env::current_exe() else {
@@ -38,18 +53,30 @@ pub fn purge_in_background(trash: &Path) {
     }
 }
 
-/// Deletes everything in `trash` now; errors are ignored (another purge may be running).
+/// Deletes everything in `trash` now, until it stays empty; errors are ignored (another
+/// purge may be running).
 pub fn purge(trash: &Path) {
-    let Ok(entries) = std::fs::read_dir(trash) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            let _ = std::fs::remove_dir_all(&path);
-        } else {
-            let _ = std::fs::remove_file(&path);
+    let lock = lock_file(trash);
+    let _ = std::fs::write(&lock, std::process::id().to_string());
+    // Worktrees discarded while this runs are picked up by the next pass.
+    for _ in 0..100 {
+        let Ok(entries) = std::fs::read_dir(trash) else {
+            break;
+        };
+        let mut any = false;
+        for entry in entries.flatten() {
+            any = true;
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = std::fs::remove_dir_all(&path);
+            } else {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        if !any {
+            break;
         }
     }
     let _ = std::fs::remove_dir(trash);
+    let _ = std::fs::remove_file(&lock);
 }
