@@ -16,7 +16,7 @@ fn bad_config_reports_file_line_and_column() {
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("hint:"), "{}", run.stderr);
+    run.assert_stderr("hint:");
     assert!(repo.massgen_branches().is_empty());
     assert!(!repo.path.join(".massgen/runs").exists());
 }
@@ -45,57 +45,41 @@ fn bad_duration_and_duplicate_agents_are_errors() {
         ])
         .run()
         .expect_code(2);
-    assert!(
-        run.stderr.contains("agent `a` is given twice"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr("agent `a` is given twice");
     let run = repo
         .massgen()
         .args(["run", "--timeout", "0s", "--agent-cmd", "a=true", "t"])
         .run()
         .expect_code(2);
-    assert!(run.stderr.contains("more than zero"), "{}", run.stderr);
+    run.assert_stderr("more than zero");
 }
 
 #[test]
 fn no_agents_and_unknown_agents_are_usage_errors() {
     let repo = TestRepo::new();
     let run = repo.massgen().args(["run", "task"]).run().expect_code(2);
-    assert!(
-        run.stderr.contains("error: no agents to run"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("hint: configure [[agents]]"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr("error: no agents to run");
+    run.assert_stderr("hint: configure [[agents]]");
     let run = repo
         .massgen()
         .args(["run", "-a", "ghost", "task"])
         .run()
         .expect_code(2);
-    assert!(
-        run.stderr.contains("no agent named `ghost`"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr("no agent named `ghost`");
     let run = repo
         .massgen()
         .args(["run", "--agent-cmd", "bad name=true", "task"])
         .run()
         .expect_code(2);
-    assert!(run.stderr.contains("invalid agent name"), "{}", run.stderr);
+    run.assert_stderr("invalid agent name");
     let run = repo
         .massgen()
         .args(["run", "--agent-cmd", "a=true", "  "])
         .run()
         .expect_code(2);
-    assert!(run.stderr.contains("the task is empty"), "{}", run.stderr);
+    run.assert_stderr("the task is empty");
     let run = repo.massgen().args(["run", "--bogus"]).run().expect_code(2);
-    assert!(run.stderr.contains("--bogus"), "{}", run.stderr);
+    run.assert_stderr("--bogus");
     assert!(repo.massgen_branches().is_empty());
 }
 
@@ -103,7 +87,7 @@ fn no_agents_and_unknown_agents_are_usage_errors() {
 fn unknown_run_and_agent_are_usage_errors() {
     let repo = TestRepo::new();
     let run = repo.massgen().args(["merge", "nope"]).run().expect_code(2);
-    assert!(run.stderr.contains("no run `nope`"), "{}", run.stderr);
+    run.assert_stderr("no run `nope`");
     assert!(
         run.stderr
             .contains("hint: list runs with `git massgen status`"),
@@ -126,11 +110,7 @@ fn unknown_run_and_agent_are_usage_errors() {
         .args(["diff", json["run"].as_str().unwrap(), "ghost"])
         .run()
         .expect_code(2);
-    assert!(
-        run.stderr.contains("has no agent `ghost`"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr("has no agent `ghost`");
 }
 
 #[test]
@@ -141,12 +121,8 @@ fn not_a_git_repository() {
         .args(["run", "--agent-cmd", "a=true", "task"])
         .run()
         .expect_code(3);
-    assert!(
-        run.stderr.contains("error: not a git repository"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("hint:"), "{}", run.stderr);
+    run.assert_stderr("error: not a git repository");
+    run.assert_stderr("hint:");
     assert!(!dir.join(".massgen").exists());
 }
 
@@ -159,11 +135,7 @@ fn bare_repository() {
         .args(["run", "--agent-cmd", "a=true", "task"])
         .run()
         .expect_code(3);
-    assert!(
-        run.stderr.contains("is a bare repository"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr("is a bare repository");
 }
 
 #[test]
@@ -174,11 +146,7 @@ fn unborn_head_and_bad_base() {
         .args(["run", "--base", "no-such-rev", "--agent-cmd", "a=true", "t"])
         .run()
         .expect_code(2);
-    assert!(
-        run.stderr.contains("cannot resolve revision `no-such-rev`"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr("cannot resolve revision `no-such-rev`");
     let empty = repo.scratch("empty");
     let mut git = std::process::Command::new("git");
     crate::support::seal(&mut git, &repo.root);
@@ -193,11 +161,7 @@ fn unborn_head_and_bad_base() {
         .args(["run", "--agent-cmd", "a=true", "t"])
         .run()
         .expect_code(3);
-    assert!(
-        run.stderr.contains("HEAD has no commit yet"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr("HEAD has no commit yet");
 }
 
 #[test]
@@ -215,9 +179,7 @@ fn repository_path_with_spaces_works_end_to_end() {
             &repo.agent("good", FIX),
             "fix",
         ])
-        .run()
-        .expect_code(0)
-        .json();
+        .expect_json(0);
     assert_eq!(json["winner"], "good");
     assert_eq!(json["merged"], true);
     assert!(repo.read("calc.sh").contains("$2 + $3"));
@@ -237,9 +199,7 @@ fn agent_that_cannot_start_fails_cleanly() {
             "ghost=/no/such/program {task}",
             "t",
         ])
-        .run()
-        .expect_code(1)
-        .json();
+        .expect_json(1);
     let c = crate::support::candidate(&json, "ghost");
     assert_eq!(c["status"], "failed");
     assert!(

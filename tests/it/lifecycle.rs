@@ -53,7 +53,7 @@ fn worktrees_and_branches_exist_while_running_and_clean_removes_them() {
     for name in ["a1", "a2", "a3"] {
         cmd = cmd.args(["--agent-cmd", &repo.agent(name, &body)]);
     }
-    let json = cmd.args(["work"]).run().expect_code(0).json();
+    let json = cmd.args(["work"]).expect_json(0);
     let run = json["run"].as_str().unwrap();
     for name in ["a1", "a2", "a3"] {
         let list = std::fs::read_to_string(out.join(format!("{name}.list"))).unwrap();
@@ -107,9 +107,7 @@ fn clean_deletes_merged_and_empty_branches_without_force() {
             &repo.agent("noop", "true"),
             "fix",
         ])
-        .run()
-        .expect_code(0)
-        .json();
+        .expect_json(0);
     repo.massgen()
         .args(["clean", json["run"].as_str().unwrap()])
         .run()
@@ -156,12 +154,10 @@ fn sigkill_during_a_run_then_status_and_clean_recover() {
     let status = repo
         .massgen()
         .args(["status", run, "--json"])
-        .run()
-        .expect_code(0)
-        .json();
+        .expect_json(0);
     assert_eq!(status["state"], "interrupted");
     let human = repo.massgen().args(["status", run]).run().expect_code(0);
-    assert!(human.stdout.contains("interrupted"), "{}", human.stdout);
+    human.assert_stdout("interrupted");
     assert_eq!(repo.worktree_count(), 3);
     let pgids: Vec<i64> = state["candidates"]
         .as_array()
@@ -250,7 +246,7 @@ fn clean_refuses_a_running_run() {
         .args(["clean", &run, "--force"])
         .run()
         .expect_code(4);
-    assert!(out.stderr.contains("is still running"), "{}", out.stderr);
+    out.assert_stderr("is still running");
     child.kill().unwrap();
     child.wait().unwrap();
     repo.massgen()
@@ -282,31 +278,15 @@ fn diff_shows_a_candidate_and_compares_two() {
         .args(["diff", run, "good"])
         .run()
         .expect_code(0);
-    assert!(
-        d.stdout.contains("diff --git a/calc.sh b/calc.sh"),
-        "{}",
-        d.stdout
-    );
-    assert!(
-        d.stdout.contains("-  add) echo $(( $2 - $3 )) ;;"),
-        "{}",
-        d.stdout
-    );
-    assert!(
-        d.stdout.contains("+  add) echo $(( $2 + $3 )) ;;"),
-        "{}",
-        d.stdout
-    );
+    d.assert_stdout("diff --git a/calc.sh b/calc.sh");
+    d.assert_stdout("-  add) echo $(( $2 - $3 )) ;;");
+    d.assert_stdout("+  add) echo $(( $2 + $3 )) ;;");
     let d2 = repo
         .massgen()
         .args(["diff", run, "good", "bad"])
         .run()
         .expect_code(0);
-    assert!(
-        d2.stdout.contains("+  mul) echo $(( $2 + $3 )) ;;"),
-        "{}",
-        d2.stdout
-    );
+    d2.assert_stdout("+  mul) echo $(( $2 + $3 )) ;;");
     assert!(
         !d2.stdout
             .lines()
@@ -364,8 +344,8 @@ fn demo_runs_offline_and_merges_the_fix() {
         .args(["demo", "--dir", dir.to_str().unwrap()])
         .run()
         .expect_code(0);
-    assert!(out.stdout.contains("careful won"), "{}", out.stdout);
-    assert!(out.stdout.contains("fast-forwarded"), "{}", out.stdout);
+    out.assert_stdout("careful won");
+    out.assert_stdout("fast-forwarded");
     let calc = std::fs::read_to_string(dir.join("calc.sh")).unwrap();
     assert!(calc.contains("$2 + $3") && calc.contains("$2 * $3"));
 }

@@ -14,9 +14,7 @@ fn fixed_run(repo: &TestRepo) -> serde_json::Value {
             &repo.agent("good", FIX),
             "fix",
         ])
-        .run()
-        .expect_code(0)
-        .json()
+        .expect_json(0)
 }
 
 #[test]
@@ -34,9 +32,7 @@ fn run_merge_fast_forwards_the_users_branch() {
             &repo.agent("good", FIX),
             "fix",
         ])
-        .run()
-        .expect_code(0)
-        .json();
+        .expect_json(0);
     assert_eq!(json["merged"], true);
     assert_eq!(json["state"], "merged");
     assert_eq!(json["merge"]["kind"], "fast_forward");
@@ -48,9 +44,7 @@ fn run_merge_fast_forwards_the_users_branch() {
     let status = repo
         .massgen()
         .args(["status", json["run"].as_str().unwrap(), "--json"])
-        .run()
-        .expect_code(0)
-        .json();
+        .expect_json(0);
     assert_eq!(status["merged"], true);
 }
 
@@ -64,9 +58,7 @@ fn merge_after_the_branch_moved_makes_a_merge_commit() {
     let out = repo
         .massgen()
         .args(["merge", json["run"].as_str().unwrap(), "--json"])
-        .run()
-        .expect_code(0)
-        .json();
+        .expect_json(0);
     assert_eq!(out["merged"], true);
     assert_eq!(out["kind"], "merge");
     assert_eq!(out["conflicts"], serde_json::json!([]));
@@ -118,9 +110,7 @@ fn conflicting_merge_changes_nothing_and_lists_paths() {
     let out = repo
         .massgen()
         .args(["merge", run_id, "--json"])
-        .run()
-        .expect_code(1)
-        .json();
+        .expect_json(1);
     assert_eq!(out["merged"], false);
     assert_eq!(out["conflicts"][0]["path"], "calc.sh");
     assert_eq!(out["conflicts"][0]["kind"], "content");
@@ -129,11 +119,7 @@ fn conflicting_merge_changes_nothing_and_lists_paths() {
     assert_eq!(repo.read("README"), "uncommitted edit\n");
     assert_eq!(repo.git(&["status", "--porcelain"]), "M README");
     let human = repo.massgen().args(["merge", run_id]).run().expect_code(1);
-    assert!(
-        human.stdout.contains("calc.sh  (content)"),
-        "{}",
-        human.stdout
-    );
+    human.assert_stdout("calc.sh  (content)");
 }
 
 #[test]
@@ -145,9 +131,7 @@ fn dirty_overlap_is_refused_and_the_users_edit_survives() {
     let out = repo
         .massgen()
         .args(["merge", json["run"].as_str().unwrap(), "good", "--json"])
-        .run()
-        .expect_code(1)
-        .json();
+        .expect_json(1);
     assert_eq!(out["merged"], false);
     assert_eq!(out["blocked_by_dirty"], serde_json::json!(["calc.sh"]));
     assert_eq!(repo.read("calc.sh"), "my unsaved work\n");
@@ -166,16 +150,12 @@ fn staged_and_untracked_overlaps_are_refused_too() {
             &repo.agent("adder", "echo theirs > new.txt"),
             "add",
         ])
-        .run()
-        .expect_code(0)
-        .json();
+        .expect_json(0);
     repo.write("new.txt", "mine, untracked\n");
     let out = repo
         .massgen()
         .args(["merge", json["run"].as_str().unwrap(), "--json"])
-        .run()
-        .expect_code(1)
-        .json();
+        .expect_json(1);
     assert_eq!(out["blocked_by_dirty"], serde_json::json!(["new.txt"]));
     assert_eq!(repo.read("new.txt"), "mine, untracked\n");
 }
@@ -216,9 +196,7 @@ fn dry_run_changes_nothing() {
             "--json",
             json["run"].as_str().unwrap(),
         ])
-        .run()
-        .expect_code(0)
-        .json();
+        .expect_json(0);
     assert_eq!(out["merged"], false);
     assert_eq!(out["kind"], "fast_forward");
     assert_eq!(repo.git(&["rev-parse", "HEAD"]), head);
@@ -239,9 +217,7 @@ fn merge_on_a_detached_head_moves_head() {
             &repo.agent("good", FIX),
             "fix",
         ])
-        .run()
-        .expect_code(0)
-        .json();
+        .expect_json(0);
     assert_eq!(json["base_branch"], serde_json::Value::Null);
     assert_eq!(
         repo.git(&["rev-parse", "HEAD"]),

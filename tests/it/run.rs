@@ -99,14 +99,14 @@ fn human_output_has_a_table_and_a_reason() {
         .arg_task("fix it")
         .run()
         .expect_code(0);
-    assert!(run.stdout.contains("rank  agent"), "{}", run.stdout);
+    run.assert_stdout("rank  agent");
     assert!(
         run.stdout
             .contains("good won: it is the only candidate that finished with a change"),
         "{}",
         run.stdout
     );
-    assert!(run.stderr.contains("good: running"), "{}", run.stderr);
+    run.assert_stderr("good: running");
 }
 
 #[test]
@@ -155,7 +155,7 @@ fn task_text_reaches_the_agent_intact_and_never_a_shell() {
                 cmd.args(["--task-file".as_ref(), f.as_os_str()])
             }
         };
-        let json = cmd.run().expect_code(0).json();
+        let json = cmd.expect_json(0);
         let branch = candidate(&json, "echo")["branch"]
             .as_str()
             .unwrap()
@@ -247,9 +247,7 @@ fn agent_commits_and_deletions_and_new_files_are_all_captured() {
             &repo.agent("busy", body),
             "do things",
         ])
-        .run()
-        .expect_code(0)
-        .json();
+        .expect_json(0);
     let c = candidate(&json, "busy");
     let branch = c["branch"].as_str().unwrap();
     let files = repo.git(&["diff", "--name-status", "main", branch]);
@@ -276,9 +274,7 @@ fn agent_deleting_its_git_file_is_repaired_and_snapshotted() {
             &repo.agent("vandal", &format!("rm .git && {FIX}")),
             "fix",
         ])
-        .run()
-        .expect_code(0)
-        .json();
+        .expect_json(0);
     let c = candidate(&json, "vandal");
     assert_eq!(c["status"], "done");
     assert!(c["warnings"][0].as_str().unwrap().contains(".git"), "{c}");
@@ -299,9 +295,7 @@ fn keep_leaves_clean_worktrees_on_their_branches() {
             &repo.agent("good", FIX),
             "fix",
         ])
-        .run()
-        .expect_code(0)
-        .json();
+        .expect_json(0);
     let c = candidate(&json, "good");
     let wt = c["worktree"].as_str().unwrap();
     assert_eq!(repo.worktree_count(), 2);
@@ -347,7 +341,7 @@ fn agents_run_in_parallel() {
     for name in ["p1", "p2", "p3"] {
         cmd = cmd.args(["--agent-cmd", &repo.agent(name, &body)]);
     }
-    let json = cmd.arg_task("meet").run().expect_code(0).json();
+    let json = cmd.arg_task("meet").expect_json(0);
     for name in ["p1", "p2", "p3"] {
         assert_eq!(candidate(&json, name)["status"], "done", "{json}");
     }
@@ -383,9 +377,7 @@ fn an_agent_touching_the_users_branches_is_reported() {
             &repo.agent("sneaky", &format!("git branch sneaky && {FIX}")),
             "fix",
         ])
-        .run()
-        .expect_code(0)
-        .json();
+        .expect_json(0);
     let warnings = json["warnings"].to_string();
     assert!(
         warnings.contains("refs/heads/sneaky was created during the run"),
@@ -409,9 +401,7 @@ fn files_the_agent_only_staged_are_captured() {
             ),
             "stage",
         ])
-        .run()
-        .expect_code(0)
-        .json();
+        .expect_json(0);
     let branch = candidate(&json, "stager")["branch"]
         .as_str()
         .unwrap()

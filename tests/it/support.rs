@@ -216,6 +216,11 @@ impl Massgen {
         }
     }
 
+    /// Runs to completion, asserts the exit code and parses stdout as JSON.
+    pub fn expect_json(self, code: i32) -> serde_json::Value {
+        self.run().expect_code(code).json()
+    }
+
     /// Starts without waiting.
     pub fn spawn(mut self) -> std::process::Child {
         self.cmd
@@ -246,6 +251,24 @@ impl Run {
             self.stderr
         );
         self
+    }
+
+    /// Asserts stderr contains `needle`, showing stderr when it does not.
+    pub fn assert_stderr(&self, needle: &str) {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
+    }
+
+    /// Asserts stdout contains `needle`, showing stdout when it does not.
+    pub fn assert_stdout(&self, needle: &str) {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}:\n{}",
+            self.stdout
+        );
     }
 
     pub fn json(&self) -> serde_json::Value {
