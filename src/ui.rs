@@ -4,7 +4,7 @@
 //! warnings go to stderr so that scripts can capture stdout alone. A closed pipe on stdout is
 //! not an error (`git massgen diff RUN | head`).
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::sync::Mutex;
 
 use crate::error::CliError;
@@ -27,11 +27,6 @@ impl Ui {
     /// Whether progress is suppressed.
     pub fn is_quiet(&self) -> bool {
         self.quiet
-    }
-
-    /// Whether stderr is a terminal (progress is then worth printing).
-    pub fn stderr_is_tty(&self) -> bool {
-        io::stderr().is_terminal()
     }
 
     /// Writes text to stdout as is.

@@ -98,16 +98,12 @@ pub async fn execute(
     repo: Arc<crate::git::Repo>,
     plan: Plan,
 ) -> Result<RunState, CliError> {
-    let ui = Arc::new(Ui::new(ctx_quiet(ctx)));
+    let ui = Arc::new(Ui::new(ctx.ui.is_quiet()));
     let reporter = {
         let ui = ui.clone();
         Arc::new(move |e: Event| progress(&ui, e))
     };
     Ok(pipeline::execute(repo, plan, reporter).await?)
-}
-
-fn ctx_quiet(ctx: &Ctx) -> bool {
-    ctx.ui.is_quiet()
 }
 
 /// Prints the result (and merges when asked); the exit code says whether a winner exists.

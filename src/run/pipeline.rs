@@ -487,13 +487,8 @@ async fn run_agent(
     // Snapshot whatever the agent left, whatever its exit status, so nothing is lost.
     let repo = shared.repo.clone();
     let branch = layout::branch_ref(&id, &agent.name);
-    let admin = cand.admin_dir.clone().or_else(|| {
-        shared
-            .snapshot_state()
-            .candidate(&agent.name)?
-            .admin_dir
-            .clone()
-    });
+    // Recorded when the worktrees were created, before any agent started.
+    let admin = cand.admin_dir.clone();
     let message = snapshot_message(&agent.name, &id, &plan.task);
     let keep = plan.keep;
     let base = plan.base;
