@@ -197,14 +197,8 @@ fn ctrl_c_stops_agents_and_leaves_an_interrupted_run() {
         .spawn();
     wait_for("the agent to start", || pidfile.exists());
     let started = Instant::now();
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT delivered");
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
