@@ -88,9 +88,6 @@ fn clean_run(
             continue;
         }
         let branch = branch_ref(&st.run, &c.agent);
-        if let Some(admin) = &c.admin_dir {
-            let _ = git::worktree::repair_gitfile(&wt, admin);
-        }
         let message = format!(
             "massgen: {} work left in an interrupted run {}\n",
             c.agent, st.run

@@ -36,6 +36,11 @@ pub fn snapshot(
     update_index: bool,
 ) -> Result<Snapshot, GitError> {
     let mut warnings = Vec::new();
+    if let Some(admin) = super::worktree::registration(repo, wt)
+        && super::worktree::repair_gitfile(wt, &admin)?
+    {
+        warnings.push("the agent removed its worktree's .git file; it was repaired".into());
+    }
     let wt_repo = repo.open_worktree(wt)?;
     let head = wt_repo
         .head()

@@ -235,6 +235,23 @@ fn gitfile_points_to(path: &Path, admin_dir: &Path) -> bool {
     })
 }
 
+/// The registration (`<common dir>/worktrees/<name>`) whose `gitdir` file names the worktree
+/// at `path`, found by reading the registrations (git's own way to repair a worktree).
+pub fn registration(repo: &Repo, path: &Path) -> Option<PathBuf> {
+    let want = std::fs::canonicalize(path).ok()?.join(".git");
+    let entries = std::fs::read_dir(repo.common_dir.join("worktrees")).ok()?;
+    entries.flatten().map(|e| e.path()).find(|admin| {
+        std::fs::read_to_string(admin.join("gitdir")).is_ok_and(|text| {
+            let named = Path::new(text.trim());
+            named == want
+                || named
+                    .parent()
+                    .and_then(|p| std::fs::canonicalize(p).ok())
+                    .is_some_and(|p| p.join(".git") == want)
+        })
+    })
+}
+
 /// Puts back the `.git` file of a worktree whose agent deleted it. Returns whether a repair
 /// was needed; a `.git` that was replaced by something else is an error.
 pub fn repair_gitfile(path: &Path, admin_dir: &Path) -> Result<bool, GitError> {

@@ -487,29 +487,21 @@ async fn run_agent(
     // Snapshot whatever the agent left, whatever its exit status, so nothing is lost.
     let repo = shared.repo.clone();
     let branch = layout::branch_ref(&id, &agent.name);
-    // Recorded when the worktrees were created, before any agent started.
-    let admin = cand.admin_dir.clone();
     let message = snapshot_message(&agent.name, &id, &plan.task);
     let keep = plan.keep;
     let base = plan.base;
     let wt2 = wt.clone();
-    let snap = tokio::task::spawn_blocking(move || -> Result<(git::snapshot::Snapshot, git::diff::Rendered, Vec<String>), git::GitError> {
-        let mut warnings = Vec::new();
-        if let Some(admin) = &admin
-            && git::worktree::repair_gitfile(&wt2, admin)?
-        {
-            warnings.push("the agent removed its worktree's .git file; it was repaired".into());
-        }
+    let snap = tokio::task::spawn_blocking(move || {
         let snap = git::snapshot::snapshot(&repo, &wt2, &branch, base, &message, keep)?;
         let rendered = git::diff::render(&repo, base, snap.commit)?;
-        Ok((snap, rendered, warnings))
+        Ok::<_, git::GitError>((snap, rendered))
     })
     .await
     .expect("snapshot does not panic");
 
     match snap {
-        Ok((snap, rendered, mut warnings)) => {
-            warnings.extend(snap.warnings.iter().cloned());
+        Ok((snap, rendered)) => {
+            let warnings = snap.warnings.clone();
             let status = match status {
                 Status::Done if !snap.changed => Status::NoChange,
                 other => other,
