@@ -17,22 +17,14 @@ pub struct NewWorktree {
     pub path: PathBuf,
 }
 
-/// What creating a worktree produced.
-#[derive(Debug, Clone)]
-pub struct Created {
-    pub path: PathBuf,
-    /// The worktree's private git directory (`<common>/worktrees/<name>`).
-    pub admin_dir: PathBuf,
-}
-
-/// Creates one branch per item at `base`, then checks out all worktrees in parallel.
-/// On failure everything created so far is removed again.
+/// Creates one branch per item at `base`, then checks out all worktrees in parallel, and
+/// returns their paths. On failure everything created so far is removed again.
 pub fn create_all(
     repo: &Repo,
     base: ObjectId,
     items: &[NewWorktree],
     interrupt: &AtomicBool,
-) -> Result<Vec<Created>, GitError> {
+) -> Result<Vec<PathBuf>, GitError> {
     let mut made_branches = Vec::new();
     for item in items {
         if let Err(e) = repo.set_ref(&item.branch, base, None, "massgen: create candidate branch") {
@@ -45,14 +37,14 @@ pub fn create_all(
     // a concurrent registration reading it half-written fails. Checkout, the slow part, runs
     // in parallel.
     let mut prepared = Vec::new();
-    let mut results: Vec<Result<Created, GitError>> = Vec::new();
+    let mut results: Vec<Result<PathBuf, GitError>> = Vec::new();
     for item in items {
         match prepare_one(repo, item, interrupt) {
             Ok(p) => prepared.push((item, p)),
             Err(e) => results.push(Err(e)),
         }
     }
-    let checked_out: Vec<Result<Created, GitError>> = std::thread::scope(|scope| {
+    let checked_out: Vec<Result<PathBuf, GitError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = prepared
             .into_iter()
             .map(|(item, p)| scope.spawn(move || checkout_one(item, p, interrupt)))
@@ -77,8 +69,7 @@ pub fn create_all(
         }
     }
     if let Some(e) = first_error {
-        let paths: Vec<PathBuf> = created.iter().map(|c| c.path.clone()).collect();
-        rollback(repo, &made_branches, &paths);
+        rollback(repo, &made_branches, &created);
         return Err(e);
     }
     Ok(created)
@@ -112,15 +103,12 @@ fn checkout_one(
     item: &NewWorktree,
     prepared: gix::worktree::add::PrepareCheckout,
     interrupt: &AtomicBool,
-) -> Result<Created, GitError> {
+) -> Result<PathBuf, GitError> {
     let (wt, _outcome) = prepared
         .checkout(gix::progress::Discard, interrupt)
         .ctx(|| format!("cannot check out worktree {}", item.path.display()))?;
     record_pristine_index(&wt);
-    Ok(Created {
-        path: item.path.clone(),
-        admin_dir: super::absolute(wt.git_dir()),
-    })
+    Ok(item.path.clone())
 }
 
 /// Name of the file, in a candidate worktree's private git directory, that holds the checksum
@@ -182,16 +170,11 @@ pub fn remove(repo: &Repo, path: &Path) -> Result<(), GitError> {
 /// (`admin_dir`, under the common dir's `worktrees/`) is removed, which is what
 /// `git worktree prune` does for a worktree whose directory is gone. Deleting `trash` is
 /// left to the caller, typically in the background. Falls back to [`remove`].
-pub fn discard(
-    repo: &Repo,
-    path: &Path,
-    admin_dir: Option<&Path>,
-    trash: &Path,
-) -> Result<(), GitError> {
-    let registry = repo.common_dir.join("worktrees");
-    let Some(admin_dir) = admin_dir.filter(|a| a.starts_with(&registry) && a != &registry) else {
+pub fn discard(repo: &Repo, path: &Path, trash: &Path) -> Result<(), GitError> {
+    let Some(admin_dir) = registration(repo, path) else {
         return remove(repo, path);
     };
+    let admin_dir = admin_dir.as_path();
     if path.exists() {
         // Only a directory that is this very worktree is moved: its `.git` file must point
         // at `admin_dir`. Anything else goes through `git worktree remove`, which checks.
@@ -228,10 +211,14 @@ pub fn discard(
 }
 
 fn gitfile_points_to(path: &Path, admin_dir: &Path) -> bool {
+    let same = |a: &Path, b: &Path| {
+        a == b
+            || matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
+    };
     std::fs::read_to_string(path.join(".git")).is_ok_and(|text| {
         text.trim()
             .strip_prefix("gitdir:")
-            .is_some_and(|p| Path::new(p.trim()) == admin_dir)
+            .is_some_and(|p| same(Path::new(p.trim()), admin_dir))
     })
 }
 

@@ -155,7 +155,6 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
                 agreement: 0.0,
                 rank: None,
                 worktree: Some(run_root.join(&a.name)),
-                admin_dir: None,
                 pgid: None,
                 duration_ms: 0,
                 error: None,
@@ -248,12 +247,8 @@ async fn pipeline(
     })
     .await
     .expect("worktree creation does not panic")?;
-    shared.update(|s| {
-        for (c, made) in s.candidates.iter_mut().zip(&created) {
-            c.admin_dir = Some(made.admin_dir.clone());
-        }
-        s.state = Phase::Running;
-    })?;
+    debug_assert_eq!(created.len(), plan.agents.len());
+    shared.update(|s| s.state = Phase::Running)?;
     (shared.report)(Event::WorktreesReady {
         elapsed: started.elapsed(),
     });
@@ -658,7 +653,7 @@ pub fn discard_worktrees(repo: &Repo, state: &mut RunState) -> Vec<String> {
     let mut errors = Vec::new();
     for c in &mut state.candidates {
         if let Some(wt) = &c.worktree {
-            match git::worktree::discard(repo, wt, c.admin_dir.as_deref(), &trash) {
+            match git::worktree::discard(repo, wt, &trash) {
                 Ok(()) => c.worktree = None,
                 Err(e) => errors.push(format!("{}: {e}", c.agent)),
             }

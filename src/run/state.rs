@@ -118,9 +118,6 @@ pub struct Candidate {
     pub rank: Option<usize>,
     /// The worktree while it exists.
     pub worktree: Option<PathBuf>,
-    /// The worktree's private git directory, for repairs.
-    #[serde(default)]
-    pub admin_dir: Option<PathBuf>,
     /// The agent's process group while it runs.
     #[serde(default)]
     pub pgid: Option<i32>,

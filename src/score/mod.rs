@@ -226,7 +226,6 @@ mod tests_rank {
             agreement,
             rank: None,
             worktree: None,
-            admin_dir: None,
             pgid: None,
             duration_ms: 0,
             error: None,
