@@ -167,19 +167,12 @@ fn unborn_head_and_bad_base() {
 #[test]
 fn repository_path_with_spaces_works_end_to_end() {
     let repo = TestRepo::named("my repo with spaces");
-    let json = repo
-        .massgen()
-        .args([
-            "run",
-            "--json",
-            "--merge",
-            "--test",
-            "sh test.sh",
-            "--agent-cmd",
-            &repo.agent("good", FIX),
-            "fix",
-        ])
-        .expect_json(0);
+    let json = repo.run_json(
+        &["--merge", "--test", "sh test.sh"],
+        &[("good", FIX)],
+        "fix",
+        0,
+    );
     assert_eq!(json["winner"], "good");
     assert_eq!(json["merged"], true);
     assert!(repo.read("calc.sh").contains("$2 + $3"));

@@ -95,19 +95,7 @@ fn worktrees_and_branches_exist_while_running_and_clean_removes_them() {
 #[test]
 fn clean_deletes_merged_and_empty_branches_without_force() {
     let repo = TestRepo::new();
-    let json = repo
-        .massgen()
-        .args([
-            "run",
-            "--json",
-            "--merge",
-            "--agent-cmd",
-            &repo.agent("good", FIX),
-            "--agent-cmd",
-            &repo.agent("noop", "true"),
-            "fix",
-        ])
-        .expect_json(0);
+    let json = repo.run_json(&["--merge"], &[("good", FIX), ("noop", "true")], "fix", 0);
     repo.massgen()
         .args(["clean", json["run"].as_str().unwrap()])
         .run()

@@ -4,35 +4,18 @@ use crate::support::{FIX, TestRepo, candidate};
 
 /// Runs the fixing agent and returns the run JSON.
 fn fixed_run(repo: &TestRepo) -> serde_json::Value {
-    repo.massgen()
-        .args([
-            "run",
-            "--json",
-            "--test",
-            "sh test.sh",
-            "--agent-cmd",
-            &repo.agent("good", FIX),
-            "fix",
-        ])
-        .expect_json(0)
+    repo.run_json(&["--test", "sh test.sh"], &[("good", FIX)], "fix", 0)
 }
 
 #[test]
 fn run_merge_fast_forwards_the_users_branch() {
     let repo = TestRepo::new();
-    let json = repo
-        .massgen()
-        .args([
-            "run",
-            "--json",
-            "--merge",
-            "--test",
-            "sh test.sh",
-            "--agent-cmd",
-            &repo.agent("good", FIX),
-            "fix",
-        ])
-        .expect_json(0);
+    let json = repo.run_json(
+        &["--merge", "--test", "sh test.sh"],
+        &[("good", FIX)],
+        "fix",
+        0,
+    );
     assert_eq!(json["merged"], true);
     assert_eq!(json["state"], "merged");
     assert_eq!(json["merge"]["kind"], "fast_forward");
@@ -141,16 +124,7 @@ fn dirty_overlap_is_refused_and_the_users_edit_survives() {
 #[test]
 fn staged_and_untracked_overlaps_are_refused_too() {
     let repo = TestRepo::new();
-    let json = repo
-        .massgen()
-        .args([
-            "run",
-            "--json",
-            "--agent-cmd",
-            &repo.agent("adder", "echo theirs > new.txt"),
-            "add",
-        ])
-        .expect_json(0);
+    let json = repo.run_json(&[], &[("adder", "echo theirs > new.txt")], "add", 0);
     repo.write("new.txt", "mine, untracked\n");
     let out = repo
         .massgen()
@@ -207,17 +181,7 @@ fn dry_run_changes_nothing() {
 fn merge_on_a_detached_head_moves_head() {
     let repo = TestRepo::new();
     repo.git(&["checkout", "-q", "--detach", "HEAD"]);
-    let json = repo
-        .massgen()
-        .args([
-            "run",
-            "--json",
-            "--merge",
-            "--agent-cmd",
-            &repo.agent("good", FIX),
-            "fix",
-        ])
-        .expect_json(0);
+    let json = repo.run_json(&["--merge"], &[("good", FIX)], "fix", 0);
     assert_eq!(json["base_branch"], serde_json::Value::Null);
     assert_eq!(
         repo.git(&["rev-parse", "HEAD"]),

@@ -238,16 +238,7 @@ fn agent_commits_and_deletions_and_new_files_are_all_captured() {
     let body = "echo one > committed.txt && git add committed.txt && git commit -q -m 'agent commit' && \
                 rm README && mkdir -p new/dir && echo two > new/dir/file.txt && chmod +x test.sh && \
                 echo ignored > junk.log && echo '*.log' > .gitignore";
-    let json = repo
-        .massgen()
-        .args([
-            "run",
-            "--json",
-            "--agent-cmd",
-            &repo.agent("busy", body),
-            "do things",
-        ])
-        .expect_json(0);
+    let json = repo.run_json(&[], &[("busy", body)], "do things", 0);
     let c = candidate(&json, "busy");
     let branch = c["branch"].as_str().unwrap();
     let files = repo.git(&["diff", "--name-status", "main", branch]);
@@ -265,16 +256,7 @@ fn agent_commits_and_deletions_and_new_files_are_all_captured() {
 #[test]
 fn agent_deleting_its_git_file_is_repaired_and_snapshotted() {
     let repo = TestRepo::new();
-    let json = repo
-        .massgen()
-        .args([
-            "run",
-            "--json",
-            "--agent-cmd",
-            &repo.agent("vandal", &format!("rm .git && {FIX}")),
-            "fix",
-        ])
-        .expect_json(0);
+    let json = repo.run_json(&[], &[("vandal", &format!("rm .git && {FIX}"))], "fix", 0);
     let c = candidate(&json, "vandal");
     assert_eq!(c["status"], "done");
     assert!(c["warnings"][0].as_str().unwrap().contains(".git"), "{c}");
@@ -285,17 +267,7 @@ fn agent_deleting_its_git_file_is_repaired_and_snapshotted() {
 #[test]
 fn keep_leaves_clean_worktrees_on_their_branches() {
     let repo = TestRepo::new();
-    let json = repo
-        .massgen()
-        .args([
-            "run",
-            "--json",
-            "--keep",
-            "--agent-cmd",
-            &repo.agent("good", FIX),
-            "fix",
-        ])
-        .expect_json(0);
+    let json = repo.run_json(&["--keep"], &[("good", FIX)], "fix", 0);
     let c = candidate(&json, "good");
     let wt = c["worktree"].as_str().unwrap();
     assert_eq!(repo.worktree_count(), 2);
@@ -368,16 +340,12 @@ fn jobs_bounds_how_many_agents_run_at_once() {
 #[test]
 fn an_agent_touching_the_users_branches_is_reported() {
     let repo = TestRepo::new();
-    let json = repo
-        .massgen()
-        .args([
-            "run",
-            "--json",
-            "--agent-cmd",
-            &repo.agent("sneaky", &format!("git branch sneaky && {FIX}")),
-            "fix",
-        ])
-        .expect_json(0);
+    let json = repo.run_json(
+        &[],
+        &[("sneaky", &format!("git branch sneaky && {FIX}"))],
+        "fix",
+        0,
+    );
     let warnings = json["warnings"].to_string();
     assert!(
         warnings.contains("refs/heads/sneaky was created during the run"),
@@ -389,19 +357,15 @@ fn an_agent_touching_the_users_branches_is_reported() {
 fn files_the_agent_only_staged_are_captured() {
     // Staged and unchanged since: only the HEAD-to-index comparison can see it.
     let repo = TestRepo::new();
-    let json = repo
-        .massgen()
-        .args([
-            "run",
-            "--json",
-            "--agent-cmd",
-            &repo.agent(
-                "stager",
-                "echo x > staged.txt && git add staged.txt && git rm -q --cached README",
-            ),
-            "stage",
-        ])
-        .expect_json(0);
+    let json = repo.run_json(
+        &[],
+        &[(
+            "stager",
+            "echo x > staged.txt && git add staged.txt && git rm -q --cached README",
+        )],
+        "stage",
+        0,
+    );
     let branch = candidate(&json, "stager")["branch"]
         .as_str()
         .unwrap()

@@ -118,6 +118,22 @@ impl TestRepo {
         format!("{name}=sh {}", shell_words::quote(&p.display().to_string()))
     }
 
+    /// `git massgen run --json FLAGS --agent-cmd NAME=sh SCRIPT… TASK`, asserting the exit
+    /// code; returns the run JSON. Each agent is a name and a shell script body.
+    pub fn run_json(
+        &self,
+        flags: &[&str],
+        agents: &[(&str, &str)],
+        task: &str,
+        code: i32,
+    ) -> serde_json::Value {
+        let mut cmd = self.massgen().args(["run", "--json"]).args(flags);
+        for (name, body) in agents {
+            cmd = cmd.args(["--agent-cmd", &self.agent(name, body)]);
+        }
+        cmd.args(["--", task]).expect_json(code)
+    }
+
     /// A `git massgen` command in this repository.
     pub fn massgen(&self) -> Massgen {
         Massgen::new(&self.root, &self.path)
