@@ -44,6 +44,8 @@ pub enum Command {
     Merge(commands::merge::MergeArgs),
     /// Remove finished runs' worktrees and branches (unmerged work only with --force).
     Clean(commands::clean::CleanArgs),
+    /// Check every configured agent: binary, version, credentials, endpoint.
+    Doctor(commands::doctor::DoctorArgs),
     /// Run the whole pipeline on a throw-away repository with three built-in agents.
     Demo(commands::demo::DemoArgs),
     /// A built-in deterministic agent used by `demo` (internal).
@@ -99,6 +101,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
         Command::Diff(args) => commands::diff::diff(ctx, &args),
         Command::Merge(args) => commands::merge::merge(ctx, &args),
         Command::Clean(args) => commands::clean::clean(ctx, &args),
+        Command::Doctor(args) => commands::doctor::doctor(ctx, &args),
         Command::Demo(args) => commands::demo::demo(ctx, &args),
         Command::DemoAgent(args) => commands::demo::demo_agent(&args),
         Command::PurgeTrash { dir } => {

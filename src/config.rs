@@ -77,6 +77,26 @@ pub enum AgentKind {
     /// Any program, given the task through argv placeholders and the environment.
     #[default]
     Command,
+    Claude,
+    Codex,
+    Gemini,
+    Opencode,
+    Qwen,
+    Aider,
+}
+
+impl AgentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentKind::Command => "command",
+            AgentKind::Claude => "claude",
+            AgentKind::Codex => "codex",
+            AgentKind::Gemini => "gemini",
+            AgentKind::Opencode => "opencode",
+            AgentKind::Qwen => "qwen",
+            AgentKind::Aider => "aider",
+        }
+    }
 }
 
 /// One `[[agents]]` entry.
@@ -86,12 +106,87 @@ pub struct AgentConfig {
     pub name: Spanned<String>,
     #[serde(default)]
     pub kind: AgentKind,
+    /// A command agent's argv.
     #[serde(default)]
     pub command: Vec<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     #[serde(default, deserialize_with = "duration")]
     pub timeout: Option<Duration>,
+    /// CLI presets: the model, in the CLI's own spelling.
+    pub model: Option<String>,
+    /// CLI presets: the binary, when not the preset's name on PATH.
+    pub bin: Option<String>,
+    /// CLI presets: extra arguments, appended to the preset's own.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// CLI presets: the API endpoint (mapped to the CLI's own variable, config file or flag).
+    pub base_url: Option<String>,
+    /// CLI presets: the environment variable holding the API key.
+    pub api_key_env: Option<String>,
+    /// CLI presets: how many times an agent that ends by asking a question is told to finish.
+    pub max_nudges: Option<u32>,
+    /// CLI presets: use the user's own CLI configuration and login instead of a generated,
+    /// per-agent one (agents of that kind then share it).
+    #[serde(default)]
+    pub own_config: bool,
+}
+
+impl AgentConfig {
+    /// A command agent needs `command` and takes no preset fields; a preset takes no
+    /// `command`.
+    fn check_kind_fields(&self) -> Result<(), String> {
+        let name = self.name.get_ref();
+        let kind = self.kind;
+        if kind == AgentKind::Command {
+            if self.command.is_empty() {
+                return Err(format!(
+                    "agent `{name}` has no `command` (an argv list, e.g. [\"my-agent\", \"{{task}}\"]), and no preset `kind` (claude, codex, gemini, opencode, qwen, aider)"
+                ));
+            }
+            let preset_only = [
+                ("model", self.model.is_some()),
+                ("bin", self.bin.is_some()),
+                ("args", !self.args.is_empty()),
+                ("base_url", self.base_url.is_some()),
+                ("api_key_env", self.api_key_env.is_some()),
+                ("max_nudges", self.max_nudges.is_some()),
+                ("own_config", self.own_config),
+            ];
+            if let Some((key, _)) = preset_only.iter().find(|(_, set)| *set) {
+                return Err(format!(
+                    "agent `{name}`: `{key}` applies to CLI presets (kind = \"claude\", ...); a command agent takes its options in `command`"
+                ));
+            }
+        } else if !self.command.is_empty() {
+            return Err(format!(
+                "agent `{name}` (kind = \"{}\"): use `bin` and `args` instead of `command`",
+                kind.as_str()
+            ));
+        }
+        if let Some(var) = &self.api_key_env
+            && !is_env_name(var)
+        {
+            return Err(format!(
+                "agent `{name}`: api_key_env = \"{var}\" is not an environment variable name"
+            ));
+        }
+        if let Some(url) = &self.base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(format!(
+                "agent `{name}`: base_url = \"{url}\" must start with http:// or https://"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `NAME` of an environment variable: letters, digits and `_`, not starting with a digit.
+pub fn is_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -151,15 +246,8 @@ impl Config {
                     format!("agent `{name}` is defined twice; names must be unique"),
                 ));
             }
-            if agent.command.is_empty() {
-                return Err(invalid(
-                    path,
-                    text,
-                    agent.name.span(),
-                    format!(
-                        "agent `{name}` has no `command` (an argv list, e.g. [\"my-agent\", \"{{task}}\"])"
-                    ),
-                ));
+            if let Err(why) = agent.check_kind_fields() {
+                return Err(invalid(path, text, agent.name.span(), why));
             }
         }
         if config.run.jobs == Some(0) {

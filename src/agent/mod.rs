@@ -5,19 +5,41 @@
 //! inside arguments, never re-split), as a file, and as environment variables; no shell is
 //! ever involved.
 
+pub mod cli;
+pub mod events;
 pub mod process;
+pub mod prompt;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-/// A resolved agent: name, argv template, extra environment, time limit.
+/// A resolved agent: name, what it runs, extra environment, time limit.
 #[derive(Debug, Clone)]
 pub struct AgentSpec {
     pub name: String,
-    pub argv: Vec<String>,
+    pub kind: Kind,
     pub env: BTreeMap<String, String>,
     pub timeout: Duration,
+}
+
+/// What an agent runs.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// Any program; the argv template is expanded by [`Invocation::expand`].
+    Command(Vec<String>),
+    /// One of the known coding-agent CLIs.
+    Cli(cli::CliAgent),
+}
+
+impl AgentSpec {
+    /// `command` or the preset's name.
+    pub fn kind_name(&self) -> &'static str {
+        match &self.kind {
+            Kind::Command(_) => "command",
+            Kind::Cli(cli) => cli.preset.name(),
+        }
+    }
 }
 
 /// What an agent is told about its job.
@@ -27,47 +49,35 @@ pub struct Invocation<'a> {
     pub agent: &'a str,
     pub task: &'a str,
     pub task_file: &'a Path,
+    /// The task wrapped in the prompt template.
+    pub prompt: &'a str,
+    pub prompt_file: &'a Path,
     pub worktree: &'a Path,
     pub base: &'a str,
 }
 
 impl Invocation<'_> {
-    /// `argv` with `{task}`, `{task_file}`, `{worktree}`, `{run}`, `{agent}` and `{base}`
-    /// replaced inside each argument. Replacement is single-pass, so a task that itself
-    /// contains `{worktree}` stays as written.
+    /// `argv` with `{task}`, `{task_file}`, `{prompt}`, `{prompt_file}`, `{worktree}`,
+    /// `{run}`, `{agent}` and `{base}` replaced inside each argument. Replacement is
+    /// single-pass, so a task that itself contains `{worktree}` stays as written.
     pub fn expand(&self, argv: &[String]) -> Vec<String> {
         argv.iter().map(|arg| self.expand_one(arg)).collect()
     }
 
     fn expand_one(&self, arg: &str) -> String {
-        let mut out = String::with_capacity(arg.len());
-        let mut rest = arg;
-        while let Some(start) = rest.find('{') {
-            out.push_str(&rest[..start]);
-            let after = &rest[start..];
-            let value = [
-                ("{task}", self.task.to_owned()),
-                ("{task_file}", self.task_file.display().to_string()),
-                ("{worktree}", self.worktree.display().to_string()),
-                ("{run}", self.run.to_owned()),
-                ("{agent}", self.agent.to_owned()),
-                ("{base}", self.base.to_owned()),
-            ]
-            .into_iter()
-            .find(|(key, _)| after.starts_with(key));
-            match value {
-                Some((key, value)) => {
-                    out.push_str(&value);
-                    rest = &after[key.len()..];
-                }
-                None => {
-                    out.push('{');
-                    rest = &after[1..];
-                }
-            }
-        }
-        out.push_str(rest);
-        out
+        fill(
+            arg,
+            &[
+                ("task", self.task),
+                ("task_file", &self.task_file.display().to_string()),
+                ("prompt", self.prompt),
+                ("prompt_file", &self.prompt_file.display().to_string()),
+                ("worktree", &self.worktree.display().to_string()),
+                ("run", self.run),
+                ("agent", self.agent),
+                ("base", self.base),
+            ],
+        )
     }
 
     /// The `MASSGEN_*` environment every agent gets.
@@ -75,6 +85,7 @@ impl Invocation<'_> {
         vec![
             ("MASSGEN_TASK", self.task.to_owned()),
             ("MASSGEN_TASK_FILE", self.task_file.display().to_string()),
+            ("MASSGEN_PROMPT_FILE", self.prompt_file.display().to_string()),
             ("MASSGEN_RUN", self.run.to_owned()),
             ("MASSGEN_AGENT", self.agent.to_owned()),
             ("MASSGEN_WORKTREE", self.worktree.display().to_string()),
@@ -83,6 +94,32 @@ impl Invocation<'_> {
             ("MASSGEN_ACTIVE", "1".to_owned()),
         ]
     }
+}
+
+/// Replaces each `{key}` of `vars` in `text`, in one pass: a value that itself contains
+/// `{key}` stays as written. Unknown `{...}` are left alone.
+pub fn fill(text: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let found = vars.iter().find(|(key, _)| {
+            after.starts_with(key) && after[key.len()..].starts_with('}')
+        });
+        match found {
+            Some((key, value)) => {
+                out.push_str(value);
+                rest = &after[key.len() + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Parses `NAME=COMMAND` from `--agent-cmd`, splitting COMMAND into words like a POSIX
@@ -111,6 +148,8 @@ mod tests {
             agent: "a",
             task,
             task_file: Path::new("/tmp/t.txt"),
+            prompt: "p",
+            prompt_file: Path::new("/tmp/p.txt"),
             worktree: Path::new("/w t"),
             base: "abc",
         }

@@ -22,19 +22,23 @@ pub struct Finished {
     pub signal: Option<i32>,
     pub timed_out: bool,
     pub cancelled: bool,
+    /// Why the output watcher stopped it, if it did.
+    pub aborted: Option<String>,
     pub duration: Duration,
 }
 
 impl Finished {
     /// The process exited 0 on its own.
     pub fn success(&self) -> bool {
-        self.exit_code == Some(0) && !self.timed_out && !self.cancelled
+        self.exit_code == Some(0) && !self.timed_out && !self.cancelled && self.aborted.is_none()
     }
 
     /// A few words on how it ended.
     pub fn describe(&self) -> String {
         if self.cancelled {
             "interrupted".into()
+        } else if let Some(why) = &self.aborted {
+            format!("stopped: {why}")
         } else if self.timed_out {
             format!(
                 "timed out after {}",
@@ -64,7 +68,13 @@ pub struct Job<'a> {
     pub stdout: File,
     pub stderr: File,
     pub timeout: Duration,
+    /// Sees every line of stdout (which still goes to `stdout`); returning a reason stops
+    /// the process like a timeout does.
+    pub watch: Option<LineWatcher>,
 }
+
+/// A callback on each line of an agent's output.
+pub type LineWatcher = Box<dyn FnMut(&str) -> Option<String> + Send>;
 
 /// Runs `job` to completion, timeout or cancellation. `on_spawn` receives the process group
 /// id as soon as the process exists (to be persisted, so that a later `clean` can stop it).
@@ -78,10 +88,14 @@ pub async fn supervise(
         .split_first()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))?;
     let mut cmd = tokio::process::Command::new(program);
+    let (stdout, log) = match job.watch {
+        Some(_) => (Stdio::piped(), Some(job.stdout)),
+        None => (Stdio::from(job.stdout), None),
+    };
     cmd.args(args)
         .current_dir(job.cwd)
         .stdin(Stdio::null())
-        .stdout(Stdio::from(job.stdout))
+        .stdout(stdout)
         .stderr(Stdio::from(job.stderr))
         .process_group(0)
         .kill_on_drop(true);
@@ -97,7 +111,15 @@ pub async fn supervise(
     if let Some(pgid) = pgid {
         on_spawn(pgid);
     }
+    let (abort_tx, mut abort_rx) = tokio::sync::mpsc::channel::<String>(1);
+    let reader = match (child.stdout.take(), log, job.watch) {
+        (Some(pipe), Some(log), Some(watch)) => {
+            Some(tokio::spawn(copy_lines(pipe, log, watch, abort_tx)))
+        }
+        _ => None,
+    };
     let mut timed_out = false;
+    let mut aborted = None;
     let mut cancelled = *cancel.borrow();
     let status = if cancelled {
         None
@@ -106,6 +128,7 @@ pub async fn supervise(
             status = child.wait() => Some(status?),
             _ = tokio::time::sleep(job.timeout) => { timed_out = true; None }
             _ = cancelled_signal(&mut cancel) => { cancelled = true; None }
+            Some(why) = abort_rx.recv() => { aborted = Some(why); None }
         }
     };
     let status = match status {
@@ -137,9 +160,15 @@ pub async fn supervise(
             }
         }
     };
+    if let Some(reader) = reader {
+        // The group is gone, so the pipe ends; a grandchild that escaped the group could
+        // hold it open, hence the bound.
+        let _ = tokio::time::timeout(KILL_GRACE, reader).await;
+    }
     use std::os::unix::process::ExitStatusExt;
     Ok(Finished {
-        exit_code: if timed_out || cancelled {
+        aborted: aborted.clone(),
+        exit_code: if timed_out || cancelled || aborted.is_some() {
             None
         } else {
             status.code()
@@ -149,6 +178,32 @@ pub async fn supervise(
         cancelled,
         duration: start.elapsed(),
     })
+}
+
+/// Copies the agent's stdout into its log, line by line, showing each line to `watch`.
+async fn copy_lines(
+    pipe: tokio::process::ChildStdout,
+    log: File,
+    mut watch: LineWatcher,
+    abort: tokio::sync::mpsc::Sender<String>,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut log = tokio::fs::File::from_std(log);
+    let mut reader = BufReader::new(pipe);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let _ = log.write_all(&line).await;
+                if let Some(why) = watch(&String::from_utf8_lossy(&line)) {
+                    let _ = abort.try_send(why);
+                }
+            }
+        }
+    }
+    let _ = log.flush().await;
 }
 
 /// Resolves once cancellation is requested; never, if the sender is gone.

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::agent::AgentSpec;
+use crate::agent::prompt::Template;
+use crate::agent::{AgentSpec, Kind};
 use crate::commands::Ctx;
 use crate::error::{CliError, Exit};
 use crate::git::Repo;
@@ -55,7 +56,7 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
     let exe = exe.display().to_string();
     let agent = |name: &str, behaviour: &str| AgentSpec {
         name: name.into(),
-        argv: vec![exe.clone(), "demo-agent".into(), behaviour.into()],
+        kind: Kind::Command(vec![exe.clone(), "demo-agent".into(), behaviour.into()]),
         env: Default::default(),
         timeout: Duration::from_secs(60),
     };
@@ -75,6 +76,8 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
         test_timeout: Duration::from_secs(60),
         keep: false,
         worktree_root: layout::worktree_root(&repo, None),
+        prompt_template: Template::Prompt.load(&repo.massgen_dir())?,
+        nudge: Template::Nudge.load(&repo.massgen_dir())?,
     };
     let repo = Arc::new(repo);
     let rt = tokio::runtime::Builder::new_multi_thread()

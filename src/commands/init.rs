@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use crate::agent::cli::{Preset, which};
 use crate::commands::Ctx;
 use crate::error::{CliError, Exit};
 use crate::run::layout::{MASSGEN_GITIGNORE, RUNTIME_ONLY_GITIGNORE};
@@ -32,7 +33,13 @@ pub fn init(ctx: &Ctx, args: &InitArgs) -> Result<Exit, CliError> {
         Some(t) => format!("test = {}", toml_string(t)),
         None => "# No test command detected; set one so candidates can be tested:\n# test = \"make test\"".into(),
     };
-    let text = CONFIG_TEMPLATE.replace("{{test_line}}", &test_line);
+    let found: Vec<Preset> = Preset::ALL
+        .into_iter()
+        .filter(|p| which(p.name()).is_some())
+        .collect();
+    let text = CONFIG_TEMPLATE
+        .replace("{{test_line}}", &test_line)
+        .replace("{{agents}}", &agents_section(&found));
     // Checked before writing: the template must always parse.
     crate::config::Config::parse(&text, &path)?;
     std::fs::write(&path, text)?;
@@ -53,9 +60,32 @@ pub fn init(ctx: &Ctx, args: &InitArgs) -> Result<Exit, CliError> {
             .ui
             .line("no test command detected; set [score] test in the file"),
     }
-    ctx.ui
-        .line("add [[agents]] to it, then: git massgen run \"<task>\"");
+    if found.is_empty() {
+        ctx.ui.line(
+            "no agent CLI found on PATH (claude, codex, gemini, opencode, qwen, aider); add [[agents]] to the file",
+        );
+    } else {
+        let names: Vec<&str> = found.iter().map(|p| p.name()).collect();
+        ctx.ui.line(&format!("agents: {}", names.join(", ")));
+        ctx.ui
+            .line("check them with `git massgen doctor`, then: git massgen run \"<task>\"");
+    }
     Ok(Exit::Success)
+}
+
+/// `[[agents]]` for each CLI found on PATH.
+fn agents_section(found: &[Preset]) -> String {
+    let mut out = String::new();
+    if !found.is_empty() {
+        out.push_str("# Agent CLIs found on PATH by `git massgen init`.\n");
+    }
+    for p in found {
+        out.push_str(&format!(
+            "[[agents]]\nname = \"{0}\"\nkind = \"{0}\"\n# model = \"...\"\n\n",
+            p.name()
+        ));
+    }
+    out
 }
 
 /// The test command of the project at `root`, from the files that identify its ecosystem.
@@ -85,8 +115,23 @@ mod tests {
     #[test]
     fn template_parses_with_and_without_a_test() {
         for line in ["test = \"cargo test\"", "# test = \"x\""] {
-            let text = CONFIG_TEMPLATE.replace("{{test_line}}", line);
-            crate::config::Config::parse(&text, Path::new("t")).unwrap();
+            for found in [&[][..], &Preset::ALL[..]] {
+                let text = CONFIG_TEMPLATE
+                    .replace("{{test_line}}", line)
+                    .replace("{{agents}}", &agents_section(found));
+                let c = crate::config::Config::parse(&text, Path::new("t")).unwrap();
+                assert_eq!(c.agents.len(), found.len());
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    #[test]
+    fn agents_example_parses() {
+        let text = include_str!("../../templates/agents.example.toml");
+        let c = crate::config::Config::parse(text, std::path::Path::new("x")).unwrap();
+        assert_eq!(c.agents.len(), 6);
     }
 }

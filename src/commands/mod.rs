@@ -3,6 +3,7 @@
 pub mod clean;
 pub mod demo;
 pub mod diff;
+pub mod doctor;
 pub mod init;
 pub mod merge;
 pub mod run;

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::agent::{self, AgentSpec};
+use crate::agent::cli::{CliAgent, Preset};
+use crate::agent::events::AgentEvent;
+use crate::agent::prompt::Template;
+use crate::agent::{self, AgentSpec, Kind};
 use crate::commands::Ctx;
 use crate::config::{self, Config};
 use crate::error::{CliError, Exit};
@@ -81,6 +84,8 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
             .unwrap_or(config::DEFAULT_TEST_TIMEOUT),
         keep: args.keep,
         worktree_root: layout::worktree_root(&repo, config.run.worktree_root.as_deref()),
+        prompt_template: Template::Prompt.load(&repo.massgen_dir())?,
+        nudge: Template::Nudge.load(&repo.massgen_dir())?,
         agents,
     };
     let repo = Arc::new(repo);
@@ -226,6 +231,16 @@ fn progress(ui: &Ui, event: Event) {
         Event::TestsFinished { agent, summary } => {
             ui.info(&format!("massgen: {agent}: tests {summary}"))
         }
+        Event::Agent { agent, event } => match &event {
+            AgentEvent::Retry { .. } | AgentEvent::Error { .. } => {
+                ui.info(&format!("massgen: {agent}: {}", event.describe()))
+            }
+            _ => {}
+        },
+        Event::Nudged { agent, question } => ui.info(&format!(
+            "massgen: {agent}: asked \"{}\"; told to finish on its own",
+            question.lines().last().unwrap_or("").trim()
+        )),
         Event::Warning(w) => ui.warn(&w),
     }
 }
@@ -261,20 +276,44 @@ fn select_agents(config: &Config, args: &RunArgs) -> Result<Vec<AgentSpec>, CliE
         .timeout
         .or(config.run.timeout)
         .unwrap_or(config::DEFAULT_AGENT_TIMEOUT);
-    let from_config = |a: &config::AgentConfig| AgentSpec {
-        name: a.name.get_ref().clone(),
-        argv: a.command.clone(),
-        env: a.env.clone(),
-        timeout: args.timeout.or(a.timeout).unwrap_or(default_timeout),
+    let from_config = |a: &config::AgentConfig| -> Result<AgentSpec, CliError> {
+        let name = a.name.get_ref().clone();
+        let kind = match Preset::from_kind(a.kind) {
+            None => Kind::Command(a.command.clone()),
+            Some(preset) => {
+                let cli = CliAgent::from_config(preset, a);
+                if cli.api_key_env_set && cli.api_key().is_none() {
+                    return Err(CliError::usage(format!(
+                        "agent `{name}`: api_key_env = \"{}\", but {} is not set",
+                        cli.api_key_env, cli.api_key_env
+                    ))
+                    .hint(format!(
+                        "export {}=... before the run, or check with `git massgen doctor`",
+                        cli.api_key_env
+                    )));
+                }
+                Kind::Cli(cli)
+            }
+        };
+        Ok(AgentSpec {
+            name,
+            kind,
+            env: a.env.clone(),
+            timeout: args.timeout.or(a.timeout).unwrap_or(default_timeout),
+        })
     };
     let mut out: Vec<AgentSpec> = Vec::new();
     if args.agents.is_empty() && args.agent_cmds.is_empty() {
-        out = config.agents.iter().map(from_config).collect();
+        out = config
+            .agents
+            .iter()
+            .map(from_config)
+            .collect::<Result<_, _>>()?;
     }
     for name in &args.agents {
         let found = config.agents.iter().find(|a| a.name.get_ref() == name);
         match found {
-            Some(a) => out.push(from_config(a)),
+            Some(a) => out.push(from_config(a)?),
             None => {
                 let known: Vec<&str> = config
                     .agents
@@ -297,7 +336,7 @@ fn select_agents(config: &Config, args: &RunArgs) -> Result<Vec<AgentSpec>, CliE
         let (name, argv) = agent::parse_agent_cmd(spec).map_err(CliError::usage)?;
         out.push(AgentSpec {
             name,
-            argv,
+            kind: Kind::Command(argv),
             env: Default::default(),
             timeout: default_timeout,
         });

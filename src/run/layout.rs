@@ -41,6 +41,14 @@ impl RunDir {
     pub fn test_log(&self, agent: &str) -> PathBuf {
         self.dir.join("logs").join(format!("{agent}.test.log"))
     }
+    /// The prompt an agent was given: the task in the prompt template.
+    pub fn prompt_file(&self, agent: &str) -> PathBuf {
+        self.dir.join("prompts").join(format!("{agent}.md"))
+    }
+    /// A CLI agent's own configuration home (its config files, sessions and caches).
+    pub fn agent_home(&self, agent: &str) -> PathBuf {
+        self.dir.join("homes").join(agent)
+    }
     pub fn patch(&self, agent: &str) -> PathBuf {
         self.dir.join("patches").join(format!("{agent}.patch"))
     }

@@ -15,8 +15,10 @@ use tokio::sync::{Semaphore, watch};
 use super::RunError;
 use super::layout::{self, RunDir};
 use super::state::{Candidate, Phase, RunState, Status, TestResult};
+use crate::agent::cli::{CliAgent, LaunchCtx};
+use crate::agent::events::{self, AgentEvent, Report};
 use crate::agent::process::{self, Job};
-use crate::agent::{AgentSpec, Invocation};
+use crate::agent::{AgentSpec, Invocation, Kind, prompt};
 use crate::git::cmd::GIT_REPO_ENV;
 use crate::git::{self, ObjectId, Repo};
 use crate::score;
@@ -33,6 +35,10 @@ pub struct Plan {
     pub test_timeout: Duration,
     pub keep: bool,
     pub worktree_root: PathBuf,
+    /// The prompt template (`{task}`, `{worktree}`, `{test_rule}`, `{agent}`, `{run}`).
+    pub prompt_template: String,
+    /// The follow-up sent to an agent that asked a question.
+    pub nudge: String,
 }
 
 /// Progress of a run, for the user interface.
@@ -48,6 +54,16 @@ pub enum Event {
     },
     AgentStarted {
         agent: String,
+    },
+    /// Something a CLI agent reported.
+    Agent {
+        agent: String,
+        event: AgentEvent,
+    },
+    /// An agent ended by asking a question and is told to finish on its own.
+    Nudged {
+        agent: String,
+        question: String,
     },
     AgentFinished {
         agent: String,
@@ -142,6 +158,7 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
             .iter()
             .map(|a| Candidate {
                 agent: a.name.clone(),
+                kind: a.kind_name().to_owned(),
                 branch: layout::branch_ref(&id, &a.name)
                     .trim_start_matches("refs/heads/")
                     .to_owned(),
@@ -155,13 +172,11 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
                 agreement: 0.0,
                 rank: None,
                 worktree: Some(run_root.join(&a.name)),
-                pgid: None,
-                duration_ms: 0,
-                error: None,
-                warnings: Vec::new(),
+                ..Default::default()
             })
             .collect(),
         warnings: Vec::new(),
+        usage: None,
     };
     state.save(&dir)?;
     report(Event::Created {
@@ -353,6 +368,14 @@ async fn pipeline(
             s.candidates[i].rank = Some(pos + 1);
         }
         s.winner = ranking.winner.map(|i| s.candidates[i].agent.clone());
+        s.usage = s.candidates.iter().filter_map(|c| c.usage.as_ref()).fold(
+            None,
+            |total: Option<events::Usage>, u| {
+                let mut total = total.unwrap_or_default();
+                total.add(u);
+                Some(total)
+            },
+        );
         s.reason = Some(ranking.reason);
         s.state = Phase::Scored;
     })?;
@@ -403,69 +426,87 @@ async fn run_agent(
     });
 
     let task_file = shared.dir.task_file();
+    let prompt_file = shared.dir.prompt_file(&agent.name);
     let base = plan.base.to_string();
+    let worktree = wt.display().to_string();
+    let prompt = crate::agent::fill(
+        &plan.prompt_template,
+        &[
+            ("task", &plan.task),
+            ("worktree", &worktree),
+            ("test_rule", &prompt::test_rule(plan.test.as_deref())),
+            ("agent", &agent.name),
+            ("run", &id),
+        ],
+    );
+    write_file(&prompt_file, &prompt)?;
     let inv = Invocation {
         run: &id,
         agent: &agent.name,
         task: &plan.task,
         task_file: &task_file,
+        prompt: &prompt,
+        prompt_file: &prompt_file,
         worktree: &wt,
         base: &base,
     };
-    let argv = inv.expand(&agent.argv);
-    let mut env: Vec<(String, String)> = agent
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    env.extend(inv.env().into_iter().map(|(k, v)| (k.to_owned(), v)));
-    let open = |stream: &str| {
-        let path = shared.dir.agent_log(&agent.name, stream);
-        std::fs::File::create(&path).map_err(RunError::io("cannot create log", path))
-    };
-    let job = Job {
-        argv: &argv,
-        cwd: &wt,
-        env,
-        env_remove: GIT_REPO_ENV,
-        stdout: open("stdout")?,
-        stderr: open("stderr")?,
-        timeout: agent.timeout,
-    };
-    let name = agent.name.clone();
-    let on_spawn = {
-        let shared = shared.clone();
-        move |pgid: i32| {
-            let _ = shared.update_candidate(&name, |c| c.pgid = Some(pgid));
+    let ended = match &agent.kind {
+        Kind::Command(argv) => {
+            let argv = inv.expand(argv);
+            let env = agent_env(agent, &inv, Vec::new());
+            let session = run_session(shared, agent, &argv, &wt, env, agent.timeout, None, &cancel)
+                .await?;
+            Ended {
+                session,
+                report: None,
+                nudges: 0,
+                asked: false,
+            }
         }
+        Kind::Cli(cli) => run_cli(shared, plan, agent, cli, &inv, &cancel).await?,
     };
-    let finished = process::supervise(job, cancel.clone(), on_spawn).await;
-    let (status, exit_code, error, elapsed) = match &finished {
+    let Ended {
+        session,
+        report,
+        nudges,
+        asked,
+    } = ended;
+    let (status, exit_code, mut error, elapsed) = match &session {
         Ok(f) => {
+            let cli_failed = report.as_ref().and_then(|r| r.ok) == Some(false);
             let status = if f.cancelled {
                 Status::Failed
             } else if f.timed_out {
                 Status::Timeout
-            } else if f.success() {
+            } else if f.success() && !cli_failed {
                 Status::Done
             } else {
                 Status::Failed
             };
-            let error = (!f.success()).then(|| f.describe());
+            let error = (status != Status::Done).then(|| f.describe());
             (status, f.exit_code, error, f.duration)
         }
-        Err(e) => (
-            Status::Failed,
-            None,
-            Some(format!("cannot start `{}`: {e}", argv[0])),
-            Duration::ZERO,
-        ),
+        Err(e) => (Status::Failed, None, Some(e.clone()), Duration::ZERO),
     };
+    if status == Status::Timeout
+        && let Some(retry) = report.as_ref().and_then(|r| r.last_retry.clone())
+        && let Some(how) = &error
+    {
+        error = Some(format!("{how}; it was retrying ({retry})"));
+    }
+    // The CLI's own words for what went wrong come first: they say what to fix.
+    if status != Status::Done
+        && let Some(said) = report.as_ref().and_then(|r| r.error.clone())
+        && let Some(how) = &error
+        && !how.contains(&said)
+    {
+        error = Some(format!("{said} ({how})"));
+    }
     (shared.report)(Event::AgentFinished {
         agent: agent.name.clone(),
-        how: match &finished {
-            Ok(f) => f.describe(),
-            Err(_) => error.clone().unwrap_or_default(),
+        how: match &session {
+            Ok(f) if status == Status::Done => f.describe(),
+            _ => error.clone().unwrap_or_default(),
         },
         elapsed,
     });
@@ -474,6 +515,14 @@ async fn run_agent(
         c.exit_code = exit_code;
         c.duration_ms = elapsed.as_millis() as u64;
         c.error = error.clone();
+        c.nudges = nudges;
+        c.asked_for_input = asked;
+        if let Some(r) = &report {
+            c.usage = Some(r.usage.clone());
+            c.turns = r.turns;
+            c.final_message = r.final_message.clone();
+            c.session_id = r.session_id.clone();
+        }
     })?;
     if *cancel.borrow() {
         return Ok(());
@@ -542,6 +591,200 @@ async fn run_agent(
     Ok(())
 }
 
+/// How an agent's work ended: its last session, and for CLI agents what they reported.
+struct Ended {
+    /// The last session, or why it could not start.
+    session: Result<process::Finished, String>,
+    report: Option<Report>,
+    nudges: u32,
+    asked: bool,
+}
+
+/// The environment of an agent: the preset's own, then the user's `env`, then `MASSGEN_*`.
+fn agent_env(
+    agent: &AgentSpec,
+    inv: &Invocation<'_>,
+    preset: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    let mut env = preset;
+    env.extend(agent.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.extend(inv.env().into_iter().map(|(k, v)| (k.to_owned(), v)));
+    env
+}
+
+/// Runs one session of an agent with its logs appended to, and its stdout watched when a
+/// watcher is given.
+#[allow(clippy::too_many_arguments)]
+async fn run_session(
+    shared: &Arc<Shared>,
+    agent: &AgentSpec,
+    argv: &[String],
+    wt: &std::path::Path,
+    env: Vec<(String, String)>,
+    timeout: Duration,
+    watch: Option<process::LineWatcher>,
+    cancel: &watch::Receiver<bool>,
+) -> Result<Result<process::Finished, String>, RunError> {
+    let open = |stream: &str| {
+        let path = shared.dir.agent_log(&agent.name, stream);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(RunError::io("cannot create log", path))
+    };
+    let job = Job {
+        argv,
+        cwd: wt,
+        env,
+        env_remove: GIT_REPO_ENV,
+        stdout: open("stdout")?,
+        stderr: open("stderr")?,
+        timeout,
+        watch,
+    };
+    let name = agent.name.clone();
+    let on_spawn = {
+        let shared = shared.clone();
+        move |pgid: i32| {
+            let _ = shared.update_candidate(&name, |c| c.pgid = Some(pgid));
+        }
+    };
+    Ok(process::supervise(job, cancel.clone(), on_spawn)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!(
+                "cannot start `{}`: not found (is it installed and on PATH?)",
+                argv[0]
+            ),
+            _ => format!("cannot start `{}`: {e}", argv[0]),
+        }))
+}
+
+/// Runs a CLI agent: its session, then, while it ends by asking a question and the CLI can
+/// resume, a follow-up telling it to finish on its own. One time limit covers them all.
+async fn run_cli(
+    shared: &Arc<Shared>,
+    plan: &Plan,
+    agent: &AgentSpec,
+    cli: &CliAgent,
+    inv: &Invocation<'_>,
+    cancel: &watch::Receiver<bool>,
+) -> Result<Ended, RunError> {
+    let home = shared.dir.agent_home(&agent.name);
+    std::fs::create_dir_all(&home).map_err(RunError::io("cannot create", &home))?;
+    let mut total = Report::default();
+    let mut remaining = agent.timeout;
+    let mut nudges = 0;
+    let mut asked = false;
+    let mut resume: Option<String> = None;
+    loop {
+        let launch = cli.launch(&LaunchCtx {
+            prompt: if resume.is_some() {
+                &plan.nudge
+            } else {
+                inv.prompt
+            },
+            worktree: inv.worktree,
+            home: &home,
+            resume: resume.as_deref(),
+        });
+        if let Err(e) = launch.write_files() {
+            return Ok(Ended {
+                session: Err(format!(
+                    "cannot write the configuration of {}: {e}",
+                    cli.preset.title()
+                )),
+                report: Some(total),
+                nudges,
+                asked,
+            });
+        }
+        let parser = Arc::new(Mutex::new(cli.parser()));
+        let report = Arc::new(Mutex::new(Report::default()));
+        let watch: process::LineWatcher = {
+            let (parser, report, shared) = (parser.clone(), report.clone(), shared.clone());
+            let name = agent.name.clone();
+            Box::new(move |line: &str| {
+                let (events, fatal) = {
+                    let mut parser = parser.lock().unwrap_or_else(|e| e.into_inner());
+                    let events = parser.line(line);
+                    let fatal = events.iter().find_map(|e| parser.fatal(e));
+                    (events, fatal)
+                };
+                for event in events {
+                    report.lock().unwrap_or_else(|e| e.into_inner()).apply(&event);
+                    (shared.report)(Event::Agent {
+                        agent: name.clone(),
+                        event,
+                    });
+                }
+                fatal
+            })
+        };
+        let env = agent_env(agent, inv, launch.env.clone());
+        let session = run_session(
+            shared,
+            agent,
+            &launch.argv,
+            inv.worktree,
+            env,
+            remaining,
+            Some(watch),
+            cancel,
+        )
+        .await?;
+        let mut this = report.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for event in parser.lock().unwrap_or_else(|e| e.into_inner()).finish() {
+            this.apply(&event);
+        }
+        total.merge(&this, cli.preset.cumulative_usage());
+        let Ok(finished) = &session else {
+            return Ok(Ended {
+                session,
+                report: Some(total),
+                nudges,
+                asked,
+            });
+        };
+        remaining = remaining.saturating_sub(finished.duration);
+        let asking = finished.success()
+            && this.ok != Some(false)
+            && this
+                .final_message
+                .as_deref()
+                .is_some_and(events::asks_for_input);
+        asked |= asking;
+        let can_nudge = asking
+            && nudges < cli.max_nudges
+            && cli.preset.can_resume()
+            && total.session_id.is_some()
+            && !remaining.is_zero()
+            && !*cancel.borrow();
+        if !can_nudge {
+            return Ok(Ended {
+                session,
+                report: Some(total),
+                nudges,
+                asked,
+            });
+        }
+        nudges += 1;
+        resume = total.session_id.clone();
+        (shared.report)(Event::Nudged {
+            agent: agent.name.clone(),
+            question: this.final_message.clone().unwrap_or_default(),
+        });
+    }
+}
+
+fn write_file(path: &std::path::Path, text: &str) -> Result<(), RunError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(RunError::io("cannot create", dir))?;
+    }
+    std::fs::write(path, text).map_err(RunError::io("cannot write", path))
+}
+
 fn snapshot_message(agent: &str, run: &str, task: &str) -> String {
     let first: String = task.lines().next().unwrap_or("").chars().take(72).collect();
     format!("massgen: {agent} candidate for run {run}\n\nTask: {first}\n")
@@ -580,6 +823,7 @@ async fn run_tests(
         stdout: out,
         stderr: err,
         timeout,
+        watch: None,
     };
     let finished = process::supervise(job, cancel, |_| {})
         .await

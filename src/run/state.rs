@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::RunError;
+use crate::agent::events::Usage;
 use super::layout::RunDir;
 
 /// The life cycle of a run.
@@ -40,9 +41,10 @@ impl Phase {
 }
 
 /// What became of one agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    #[default]
     Pending,
     Running,
     Done,
@@ -102,9 +104,12 @@ impl TestResult {
 }
 
 /// One agent's candidate.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Candidate {
     pub agent: String,
+    /// `command` or the CLI preset.
+    #[serde(default = "command_kind")]
+    pub kind: String,
     /// Short branch name, `massgen/<run>/<agent>`.
     pub branch: String,
     pub commit: Option<String>,
@@ -128,6 +133,28 @@ pub struct Candidate {
     pub error: Option<String>,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Tokens and cost, when the agent reports them (CLI presets do).
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    /// Model turns, when the agent reports them.
+    #[serde(default)]
+    pub turns: Option<u32>,
+    /// The agent's last message: its summary, or its question.
+    #[serde(default)]
+    pub final_message: Option<String>,
+    /// It ended (at least once) by asking for input instead of finishing.
+    #[serde(default)]
+    pub asked_for_input: bool,
+    /// Follow-ups sent telling it to finish on its own.
+    #[serde(default)]
+    pub nudges: u32,
+    /// The CLI's session, for resuming it.
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+fn command_kind() -> String {
+    "command".into()
 }
 
 /// The whole persisted run.
@@ -152,6 +179,9 @@ pub struct RunState {
     pub candidates: Vec<Candidate>,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The sum of the candidates' usage, when any reported one.
+    #[serde(default)]
+    pub usage: Option<Usage>,
 }
 
 impl RunState {

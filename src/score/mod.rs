@@ -225,11 +225,7 @@ mod tests_rank {
             }),
             agreement,
             rank: None,
-            worktree: None,
-            pgid: None,
-            duration_ms: 0,
-            error: None,
-            warnings: vec![],
+            ..Default::default()
         }
     }
 

@@ -3,6 +3,8 @@
 mod support;
 
 mod errors;
+mod clis;
 mod lifecycle;
+mod llm_server;
 mod merge;
 mod run;

@@ -1,0 +1,393 @@
+//! Presets for the coding-agent CLIs: how each one is started non-interactively with
+//! permission to edit, where its configuration goes, and how its output is read.
+//!
+//! Each agent gets its own configuration home under the run's directory (unless
+//! `own_config`), so parallel agents of one kind never share a config directory and the
+//! user's own configuration is never written. API keys stay in the environment: generated
+//! files name the variable, never its value.
+
+mod aider;
+mod claude;
+mod codex;
+mod gemini;
+mod opencode;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::events::AgentEvent;
+use crate::config::{AgentConfig, AgentKind};
+
+/// Default number of follow-ups sent to an agent that ends by asking a question.
+pub const DEFAULT_MAX_NUDGES: u32 = 1;
+
+/// The known CLIs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    Claude,
+    Codex,
+    Gemini,
+    Opencode,
+    Qwen,
+    Aider,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 6] = [
+        Preset::Claude,
+        Preset::Codex,
+        Preset::Gemini,
+        Preset::Opencode,
+        Preset::Qwen,
+        Preset::Aider,
+    ];
+
+    pub fn from_kind(kind: AgentKind) -> Option<Preset> {
+        Some(match kind {
+            AgentKind::Command => return None,
+            AgentKind::Claude => Preset::Claude,
+            AgentKind::Codex => Preset::Codex,
+            AgentKind::Gemini => Preset::Gemini,
+            AgentKind::Opencode => Preset::Opencode,
+            AgentKind::Qwen => Preset::Qwen,
+            AgentKind::Aider => Preset::Aider,
+        })
+    }
+
+    /// The `kind` in configuration, and the binary's usual name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Claude => "claude",
+            Preset::Codex => "codex",
+            Preset::Gemini => "gemini",
+            Preset::Opencode => "opencode",
+            Preset::Qwen => "qwen",
+            Preset::Aider => "aider",
+        }
+    }
+
+    /// The product, for messages.
+    pub fn title(self) -> &'static str {
+        match self {
+            Preset::Claude => "Claude Code",
+            Preset::Codex => "Codex",
+            Preset::Gemini => "Gemini CLI",
+            Preset::Opencode => "opencode",
+            Preset::Qwen => "Qwen Code",
+            Preset::Aider => "aider",
+        }
+    }
+
+    /// Where to get it.
+    pub fn install_hint(self) -> &'static str {
+        match self {
+            Preset::Claude => "npm install -g @anthropic-ai/claude-code",
+            Preset::Codex => "npm install -g @openai/codex",
+            Preset::Gemini => "npm install -g @google/gemini-cli",
+            Preset::Opencode => "npm install -g opencode-ai",
+            Preset::Qwen => "npm install -g @qwen-code/qwen-code",
+            Preset::Aider => "pipx install aider-chat",
+        }
+    }
+
+    /// The variable the CLI reads its API key from when `api_key_env` is not set.
+    pub fn default_key_env(self) -> &'static str {
+        match self {
+            Preset::Claude => "ANTHROPIC_API_KEY",
+            Preset::Gemini => "GEMINI_API_KEY",
+            Preset::Codex | Preset::Opencode | Preset::Qwen | Preset::Aider => "OPENAI_API_KEY",
+        }
+    }
+
+    /// The endpoint it talks to when `base_url` is not set (for `doctor`).
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            Preset::Claude => "https://api.anthropic.com",
+            Preset::Gemini => "https://generativelanguage.googleapis.com",
+            Preset::Codex | Preset::Opencode | Preset::Aider => "https://api.openai.com/v1",
+            Preset::Qwen => "https://dashscope.aliyuncs.com/compatible-mode/v1",
+        }
+    }
+
+    /// Whether a resumed session reports usage as a running total since the session began
+    /// (Codex's `turn.completed` does), rather than for the new part only.
+    pub fn cumulative_usage(self) -> bool {
+        matches!(self, Preset::Codex)
+    }
+
+    /// Whether a finished session can be continued with a follow-up prompt.
+    pub fn can_resume(self) -> bool {
+        !matches!(self, Preset::Aider)
+    }
+}
+
+/// A configured CLI agent.
+#[derive(Debug, Clone)]
+pub struct CliAgent {
+    pub preset: Preset,
+    pub model: Option<String>,
+    pub bin: String,
+    pub args: Vec<String>,
+    pub base_url: Option<String>,
+    /// The variable holding the API key (the preset's default when not configured).
+    pub api_key_env: String,
+    /// Whether `api_key_env` was configured rather than defaulted.
+    pub api_key_env_set: bool,
+    pub max_nudges: u32,
+    pub own_config: bool,
+}
+
+impl CliAgent {
+    pub fn from_config(preset: Preset, c: &AgentConfig) -> CliAgent {
+        CliAgent {
+            preset,
+            model: c.model.clone(),
+            bin: c.bin.clone().unwrap_or_else(|| preset.name().to_owned()),
+            args: c.args.clone(),
+            base_url: c.base_url.as_ref().map(|u| u.trim_end_matches('/').to_owned()),
+            api_key_env: c
+                .api_key_env
+                .clone()
+                .unwrap_or_else(|| preset.default_key_env().to_owned()),
+            api_key_env_set: c.api_key_env.is_some(),
+            max_nudges: c.max_nudges.unwrap_or(DEFAULT_MAX_NUDGES),
+            own_config: c.own_config,
+        }
+    }
+
+    /// The API key's value, when its variable is set and not empty.
+    pub fn api_key(&self) -> Option<String> {
+        std::env::var(&self.api_key_env)
+            .ok()
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The command, environment and generated files of one session.
+    pub fn launch(&self, ctx: &LaunchCtx<'_>) -> Launch {
+        let mut launch = match self.preset {
+            Preset::Claude => claude::launch(self, ctx),
+            Preset::Codex => codex::launch(self, ctx),
+            Preset::Gemini | Preset::Qwen => gemini::launch(self, ctx),
+            Preset::Opencode => opencode::launch(self, ctx),
+            Preset::Aider => aider::launch(self, ctx),
+        };
+        // Never let a CLI wait on a terminal that is not there, or update itself mid-run.
+        launch.env.push(("NO_COLOR".into(), "1".into()));
+        launch.env.push(("CI".into(), "1".into()));
+        launch
+    }
+
+    /// A fresh parser for this preset's output.
+    pub fn parser(&self) -> Parser {
+        Parser {
+            preset: self.preset,
+            text: String::new(),
+            seen_result: false,
+            steps: 0,
+            prev: String::new(),
+        }
+    }
+}
+
+/// What one session is given.
+#[derive(Debug, Clone, Copy)]
+pub struct LaunchCtx<'a> {
+    /// The task wrapped in the prompt template, or the nudge when resuming.
+    pub prompt: &'a str,
+    pub worktree: &'a Path,
+    /// This agent's own configuration home (created empty by the caller).
+    pub home: &'a Path,
+    /// The session to continue.
+    pub resume: Option<&'a str>,
+}
+
+/// How to start one session.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Files to write before starting (generated configuration).
+    pub files: Vec<(PathBuf, String)>,
+}
+
+impl Launch {
+    fn new(bin: &str) -> Launch {
+        Launch {
+            argv: vec![bin.to_owned()],
+            ..Launch::default()
+        }
+    }
+    fn arg(&mut self, a: impl Into<String>) -> &mut Launch {
+        self.argv.push(a.into());
+        self
+    }
+    fn env(&mut self, k: &str, v: impl Into<String>) -> &mut Launch {
+        self.env.push((k.to_owned(), v.into()));
+        self
+    }
+
+    /// Writes the generated files.
+    pub fn write_files(&self) -> std::io::Result<()> {
+        for (path, text) in &self.files {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(path, text)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads one CLI's stdout, line by line, into [`AgentEvent`]s.
+#[derive(Debug)]
+pub struct Parser {
+    preset: Preset,
+    /// Streamed message pieces not yet reported as a whole message.
+    text: String,
+    /// Whether the CLI's final event arrived.
+    seen_result: bool,
+    /// Model calls since the last finished turn (opencode reports steps; Gemini's turns
+    /// are counted from its events).
+    steps: u32,
+    /// The previous event type, for counting Gemini's turns.
+    prev: String,
+}
+
+impl Parser {
+    /// Events for one line of output. Lines that are not the CLI's JSON are ignored (aider
+    /// writes text, which its own parser reads).
+    pub fn line(&mut self, line: &str) -> Vec<AgentEvent> {
+        let line = line.trim();
+        if self.preset == Preset::Aider {
+            return aider::parse(self, line);
+        }
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            return Vec::new();
+        };
+        let events = match self.preset {
+            Preset::Claude => claude::parse(self, &v),
+            Preset::Codex => codex::parse(self, &v),
+            Preset::Gemini | Preset::Qwen => gemini::parse(self, &v),
+            Preset::Opencode => opencode::parse(self, &v),
+            Preset::Aider => unreachable!("handled above"),
+        };
+        if events.iter().any(|e| matches!(e, AgentEvent::Finished { .. })) {
+            self.seen_result = true;
+        }
+        events
+    }
+
+    /// Events still held when the output ends (a message streamed in pieces).
+    pub fn finish(&mut self) -> Vec<AgentEvent> {
+        let mut out = self.flush_text();
+        if self.preset == Preset::Aider && !self.seen_result {
+            out.push(AgentEvent::Finished {
+                ok: true,
+                turns: None,
+            });
+        }
+        out
+    }
+
+    fn flush_text(&mut self) -> Vec<AgentEvent> {
+        let text = std::mem::take(&mut self.text);
+        if text.trim().is_empty() {
+            Vec::new()
+        } else {
+            vec![AgentEvent::Message { text }]
+        }
+    }
+
+    /// Whether a stream of events should be stopped now, and why: Claude Code retries an
+    /// authentication failure ten times with growing delays, which would otherwise run
+    /// until our timeout. Other CLIs give up on their own.
+    pub fn fatal(&self, event: &AgentEvent) -> Option<String> {
+        if self.preset != Preset::Claude {
+            return None;
+        }
+        match event {
+            AgentEvent::Retry {
+                status: Some(status @ (401 | 403)),
+                message,
+                ..
+            } => Some(format!(
+                "authentication failed (HTTP {status}){}; check the API key",
+                message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Strings and numbers out of JSON, without ceremony.
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    at(v, path)?.as_str()
+}
+
+fn u64_at(v: &Value, path: &[&str]) -> Option<u64> {
+    at(v, path)?.as_u64()
+}
+
+fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, key| v.get(key))
+}
+
+/// The binary a command resolves to: a path as given, else the first match on PATH.
+pub fn which(bin: &str) -> Option<PathBuf> {
+    if bin.contains('/') {
+        let p = PathBuf::from(bin);
+        return is_executable(&p).then_some(p);
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(bin))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// A short tool detail out of a tool call's input: the command, the path, or nothing.
+fn tool_detail(input: &Value) -> String {
+    for key in ["command", "cmd", "file_path", "filePath", "path", "pattern"] {
+        match input.get(key) {
+            Some(Value::String(s)) => return s.clone(),
+            Some(Value::Array(parts)) => {
+                return parts
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+            }
+            _ => {}
+        }
+    }
+    String::new()
+}
+
+/// Whether a tool (by name) writes files, and the path it writes.
+fn edited_path(tool: &str, input: &Value) -> Option<String> {
+    let writes = matches!(
+        tool,
+        "Write" | "Edit" | "MultiEdit" | "write_file" | "replace" | "edit" | "write" | "patch"
+    );
+    if !writes {
+        return None;
+    }
+    ["file_path", "filePath", "path"]
+        .iter()
+        .find_map(|k| input.get(*k)?.as_str())
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,246 @@
+//! `git massgen doctor`: checks every configured agent (binary, version, credentials,
+//! endpoint) and says what to fix.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::agent::cli::{CliAgent, Preset, which};
+use crate::commands::Ctx;
+use crate::config::{AgentConfig, Config};
+use crate::error::{CliError, Exit};
+
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// Check only this agent (repeatable).
+    #[arg(short, long = "agent", value_name = "NAME")]
+    pub agents: Vec<String>,
+    /// Skip the network check of each agent's endpoint.
+    #[arg(long)]
+    pub offline: bool,
+    /// Print the findings as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One check of one agent.
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub agent: String,
+    pub check: &'static str,
+    pub ok: bool,
+    pub detail: String,
+    /// What to do about it, when not ok.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+pub fn doctor(ctx: &Ctx, args: &DoctorArgs) -> Result<Exit, CliError> {
+    let repo = ctx.repo()?;
+    let path = repo.massgen_dir().join("config.toml");
+    let config = Config::load(&path)?;
+    if config.agents.is_empty() {
+        return Err(CliError::usage(format!("no agents are configured in {}", path.display()))
+            .hint("`git massgen init` writes agents for the CLIs found on PATH"));
+    }
+    for name in &args.agents {
+        if !config.agents.iter().any(|a| a.name.get_ref() == name) {
+            return Err(CliError::usage(format!("no agent named `{name}` in {}", path.display())));
+        }
+    }
+    let selected: Vec<&AgentConfig> = config
+        .agents
+        .iter()
+        .filter(|a| args.agents.is_empty() || args.agents.contains(a.name.get_ref()))
+        .collect();
+    // Agents are checked in parallel: a version probe can take seconds.
+    let checks: Vec<Check> = std::thread::scope(|s| {
+        let handles: Vec<_> = selected
+            .iter()
+            .map(|a| s.spawn(|| check_agent(a, args.offline)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a check does not panic"))
+            .collect()
+    });
+    let problems = checks.iter().filter(|c| !c.ok).count();
+    if args.json {
+        ctx.ui.json(&serde_json::json!({ "ok": problems == 0, "checks": checks }));
+    } else {
+        let mut out = String::new();
+        for c in &checks {
+            let mark = if c.ok { "ok  " } else { "FAIL" };
+            out.push_str(&format!("{mark} {}: {}: {}\n", c.agent, c.check, c.detail));
+            if let Some(fix) = &c.fix {
+                out.push_str(&format!("     fix: {fix}\n"));
+            }
+        }
+        if problems == 0 {
+            out.push_str(&format!("all {} agent(s) look ready\n", selected.len()));
+        } else {
+            out.push_str(&format!("{problems} problem(s) found\n"));
+        }
+        ctx.ui.out(&out);
+    }
+    Ok(if problems == 0 {
+        Exit::Success
+    } else {
+        Exit::Failure
+    })
+}
+
+fn check_agent(a: &AgentConfig, offline: bool) -> Vec<Check> {
+    let name = a.name.get_ref().clone();
+    let check = |check: &'static str, ok: bool, detail: String, fix: Option<String>| Check {
+        agent: name.clone(),
+        check,
+        ok,
+        detail,
+        fix,
+    };
+    let Some(preset) = Preset::from_kind(a.kind) else {
+        let program = &a.command[0];
+        let found = which(program);
+        return vec![match found {
+            Some(p) => check("binary", true, format!("{program} is {}", p.display()), None),
+            None => check(
+                "binary",
+                false,
+                format!("`{program}` not found on PATH"),
+                Some("install it, or give its full path in `command`".into()),
+            ),
+        }];
+    };
+    let cli = CliAgent::from_config(preset, a);
+    let mut out = Vec::new();
+    let Some(bin) = which(&cli.bin) else {
+        out.push(check(
+            "binary",
+            false,
+            format!("`{}` ({}) not found on PATH", cli.bin, preset.title()),
+            Some(format!(
+                "{}, or set `bin` to its path",
+                preset.install_hint()
+            )),
+        ));
+        return out;
+    };
+    out.push(check("binary", true, bin.display().to_string(), None));
+    out.push(match version(&bin) {
+        Ok(v) => check("version", true, v, None),
+        Err(e) => check(
+            "version",
+            false,
+            format!("`{} --version` failed: {e}", cli.bin),
+            Some("reinstall it; the binary does not run".into()),
+        ),
+    });
+    out.push(if cli.own_config {
+        check(
+            "credentials",
+            true,
+            format!("own_config: uses your own {} login and configuration", preset.title()),
+            None,
+        )
+    } else if cli.api_key().is_some() {
+        check("credentials", true, format!("{} is set", cli.api_key_env), None)
+    } else {
+        check(
+            "credentials",
+            false,
+            format!("{} is not set", cli.api_key_env),
+            Some(format!(
+                "export {}=<key>, or set `api_key_env` to the variable that holds it, or `own_config = true` to use your own `{}` login",
+                cli.api_key_env,
+                preset.name()
+            )),
+        )
+    });
+    if !offline {
+        let url = cli
+            .base_url
+            .clone()
+            .unwrap_or_else(|| preset.default_base_url().to_owned());
+        out.push(match reachable(&url) {
+            Ok(ms) => check("endpoint", true, format!("{url} answers ({ms} ms)"), None),
+            Err(e) => check(
+                "endpoint",
+                false,
+                format!("{url}: {e}"),
+                Some(if cli.base_url.is_some() {
+                    "start the server, or fix `base_url`".to_owned()
+                } else {
+                    "check the network or proxy, or set `base_url`".to_owned()
+                }),
+            ),
+        });
+    }
+    out
+}
+
+/// The first line `BIN --version` prints, within 20 seconds.
+fn version(bin: &std::path::Path) -> Result<String, String> {
+    let mut child = Command::new(bin)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("NO_COLOR", "1")
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match child.try_wait().map_err(|e| e.to_string())? {
+            Some(_) => break,
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("no answer within 20s".into());
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    if !out.status.success() || line.is_empty() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(err.lines().next().unwrap_or("no output").trim().to_owned());
+    }
+    Ok(line.to_owned())
+}
+
+/// Opens a TCP connection to the URL's host and port; returns the milliseconds it took.
+fn reachable(url: &str) -> Result<u128, String> {
+    let (https, rest) = match url.split_once("://") {
+        Some(("https", rest)) => (true, rest),
+        Some(("http", rest)) => (false, rest),
+        _ => return Err("not an http(s) URL".into()),
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let has_port = match authority.rfind(']') {
+        Some(end) => authority[end..].contains(':'),
+        None => authority.contains(':'),
+    };
+    let target = if has_port {
+        authority.to_owned()
+    } else {
+        format!("{authority}:{}", if https { 443 } else { 80 })
+    };
+    let start = Instant::now();
+    let addrs = target
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {target}: {e}"))?;
+    let mut last = String::from("no address");
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+            Ok(_) => return Ok(start.elapsed().as_millis()),
+            Err(e) => last = format!("cannot connect to {addr}: {e}"),
+        }
+    }
+    Err(last)
+}
