@@ -54,13 +54,15 @@ impl AgentEvent {
                 None => "started".into(),
             },
             AgentEvent::Message { text } => format!("says: {}", first_line(text, 60)),
-            AgentEvent::ToolCall { tool, detail } if detail.is_empty() => format!("{tool}"),
+            AgentEvent::ToolCall { tool, detail } if detail.is_empty() => tool.clone(),
             AgentEvent::ToolCall { tool, detail } => format!("{tool}: {}", first_line(detail, 50)),
             AgentEvent::FileEdit { path } => format!("edited {path}"),
             AgentEvent::Retry {
                 attempt, status, ..
             } => {
-                let status = status.map(|s| format!(" after HTTP {s}")).unwrap_or_default();
+                let status = status
+                    .map(|s| format!(" after HTTP {s}"))
+                    .unwrap_or_default();
                 match attempt {
                     Some(a) => format!("retry {a}{status}"),
                     None => format!("retrying{status}"),
@@ -79,7 +81,11 @@ impl AgentEvent {
 }
 
 fn first_line(text: &str, max: usize) -> String {
-    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     if line.chars().count() > max {
         let cut: String = line.chars().take(max).collect();
         format!("{cut}…")

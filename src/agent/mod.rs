@@ -85,7 +85,10 @@ impl Invocation<'_> {
         vec![
             ("MASSGEN_TASK", self.task.to_owned()),
             ("MASSGEN_TASK_FILE", self.task_file.display().to_string()),
-            ("MASSGEN_PROMPT_FILE", self.prompt_file.display().to_string()),
+            (
+                "MASSGEN_PROMPT_FILE",
+                self.prompt_file.display().to_string(),
+            ),
             ("MASSGEN_RUN", self.run.to_owned()),
             ("MASSGEN_AGENT", self.agent.to_owned()),
             ("MASSGEN_WORKTREE", self.worktree.display().to_string()),
@@ -104,9 +107,9 @@ pub fn fill(text: &str, vars: &[(&str, &str)]) -> String {
     while let Some(start) = rest.find('{') {
         out.push_str(&rest[..start]);
         let after = &rest[start + 1..];
-        let found = vars.iter().find(|(key, _)| {
-            after.starts_with(key) && after[key.len()..].starts_with('}')
-        });
+        let found = vars
+            .iter()
+            .find(|(key, _)| after.starts_with(key) && after[key.len()..].starts_with('}'));
         match found {
             Some((key, value)) => {
                 out.push_str(value);

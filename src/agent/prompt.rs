@@ -47,9 +47,9 @@ impl Template {
 /// The sentence of the prompt about tests.
 pub fn test_rule(test: Option<&str>) -> String {
     match test {
-        Some(cmd) => format!(
-            "Run the project's tests (`{cmd}`) before you finish, and make them pass."
-        ),
+        Some(cmd) => {
+            format!("Run the project's tests (`{cmd}`) before you finish, and make them pass.")
+        }
         None => "Run the project's tests, if it has any, before you finish.".to_owned(),
     }
 }

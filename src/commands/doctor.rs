@@ -42,12 +42,17 @@ pub fn doctor(ctx: &Ctx, args: &DoctorArgs) -> Result<Exit, CliError> {
     let path = repo.massgen_dir().join("config.toml");
     let config = Config::load(&path)?;
     if config.agents.is_empty() {
-        return Err(CliError::usage(format!("no agents are configured in {}", path.display()))
-            .hint("`git massgen init` writes agents for the CLIs found on PATH"));
+        return Err(
+            CliError::usage(format!("no agents are configured in {}", path.display()))
+                .hint("`git massgen init` writes agents for the CLIs found on PATH"),
+        );
     }
     for name in &args.agents {
         if !config.agents.iter().any(|a| a.name.get_ref() == name) {
-            return Err(CliError::usage(format!("no agent named `{name}` in {}", path.display())));
+            return Err(CliError::usage(format!(
+                "no agent named `{name}` in {}",
+                path.display()
+            )));
         }
     }
     let selected: Vec<&AgentConfig> = config
@@ -68,7 +73,8 @@ pub fn doctor(ctx: &Ctx, args: &DoctorArgs) -> Result<Exit, CliError> {
     });
     let problems = checks.iter().filter(|c| !c.ok).count();
     if args.json {
-        ctx.ui.json(&serde_json::json!({ "ok": problems == 0, "checks": checks }));
+        ctx.ui
+            .json(&serde_json::json!({ "ok": problems == 0, "checks": checks }));
     } else {
         let mut out = String::new();
         for c in &checks {
@@ -105,7 +111,12 @@ fn check_agent(a: &AgentConfig, offline: bool) -> Vec<Check> {
         let program = &a.command[0];
         let found = which(program);
         return vec![match found {
-            Some(p) => check("binary", true, format!("{program} is {}", p.display()), None),
+            Some(p) => check(
+                "binary",
+                true,
+                format!("{program} is {}", p.display()),
+                None,
+            ),
             None => check(
                 "binary",
                 false,
@@ -205,7 +216,11 @@ fn version(bin: &std::path::Path) -> Result<String, String> {
     }
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     if !out.status.success() || line.is_empty() {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(err.lines().next().unwrap_or("no output").trim().to_owned());

@@ -454,8 +454,8 @@ async fn run_agent(
         Kind::Command(argv) => {
             let argv = inv.expand(argv);
             let env = agent_env(agent, &inv, Vec::new());
-            let session = run_session(shared, agent, &argv, &wt, env, agent.timeout, None, &cancel)
-                .await?;
+            let session =
+                run_session(shared, agent, &argv, &wt, env, agent.timeout, None, &cancel).await?;
             Ended {
                 session,
                 report: None,
@@ -713,7 +713,10 @@ async fn run_cli(
                     (events, fatal)
                 };
                 for event in events {
-                    report.lock().unwrap_or_else(|e| e.into_inner()).apply(&event);
+                    report
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .apply(&event);
                     (shared.report)(Event::Agent {
                         agent: name.clone(),
                         event,

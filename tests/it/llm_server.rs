@@ -24,6 +24,8 @@ const OUTPUT_TOKENS: u64 = 20;
 const SIDE_TEXT: &str = "Test title";
 /// The model name used when a request names none.
 const MODEL: &str = "test-model";
+/// Why a lock of the shared state can be taken: its holders never panic.
+const LOCK: &str = "server state lock is never poisoned";
 
 /// What the server answers to model requests.
 #[derive(Debug, Clone)]
@@ -47,7 +49,10 @@ pub enum Mode {
     },
     /// Every model request gets this HTTP status with the vendor's error body for it;
     /// `retry_after` (seconds) is sent as a `retry-after` header.
-    Fail { status: u16, retry_after: Option<u64> },
+    Fail {
+        status: u16,
+        retry_after: Option<u64>,
+    },
 }
 
 /// One request as the server received it.
@@ -111,7 +116,7 @@ impl LlmServer {
                 }
                 let Ok(stream) = stream else { continue };
                 if let Ok(clone) = stream.try_clone() {
-                    accept_shared.connections.lock().unwrap().push(clone);
+                    accept_shared.connections.lock().expect(LOCK).push(clone);
                 }
                 let conn_shared = Arc::clone(&accept_shared);
                 std::thread::spawn(move || serve_connection(stream, &conn_shared));
@@ -131,7 +136,7 @@ impl LlmServer {
 
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<Recorded> {
-        self.shared.requests.lock().unwrap().clone()
+        self.shared.requests.lock().expect(LOCK).clone()
     }
 }
 
@@ -140,34 +145,19 @@ impl Drop for LlmServer {
         self.shared.stop.store(true, Ordering::SeqCst);
         // A connection of our own wakes the accept loop so that it sees the flag.
         let _ = TcpStream::connect(self.addr);
-        for conn in self.shared.connections.lock().unwrap().drain(..) {
-            let _ = conn.shutdown(std::net::Shutdown::Both);
-        }
         if let Some(accept) = self.accept.take() {
             let _ = accept.join();
+        }
+        // No connection is added once the accept loop has ended; shutting down the open
+        // ones ends their threads' blocking reads.
+        for conn in self.shared.connections.lock().expect(LOCK).drain(..) {
+            let _ = conn.shutdown(std::net::Shutdown::Both);
         }
     }
 }
 
 // ---------------------------------------------------------------------------------------
 // HTTP/1.1
-
-/// A parsed request.
-struct Request {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
 
 /// A reply: JSON (sized), empty, or a stream of SSE events (chunked, one chunk each).
 struct Response {
@@ -191,6 +181,14 @@ impl Response {
         }
     }
 
+    fn empty() -> Response {
+        Response {
+            status: 200,
+            headers: Vec::new(),
+            body: Body::Empty,
+        }
+    }
+
     fn events(events: Vec<String>) -> Response {
         Response {
             status: 200,
@@ -211,12 +209,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
         let Ok(Some(request)) = read_request(&mut reader, &mut writer) else {
             return;
         };
-        shared.requests.lock().unwrap().push(Recorded {
-            method: request.method.clone(),
-            path: request.path.clone(),
-            headers: request.headers.clone(),
-            body: serde_json::from_slice(&request.body).unwrap_or(Value::Null),
-        });
+        shared.requests.lock().expect(LOCK).push(request.clone());
         let response = route(&request, shared);
         let head_only = request.method == "HEAD";
         if write_response(&mut writer, &response, head_only).is_err() {
@@ -232,10 +225,11 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
 }
 
 /// Reads one request; `None` when the client closed the connection between requests.
+/// `writer` answers `Expect: 100-continue`.
 fn read_request(
     reader: &mut impl BufRead,
     writer: &mut impl Write,
-) -> std::io::Result<Option<Request>> {
+) -> std::io::Result<Option<Recorded>> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
         return Ok(None);
@@ -259,11 +253,11 @@ fn read_request(
             headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
         }
     }
-    let mut request = Request {
+    let mut request = Recorded {
         method,
         path,
         headers,
-        body: Vec::new(),
+        body: Value::Null,
     };
     if request
         .header("expect")
@@ -275,13 +269,15 @@ fn read_request(
     let chunked = request
         .header("transfer-encoding")
         .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+    let mut body = Vec::new();
     if chunked {
-        request.body = read_chunked(reader)?;
+        body = read_chunked(reader)?;
     } else if let Some(len) = request.header("content-length") {
         let len: usize = len.parse().map_err(|_| invalid("bad content-length"))?;
-        request.body = vec![0; len];
-        reader.read_exact(&mut request.body)?;
+        body = vec![0; len];
+        reader.read_exact(&mut body)?;
     }
+    request.body = serde_json::from_slice(&body).unwrap_or(Value::Null);
     Ok(Some(request))
 }
 
@@ -383,16 +379,11 @@ enum Protocol {
     Gemini,
 }
 
-fn route(request: &Request, shared: &Shared) -> Response {
+fn route(request: &Recorded, shared: &Shared) -> Response {
     let path = request.path.split('?').next().unwrap_or("");
-    let method = request.method.as_str();
-    let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-    match (method, path) {
-        ("HEAD" | "GET", "/") => Response {
-            status: 200,
-            headers: Vec::new(),
-            body: Body::Empty,
-        },
+    let body = &request.body;
+    match (request.method.as_str(), path) {
+        ("HEAD" | "GET", "/") => Response::empty(),
         ("GET", "/v1/models" | "/models") => Response::json(
             200,
             json!({"object": "list", "data": [
@@ -405,13 +396,13 @@ fn route(request: &Request, shared: &Shared) -> Response {
             Response::json(200, json!({"input_tokens": 10}))
         }
         ("POST", p) if p.ends_with("/messages") => {
-            model_reply(shared, Protocol::Anthropic, || anthropic(shared, &body))
+            model_reply(shared, Protocol::Anthropic, || anthropic(shared, body))
         }
         ("POST", p) if p.ends_with("/chat/completions") => {
-            model_reply(shared, Protocol::OpenAi, || chat(shared, &body))
+            model_reply(shared, Protocol::OpenAi, || chat(shared, body))
         }
         ("POST", p) if p.ends_with("/responses") => {
-            model_reply(shared, Protocol::OpenAi, || responses(shared, &body))
+            model_reply(shared, Protocol::OpenAi, || responses(shared, body))
         }
         ("POST", p) if p.starts_with("/v1beta/models/") => {
             let (model, action) = p["/v1beta/models/".len()..]
@@ -422,7 +413,7 @@ fn route(request: &Request, shared: &Shared) -> Response {
                 "generateContent" | "streamGenerateContent" => {
                     let stream = action == "streamGenerateContent";
                     model_reply(shared, Protocol::Gemini, || {
-                        gemini(shared, &body, model, stream)
+                        gemini(shared, body, model, stream)
                     })
                 }
                 _ => not_found(p),
@@ -435,7 +426,9 @@ fn route(request: &Request, shared: &Shared) -> Response {
 fn not_found(path: &str) -> Response {
     Response::json(
         404,
-        json!({"error": {"message": format!("no route for {path}"), "type": "not_found_error", "code": 404}}),
+        json!({"error": {
+            "message": format!("no route for {path}"), "type": "not_found_error", "code": 404,
+        }}),
     )
 }
 
@@ -461,12 +454,42 @@ fn model_reply(shared: &Shared, protocol: Protocol, answer: impl FnOnce() -> Res
 /// The vendor's error body for `status`, with `retry-after` when given.
 fn failure(protocol: Protocol, status: u16, retry_after: Option<u64>) -> Response {
     let (anthropic_type, openai_type, openai_code, gemini_status) = match status {
-        400 => ("invalid_request_error", "invalid_request_error", "invalid_request", "INVALID_ARGUMENT"),
-        401 => ("authentication_error", "invalid_request_error", "invalid_api_key", "UNAUTHENTICATED"),
-        403 => ("permission_error", "invalid_request_error", "permission_denied", "PERMISSION_DENIED"),
-        404 => ("not_found_error", "invalid_request_error", "model_not_found", "NOT_FOUND"),
-        429 => ("rate_limit_error", "requests", "rate_limit_exceeded", "RESOURCE_EXHAUSTED"),
-        503 | 529 => ("overloaded_error", "server_error", "overloaded", "UNAVAILABLE"),
+        400 => (
+            "invalid_request_error",
+            "invalid_request_error",
+            "invalid_request",
+            "INVALID_ARGUMENT",
+        ),
+        401 => (
+            "authentication_error",
+            "invalid_request_error",
+            "invalid_api_key",
+            "UNAUTHENTICATED",
+        ),
+        403 => (
+            "permission_error",
+            "invalid_request_error",
+            "permission_denied",
+            "PERMISSION_DENIED",
+        ),
+        404 => (
+            "not_found_error",
+            "invalid_request_error",
+            "model_not_found",
+            "NOT_FOUND",
+        ),
+        429 => (
+            "rate_limit_error",
+            "requests",
+            "rate_limit_exceeded",
+            "RESOURCE_EXHAUSTED",
+        ),
+        503 | 529 => (
+            "overloaded_error",
+            "server_error",
+            "overloaded",
+            "UNAVAILABLE",
+        ),
         _ => ("api_error", "server_error", "server_error", "INTERNAL"),
     };
     let message = format!("scripted failure: HTTP {status}");
@@ -486,7 +509,9 @@ fn failure(protocol: Protocol, status: u16, retry_after: Option<u64>) -> Respons
                 }]),
                 None => json!([]),
             };
-            json!({"error": {"code": status, "message": message, "status": gemini_status, "details": details}})
+            json!({"error": {
+                "code": status, "message": message, "status": gemini_status, "details": details,
+            }})
         }
     };
     let mut response = Response::json(status, body);
@@ -538,6 +563,17 @@ struct Conversation<'a> {
 /// Decides the reply to a model request; `id_prefix` starts the tool call id.
 fn decide(shared: &Shared, conv: &Conversation, id_prefix: &str) -> Reply {
     if conv.tools.is_empty() {
+        // aider offers no tools: it edits files by answering in its "whole" edit format,
+        // the path on a line of its own, then the file's content fenced.
+        if let Mode::Write {
+            file,
+            content,
+            final_text,
+        } = &shared.mode
+            && conv.body.to_string().contains("file listing")
+        {
+            return Reply::Text(format!("{final_text}\n\n{file}\n```\n{content}```\n"));
+        }
         return Reply::Text(SIDE_TEXT.to_owned());
     }
     let (file, content, final_text) = match &shared.mode {
@@ -570,7 +606,10 @@ fn decide(shared: &Shared, conv: &Conversation, id_prefix: &str) -> Reply {
     }
     match write_call(conv, file, content) {
         Some((name, kind, args)) => Reply::Call(ToolCall {
-            id: format!("{id_prefix}{}", shared.next_id.fetch_add(1, Ordering::SeqCst)),
+            id: format!(
+                "{id_prefix}{}",
+                shared.next_id.fetch_add(1, Ordering::SeqCst)
+            ),
             name,
             kind,
             args,
@@ -583,13 +622,20 @@ fn decide(shared: &Shared, conv: &Conversation, id_prefix: &str) -> Reply {
 /// if any, else a write tool with an absolute path.
 fn write_call(conv: &Conversation, file: &str, content: &str) -> Option<(String, ToolKind, Value)> {
     let offered = |name: &str| conv.tools.iter().find(|(n, _)| n == name).map(|(_, k)| *k);
-    let cmd = format!("printf '%s' {} > {}", shell_quote(content), shell_quote(file));
+    let cmd = format!(
+        "printf '%s' {} > {}",
+        shell_quote(content),
+        shell_quote(file)
+    );
     let shells = [
         ("Bash", json!({"command": cmd, "description": "write file"})),
         ("exec_command", json!({"cmd": cmd})),
         ("shell", json!({"command": ["bash", "-lc", cmd]})),
         ("local_shell", json!({"command": ["bash", "-lc", cmd]})),
-        ("run_shell_command", json!({"command": cmd, "description": "write file"})),
+        (
+            "run_shell_command",
+            json!({"command": cmd, "description": "write file"}),
+        ),
         ("bash", json!({"command": cmd, "description": "write file"})),
     ];
     for (name, args) in shells {
@@ -618,23 +664,31 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The agent's working directory as its system prompt states it: the rest of the line
-/// after a known phrase, when that is an absolute path.
+/// The agent's working directory as its prompt states it: after a known phrase (any
+/// case), the rest of that line, or the first item of a list starting on the next line
+/// (Gemini CLI), when that is an absolute path.
 fn working_directory(body: &Value) -> Option<String> {
-    const PHRASES: [&str; 4] = [
-        "Working directory: ",
+    // Claude Code and opencode say "working directory: ", Qwen Code "I'm currently
+    // working in ...", Gemini CLI lists "Workspace Directories", Codex has `<cwd>`.
+    const PHRASES: [&str; 6] = [
+        "working directory: ",
         "current working directory is ",
-        "I'm currently working in the directory: ",
+        "i'm currently working in the directory: ",
+        "workspace directories:**",
         "cwd: ",
+        "<cwd>",
     ];
     let mut strings = Vec::new();
     collect_strings(body, &mut strings);
     PHRASES.iter().find_map(|phrase| {
         strings.iter().find_map(|s| {
-            s.match_indices(phrase).find_map(|(at, _)| {
+            // ASCII lowercasing keeps byte offsets, so `at` indexes `s` too.
+            let lower = s.to_ascii_lowercase();
+            lower.match_indices(phrase).find_map(|(at, _)| {
                 let rest = &s[at + phrase.len()..];
-                let line = rest.lines().next().unwrap_or("").trim();
-                line.starts_with('/').then(|| line.to_owned())
+                let line = rest.lines().map(str::trim).find(|l| !l.is_empty())?;
+                let line = line.trim_start_matches("- ").trim_end_matches("</cwd>");
+                line.starts_with('/').then(|| line.trim().to_owned())
             })
         })
     })
@@ -673,6 +727,11 @@ fn content_text(content: &Value) -> String {
     }
 }
 
+/// An offered tool of the common kind.
+fn function(name: &str) -> (String, ToolKind) {
+    (name.to_owned(), ToolKind::Function)
+}
+
 fn wants_stream(body: &Value) -> bool {
     body.get("stream").and_then(Value::as_bool).unwrap_or(false)
 }
@@ -708,7 +767,7 @@ fn anthropic(shared: &Shared, body: &Value) -> Response {
     let conv = Conversation {
         tools: items(body, "tools")
             .iter()
-            .map(|t| (str_field(t, "name").to_owned(), ToolKind::Function))
+            .map(|t| function(str_field(t, "name")))
             .collect(),
         after_tool_result: messages.last().filter(is_user).is_some_and(|m| {
             items(m, "content")
@@ -794,7 +853,7 @@ fn chat(shared: &Shared, body: &Value) -> Response {
     let conv = Conversation {
         tools: items(body, "tools")
             .iter()
-            .map(|t| (str_field(&t["function"], "name").to_owned(), ToolKind::Function))
+            .map(|t| function(str_field(&t["function"], "name")))
             .collect(),
         after_tool_result: messages
             .last()
@@ -904,7 +963,7 @@ fn responses(shared: &Shared, body: &Value) -> Response {
         tools: items(body, "tools")
             .iter()
             .filter_map(|t| match str_field(t, "type") {
-                "function" => Some((str_field(t, "name").to_owned(), ToolKind::Function)),
+                "function" => Some(function(str_field(t, "name"))),
                 "custom" => Some((str_field(t, "name").to_owned(), ToolKind::Custom)),
                 "local_shell" => Some(("local_shell".to_owned(), ToolKind::LocalShell)),
                 _ => None,
@@ -918,12 +977,11 @@ fn responses(shared: &Shared, body: &Value) -> Response {
     };
     let reply = decide(shared, &conv, "call_");
     let n = next_id(shared);
-    let response_id = format!("resp_{n}");
     let model = model_name(body);
     let response = |status: &str, output: Value, usage: Value| {
         json!({
-            "id": response_id, "object": "response", "created_at": 0, "status": status,
-            "model": model, "output": output, "usage": usage,
+            "id": format!("resp_{n}"), "object": "response", "created_at": 0,
+            "status": status, "model": model, "output": output, "usage": usage,
         })
     };
     let usage = json!({
@@ -933,7 +991,18 @@ fn responses(shared: &Shared, body: &Value) -> Response {
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": INPUT_TOKENS + OUTPUT_TOKENS,
     });
-    let item = match &reply {
+    let item = responses_item(&reply, n);
+    let completed = response("completed", json!([item]), usage);
+    if !wants_stream(body) {
+        return Response::json(200, completed);
+    }
+    let in_progress = response("in_progress", json!([]), Value::Null);
+    Response::events(responses_events(&reply, &item, in_progress, completed))
+}
+
+/// The output item holding `reply`, as `response.output_item.done` carries it.
+fn responses_item(reply: &Reply, n: u64) -> Value {
+    match reply {
         Reply::Text(text) => json!({
             "type": "message", "id": format!("msg_{n}"), "status": "completed",
             "role": "assistant",
@@ -954,70 +1023,75 @@ fn responses(shared: &Shared, body: &Value) -> Response {
                 "action": {"type": "exec", "command": call.args["command"], "env": {}},
             }),
         },
-    };
-    if !wants_stream(body) {
-        return Response::json(200, response("completed", json!([item]), usage));
     }
+}
 
+/// The stream of one response holding `item`, each event typed and numbered.
+fn responses_events(reply: &Reply, item: &Value, in_progress: Value, done: Value) -> Vec<String> {
     let mut events = Vec::new();
-    let mut emit = |mut data: Value| {
+    let mut emit = |kind: &str, mut data: Value| {
+        data["type"] = json!(kind);
         data["sequence_number"] = json!(events.len());
-        events.push(sse(Some(data["type"].as_str().expect("typed event")), &data));
+        events.push(sse(Some(kind), &data));
     };
-    let item_id = item["id"].clone();
-    let in_progress = response("in_progress", json!([]), Value::Null);
-    emit(json!({"type": "response.created", "response": in_progress}));
-    emit(json!({"type": "response.in_progress", "response": in_progress}));
+    emit("response.created", json!({"response": in_progress}));
+    emit("response.in_progress", json!({"response": in_progress}));
+    // The item as first announced: in progress, without its content or arguments.
     let mut added = item.clone();
     added["status"] = json!("in_progress");
-    match &reply {
+    for (field, empty) in [
+        ("content", json!([])),
+        ("arguments", json!("")),
+        ("input", json!("")),
+    ] {
+        if added.get(field).is_some() {
+            added[field] = empty;
+        }
+    }
+    emit(
+        "response.output_item.added",
+        json!({"output_index": 0, "item": added}),
+    );
+    let item_id = &item["id"];
+    match reply {
         Reply::Text(text) => {
-            added["content"] = json!([]);
-            emit(json!({"type": "response.output_item.added", "output_index": 0, "item": added}));
-            let at = json!({"item_id": item_id, "output_index": 0, "content_index": 0});
+            let place = json!({"item_id": item_id, "output_index": 0, "content_index": 0});
+            let at = |fields| with(&place, fields);
             let part = |text: &str| json!({"type": "output_text", "text": text, "annotations": []});
-            emit(with(&at, json!({"type": "response.content_part.added", "part": part("")})));
+            emit("response.content_part.added", at(json!({"part": part("")})));
             for piece in pieces(text, 2) {
-                emit(with(&at, json!({"type": "response.output_text.delta", "delta": piece})));
+                emit("response.output_text.delta", at(json!({"delta": piece})));
             }
-            emit(with(&at, json!({"type": "response.output_text.done", "text": text})));
-            emit(with(&at, json!({"type": "response.content_part.done", "part": part(text)})));
+            emit("response.output_text.done", at(json!({"text": text})));
+            emit(
+                "response.content_part.done",
+                at(json!({"part": part(text)})),
+            );
         }
         Reply::Call(call) => {
-            let (delta_type, done_type, field, whole) = match call.kind {
-                ToolKind::Function => (
-                    "response.function_call_arguments.delta",
-                    "response.function_call_arguments.done",
-                    "arguments",
-                    call.args.to_string(),
-                ),
-                ToolKind::Custom => (
-                    "response.custom_tool_call_input.delta",
-                    "response.custom_tool_call_input.done",
-                    "input",
-                    call.args.to_string(),
-                ),
-                ToolKind::LocalShell => ("", "", "", String::new()),
+            // Arguments and custom input arrive in pieces; a local shell call comes whole.
+            let streamed = match call.kind {
+                ToolKind::Function => Some(("response.function_call_arguments", "arguments")),
+                ToolKind::Custom => Some(("response.custom_tool_call_input", "input")),
+                ToolKind::LocalShell => None,
             };
-            if call.kind != ToolKind::LocalShell {
-                added[field] = json!("");
-            }
-            emit(json!({"type": "response.output_item.added", "output_index": 0, "item": added}));
-            if call.kind != ToolKind::LocalShell {
-                let at = json!({"item_id": item_id, "output_index": 0});
-                for piece in pieces(&whole, 3) {
-                    emit(with(&at, json!({"type": delta_type, "delta": piece})));
+            if let Some((prefix, field)) = streamed {
+                let whole = item[field].as_str().expect("a text field");
+                let place = json!({"item_id": item_id, "output_index": 0});
+                let at = |fields| with(&place, fields);
+                for piece in pieces(whole, 3) {
+                    emit(&format!("{prefix}.delta"), at(json!({"delta": piece})));
                 }
-                emit(with(&at, json!({"type": done_type, field: whole})));
+                emit(&format!("{prefix}.done"), at(json!({field: whole})));
             }
         }
     }
-    emit(json!({"type": "response.output_item.done", "output_index": 0, "item": item}));
-    emit(json!({
-        "type": "response.completed",
-        "response": response("completed", json!([item]), usage),
-    }));
-    Response::events(events)
+    emit(
+        "response.output_item.done",
+        json!({"output_index": 0, "item": item}),
+    );
+    emit("response.completed", json!({"response": done}));
+    events
 }
 
 /// `fields` merged into `base` (both JSON objects).
@@ -1038,7 +1112,7 @@ fn gemini(shared: &Shared, body: &Value, model: &str, stream: bool) -> Response 
         tools: items(body, "tools")
             .iter()
             .flat_map(|t| items(t, "functionDeclarations"))
-            .map(|f| (str_field(f, "name").to_owned(), ToolKind::Function))
+            .map(|f| function(str_field(f, "name")))
             .collect(),
         after_tool_result: contents.last().is_some_and(|c| {
             items(c, "parts")
@@ -1093,6 +1167,7 @@ fn gemini(shared: &Shared, body: &Value, model: &str, stream: bool) -> Response 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     /// A response as the raw test client read it.
     struct Answer {
@@ -1222,8 +1297,6 @@ mod tests {
         }
     }
 
-    use std::io::Read;
-
     const CMD: &str = "printf '%s' 'it'\\''s done' > 'out.txt'";
 
     fn write_mode() -> Mode {
@@ -1248,7 +1321,9 @@ mod tests {
         let tools: Vec<Value> = tools.iter().map(|n| json!({"name": n})).collect();
         json!({
             "model": "claude-test", "stream": stream, "max_tokens": 100,
-            "system": [{"type": "text", "text": "Env:\nWorking directory: /tmp/proj \nOS: linux"}],
+            "system": [
+                {"type": "text", "text": "Env:\n - Primary working directory: /tmp/proj \n"},
+            ],
             "messages": messages, "tools": tools,
         })
     }
@@ -1273,7 +1348,9 @@ mod tests {
         let decls: Vec<Value> = tools.iter().map(|n| json!({"name": n})).collect();
         json!({
             "contents": contents,
-            "systemInstruction": {"parts": [{"text": "I'm currently working in the directory: /home/u/p\nBe good."}]},
+            "systemInstruction": {"parts": [
+                {"text": "I'm currently working in the directory: /home/u/p\nBe good."},
+            ]},
             "tools": [{"functionDeclarations": decls}],
         })
     }
@@ -1294,12 +1371,19 @@ mod tests {
         assert!(server.url().starts_with("http://127.0.0.1:"));
         let mut conn = Conn::open(&server);
         let head = conn.send("HEAD", "/", None);
-        assert_eq!((head.status, head.header("content-length")), (200, Some("0")));
+        assert_eq!(
+            (head.status, head.header("content-length")),
+            (200, Some("0"))
+        );
         let models = conn.send("GET", "/v1/models", None).json();
         assert_eq!(models["data"][0]["id"], "test-model");
         let gemini = conn.send("GET", "/v1beta/models", None).json();
         assert_eq!(gemini["models"][0]["name"], "models/test-model");
-        let count = conn.send("POST", "/v1/messages/count_tokens?beta=true", Some(&json!({})));
+        let count = conn.send(
+            "POST",
+            "/v1/messages/count_tokens?beta=true",
+            Some(&json!({})),
+        );
         assert_eq!(count.json(), json!({"input_tokens": 10}));
         let count = conn.send("POST", "/v1beta/models/g:countTokens", Some(&json!({})));
         assert_eq!(count.json(), json!({"totalTokens": 10}));
@@ -1332,7 +1416,12 @@ mod tests {
         let path = "/v1/messages?beta=true";
         let first = json!([{"role": "user", "content": "write it"}]);
         let tools = ["Read", "Write", "Bash"];
-        let answer = send(&server, "POST", path, Some(&anthropic_request(first, &tools, true)));
+        let answer = send(
+            &server,
+            "POST",
+            path,
+            Some(&anthropic_request(first, &tools, true)),
+        );
         assert_eq!(answer.status, 200);
         let events = answer.events();
         let names: Vec<&str> = events.iter().filter_map(|(e, _)| e.as_deref()).collect();
@@ -1353,7 +1442,10 @@ mod tests {
         assert_eq!(datas[0]["message"]["usage"]["input_tokens"], 100);
         assert_eq!(datas[0]["message"]["content"], json!([]));
         let block = &datas[1]["content_block"];
-        assert_eq!((&block["type"], &block["name"]), (&json!("tool_use"), &json!("Bash")));
+        assert_eq!(
+            (&block["type"], &block["name"]),
+            (&json!("tool_use"), &json!("Bash"))
+        );
         assert_eq!(block["input"], json!({}));
         let id = block["id"].as_str().unwrap().to_owned();
         assert!(id.starts_with("toolu_"));
@@ -1364,12 +1456,24 @@ mod tests {
 
         let second = json!([
             {"role": "user", "content": "write it"},
-            {"role": "assistant", "content": [{"type": "tool_use", "id": id, "name": "Bash", "input": input}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": "ok"}]},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": id, "name": "Bash", "input": input},
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": id, "content": "ok"},
+            ]},
         ]);
-        let answer = send(&server, "POST", path, Some(&anthropic_request(second, &tools, true)));
+        let answer = send(
+            &server,
+            "POST",
+            path,
+            Some(&anthropic_request(second, &tools, true)),
+        );
         let datas = answer.datas();
-        assert_eq!(datas[1]["content_block"], json!({"type": "text", "text": ""}));
+        assert_eq!(
+            datas[1]["content_block"],
+            json!({"type": "text", "text": ""})
+        );
         assert_eq!(joined(&datas, "/delta/text"), "All written.");
         assert_eq!(datas[datas.len() - 2]["delta"]["stop_reason"], "end_turn");
         assert_eq!(server.requests().len(), 2);
@@ -1382,7 +1486,10 @@ mod tests {
         let body = anthropic_request(first.clone(), &["Read", "Write"], false);
         let reply = send(&server, "POST", "/v1/messages", Some(&body)).json();
         assert_eq!(reply["stop_reason"], "tool_use");
-        assert_eq!(reply["usage"], json!({"input_tokens": 100, "output_tokens": 20}));
+        assert_eq!(
+            reply["usage"],
+            json!({"input_tokens": 100, "output_tokens": 20})
+        );
         let block = &reply["content"][0];
         assert_eq!(block["name"], "Write");
         assert_eq!(
@@ -1402,13 +1509,21 @@ mod tests {
         let path = "/v1/chat/completions";
         let first = json!([{"role": "system", "content": "hi"}, {"role": "user", "content": "go"}]);
         let tools = ["read", "write", "bash"];
-        let answer = send(&server, "POST", path, Some(&chat_request(first, &tools, true)));
+        let answer = send(
+            &server,
+            "POST",
+            path,
+            Some(&chat_request(first, &tools, true)),
+        );
         let datas = answer.datas();
         assert_eq!(datas.last().unwrap(), "[DONE]");
         let start = &datas[0]["choices"][0]["delta"];
         assert_eq!(start["role"], "assistant");
         let call = &start["tool_calls"][0];
-        assert_eq!((&call["index"], &call["type"]), (&json!(0), &json!("function")));
+        assert_eq!(
+            (&call["index"], &call["type"]),
+            (&json!(0), &json!("function"))
+        );
         assert_eq!(call["function"], json!({"name": "bash", "arguments": ""}));
         let id = call["id"].as_str().unwrap().to_owned();
         let args = joined(&datas, "/choices/0/delta/tool_calls/0/function/arguments");
@@ -1425,13 +1540,23 @@ mod tests {
 
         let second = json!([
             {"role": "user", "content": "go"},
-            {"role": "assistant", "content": null, "tool_calls": [{"id": id, "type": "function", "function": {"name": "bash", "arguments": "{}"}}]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": id, "type": "function", "function": {"name": "bash", "arguments": "{}"}},
+            ]},
             {"role": "tool", "tool_call_id": id, "content": "done"},
         ]);
-        let answer = send(&server, "POST", path, Some(&chat_request(second, &tools, true)));
+        let answer = send(
+            &server,
+            "POST",
+            path,
+            Some(&chat_request(second, &tools, true)),
+        );
         let datas = answer.datas();
         assert_eq!(joined(&datas, "/choices/0/delta/content"), "All written.");
-        assert_eq!(datas[datas.len() - 3]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(
+            datas[datas.len() - 3]["choices"][0]["finish_reason"],
+            "stop"
+        );
 
         let side = json!({"model": "m", "messages": [{"role": "user", "content": "title?"}]});
         let reply = send(&server, "POST", path, Some(&side)).json();
@@ -1448,7 +1573,10 @@ mod tests {
             {"type": "custom", "name": "apply_patch"},
             {"type": "web_search"},
         ]);
-        let user = json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "go"}]});
+        let user = json!({
+            "type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "go"}],
+        });
         let body = responses_request(json!([user]), tools.clone(), true);
         let answer = send(&server, "POST", "/v1/responses", Some(&body));
         let events = answer.events();
@@ -1456,19 +1584,39 @@ mod tests {
             assert_eq!(data["sequence_number"], i, "{data}");
             assert_eq!(name.as_deref(), data["type"].as_str());
         }
-        let types: Vec<&str> = events.iter().map(|(_, d)| d["type"].as_str().unwrap()).collect();
-        assert_eq!(types[..3], ["response.created", "response.in_progress", "response.output_item.added"]);
-        assert_eq!(types[types.len() - 4..], [
-            "response.function_call_arguments.delta",
-            "response.function_call_arguments.done",
-            "response.output_item.done",
-            "response.completed",
-        ]);
+        let types: Vec<&str> = events
+            .iter()
+            .map(|(_, d)| d["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            types[..3],
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added"
+            ]
+        );
+        assert_eq!(
+            types[types.len() - 4..],
+            [
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
         let datas = answer.datas();
         let added = &datas[2]["item"];
-        assert_eq!((&added["type"], &added["name"]), (&json!("function_call"), &json!("exec_command")));
+        assert_eq!(
+            (&added["type"], &added["name"]),
+            (&json!("function_call"), &json!("exec_command"))
+        );
         let args = joined(&datas, "/delta");
-        assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({"cmd": CMD}));
+        assert_eq!(
+            serde_json::from_str::<Value>(&args).unwrap(),
+            json!({"cmd": CMD})
+        );
+        assert_eq!(datas[datas.len() - 3]["arguments"], args);
         let item = &datas[datas.len() - 2]["item"];
         assert_eq!(item["arguments"], args);
         let completed = &datas[datas.len() - 1]["response"];
@@ -1482,22 +1630,31 @@ mod tests {
         );
 
         let call_id = item["call_id"].clone();
-        let input = json!([user, item, {"type": "function_call_output", "call_id": call_id, "output": "ok"}]);
-        let answer = send(&server, "POST", "/v1/responses", Some(&responses_request(input, tools, true)));
+        let output = json!({"type": "function_call_output", "call_id": call_id, "output": "ok"});
+        let input = json!([user, item, output]);
+        let answer = send(
+            &server,
+            "POST",
+            "/v1/responses",
+            Some(&responses_request(input, tools, true)),
+        );
         let datas = answer.datas();
         let types: Vec<&str> = datas.iter().map(|d| d["type"].as_str().unwrap()).collect();
-        assert_eq!(types, [
-            "response.created",
-            "response.in_progress",
-            "response.output_item.added",
-            "response.content_part.added",
-            "response.output_text.delta",
-            "response.output_text.delta",
-            "response.output_text.done",
-            "response.content_part.done",
-            "response.output_item.done",
-            "response.completed",
-        ]);
+        assert_eq!(
+            types,
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.delta",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
         assert_eq!(joined(&datas[4..6], "/delta"), "All written.");
         assert_eq!(datas[6]["text"], "All written.");
         let output = &datas[9]["response"]["output"][0];
@@ -1511,18 +1668,57 @@ mod tests {
     }
 
     #[test]
+    fn responses_local_shell_tool() {
+        let server = LlmServer::start(write_mode());
+        let tools = json!([{"type": "local_shell"}]);
+        let user = json!([{"role": "user", "content": "go"}]);
+        let body = responses_request(user.clone(), tools.clone(), true);
+        let datas = send(&server, "POST", "/v1/responses", Some(&body)).datas();
+        let types: Vec<&str> = datas.iter().map(|d| d["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            types,
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        let item = &datas[3]["item"];
+        assert_eq!(item["type"], "local_shell_call");
+        assert_eq!(item["action"]["command"], json!(["bash", "-lc", CMD]));
+
+        let output =
+            json!({"type": "local_shell_call_output", "call_id": item["call_id"], "output": ""});
+        let input = json!([user[0], item, output]);
+        let body = responses_request(input, tools, false);
+        let reply = send(&server, "POST", "/v1/responses", Some(&body)).json();
+        assert_eq!(reply["output"][0]["content"][0]["text"], "All written.");
+        assert_eq!(reply["usage"]["output_tokens"], 20);
+    }
+
+    #[test]
     fn gemini_tool_call_then_final_text() {
         let server = LlmServer::start(write_mode());
         let first = json!([{"role": "user", "parts": [{"text": "go"}]}]);
         let tools = ["read_file", "write_file", "run_shell_command"];
-        let answer = send(&server, "POST", GEMINI_STREAM, Some(&gemini_request(first.clone(), &tools)));
+        let answer = send(
+            &server,
+            "POST",
+            GEMINI_STREAM,
+            Some(&gemini_request(first.clone(), &tools)),
+        );
         let datas = answer.datas();
         assert_eq!(datas.len(), 1);
         let candidate = &datas[0]["candidates"][0];
         assert_eq!(candidate["finishReason"], "STOP");
         assert_eq!(
             candidate["content"]["parts"][0]["functionCall"],
-            json!({"name": "run_shell_command", "args": {"command": CMD, "description": "write file"}})
+            json!({
+                "name": "run_shell_command",
+                "args": {"command": CMD, "description": "write file"},
+            })
         );
         assert_eq!(
             datas[0]["usageMetadata"],
@@ -1531,26 +1727,47 @@ mod tests {
 
         let second = json!([
             {"role": "user", "parts": [{"text": "go"}]},
-            {"role": "model", "parts": [{"functionCall": {"name": "run_shell_command", "args": {}}}]},
-            {"role": "user", "parts": [{"functionResponse": {"name": "run_shell_command", "response": {"output": ""}}}]},
+            {"role": "model", "parts": [
+                {"functionCall": {"name": "run_shell_command", "args": {}}},
+            ]},
+            {"role": "user", "parts": [
+                {"functionResponse": {"name": "run_shell_command", "response": {"output": ""}}},
+            ]},
         ]);
-        let answer = send(&server, "POST", GEMINI_STREAM, Some(&gemini_request(second, &tools)));
+        let answer = send(
+            &server,
+            "POST",
+            GEMINI_STREAM,
+            Some(&gemini_request(second, &tools)),
+        );
         let datas = answer.datas();
         assert_eq!(datas.len(), 2);
-        assert_eq!(joined(&datas, "/candidates/0/content/parts/0/text"), "All written.");
+        assert_eq!(
+            joined(&datas, "/candidates/0/content/parts/0/text"),
+            "All written."
+        );
         assert!(datas[0].get("usageMetadata").is_none());
         assert_eq!(datas[1]["candidates"][0]["finishReason"], "STOP");
         assert_eq!(datas[1]["usageMetadata"]["totalTokenCount"], 120);
 
         // Without a shell tool: write_file with the absolute path from the prompt.
         let path = "/v1beta/models/gemini-test:generateContent";
-        let reply = send(&server, "POST", path, Some(&gemini_request(first.clone(), &["write_file"]))).json();
+        let reply = send(
+            &server,
+            "POST",
+            path,
+            Some(&gemini_request(first.clone(), &["write_file"])),
+        )
+        .json();
         assert_eq!(
             reply["candidates"][0]["content"]["parts"][0]["functionCall"]["args"],
             json!({"file_path": "/home/u/p/out.txt", "content": "it's done"})
         );
         let reply = send(&server, "POST", path, Some(&gemini_request(first, &[]))).json();
-        assert_eq!(reply["candidates"][0]["content"]["parts"][0]["text"], "Test title");
+        assert_eq!(
+            reply["candidates"][0]["content"]["parts"][0]["text"],
+            "Test title"
+        );
         assert_eq!(reply["usageMetadata"]["candidatesTokenCount"], 20);
     }
 
@@ -1558,38 +1775,88 @@ mod tests {
     fn ask_then_write_switches_after_the_marker() {
         let server = LlmServer::start(ask_mode());
         let ask = json!([{"role": "user", "content": [{"type": "text", "text": "write it"}]}]);
-        let reply = send(&server, "POST", "/v1/messages", Some(&anthropic_request(ask, &["Bash"], false))).json();
+        let reply = send(
+            &server,
+            "POST",
+            "/v1/messages",
+            Some(&anthropic_request(ask, &["Bash"], false)),
+        )
+        .json();
         assert_eq!(reply["content"][0]["text"], "Which file?");
         let nudged = json!([
             {"role": "user", "content": "write it"},
             {"role": "assistant", "content": "Which file?"},
             {"role": "user", "content": [{"type": "text", "text": "Just do it, please"}]},
         ]);
-        let reply = send(&server, "POST", "/v1/messages", Some(&anthropic_request(nudged, &["Bash"], false))).json();
+        let reply = send(
+            &server,
+            "POST",
+            "/v1/messages",
+            Some(&anthropic_request(nudged, &["Bash"], false)),
+        )
+        .json();
         assert_eq!(reply["content"][0]["name"], "Bash");
 
         let first = json!([{"role": "user", "parts": [{"text": "go"}]}]);
-        let reply = send(&server, "POST", GEMINI_STREAM, Some(&gemini_request(first, &["run_shell_command"])));
-        assert_eq!(joined(&reply.datas(), "/candidates/0/content/parts/0/text"), "Which file?");
-        let nudged = json!([{"role": "user", "parts": [{"text": "go"}]}, {"role": "model", "parts": [{"text": "Which file?"}]}, {"role": "user", "parts": [{"text": "just do it"}]}]);
-        let reply = send(&server, "POST", GEMINI_STREAM, Some(&gemini_request(nudged, &["run_shell_command"])));
-        assert!(reply.datas()[0].pointer("/candidates/0/content/parts/0/functionCall").is_some());
+        let reply = send(
+            &server,
+            "POST",
+            GEMINI_STREAM,
+            Some(&gemini_request(first, &["run_shell_command"])),
+        );
+        assert_eq!(
+            joined(&reply.datas(), "/candidates/0/content/parts/0/text"),
+            "Which file?"
+        );
+        let nudged = json!([
+            {"role": "user", "parts": [{"text": "go"}]},
+            {"role": "model", "parts": [{"text": "Which file?"}]},
+            {"role": "user", "parts": [{"text": "just do it"}]},
+        ]);
+        let reply = send(
+            &server,
+            "POST",
+            GEMINI_STREAM,
+            Some(&gemini_request(nudged, &["run_shell_command"])),
+        );
+        assert!(
+            reply.datas()[0]
+                .pointer("/candidates/0/content/parts/0/functionCall")
+                .is_some()
+        );
 
-        let chat = chat_request(json!([{"role": "user", "content": [{"type": "text", "text": "JUST DO IT"}]}]), &["bash"], false);
+        let chat = chat_request(
+            json!([{"role": "user", "content": [{"type": "text", "text": "JUST DO IT"}]}]),
+            &["bash"],
+            false,
+        );
         let reply = send(&server, "POST", "/v1/chat/completions", Some(&chat)).json();
         assert_eq!(reply["choices"][0]["finish_reason"], "tool_calls");
-        let responses = responses_request(json!([{"role": "user", "content": "go"}]), json!([{"type": "function", "name": "shell"}]), false);
+        let responses = responses_request(
+            json!([{"role": "user", "content": "go"}]),
+            json!([{"type": "function", "name": "shell"}]),
+            false,
+        );
         let reply = send(&server, "POST", "/v1/responses", Some(&responses)).json();
         assert_eq!(reply["output"][0]["content"][0]["text"], "Which file?");
     }
 
     #[test]
     fn fail_429_per_protocol() {
-        let server = LlmServer::start(Mode::Fail { status: 429, retry_after: Some(3) });
+        let server = LlmServer::start(Mode::Fail {
+            status: 429,
+            retry_after: Some(3),
+        });
         let user = json!([{"role": "user", "content": "go"}]);
         let cases = [
-            ("/v1/messages?beta=true", anthropic_request(user.clone(), &["Bash"], true)),
-            ("/v1/chat/completions", chat_request(user.clone(), &["bash"], true)),
+            (
+                "/v1/messages?beta=true",
+                anthropic_request(user.clone(), &["Bash"], true),
+            ),
+            (
+                "/v1/chat/completions",
+                chat_request(user.clone(), &["bash"], true),
+            ),
             ("/v1/responses", responses_request(user, json!([]), true)),
             (GEMINI_STREAM, gemini_request(json!([]), &[])),
         ];
@@ -1613,7 +1880,10 @@ mod tests {
 
     #[test]
     fn fail_401_is_an_auth_error() {
-        let server = LlmServer::start(Mode::Fail { status: 401, retry_after: None });
+        let server = LlmServer::start(Mode::Fail {
+            status: 401,
+            retry_after: None,
+        });
         let answer = send(&server, "POST", "/v1/messages", Some(&json!({})));
         assert_eq!(answer.status, 401);
         assert_eq!(answer.header("retry-after"), None);
@@ -1627,7 +1897,8 @@ mod tests {
     #[test]
     fn chunked_request_body_is_read() {
         let server = LlmServer::start(write_mode());
-        let body = chat_request(json!([{"role": "user", "content": "go"}]), &["bash"], false).to_string();
+        let body =
+            chat_request(json!([{"role": "user", "content": "go"}]), &["bash"], false).to_string();
         let (a, b) = body.split_at(body.len() / 2);
         let raw = format!(
             "POST /v1/chat/completions HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n\
@@ -1637,12 +1908,44 @@ mod tests {
         );
         let mut conn = Conn::open(&server);
         let reply = conn.send_raw(raw.as_bytes(), false).json();
-        assert_eq!(reply["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "bash");
+        assert_eq!(
+            reply["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+            "bash"
+        );
         // The connection stays usable after a chunked body.
         assert_eq!(conn.send("GET", "/v1/models", None).status, 200);
         let recorded = server.requests();
         assert_eq!(recorded[0].body.to_string(), body);
         assert_eq!(recorded[0].header("transfer-encoding"), Some("chunked"));
+    }
+
+    #[test]
+    fn working_directory_as_each_cli_states_it() {
+        let samples = [
+            (
+                " - Primary working directory: /tmp/cc\n - Is git",
+                "/tmp/cc",
+            ),
+            ("<env>\n  Working directory: /tmp/oc/work\n", "/tmp/oc/work"),
+            (
+                "I'm currently working in the directory: /tmp/qw/work\n",
+                "/tmp/qw/work",
+            ),
+            (
+                "- **Workspace Directories:**\n  - /tmp/gm/work\n- **Dir",
+                "/tmp/gm/work",
+            ),
+            (
+                "<environment_context>\n  <cwd>/tmp/cx/work</cwd>",
+                "/tmp/cx/work",
+            ),
+        ];
+        for (text, dir) in samples {
+            let body = json!({"system": "the current working directory. Working directory: none",
+                              "messages": [{"content": text}]});
+            assert_eq!(working_directory(&body).as_deref(), Some(dir), "{text}");
+        }
+        assert_eq!(working_directory(&json!({"cwd": "relative: x"})), None);
     }
 
     #[test]
@@ -1654,18 +1957,33 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
-        assert_eq!(std::fs::read_to_string(dir.path().join("out.txt")).unwrap(), "it's done");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+            "it's done"
+        );
     }
 
     #[test]
     fn no_usable_tool_gives_the_final_text_and_ids_are_unique() {
         let server = LlmServer::start(write_mode());
         let user = json!([{"role": "user", "content": "go"}]);
-        let reply = send(&server, "POST", "/v1/chat/completions", Some(&chat_request(user.clone(), &["grep"], false))).json();
+        let reply = send(
+            &server,
+            "POST",
+            "/v1/chat/completions",
+            Some(&chat_request(user.clone(), &["grep"], false)),
+        )
+        .json();
         assert_eq!(reply["choices"][0]["message"]["content"], "All written.");
         let ids: Vec<Value> = (0..2)
             .map(|_| {
-                let reply = send(&server, "POST", "/v1/chat/completions", Some(&chat_request(user.clone(), &["bash"], false))).json();
+                let reply = send(
+                    &server,
+                    "POST",
+                    "/v1/chat/completions",
+                    Some(&chat_request(user.clone(), &["bash"], false)),
+                )
+                .json();
                 reply["choices"][0]["message"]["tool_calls"][0]["id"].clone()
             })
             .collect();

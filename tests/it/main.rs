@@ -2,8 +2,8 @@
 
 mod support;
 
-mod errors;
 mod clis;
+mod errors;
 mod lifecycle;
 mod llm_server;
 mod merge;

@@ -199,6 +199,11 @@ impl Massgen {
         self
     }
 
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Massgen {
+        self.cmd.env(key, value);
+        self
+    }
+
     pub fn stdin(mut self, text: &str) -> Massgen {
         self.stdin = Some(text.to_owned());
         self

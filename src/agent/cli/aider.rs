@@ -44,6 +44,17 @@ pub(super) fn launch(agent: &CliAgent, ctx: &LaunchCtx<'_>) -> Launch {
     }
     l.argv.extend(agent.args.iter().cloned());
     l.arg("--message").arg(ctx.prompt);
+    if !agent.own_config {
+        // aider keeps caches and analytics in ~/.aider; it gets a home of its own, with
+        // git still reading the user's global configuration.
+        if let Some(home) = std::env::var_os("HOME")
+            && std::env::var_os("GIT_CONFIG_GLOBAL").is_none()
+        {
+            let global = std::path::Path::new(&home).join(".gitconfig");
+            l.env("GIT_CONFIG_GLOBAL", global.display().to_string());
+        }
+        l.env("HOME", ctx.home.display().to_string());
+    }
     if agent.api_key_env_set
         && let Some(key) = agent.api_key()
     {
@@ -60,12 +71,17 @@ pub(super) fn launch(agent: &CliAgent, ctx: &LaunchCtx<'_>) -> Launch {
 pub(super) fn parse(p: &mut Parser, line: &str) -> Vec<AgentEvent> {
     let mut out = Vec::new();
     if let Some(path) = line.strip_prefix("Applied edit to ") {
-        out.extend(p.flush_text());
+        // What came since the reply is aider echoing the edit.
+        p.text.clear();
         out.push(AgentEvent::FileEdit {
             path: path.trim().to_owned(),
         });
     } else if let Some(rest) = line.strip_prefix("Tokens: ") {
-        out.extend(p.flush_text());
+        // The model's reply ends here; the files it lists are not part of its message.
+        let reply = prose(&std::mem::take(&mut p.text));
+        if !reply.is_empty() {
+            out.push(AgentEvent::Message { text: reply });
+        }
         // "2.3k sent, 104 received. Cost: $0.01 message, $0.02 session."
         let mut words = rest.split_whitespace();
         let sent = words.next().and_then(parse_count);
@@ -107,6 +123,23 @@ pub(super) fn parse(p: &mut Parser, line: &str) -> Vec<AgentEvent> {
         p.text.push_str(line);
     }
     out
+}
+
+/// A reply without the file listings of aider's edit formats: everything before the first
+/// fence, less the path line that introduces it.
+fn prose(reply: &str) -> String {
+    let mut lines: Vec<&str> = reply
+        .lines()
+        .take_while(|l| !l.starts_with("```"))
+        .collect();
+    let listed = lines.len() < reply.lines().count();
+    while lines.last().is_some_and(|l| l.trim().is_empty()) {
+        lines.pop();
+    }
+    if listed && lines.last().is_some_and(|l| !l.trim().contains(' ')) {
+        lines.pop();
+    }
+    lines.join("\n").trim().to_owned()
 }
 
 /// `2.3k` → 2300, `104` → 104, `1.2M` → 1200000.
@@ -152,6 +185,9 @@ fn is_status_line(line: &str) -> bool {
         "Creating empty file",
         "Commit ",
         "Dirty files",
+        "HTTPSConnectionPool",
+        "Update git name",
+        "Update git email",
         "─",
     ]
     .iter()

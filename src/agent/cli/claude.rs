@@ -97,10 +97,14 @@ pub(super) fn parse(_p: &mut Parser, v: &Value) -> Vec<AgentEvent> {
                 || str_at(v, &["result"]).is_some_and(|r| r.starts_with("[API Error"));
             if let Some(usage) = v.get("usage") {
                 out.push(AgentEvent::Usage {
-                    input_tokens: ["input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"]
-                        .iter()
-                        .filter_map(|k| u64_at(usage, &[k]))
-                        .sum(),
+                    input_tokens: [
+                        "input_tokens",
+                        "cache_creation_input_tokens",
+                        "cache_read_input_tokens",
+                    ]
+                    .iter()
+                    .filter_map(|k| u64_at(usage, &[k]))
+                    .sum(),
                     output_tokens: u64_at(usage, &["output_tokens"]).unwrap_or(0),
                 });
             }
@@ -111,12 +115,18 @@ pub(super) fn parse(_p: &mut Parser, v: &Value) -> Vec<AgentEvent> {
                 let message = str_at(v, &["result"])
                     .map(str::to_owned)
                     .or_else(|| {
-                        v.get("errors")
-                            .and_then(Value::as_array)
-                            .map(|e| e.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; "))
+                        v.get("errors").and_then(Value::as_array).map(|e| {
+                            e.iter()
+                                .filter_map(Value::as_str)
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        })
                     })
                     .unwrap_or_else(|| {
-                        format!("{} ended with an error", str_at(v, &["subtype"]).unwrap_or("session"))
+                        format!(
+                            "{} ended with an error",
+                            str_at(v, &["subtype"]).unwrap_or("session")
+                        )
                     });
                 out.push(AgentEvent::Error { message });
             } else if let Some(text) = str_at(v, &["result"]) {

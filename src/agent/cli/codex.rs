@@ -28,7 +28,8 @@ pub(super) fn launch(agent: &CliAgent, ctx: &LaunchCtx<'_>) -> Launch {
     l.arg(ctx.prompt);
     if !agent.own_config {
         l.env("CODEX_HOME", ctx.home.display().to_string());
-        l.files.push((ctx.home.join("config.toml"), config_toml(agent)));
+        l.files
+            .push((ctx.home.join("config.toml"), config_toml(agent)));
     }
     l
 }

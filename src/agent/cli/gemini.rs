@@ -83,7 +83,11 @@ pub(super) fn parse(p: &mut Parser, v: &Value) -> Vec<AgentEvent> {
         p.steps += 1;
     }
     if kind == "tool_use" || assistant || kind == "tool_result" {
-        p.prev = if assistant { "assistant".into() } else { kind.into() };
+        p.prev = if assistant {
+            "assistant".into()
+        } else {
+            kind.into()
+        };
     }
     let mut out = Vec::new();
     match kind {
@@ -135,7 +139,10 @@ pub(super) fn parse(p: &mut Parser, v: &Value) -> Vec<AgentEvent> {
                 let message = str_at(v, &["error", "message"])
                     .map(str::to_owned)
                     .unwrap_or_else(|| {
-                        format!("ended with status {}", str_at(v, &["status"]).unwrap_or("?"))
+                        format!(
+                            "ended with status {}",
+                            str_at(v, &["status"]).unwrap_or("?")
+                        )
                     });
                 out.push(AgentEvent::Error { message });
             }

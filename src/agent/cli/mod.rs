@@ -145,7 +145,10 @@ impl CliAgent {
             model: c.model.clone(),
             bin: c.bin.clone().unwrap_or_else(|| preset.name().to_owned()),
             args: c.args.clone(),
-            base_url: c.base_url.as_ref().map(|u| u.trim_end_matches('/').to_owned()),
+            base_url: c
+                .base_url
+                .as_ref()
+                .map(|u| u.trim_end_matches('/').to_owned()),
             api_key_env: c
                 .api_key_env
                 .clone()
@@ -272,7 +275,10 @@ impl Parser {
             Preset::Opencode => opencode::parse(self, &v),
             Preset::Aider => unreachable!("handled above"),
         };
-        if events.iter().any(|e| matches!(e, AgentEvent::Finished { .. })) {
+        if events
+            .iter()
+            .any(|e| matches!(e, AgentEvent::Finished { .. }))
+        {
             self.seen_result = true;
         }
         events
@@ -280,6 +286,10 @@ impl Parser {
 
     /// Events still held when the output ends (a message streamed in pieces).
     pub fn finish(&mut self) -> Vec<AgentEvent> {
+        if self.preset == Preset::Aider {
+            // aider's words after its last reply are its own, not the model's.
+            self.text.clear();
+        }
         let mut out = self.flush_text();
         if self.preset == Preset::Aider && !self.seen_result {
             out.push(AgentEvent::Finished {

@@ -7,7 +7,9 @@
 
 use serde_json::{Value, json};
 
-use super::{AgentEvent, CliAgent, Launch, LaunchCtx, Parser, edited_path, str_at, tool_detail, u64_at};
+use super::{
+    AgentEvent, CliAgent, Launch, LaunchCtx, Parser, edited_path, str_at, tool_detail, u64_at,
+};
 
 pub(super) fn launch(agent: &CliAgent, ctx: &LaunchCtx<'_>) -> Launch {
     let mut l = Launch::new(&agent.bin);
@@ -32,7 +34,10 @@ pub(super) fn launch(agent: &CliAgent, ctx: &LaunchCtx<'_>) -> Launch {
         let config = ctx.home.join("opencode.json");
         l.env("OPENCODE_CONFIG", config.display().to_string())
             .env("OPENCODE_CONFIG_DIR", ctx.home.display().to_string())
-            .env("OPENCODE_DB", ctx.home.join("opencode.db").display().to_string());
+            .env(
+                "OPENCODE_DB",
+                ctx.home.join("opencode.db").display().to_string(),
+            );
         l.files.push((config, config_json(agent)));
     }
     l
@@ -94,10 +99,7 @@ pub(super) fn parse(p: &mut Parser, v: &Value) -> Vec<AgentEvent> {
         }
         "tool_use" => {
             let tool = str_at(part, &["tool"]).unwrap_or("tool").to_owned();
-            let input = part
-                .pointer("/state/input")
-                .cloned()
-                .unwrap_or(Value::Null);
+            let input = part.pointer("/state/input").cloned().unwrap_or(Value::Null);
             out.push(AgentEvent::ToolCall {
                 detail: tool_detail(&input),
                 tool: tool.clone(),

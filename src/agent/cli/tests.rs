@@ -56,7 +56,12 @@ fn assert_wrote(preset: Preset, stream: &str, turns: u32, cost: Option<f64>) {
 
 #[test]
 fn claude_write() {
-    assert_wrote(Preset::Claude, stream!("claude-write.jsonl"), 2, Some(0.002));
+    assert_wrote(
+        Preset::Claude,
+        stream!("claude-write.jsonl"),
+        2,
+        Some(0.002),
+    );
 }
 
 #[test]
@@ -74,7 +79,12 @@ fn gemini_write() {
 
 #[test]
 fn opencode_write() {
-    assert_wrote(Preset::Opencode, stream!("opencode-write.jsonl"), 2, Some(0.0));
+    assert_wrote(
+        Preset::Opencode,
+        stream!("opencode-write.jsonl"),
+        2,
+        Some(0.0),
+    );
 }
 
 #[test]
@@ -83,8 +93,19 @@ fn qwen_write() {
 }
 
 #[test]
+fn aider_write() {
+    let (events, r) = parse(Preset::Aider, stream!("aider-write.txt"));
+    assert!(events.contains(&AgentEvent::FileEdit {
+        path: "hello.txt".into()
+    }));
+    assert_eq!(r.final_message.as_deref(), Some("I created hello.txt."));
+    assert_eq!((r.usage.input_tokens, r.usage.output_tokens), (100, 20));
+    assert_eq!(r.usage.cost_usd, None);
+}
+
+#[test]
 fn aider_text() {
-    let out = "Aider v0.86.2\nModel: openai/test-model with whole edit format\n\nI will create the file.\n\nApplied edit to hello.txt\nTokens: 2.3k sent, 104 received. Cost: $0.0012 message, $0.0024 session.\n";
+    let out = "Aider v0.86.2\nModel: openai/test-model with whole edit format\n\nI will create the file.\n\nTokens: 2.3k sent, 104 received. Cost: $0.0012 message, $0.0024 session.\nApplied edit to hello.txt\n";
     let (events, r) = parse(Preset::Aider, out);
     assert!(events.contains(&AgentEvent::FileEdit {
         path: "hello.txt".into()
@@ -144,7 +165,15 @@ fn claude_retrying_a_401_is_fatal_but_a_429_is_not() {
         .collect();
     let retries = events
         .iter()
-        .filter(|e| matches!(e, AgentEvent::Retry { status: Some(429), .. }))
+        .filter(|e| {
+            matches!(
+                e,
+                AgentEvent::Retry {
+                    status: Some(429),
+                    ..
+                }
+            )
+        })
         .count();
     assert!(retries >= 1);
     assert!(events.iter().all(|e| parser.fatal(e).is_none()));
