@@ -94,7 +94,7 @@ pub fn doctor(ctx: &Ctx, args: &DoctorArgs) -> Result<Exit, CliError> {
     Ok(if problems == 0 {
         Exit::Success
     } else {
-        Exit::Failure
+        Exit::Negative
     })
 }
 

@@ -154,6 +154,7 @@ pub fn finish(
 pub fn render_ranking(state: &RunState) -> String {
     let mut cands: Vec<_> = state.candidates.iter().collect();
     cands.sort_by_key(|c| c.rank.unwrap_or(usize::MAX));
+    let with_usage = cands.iter().any(|c| c.usage.is_some());
     let rows: Vec<Vec<String>> = cands
         .iter()
         .map(|c| {
@@ -161,7 +162,7 @@ pub fn render_ranking(state: &RunState) -> String {
                 .tests
                 .as_ref()
                 .map_or_else(|| "-".to_owned(), |t| t.summary());
-            vec![
+            let mut row = vec![
                 c.rank.map_or("-".into(), |r| r.to_string()),
                 c.agent.clone(),
                 c.status.as_str().to_owned(),
@@ -174,16 +175,21 @@ pub fn render_ranking(state: &RunState) -> String {
                     c.deletions
                 ),
                 c.branch.clone(),
-            ]
+            ];
+            if with_usage {
+                row.insert(6, c.usage.as_ref().map_or("-".into(), usage_words));
+            }
+            row
         })
         .collect();
     let mut out = format!("run {}\n\n", state.run);
-    out.push_str(&ui::table(
-        &[
-            "rank", "agent", "status", "tests", "agree", "change", "branch",
-        ],
-        &rows,
-    ));
+    let mut header = vec![
+        "rank", "agent", "status", "tests", "agree", "change", "branch",
+    ];
+    if with_usage {
+        header.insert(6, "tokens in/out, cost");
+    }
+    out.push_str(&ui::table(&header, &rows));
     if let Some(reason) = &state.reason {
         out.push_str(&format!("\n{reason}\n"));
     }
@@ -191,6 +197,19 @@ pub fn render_ranking(state: &RunState) -> String {
         out.push_str(&format!("warning: {w}\n"));
     }
     out
+}
+
+/// `12.3k/1.2k $0.0210`
+pub fn usage_words(u: &crate::agent::events::Usage) -> String {
+    fn k(n: u64) -> String {
+        if n >= 10_000 {
+            format!("{:.1}k", n as f64 / 1000.0)
+        } else {
+            n.to_string()
+        }
+    }
+    let cost = u.cost_usd.map_or_else(String::new, |c| format!(" ${c:.4}"));
+    format!("{}/{}{cost}", k(u.input_tokens), k(u.output_tokens))
 }
 
 fn progress(ui: &Ui, event: Event) {

@@ -103,6 +103,18 @@ fn render_run(st: &RunState) -> String {
         if let Some(err) = &c.error {
             out.push_str(&format!("{}: {err}\n", c.agent));
         }
+        if c.asked_for_input {
+            out.push_str(&format!(
+                "{}: asked for input instead of finishing; nudged {}\n",
+                c.agent,
+                ui::count(c.nudges as usize, "time")
+            ));
+        }
+        if let Some(msg) = &c.final_message {
+            let first = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let first: String = first.chars().take(100).collect();
+            out.push_str(&format!("{}: said: {first}\n", c.agent));
+        }
         for w in &c.warnings {
             out.push_str(&format!("{}: warning: {w}\n", c.agent));
         }
