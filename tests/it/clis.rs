@@ -99,12 +99,16 @@ fn config(agents: &[(&str, PathBuf)], url: &str, timeout: &str, test: Option<&st
         text.push_str(&format!("[score]\ntest = \"{test}\"\n\n"));
     }
     for (name, bin) in agents {
-        text.push_str(&format!(
-            "[[agents]]\nname = \"{name}\"\nkind = \"{name}\"\nbin = \"{}\"\nmodel = \"test-model\"\nbase_url = \"{url}\"\napi_key_env = \"{KEY_VAR}\"\ntimeout = \"{timeout}\"\n\n",
-            bin.display()
-        ));
+        text.push_str(&agent_entry(name, name, bin, url, timeout));
     }
     text
+}
+
+fn agent_entry(name: &str, kind: &str, bin: &std::path::Path, url: &str, timeout: &str) -> String {
+    format!(
+        "[[agents]]\nname = \"{name}\"\nkind = \"{kind}\"\nbin = \"{}\"\nmodel = \"test-model\"\nbase_url = \"{url}\"\napi_key_env = \"{KEY_VAR}\"\ntimeout = \"{timeout}\"\n\n",
+        bin.display()
+    )
 }
 
 /// Commits the configuration the way `git massgen init` leaves it.
@@ -153,12 +157,23 @@ fn every_cli_writes_through_its_own_tool() {
         final_text: FINAL.into(),
     });
     let repo = TestRepo::new();
-    configure(
-        &repo,
-        &config(&agents, &server.url(), "180s", Some("test -f hello.txt")),
-    );
+    let mut text = config(&agents, &server.url(), "180s", Some("test -f hello.txt"));
+    // A second agent of the same kind, to show they never share a config home.
+    let twin = agents.iter().find(|(n, _)| *n == "claude").cloned();
+    if let Some((kind, bin)) = &twin {
+        text.push_str(&agent_entry("claude-2", kind, bin, &server.url(), "180s"));
+    }
+    configure(&repo, &text);
     let out = run(&repo, 0);
     let id = out["run"].as_str().unwrap();
+    if twin.is_some() {
+        let homes = repo.path.join(".massgen/runs").join(id).join("homes");
+        for name in ["claude", "claude-2"] {
+            assert_eq!(candidate(&out, name)["status"], "done");
+            let sessions = homes.join(name).join("projects");
+            assert!(sessions.is_dir(), "{name} kept no sessions in its own home");
+        }
+    }
     for (name, _) in &agents {
         let c = candidate(&out, name);
         assert_eq!(c["status"], "done", "{name}: {c:#}");
