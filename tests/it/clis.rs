@@ -142,6 +142,29 @@ fn processes_of(run: &str) -> Vec<String> {
     out
 }
 
+/// Files under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            out.extend(files_containing(&path, needle));
+        } else if meta.is_file()
+            && let Ok(bytes) = std::fs::read(&path)
+            && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+        {
+            out.push(path);
+        }
+    }
+    out
+}
+
 const ALL: [&str; 6] = ["claude", "codex", "gemini", "opencode", "qwen", "aider"];
 
 #[test]
@@ -234,6 +257,10 @@ fn every_cli_writes_through_its_own_tool() {
             );
         }
     }
+    // The key stays in the environment: no file of the run (logs, generated configs, the
+    // CLIs' own session files) holds it.
+    let leaks = files_containing(&repo.path.join(".massgen/runs").join(id), KEY);
+    assert!(leaks.is_empty(), "the API key was written to {leaks:?}");
     // Nothing was written into the user's home: every CLI got a home of its own.
     for dir in [
         ".claude",

@@ -7,4 +7,5 @@ mod errors;
 mod lifecycle;
 mod llm_server;
 mod merge;
+mod presets;
 mod run;
