@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
+
+use crate::agent::cli::Preset;
 use toml::Spanned;
 
 /// Default per-agent time limit.
@@ -70,32 +72,43 @@ pub struct ScoreSection {
     pub test_timeout: Option<Duration>,
 }
 
-/// The kinds of agent this version knows.
+/// The kinds of agent this version knows: `command`, or the name of a CLI preset.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum AgentKind {
     /// Any program, given the task through argv placeholders and the environment.
     #[default]
     Command,
-    Claude,
-    Codex,
-    Gemini,
-    Opencode,
-    Qwen,
-    Aider,
+    /// One of the known coding-agent CLIs.
+    Cli(Preset),
 }
 
 impl AgentKind {
     pub fn as_str(self) -> &'static str {
         match self {
             AgentKind::Command => "command",
-            AgentKind::Claude => "claude",
-            AgentKind::Codex => "codex",
-            AgentKind::Gemini => "gemini",
-            AgentKind::Opencode => "opencode",
-            AgentKind::Qwen => "qwen",
-            AgentKind::Aider => "aider",
+            AgentKind::Cli(preset) => preset.name(),
         }
+    }
+}
+
+impl TryFrom<String> for AgentKind {
+    type Error = String;
+    fn try_from(name: String) -> Result<AgentKind, String> {
+        if name == "command" {
+            return Ok(AgentKind::Command);
+        }
+        Preset::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .map(AgentKind::Cli)
+            .ok_or_else(|| {
+                let kinds: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
+                format!(
+                    "unknown agent kind `{name}`: expected `command` or one of {}",
+                    kinds.join(", ")
+                )
+            })
     }
 }
 

@@ -6,9 +6,7 @@
 
 use serde_json::Value;
 
-use super::{
-    AgentEvent, CliAgent, Launch, LaunchCtx, Parser, edited_path, str_at, tool_detail, u64_at,
-};
+use super::{AgentEvent, CliAgent, Launch, LaunchCtx, Parser, str_at, tool_events, u64_at};
 
 pub(super) fn launch(agent: &CliAgent, ctx: &LaunchCtx<'_>) -> Launch {
     let mut l = Launch::new(&agent.bin);
@@ -76,15 +74,11 @@ pub(super) fn parse(_p: &mut Parser, v: &Value) -> Vec<AgentEvent> {
                         }
                     }
                     Some("tool_use") => {
-                        let tool = str_at(block, &["name"]).unwrap_or("tool").to_owned();
-                        let input = block.get("input").cloned().unwrap_or(Value::Null);
-                        out.push(AgentEvent::ToolCall {
-                            detail: tool_detail(&input),
-                            tool: tool.clone(),
-                        });
-                        if let Some(path) = edited_path(&tool, &input) {
-                            out.push(AgentEvent::FileEdit { path });
-                        }
+                        let tool = str_at(block, &["name"]).unwrap_or("tool");
+                        out.extend(tool_events(
+                            tool,
+                            block.get("input").unwrap_or(&Value::Null),
+                        ));
                     }
                     _ => {}
                 }

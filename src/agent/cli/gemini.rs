@@ -8,10 +8,7 @@
 
 use serde_json::Value;
 
-use super::{
-    AgentEvent, CliAgent, Launch, LaunchCtx, Parser, Preset, edited_path, str_at, tool_detail,
-    u64_at,
-};
+use super::{AgentEvent, CliAgent, Launch, LaunchCtx, Parser, Preset, str_at, tool_events, u64_at};
 
 pub(super) fn launch(agent: &CliAgent, ctx: &LaunchCtx<'_>) -> Launch {
     let qwen = agent.preset == Preset::Qwen;
@@ -108,15 +105,11 @@ pub(super) fn parse(p: &mut Parser, v: &Value) -> Vec<AgentEvent> {
         }
         "tool_use" => {
             out.extend(p.flush_text());
-            let tool = str_at(v, &["tool_name"]).unwrap_or("tool").to_owned();
-            let input = v.get("parameters").cloned().unwrap_or(Value::Null);
-            out.push(AgentEvent::ToolCall {
-                detail: tool_detail(&input),
-                tool: tool.clone(),
-            });
-            if let Some(path) = edited_path(&tool, &input) {
-                out.push(AgentEvent::FileEdit { path });
-            }
+            let tool = str_at(v, &["tool_name"]).unwrap_or("tool");
+            out.extend(tool_events(
+                tool,
+                v.get("parameters").unwrap_or(&Value::Null),
+            ));
         }
         "error" => {
             let message = str_at(v, &["message"]).unwrap_or("error").to_owned();

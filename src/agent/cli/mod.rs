@@ -44,15 +44,10 @@ impl Preset {
     ];
 
     pub fn from_kind(kind: AgentKind) -> Option<Preset> {
-        Some(match kind {
-            AgentKind::Command => return None,
-            AgentKind::Claude => Preset::Claude,
-            AgentKind::Codex => Preset::Codex,
-            AgentKind::Gemini => Preset::Gemini,
-            AgentKind::Opencode => Preset::Opencode,
-            AgentKind::Qwen => Preset::Qwen,
-            AgentKind::Aider => Preset::Aider,
-        })
+        match kind {
+            AgentKind::Command => None,
+            AgentKind::Cli(preset) => Some(preset),
+        }
     }
 
     /// The `kind` in configuration, and the binary's usual name.
@@ -364,6 +359,18 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p)
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
+}
+
+/// The events of one tool call: the call, and the file it edits when it is a write tool.
+fn tool_events(tool: &str, input: &Value) -> Vec<AgentEvent> {
+    let mut out = vec![AgentEvent::ToolCall {
+        tool: tool.to_owned(),
+        detail: tool_detail(input),
+    }];
+    if let Some(path) = edited_path(tool, input) {
+        out.push(AgentEvent::FileEdit { path });
+    }
+    out
 }
 
 /// A short tool detail out of a tool call's input: the command, the path, or nothing.

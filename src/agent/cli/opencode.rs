@@ -7,9 +7,7 @@
 
 use serde_json::{Value, json};
 
-use super::{
-    AgentEvent, CliAgent, Launch, LaunchCtx, Parser, edited_path, str_at, tool_detail, u64_at,
-};
+use super::{AgentEvent, CliAgent, Launch, LaunchCtx, Parser, str_at, tool_events, u64_at};
 
 pub(super) fn launch(agent: &CliAgent, ctx: &LaunchCtx<'_>) -> Launch {
     let mut l = Launch::new(&agent.bin);
@@ -98,15 +96,11 @@ pub(super) fn parse(p: &mut Parser, v: &Value) -> Vec<AgentEvent> {
             }
         }
         "tool_use" => {
-            let tool = str_at(part, &["tool"]).unwrap_or("tool").to_owned();
-            let input = part.pointer("/state/input").cloned().unwrap_or(Value::Null);
-            out.push(AgentEvent::ToolCall {
-                detail: tool_detail(&input),
-                tool: tool.clone(),
-            });
-            if let Some(path) = edited_path(&tool, &input) {
-                out.push(AgentEvent::FileEdit { path });
-            }
+            let tool = str_at(part, &["tool"]).unwrap_or("tool");
+            out.extend(tool_events(
+                tool,
+                part.pointer("/state/input").unwrap_or(&Value::Null),
+            ));
             if str_at(part, &["state", "status"]) == Some("error")
                 && let Some(e) = str_at(part, &["state", "error"])
             {
