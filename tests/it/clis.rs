@@ -35,7 +35,9 @@ fn serve_llm() {
     };
     let server = LlmServer::start(mode);
     let name = std::env::var("MASSGEN_SERVE").unwrap_or_else(|_| "write".into());
-    std::fs::write(format!("/tmp/llm_server_url.{name}"), server.url()).unwrap();
+    let url_file = std::env::var("MASSGEN_SERVE_URL_FILE")
+        .unwrap_or_else(|_| format!("/tmp/llm_server_url.{name}"));
+    std::fs::write(url_file, server.url()).unwrap();
     println!("serving on {}", server.url());
     let secs = std::env::var("SERVE_SECS")
         .ok()
