@@ -127,28 +127,42 @@ fn check_agent(a: &AgentConfig, offline: bool) -> Vec<Check> {
     };
     let cli = CliAgent::from_config(preset, a);
     let mut out = Vec::new();
-    let Some(bin) = which(&cli.bin) else {
-        out.push(check(
-            "binary",
-            false,
-            format!("`{}` ({}) not found on PATH", cli.bin, preset.title()),
-            Some(format!(
-                "{}, or set `bin` to its path",
-                preset.install_hint()
-            )),
-        ));
-        return out;
-    };
-    out.push(check("binary", true, bin.display().to_string(), None));
-    out.push(match version(&bin) {
-        Ok(v) => check("version", true, v, None),
-        Err(e) => check(
-            "version",
-            false,
-            format!("`{} --version` failed: {e}", cli.bin),
-            Some("reinstall it; the binary does not run".into()),
-        ),
-    });
+    match which(&cli.bin) {
+        None => {
+            let (where_, fix) = if cli.bin.contains('/') {
+                (
+                    "is not an executable file",
+                    format!(
+                        "point `bin` at the installed binary, or install it: {}",
+                        preset.install_hint()
+                    ),
+                )
+            } else {
+                (
+                    "is not on PATH",
+                    format!("{}, or set `bin` to its path", preset.install_hint()),
+                )
+            };
+            out.push(check(
+                "binary",
+                false,
+                format!("`{}` ({}) {where_}", cli.bin, preset.title()),
+                Some(fix),
+            ));
+        }
+        Some(bin) => {
+            out.push(check("binary", true, bin.display().to_string(), None));
+            out.push(match version(&bin) {
+                Ok(v) => check("version", true, v, None),
+                Err(e) => check(
+                    "version",
+                    false,
+                    format!("`{} --version` failed: {e}", cli.bin),
+                    Some("reinstall it; the binary does not run".into()),
+                ),
+            });
+        }
+    }
     out.push(if cli.own_config {
         check(
             "credentials",
@@ -162,7 +176,7 @@ fn check_agent(a: &AgentConfig, offline: bool) -> Vec<Check> {
         check(
             "credentials",
             false,
-            format!("{} is not set", cli.api_key_env),
+            format!("{} is not set (or empty)", cli.api_key_env),
             Some(format!(
                 "export {}=<key>, or set `api_key_env` to the variable that holds it, or `own_config = true` to use your own `{}` login",
                 cli.api_key_env,
@@ -192,40 +206,64 @@ fn check_agent(a: &AgentConfig, offline: bool) -> Vec<Check> {
     out
 }
 
-/// The first line `BIN --version` prints, within 20 seconds.
+/// The first line `BIN --version` prints, within 20 seconds. Output goes to files, not
+/// pipes, so that a chatty binary cannot block and a background child holding a pipe open
+/// cannot keep us waiting; at the deadline the whole process group is killed.
 fn version(bin: &std::path::Path) -> Result<String, String> {
+    use std::os::unix::process::CommandExt;
+    let out = tempfile::tempfile().map_err(|e| e.to_string())?;
+    let err = tempfile::tempfile().map_err(|e| e.to_string())?;
     let mut child = Command::new(bin)
         .arg("--version")
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(out.try_clone().map_err(|e| e.to_string())?)
+        .stderr(err.try_clone().map_err(|e| e.to_string())?)
         .env("NO_COLOR", "1")
+        .process_group(0)
         .spawn()
         .map_err(|e| e.to_string())?;
+    let pgid = child.id() as i32;
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let status = loop {
         match child.try_wait().map_err(|e| e.to_string())? {
-            Some(_) => break,
+            Some(status) => break status,
             None if Instant::now() > deadline => {
-                let _ = child.kill();
+                crate::agent::process::kill_group(pgid, nix::sys::signal::Signal::SIGKILL);
                 let _ = child.wait();
                 return Err("no answer within 20s".into());
             }
             None => std::thread::sleep(Duration::from_millis(20)),
         }
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    };
+    // Whatever it left running in its group goes too.
+    crate::agent::process::kill_group(pgid, nix::sys::signal::Signal::SIGKILL);
+    let text = read_start(out);
     let line = text
         .lines()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("")
         .trim();
-    if !out.status.success() || line.is_empty() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(err.lines().next().unwrap_or("no output").trim().to_owned());
+    if !status.success() || line.is_empty() {
+        let err = read_start(err);
+        let why = err
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no output");
+        return Err(match status.code() {
+            Some(code) if code != 0 => format!("exit code {code}: {}", why.trim()),
+            _ => why.trim().to_owned(),
+        });
     }
     Ok(line.to_owned())
+}
+
+/// The first 64 KiB of a temporary file, as text.
+fn read_start(mut file: std::fs::File) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut buf = Vec::new();
+    let _ = file.seek(SeekFrom::Start(0));
+    let _ = file.take(64 * 1024).read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// Opens a TCP connection to the URL's host and port; returns the milliseconds it took.
