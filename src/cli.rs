@@ -51,6 +51,13 @@ pub enum Command {
     /// A built-in deterministic agent used by `demo` (internal).
     #[command(hide = true)]
     DemoAgent(commands::demo::DemoAgentArgs),
+    /// The built-in LLM agent, run by `run` in a candidate's worktree (internal).
+    #[command(hide = true)]
+    LlmAgent {
+        /// The agent's spec, written by `run`.
+        #[arg(long)]
+        spec: PathBuf,
+    },
     /// Deletes discarded worktrees in the background (internal).
     #[command(hide = true)]
     PurgeTrash {
@@ -104,6 +111,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
         Command::Doctor(args) => commands::doctor::doctor(ctx, &args),
         Command::Demo(args) => commands::demo::demo(ctx, &args),
         Command::DemoAgent(args) => commands::demo::demo_agent(&args),
+        Command::LlmAgent { spec } => commands::llm_agent(&spec),
         Command::PurgeTrash { dir } => {
             crate::run::trash::purge(&dir);
             Ok(Exit::Success)

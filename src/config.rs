@@ -46,6 +46,9 @@ pub struct Config {
     pub score: ScoreSection,
     #[serde(default)]
     pub agents: Vec<AgentConfig>,
+    /// Rate limits per `"provider/model"`, over the shipped profiles.
+    #[serde(default)]
+    pub limits: BTreeMap<String, crate::llm::limits::Limits>,
 }
 
 /// `[run]`
@@ -81,6 +84,8 @@ pub enum AgentKind {
     Command,
     /// One of the known coding-agent CLIs.
     Cli(Preset),
+    /// The built-in agent over HTTP.
+    Llm,
 }
 
 impl AgentKind {
@@ -88,6 +93,7 @@ impl AgentKind {
         match self {
             AgentKind::Command => "command",
             AgentKind::Cli(preset) => preset.name(),
+            AgentKind::Llm => "llm",
         }
     }
 }
@@ -98,6 +104,9 @@ impl TryFrom<String> for AgentKind {
         if name == "command" {
             return Ok(AgentKind::Command);
         }
+        if name == "llm" {
+            return Ok(AgentKind::Llm);
+        }
         Preset::ALL
             .into_iter()
             .find(|p| p.name() == name)
@@ -105,7 +114,7 @@ impl TryFrom<String> for AgentKind {
             .ok_or_else(|| {
                 let kinds: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
                 format!(
-                    "unknown agent kind `{name}`: expected `command` or one of {}",
+                    "unknown agent kind `{name}`: expected `command`, `llm` or one of {}",
                     kinds.join(", ")
                 )
             })
@@ -143,6 +152,17 @@ pub struct AgentConfig {
     /// per-agent one (agents of that kind then share it).
     #[serde(default)]
     pub own_config: bool,
+    /// `llm`: `openai`, `openai-responses`, `anthropic`, `gemini`, `vllm`, `ollama`,
+    /// `llamacpp`, `openrouter`.
+    pub provider: Option<String>,
+    /// `llm`: the most model turns.
+    pub max_turns: Option<u32>,
+    /// `llm`: the model's context window in tokens.
+    pub context_window: Option<u64>,
+    /// `llm`: sampling temperature.
+    pub temperature: Option<f64>,
+    /// `llm`: the most tokens of one answer.
+    pub max_output_tokens: Option<u32>,
 }
 
 impl AgentConfig {
@@ -151,6 +171,44 @@ impl AgentConfig {
     fn check_kind_fields(&self) -> Result<(), String> {
         let name = self.name.get_ref();
         let kind = self.kind;
+        let llm_only = [
+            ("provider", self.provider.is_some()),
+            ("max_turns", self.max_turns.is_some()),
+            ("context_window", self.context_window.is_some()),
+            ("temperature", self.temperature.is_some()),
+            ("max_output_tokens", self.max_output_tokens.is_some()),
+        ];
+        if kind != AgentKind::Llm
+            && let Some((key, _)) = llm_only.iter().find(|(_, set)| *set)
+        {
+            return Err(format!(
+                "agent `{name}`: `{key}` applies to kind = \"llm\" agents"
+            ));
+        }
+        if kind == AgentKind::Llm {
+            let provider = self.provider.as_deref().ok_or_else(|| {
+                format!("agent `{name}` (kind = \"llm\") needs `provider` (openai, openai-responses, anthropic, gemini, vllm, ollama, llamacpp, openrouter)")
+            })?;
+            crate::llm::provider::find(provider).map_err(|e| format!("agent `{name}`: {e}"))?;
+            if self.model.is_none() {
+                return Err(format!("agent `{name}` (kind = \"llm\") needs `model`"));
+            }
+            for (key, set) in [
+                ("command", !self.command.is_empty()),
+                ("bin", self.bin.is_some()),
+                ("args", !self.args.is_empty()),
+                ("own_config", self.own_config),
+            ] {
+                if set {
+                    return Err(format!(
+                        "agent `{name}`: `{key}` does not apply to kind = \"llm\""
+                    ));
+                }
+            }
+            if self.max_turns == Some(0) {
+                return Err(format!("agent `{name}`: max_turns must be at least 1"));
+            }
+        }
         if kind == AgentKind::Command {
             if self.command.is_empty() {
                 return Err(format!(

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One thing an agent reported.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One thing an agent reported. The built-in LLM agent writes these as JSON lines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AgentEvent {
     Started {
@@ -38,6 +38,21 @@ pub enum AgentEvent {
     },
     Error {
         message: String,
+    },
+    /// A tool call the agent made failed (the agent goes on).
+    ToolError {
+        tool: String,
+        message: String,
+    },
+    /// The agent ended a turn by asking for input and was told to finish on its own (the
+    /// built-in agent does this inside its own loop).
+    AskedForInput {
+        question: String,
+    },
+    /// Waiting for a rate limit until this time (ms since the epoch).
+    Waiting {
+        until_ms: u64,
+        reason: String,
     },
     Finished {
         ok: bool,
@@ -74,6 +89,22 @@ impl AgentEvent {
             } => format!("{input_tokens} tokens in, {output_tokens} out"),
             AgentEvent::Cost { usd } => format!("${usd:.4}"),
             AgentEvent::Error { message } => format!("error: {}", first_line(message, 60)),
+            AgentEvent::ToolError { tool, message } => {
+                format!("{tool} failed: {}", first_line(message, 50))
+            }
+            AgentEvent::AskedForInput { question } => {
+                format!(
+                    "asked \"{}\"; told to finish on its own",
+                    first_line(question, 50)
+                )
+            }
+            AgentEvent::Waiting { until_ms, reason } => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                let secs = until_ms.saturating_sub(now).div_ceil(1000);
+                format!("waiting {secs}s for the rate limit ({reason})")
+            }
             AgentEvent::Finished { ok: true, .. } => "finished".into(),
             AgentEvent::Finished { ok: false, .. } => "finished with an error".into(),
         }
@@ -130,6 +161,10 @@ pub struct Report {
     pub retries: u32,
     /// The last retry, in words (why a timed-out agent was stuck).
     pub last_retry: Option<String>,
+    /// Times it waited for a rate limit.
+    pub waits: u32,
+    /// Times the agent itself was told to finish after asking for input.
+    pub nudged: u32,
 }
 
 impl Report {
@@ -144,7 +179,11 @@ impl Report {
                 self.final_message = Some(text.trim().to_owned());
             }
             AgentEvent::Message { .. } => {}
-            AgentEvent::ToolCall { .. } | AgentEvent::FileEdit { .. } => {}
+            AgentEvent::ToolCall { .. }
+            | AgentEvent::FileEdit { .. }
+            | AgentEvent::ToolError { .. } => {}
+            AgentEvent::Waiting { .. } => self.waits += 1,
+            AgentEvent::AskedForInput { .. } => self.nudged += 1,
             AgentEvent::Retry { message, .. } => {
                 self.retries += 1;
                 let mut words = event.describe();
@@ -196,6 +235,8 @@ impl Report {
         self.error = next.error.clone();
         self.ok = next.ok.or(self.ok);
         self.retries += next.retries;
+        self.waits += next.waits;
+        self.nudged += next.nudged;
         self.last_retry = next.last_retry.clone().or(self.last_retry.take());
     }
 }

@@ -13,6 +13,8 @@ pub enum Template {
     Prompt,
     /// `nudge.md`: no placeholders needed.
     Nudge,
+    /// `llm_system.md`: the built-in agent's system prompt.
+    LlmSystem,
 }
 
 impl Template {
@@ -20,6 +22,7 @@ impl Template {
         match self {
             Template::Prompt => "prompt.md",
             Template::Nudge => "nudge.md",
+            Template::LlmSystem => "llm_system.md",
         }
     }
 
@@ -27,6 +30,7 @@ impl Template {
         match self {
             Template::Prompt => include_str!("../../templates/prompt.md"),
             Template::Nudge => include_str!("../../templates/nudge.md"),
+            Template::LlmSystem => include_str!("../../templates/llm_system.md"),
         }
     }
 

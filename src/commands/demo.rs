@@ -78,6 +78,7 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
         worktree_root: layout::worktree_root(&repo, None),
         prompt_template: Template::Prompt.load(&repo.massgen_dir())?,
         nudge: Template::Nudge.load(&repo.massgen_dir())?,
+        images: Vec::new(),
     };
     let repo = Arc::new(repo);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -125,6 +125,9 @@ fn check_agent(a: &AgentConfig, offline: bool) -> Vec<Check> {
             ),
         }];
     };
+    if preset == Preset::Llm {
+        return check_llm(a, offline, &check);
+    }
     let cli = CliAgent::from_config(preset, a);
     let mut out = Vec::new();
     match which(&cli.bin) {
@@ -200,6 +203,69 @@ fn check_agent(a: &AgentConfig, offline: bool) -> Vec<Check> {
                 } else {
                     "check the network or proxy, or set `base_url`".to_owned()
                 }),
+            ),
+        });
+    }
+    out
+}
+
+/// The built-in agent: its provider, its key variable, its endpoint.
+fn check_llm(
+    a: &AgentConfig,
+    offline: bool,
+    check: &dyn Fn(&'static str, bool, String, Option<String>) -> Check,
+) -> Vec<Check> {
+    let mut out = Vec::new();
+    let p = match crate::llm::provider::find(a.provider.as_deref().unwrap_or_default()) {
+        Ok(p) => p,
+        Err(e) => {
+            out.push(check("provider", false, e, Some("set `provider`".into())));
+            return out;
+        }
+    };
+    out.push(check(
+        "provider",
+        true,
+        format!(
+            "{} ({}), model {}",
+            p.name,
+            p.protocol.name(),
+            a.model.as_deref().unwrap_or("?")
+        ),
+        None,
+    ));
+    let var = a
+        .api_key_env
+        .clone()
+        .or_else(|| p.key_env.map(str::to_owned));
+    out.push(match var {
+        None => check(
+            "credentials",
+            true,
+            "no key needed (local server)".into(),
+            None,
+        ),
+        Some(var) if std::env::var(&var).is_ok_and(|v| !v.is_empty()) => {
+            check("credentials", true, format!("{var} is set"), None)
+        }
+        Some(var) => check(
+            "credentials",
+            false,
+            format!("{var} is not set (or empty)"),
+            Some(format!(
+                "export {var}=<key>, or set `api_key_env` to the variable that holds it"
+            )),
+        ),
+    });
+    if !offline {
+        let url = a.base_url.clone().unwrap_or_else(|| p.base_url.to_owned());
+        out.push(match reachable(&url) {
+            Ok(ms) => check("endpoint", true, format!("{url} answers ({ms} ms)"), None),
+            Err(e) => check(
+                "endpoint",
+                false,
+                format!("{url}: {e}"),
+                Some("start the server, or fix `base_url`".into()),
             ),
         });
     }

@@ -47,3 +47,21 @@ pub fn load_run(repo: &Repo, arg: &str) -> Result<(RunDir, RunState), CliError> 
     let st = RunState::load(&dir)?;
     Ok((dir, st))
 }
+
+/// `llm-agent --spec FILE`: runs the built-in agent in the current directory (a worktree),
+/// writing its events as JSON lines on stdout.
+pub fn llm_agent(spec: &std::path::Path) -> Result<crate::error::Exit, CliError> {
+    let text = std::fs::read_to_string(spec)
+        .map_err(|e| CliError::usage(format!("cannot read {}: {e}", spec.display())))?;
+    let spec: crate::llm::agent::Spec = serde_json::from_str(&text)
+        .map_err(|e| CliError::usage(format!("bad agent spec {}: {e}", spec.display())))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(crate::error::Exit::Failure, e))?;
+    Ok(match rt.block_on(crate::llm::agent::run(spec)) {
+        0 => crate::error::Exit::Success,
+        _ => crate::error::Exit::Negative,
+    })
+}

@@ -52,13 +52,42 @@ pub struct RunArgs {
     /// Print the result as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Attach an image to the task (repeatable): PNG, JPEG, GIF or WebP, at most 5 MiB.
+    #[arg(long = "image", value_name = "PATH")]
+    pub images: Vec<PathBuf>,
+    /// Rate limits for every built-in LLM agent of this run, e.g. `rpm=10,tpm=200000,rpd=500`
+    /// (replaces the shipped and configured profiles).
+    #[arg(long, value_name = "LIMITS", value_parser = crate::llm::limits::parse_flag, conflicts_with = "no_rate_limit")]
+    pub rate_limit: Option<crate::llm::limits::Limits>,
+    /// No rate limits for the built-in LLM agents of this run.
+    #[arg(long)]
+    pub no_rate_limit: bool,
 }
 
 pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
     let task = read_task(&args)?;
     let repo = ctx.repo()?;
     let config = Config::load(&repo.massgen_dir().join("config.toml"))?;
-    let agents = select_agents(&config, &args)?;
+    let images = load_images(&args.images)?;
+    let llm = crate::llm::Shared {
+        system: Template::LlmSystem.load(&repo.massgen_dir())?,
+        nudge: Template::Nudge.load(&repo.massgen_dir())?,
+        prices: {
+            let path = repo.massgen_dir().join("prices.toml");
+            let text = std::fs::read_to_string(&path).ok();
+            crate::llm::provider::prices(text.as_deref()).map_err(CliError::usage)?
+        },
+        limits: {
+            let mut l = crate::llm::limits::shipped();
+            l.extend(config.limits.clone());
+            l
+        },
+        flag: args.rate_limit,
+        unlimited: args.no_rate_limit,
+        images: images.clone(),
+        limits_dir: crate::llm::limits::Limiter::default_dir(),
+    };
+    let agents = select_agents(&config, &args, &llm)?;
     // An unborn HEAD is only an error when the base is HEAD itself.
     let head = if args.base == "HEAD" {
         Some(repo.head()?)
@@ -86,6 +115,11 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
         worktree_root: layout::worktree_root(&repo, config.run.worktree_root.as_deref()),
         prompt_template: Template::Prompt.load(&repo.massgen_dir())?,
         nudge: Template::Nudge.load(&repo.massgen_dir())?,
+        images: args
+            .images
+            .iter()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+            .collect(),
         agents,
     };
     let repo = Arc::new(repo);
@@ -251,7 +285,10 @@ fn progress(ui: &Ui, event: Event) {
             ui.info(&format!("massgen: {agent}: tests {summary}"))
         }
         Event::Agent { agent, event } => match &event {
-            AgentEvent::Retry { .. } | AgentEvent::Error { .. } => {
+            AgentEvent::Retry { .. }
+            | AgentEvent::Error { .. }
+            | AgentEvent::Waiting { .. }
+            | AgentEvent::AskedForInput { .. } => {
                 ui.info(&format!("massgen: {agent}: {}", event.describe()))
             }
             _ => {}
@@ -290,7 +327,24 @@ fn read_task(args: &RunArgs) -> Result<String, CliError> {
     Ok(task)
 }
 
-fn select_agents(config: &Config, args: &RunArgs) -> Result<Vec<AgentSpec>, CliError> {
+/// Reads and checks `--image` files.
+fn load_images(paths: &[PathBuf]) -> Result<Vec<crate::llm::chat::Image>, CliError> {
+    paths
+        .iter()
+        .map(|p| {
+            crate::llm::image::load(p).map_err(|e| {
+                CliError::usage(e)
+                    .hint("images must be PNG, JPEG, GIF or WebP files of at most 5 MiB")
+            })
+        })
+        .collect()
+}
+
+fn select_agents(
+    config: &Config,
+    args: &RunArgs,
+    llm: &crate::llm::Shared,
+) -> Result<Vec<AgentSpec>, CliError> {
     let default_timeout = args
         .timeout
         .or(config.run.timeout)
@@ -299,6 +353,21 @@ fn select_agents(config: &Config, args: &RunArgs) -> Result<Vec<AgentSpec>, CliE
         let name = a.name.get_ref().clone();
         let kind = match Preset::from_kind(a.kind) {
             None => Kind::Command(a.command.clone()),
+            Some(Preset::Llm) => {
+                let spec = crate::llm::spec_for(a, llm).map_err(|e| {
+                    CliError::usage(e).hint("check the agent with `git massgen doctor`")
+                })?;
+                let mut cli = CliAgent::from_config(Preset::Llm, a);
+                cli.bin = std::env::current_exe()
+                    .map_err(|e| {
+                        CliError::new(Exit::Failure, format!("cannot find this program: {e}"))
+                    })?
+                    .display()
+                    .to_string();
+                cli.max_nudges = 0;
+                cli.llm = Some(Box::new(spec));
+                Kind::Cli(cli)
+            }
             Some(preset) => {
                 let cli = CliAgent::from_config(preset, a);
                 if cli.api_key_env_set && cli.api_key().is_none() {

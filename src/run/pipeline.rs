@@ -39,6 +39,9 @@ pub struct Plan {
     pub prompt_template: String,
     /// The follow-up sent to an agent that asked a question.
     pub nudge: String,
+    /// Images attached to the task (`--image`), absolute paths. The built-in agent gets
+    /// them in its requests; other agents are told where they are.
+    pub images: Vec<PathBuf>,
 }
 
 /// Progress of a run, for the user interface.
@@ -429,7 +432,7 @@ async fn run_agent(
     let prompt_file = shared.dir.prompt_file(&agent.name);
     let base = plan.base.to_string();
     let worktree = wt.display().to_string();
-    let prompt = crate::agent::fill(
+    let mut prompt = crate::agent::fill(
         &plan.prompt_template,
         &[
             ("task", &plan.task),
@@ -439,6 +442,13 @@ async fn run_agent(
             ("run", &id),
         ],
     );
+    let is_llm = matches!(&agent.kind, Kind::Cli(c) if c.llm.is_some());
+    if !plan.images.is_empty() && !is_llm {
+        prompt.push_str("\n\nImages attached to the task (open them from these paths):\n");
+        for image in &plan.images {
+            prompt.push_str(&format!("- {}\n", image.display()));
+        }
+    }
     write_file(&prompt_file, &prompt)?;
     let inv = Invocation {
         run: &id,
@@ -518,6 +528,10 @@ async fn run_agent(
         c.nudges = nudges;
         c.asked_for_input = asked;
         if let Some(r) = &report {
+            c.nudges += r.nudged;
+            c.asked_for_input |= r.nudged > 0;
+            c.retries = r.retries;
+            c.rate_limit_waits = r.waits;
             c.usage = Some(r.usage.clone());
             c.turns = r.turns;
             c.final_message = r.final_message.clone();

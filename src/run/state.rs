@@ -151,6 +151,12 @@ pub struct Candidate {
     /// The CLI's session, for resuming it.
     #[serde(default)]
     pub session_id: Option<String>,
+    /// Model calls retried (429, 5xx, broken streams), as the agent reported them.
+    #[serde(default)]
+    pub retries: u32,
+    /// Times it waited for a shared rate limit.
+    #[serde(default)]
+    pub rate_limit_waits: u32,
 }
 
 fn command_kind() -> String {

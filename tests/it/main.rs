@@ -5,6 +5,7 @@ mod support;
 mod clis;
 mod errors;
 mod lifecycle;
+mod llm;
 mod llm_server;
 mod merge;
 mod presets;

@@ -450,7 +450,7 @@ fn preset_keys_are_checked_with_file_line_and_column() {
         (
             "[[agents]]\nname = \"a\"\nkind = \"cursor\"\n",
             "config.toml:3:8: ",
-            "unknown agent kind `cursor`: expected `command` or one of claude, codex",
+            "unknown agent kind `cursor`: expected `command`, `llm` or one of claude, codex",
         ),
         (
             "[[agents]]\nname = \"a\"\nkind = \"claude\"\nmodle = \"x\"\n",

@@ -31,6 +31,8 @@ pub enum Preset {
     Opencode,
     Qwen,
     Aider,
+    /// The built-in agent over HTTP (`kind = "llm"`): our own binary, `llm-agent`.
+    Llm,
 }
 
 impl Preset {
@@ -47,6 +49,7 @@ impl Preset {
         match kind {
             AgentKind::Command => None,
             AgentKind::Cli(preset) => Some(preset),
+            AgentKind::Llm => Some(Preset::Llm),
         }
     }
 
@@ -59,6 +62,7 @@ impl Preset {
             Preset::Opencode => "opencode",
             Preset::Qwen => "qwen",
             Preset::Aider => "aider",
+            Preset::Llm => "llm",
         }
     }
 
@@ -71,6 +75,7 @@ impl Preset {
             Preset::Opencode => "opencode",
             Preset::Qwen => "Qwen Code",
             Preset::Aider => "aider",
+            Preset::Llm => "the built-in LLM agent",
         }
     }
 
@@ -83,6 +88,7 @@ impl Preset {
             Preset::Opencode => "npm install -g opencode-ai",
             Preset::Qwen => "npm install -g @qwen-code/qwen-code",
             Preset::Aider => "pipx install aider-chat",
+            Preset::Llm => "it is part of git-massgen",
         }
     }
 
@@ -92,6 +98,8 @@ impl Preset {
             Preset::Claude => "ANTHROPIC_API_KEY",
             Preset::Gemini => "GEMINI_API_KEY",
             Preset::Codex | Preset::Opencode | Preset::Qwen | Preset::Aider => "OPENAI_API_KEY",
+            // Resolved from the provider instead.
+            Preset::Llm => "",
         }
     }
 
@@ -101,6 +109,7 @@ impl Preset {
             Preset::Claude => "https://api.anthropic.com",
             Preset::Gemini => "https://generativelanguage.googleapis.com",
             Preset::Codex | Preset::Opencode | Preset::Aider => "https://api.openai.com/v1",
+            Preset::Llm => "",
             Preset::Qwen => "https://dashscope.aliyuncs.com/compatible-mode/v1",
         }
     }
@@ -113,7 +122,8 @@ impl Preset {
 
     /// Whether a finished session can be continued with a follow-up prompt.
     pub fn can_resume(self) -> bool {
-        !matches!(self, Preset::Aider)
+        // The built-in agent answers a question itself, inside its own loop.
+        !matches!(self, Preset::Aider | Preset::Llm)
     }
 }
 
@@ -131,6 +141,8 @@ pub struct CliAgent {
     pub api_key_env_set: bool,
     pub max_nudges: u32,
     pub own_config: bool,
+    /// The built-in agent's settings (its prompt is filled in at launch).
+    pub llm: Option<Box<crate::llm::agent::Spec>>,
 }
 
 impl CliAgent {
@@ -151,6 +163,7 @@ impl CliAgent {
             api_key_env_set: c.api_key_env.is_some(),
             max_nudges: c.max_nudges.unwrap_or(DEFAULT_MAX_NUDGES),
             own_config: c.own_config,
+            llm: None,
         }
     }
 
@@ -169,6 +182,7 @@ impl CliAgent {
             Preset::Gemini | Preset::Qwen => gemini::launch(self, ctx),
             Preset::Opencode => opencode::launch(self, ctx),
             Preset::Aider => aider::launch(self, ctx),
+            Preset::Llm => llm_launch(self, ctx),
         };
         // Never let a CLI wait on a terminal that is not there, or update itself mid-run.
         launch.env.push(("NO_COLOR".into(), "1".into()));
@@ -186,6 +200,22 @@ impl CliAgent {
             prev: String::new(),
         }
     }
+}
+
+/// The built-in agent: this binary's `llm-agent`, given a spec file in its home.
+fn llm_launch(agent: &CliAgent, ctx: &LaunchCtx<'_>) -> Launch {
+    let mut spec = agent.llm.clone().expect("an llm agent has its spec");
+    spec.prompt = ctx.prompt.to_owned();
+    let path = ctx.home.join("spec.json");
+    let mut l = Launch::new(&agent.bin);
+    l.arg("llm-agent")
+        .arg("--spec")
+        .arg(path.display().to_string());
+    l.files.push((
+        path,
+        serde_json::to_string_pretty(&spec).expect("a spec serializes"),
+    ));
+    l
 }
 
 /// What one session is given.
@@ -260,6 +290,12 @@ impl Parser {
         if self.preset == Preset::Aider {
             return aider::parse(self, line);
         }
+        if self.preset == Preset::Llm {
+            // Our own agent writes our own events.
+            return serde_json::from_str::<AgentEvent>(line)
+                .into_iter()
+                .collect();
+        }
         let Ok(v) = serde_json::from_str::<Value>(line) else {
             return Vec::new();
         };
@@ -268,7 +304,7 @@ impl Parser {
             Preset::Codex => codex::parse(self, &v),
             Preset::Gemini | Preset::Qwen => gemini::parse(self, &v),
             Preset::Opencode => opencode::parse(self, &v),
-            Preset::Aider => unreachable!("handled above"),
+            Preset::Aider | Preset::Llm => unreachable!("handled above"),
         };
         if events
             .iter()

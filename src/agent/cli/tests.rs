@@ -15,6 +15,7 @@ fn agent(preset: Preset) -> CliAgent {
         api_key_env_set: true,
         max_nudges: 1,
         own_config: false,
+        llm: None,
     }
 }
 

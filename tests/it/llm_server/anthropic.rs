@@ -4,14 +4,15 @@ use serde_json::{Value, json};
 
 use super::http::{Response, sse};
 use super::{
-    Conversation, INPUT_TOKENS, OUTPUT_TOKENS, Reply, Shared, content_text, decide, function,
-    items, model_name, next_id, pieces, str_field, wants_stream,
+    Conversation, INPUT_TOKENS, OUTPUT_TOKENS, Reply, Shared, content_text, function, items,
+    model_name, next_id, pieces, str_field, wants_stream,
 };
 
-pub(super) fn anthropic(shared: &Shared, body: &Value) -> Response {
+/// What the turn logic needs from a Messages request.
+pub(super) fn conversation(body: &Value) -> Conversation<'_> {
     let messages = items(body, "messages");
     let is_user = |m: &&Value| str_field(m, "role") == "user";
-    let conv = Conversation {
+    Conversation {
         tools: items(body, "tools")
             .iter()
             .map(|t| function(str_field(t, "name")))
@@ -27,14 +28,20 @@ pub(super) fn anthropic(shared: &Shared, body: &Value) -> Response {
             .map(|m| content_text(&m["content"]))
             .collect(),
         body,
-    };
-    let reply = decide(shared, &conv, "toolu_");
+    }
+}
+
+/// `reply` as a message: one `text` block, or one `tool_use` block per call.
+pub(super) fn render(shared: &Shared, body: &Value, reply: &Reply) -> Response {
     let id = format!("msg_{}", next_id(shared));
     let model = model_name(body);
-    let (block, stop_reason) = match &reply {
-        Reply::Text(text) => (json!({"type": "text", "text": text}), "end_turn"),
-        Reply::Call(call) => (
-            json!({"type": "tool_use", "id": call.id, "name": call.name, "input": call.args}),
+    let (blocks, stop_reason) = match reply {
+        Reply::Text(text) => (vec![json!({"type": "text", "text": text})], "end_turn"),
+        Reply::Calls(calls) => (
+            calls
+                .iter()
+                .map(|c| json!({"type": "tool_use", "id": c.id, "name": c.name, "input": c.args}))
+                .collect(),
             "tool_use",
         ),
     };
@@ -43,7 +50,7 @@ pub(super) fn anthropic(shared: &Shared, body: &Value) -> Response {
             200,
             json!({
                 "id": id, "type": "message", "role": "assistant", "model": model,
-                "content": [block], "stop_reason": stop_reason, "stop_sequence": null,
+                "content": blocks, "stop_reason": stop_reason, "stop_sequence": null,
                 "usage": {"input_tokens": INPUT_TOKENS, "output_tokens": OUTPUT_TOKENS},
             }),
         );
@@ -58,31 +65,36 @@ pub(super) fn anthropic(shared: &Shared, body: &Value) -> Response {
                       "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
         },
     }))];
-    let (start, deltas) = match &reply {
-        Reply::Text(text) => (
-            json!({"type": "text", "text": ""}),
-            pieces(text, 2)
-                .into_iter()
-                .map(|p| json!({"type": "text_delta", "text": p}))
-                .collect::<Vec<_>>(),
-        ),
-        Reply::Call(call) => (
-            json!({"type": "tool_use", "id": call.id, "name": call.name, "input": {}}),
-            pieces(&call.args.to_string(), 3)
-                .into_iter()
-                .map(|p| json!({"type": "input_json_delta", "partial_json": p}))
-                .collect(),
-        ),
-    };
-    events.push(event(
-        json!({"type": "content_block_start", "index": 0, "content_block": start}),
-    ));
-    for delta in deltas {
+    for (index, block) in blocks.iter().enumerate() {
+        // A block starts empty; its text or its input's JSON follows in pieces.
+        let (start, deltas) = match block["text"].as_str() {
+            Some(text) => (
+                json!({"type": "text", "text": ""}),
+                pieces(text, 2)
+                    .into_iter()
+                    .map(|p| json!({"type": "text_delta", "text": p}))
+                    .collect::<Vec<_>>(),
+            ),
+            None => {
+                let mut start = block.clone();
+                start["input"] = json!({});
+                let deltas = pieces(&block["input"].to_string(), 3)
+                    .into_iter()
+                    .map(|p| json!({"type": "input_json_delta", "partial_json": p}))
+                    .collect();
+                (start, deltas)
+            }
+        };
         events.push(event(
-            json!({"type": "content_block_delta", "index": 0, "delta": delta}),
+            json!({"type": "content_block_start", "index": index, "content_block": start}),
         ));
+        for delta in deltas {
+            events.push(event(
+                json!({"type": "content_block_delta", "index": index, "delta": delta}),
+            ));
+        }
+        events.push(event(json!({"type": "content_block_stop", "index": index})));
     }
-    events.push(event(json!({"type": "content_block_stop", "index": 0})));
     events.push(event(json!({
         "type": "message_delta",
         "delta": {"stop_reason": stop_reason, "stop_sequence": null},

@@ -4,13 +4,14 @@ use serde_json::{Value, json};
 
 use super::http::{Response, sse};
 use super::{
-    Conversation, INPUT_TOKENS, OUTPUT_TOKENS, Reply, Shared, content_text, decide, function,
-    items, model_name, next_id, pieces, str_field, wants_stream,
+    Conversation, INPUT_TOKENS, OUTPUT_TOKENS, Reply, Shared, content_text, function, items,
+    model_name, next_id, pieces, str_field, wants_stream,
 };
 
-pub(super) fn chat(shared: &Shared, body: &Value) -> Response {
+/// What the turn logic needs from a Chat Completions request.
+pub(super) fn conversation(body: &Value) -> Conversation<'_> {
     let messages = items(body, "messages");
-    let conv = Conversation {
+    Conversation {
         tools: items(body, "tools")
             .iter()
             .map(|t| function(str_field(&t["function"], "name")))
@@ -24,8 +25,11 @@ pub(super) fn chat(shared: &Shared, body: &Value) -> Response {
             .map(|m| content_text(&m["content"]))
             .collect(),
         body,
-    };
-    let reply = decide(shared, &conv, "call_");
+    }
+}
+
+/// `reply` as a completion: content, or one `tool_calls` entry per call.
+pub(super) fn render(shared: &Shared, body: &Value, reply: &Reply) -> Response {
     let id = format!("chatcmpl-{}", next_id(shared));
     let model = model_name(body);
     let usage = json!({
@@ -35,16 +39,21 @@ pub(super) fn chat(shared: &Shared, body: &Value) -> Response {
     });
     let finish_reason = match reply {
         Reply::Text(_) => "stop",
-        Reply::Call(_) => "tool_calls",
+        Reply::Calls(_) => "tool_calls",
     };
     if !wants_stream(body) {
-        let message = match &reply {
+        let message = match reply {
             Reply::Text(text) => json!({"role": "assistant", "content": text}),
-            Reply::Call(call) => json!({
-                "role": "assistant", "content": null,
-                "tool_calls": [{"id": call.id, "type": "function", "function":
-                    {"name": call.name, "arguments": call.args.to_string()}}],
-            }),
+            Reply::Calls(calls) => {
+                let calls: Vec<Value> = calls
+                    .iter()
+                    .map(|call| {
+                        json!({"id": call.id, "type": "function", "function":
+                            {"name": call.name, "arguments": call.args.to_string()}})
+                    })
+                    .collect();
+                json!({"role": "assistant", "content": null, "tool_calls": calls})
+            }
         };
         return Response::json(
             200,
@@ -64,7 +73,7 @@ pub(super) fn chat(shared: &Shared, body: &Value) -> Response {
     };
     let delta = |delta: Value| chunk(json!([{"index": 0, "delta": delta, "finish_reason": null}]));
     let mut events = Vec::new();
-    match &reply {
+    match reply {
         Reply::Text(text) => {
             for (i, piece) in pieces(text, 2).into_iter().enumerate() {
                 events.push(match i {
@@ -73,16 +82,22 @@ pub(super) fn chat(shared: &Shared, body: &Value) -> Response {
                 });
             }
         }
-        Reply::Call(call) => {
-            events.push(delta(json!({
-                "role": "assistant",
-                "tool_calls": [{"index": 0, "id": call.id, "type": "function",
-                                "function": {"name": call.name, "arguments": ""}}],
-            })));
-            for piece in pieces(&call.args.to_string(), 3) {
-                events.push(delta(
-                    json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
-                ));
+        Reply::Calls(calls) => {
+            for (index, call) in calls.iter().enumerate() {
+                // A call starts with its id and name; its arguments follow in pieces.
+                let mut start = json!({
+                    "tool_calls": [{"index": index, "id": call.id, "type": "function",
+                                    "function": {"name": call.name, "arguments": ""}}],
+                });
+                if index == 0 {
+                    start["role"] = json!("assistant");
+                }
+                events.push(delta(start));
+                for piece in pieces(&call.args.to_string(), 3) {
+                    events.push(delta(json!({"tool_calls": [
+                        {"index": index, "function": {"arguments": piece}},
+                    ]})));
+                }
             }
         }
     }

@@ -5,13 +5,14 @@ use serde_json::{Value, json};
 
 use super::http::{Response, sse};
 use super::{
-    Conversation, INPUT_TOKENS, OUTPUT_TOKENS, Reply, Shared, content_text, decide, function,
-    items, pieces, str_field,
+    Conversation, INPUT_TOKENS, OUTPUT_TOKENS, Reply, content_text, function, items, pieces,
+    str_field,
 };
 
-pub(super) fn gemini(shared: &Shared, body: &Value, model: &str, stream: bool) -> Response {
+/// What the turn logic needs from a `generateContent` request.
+pub(super) fn conversation(body: &Value) -> Conversation<'_> {
     let contents = items(body, "contents");
-    let conv = Conversation {
+    Conversation {
         tools: items(body, "tools")
             .iter()
             .flat_map(|t| items(t, "functionDeclarations"))
@@ -28,14 +29,18 @@ pub(super) fn gemini(shared: &Shared, body: &Value, model: &str, stream: bool) -
             .map(|c| content_text(&c["parts"]))
             .collect(),
         body,
-    };
-    let reply = decide(shared, &conv, "call_");
+    }
+}
+
+/// `reply` as candidates: text parts (one event per piece when streamed), or one
+/// `functionCall` part per call, all in one event.
+pub(super) fn render(reply: &Reply, model: &str, stream: bool) -> Response {
     let usage = json!({
         "promptTokenCount": INPUT_TOKENS,
         "candidatesTokenCount": OUTPUT_TOKENS,
         "totalTokenCount": INPUT_TOKENS + OUTPUT_TOKENS,
     });
-    let candidate = |parts: Value, last: bool| {
+    let candidate = |parts: &[Value], last: bool| {
         let mut candidate = json!({"content": {"role": "model", "parts": parts}, "index": 0});
         let mut data = json!({"modelVersion": model});
         if last {
@@ -45,24 +50,28 @@ pub(super) fn gemini(shared: &Shared, body: &Value, model: &str, stream: bool) -
         data["candidates"] = json!([candidate]);
         data
     };
-    let parts: Vec<Value> = match &reply {
+    // The parts of each event when streamed; all of them in the one reply otherwise.
+    let chunks: Vec<Vec<Value>> = match reply {
         Reply::Text(text) if stream => pieces(text, 2)
             .into_iter()
-            .map(|p| json!({"text": p}))
+            .map(|p| vec![json!({"text": p})])
             .collect(),
-        Reply::Text(text) => vec![json!({"text": text})],
-        Reply::Call(call) => {
-            vec![json!({"functionCall": {"name": call.name, "args": call.args}})]
-        }
+        Reply::Text(text) => vec![vec![json!({"text": text})]],
+        Reply::Calls(calls) => vec![
+            calls
+                .iter()
+                .map(|call| json!({"functionCall": {"name": call.name, "args": call.args}}))
+                .collect(),
+        ],
     };
     if !stream {
-        return Response::json(200, candidate(json!(parts), true));
+        return Response::json(200, candidate(&chunks.concat(), true));
     }
-    let count = parts.len();
-    let events = parts
-        .into_iter()
+    let count = chunks.len();
+    let events = chunks
+        .iter()
         .enumerate()
-        .map(|(i, part)| sse(None, &candidate(json!([part]), i + 1 == count)))
+        .map(|(i, parts)| sse(None, &candidate(parts, i + 1 == count)))
         .collect();
     Response::events(events)
 }

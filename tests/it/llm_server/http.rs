@@ -1,9 +1,10 @@
 //! HTTP/1.1 for the scripted server: reads requests (keep-alive, `Expect:
 //! 100-continue`, sized or chunked bodies) and writes replies, JSON with a length or
-//! SSE events chunked one per chunk.
+//! SSE events chunked one per chunk, whole, cut short or with a first event that does
+//! not parse.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::Ordering;
 
 use serde_json::Value;
@@ -15,13 +16,20 @@ pub(super) struct Response {
     status: u16,
     pub(super) headers: Vec<(String, String)>,
     body: Body,
+    /// Send only part of the body, then close the connection.
+    cut: bool,
 }
 
 enum Body {
     Empty,
     Json(Value),
+    /// Sent as JSON though it is not.
+    NotJson(&'static str),
     Events(Vec<String>),
 }
+
+/// What a malformed reply sends where JSON belongs.
+const NOT_JSON: &str = r#"{"oops"#;
 
 impl Response {
     pub(super) fn json(status: u16, value: Value) -> Response {
@@ -29,6 +37,7 @@ impl Response {
             status,
             headers: Vec::new(),
             body: Body::Json(value),
+            cut: false,
         }
     }
 
@@ -37,6 +46,7 @@ impl Response {
             status: 200,
             headers: Vec::new(),
             body: Body::Empty,
+            cut: false,
         }
     }
 
@@ -45,7 +55,44 @@ impl Response {
             status: 200,
             headers: Vec::new(),
             body: Body::Events(events),
+            cut: false,
         }
+    }
+
+    /// This reply cut short: the first half of its events (at least one, never all
+    /// when there are two or more) or of its JSON, then the connection closes.
+    pub(super) fn cut(mut self) -> Response {
+        if let Body::Events(events) = &mut self.body {
+            events.truncate((events.len() / 2).max(1));
+        }
+        self.cut = true;
+        self
+    }
+
+    /// This reply with its first event's data (or its JSON body) replaced by text that
+    /// does not parse as JSON.
+    pub(super) fn malformed(mut self) -> Response {
+        match &mut self.body {
+            Body::Events(events) => {
+                if let Some(first) = events.first_mut() {
+                    let lines: Vec<String> = first
+                        .lines()
+                        .filter(|l| !l.is_empty())
+                        .map(|l| {
+                            if l.starts_with("data:") {
+                                format!("data: {NOT_JSON}")
+                            } else {
+                                l.to_owned()
+                            }
+                        })
+                        .collect();
+                    *first = format!("{}\n\n", lines.join("\n"));
+                }
+            }
+            Body::Json(_) => self.body = Body::NotJson(NOT_JSON),
+            Body::Empty | Body::NotJson(_) => {}
+        }
+        self
     }
 }
 
@@ -64,6 +111,12 @@ pub(super) fn serve_connection(stream: TcpStream, shared: &Shared) {
         let response = route(&request, shared);
         let head_only = request.method == "HEAD";
         if write_response(&mut writer, &response, head_only).is_err() {
+            return;
+        }
+        if response.cut {
+            // Our clone in `shared.connections` keeps the socket open unless it is shut
+            // down explicitly.
+            let _ = writer.shutdown(Shutdown::Both);
             return;
         }
         if request
@@ -177,7 +230,23 @@ fn write_response(w: &mut impl Write, response: &Response, head_only: bool) -> s
             head.push_str("content-type: application/json\r\n");
             head.push_str(&format!("content-length: {}\r\n\r\n", text.len()));
             if !head_only {
-                head.push_str(&text);
+                // Cut short, the length still promises the whole body.
+                let sent = if response.cut {
+                    (0..=text.len() / 2)
+                        .rev()
+                        .find(|&at| text.is_char_boundary(at))
+                        .unwrap_or(0)
+                } else {
+                    text.len()
+                };
+                head.push_str(&text[..sent]);
+            }
+        }
+        Body::NotJson(text) => {
+            head.push_str("content-type: application/json\r\n");
+            head.push_str(&format!("content-length: {}\r\n\r\n", text.len()));
+            if !head_only {
+                head.push_str(text);
             }
         }
         Body::Events(_) => head.push_str(
@@ -191,7 +260,9 @@ fn write_response(w: &mut impl Write, response: &Response, head_only: bool) -> s
             write!(w, "{:x}\r\n{event}\r\n", event.len())?;
             w.flush()?;
         }
-        w.write_all(b"0\r\n\r\n")?;
+        if !response.cut {
+            w.write_all(b"0\r\n\r\n")?;
+        }
     }
     w.flush()
 }

@@ -1,38 +1,46 @@
-//! A scripted LLM server on loopback for tests that run the real coding-agent CLIs.
+//! A scripted LLM server on loopback for tests that run the real coding-agent CLIs and
+//! our own agent.
 //!
 //! It speaks four vendors' wire protocols over hand-written HTTP/1.1 (keep-alive,
 //! chunked or sized request bodies, one chunk per SSE event in replies): Anthropic
 //! Messages, OpenAI Chat Completions, OpenAI Responses and Gemini. Every request is
 //! recorded. The answers follow a [`Mode`]: a tool call that writes a file, then a final
-//! text once the conversation carries the tool's result; or an error status for every
-//! model request. It never reaches the network and needs no API key.
+//! text once the conversation carries the tool's result; an error status for every
+//! model request; or a script of [`Step`]s, one per model request, that can also fail,
+//! cut a stream short or send one that does not parse. It never reaches the network and
+//! needs no API key.
 
 #![allow(dead_code)]
 
 mod anthropic;
 mod chat;
+mod client;
+mod failure;
 mod gemini;
 mod http;
 mod responses;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use serde_json::{Value, json};
 
-use self::anthropic::anthropic;
-use self::chat::chat;
-use self::gemini::gemini;
+use self::failure::{Failure, failure};
 use self::http::{Response, serve_connection};
-use self::responses::responses;
 
 /// Fixed usage reported by every model response.
 const INPUT_TOKENS: u64 = 100;
 const OUTPUT_TOKENS: u64 = 20;
 /// The answer to side requests (no tools offered: titles, topic detection).
 const SIDE_TEXT: &str = "Test title";
+/// The answer to tool-offering requests once a script has run out of steps.
+pub const SCRIPT_DONE: &str = "done";
+/// The text whose stream [`Step::Cut`] cuts short.
+const CUT_TEXT: &str = "This answer is cut off";
+/// The text streamed after the bad first event of [`Step::Malformed`].
+const MALFORMED_TEXT: &str = "after a malformed event";
 /// The model name used when a request names none.
 const MODEL: &str = "test-model";
 /// Why a lock of the shared state can be taken: its holders never panic.
@@ -64,6 +72,44 @@ pub enum Mode {
         status: u16,
         retry_after: Option<u64>,
     },
+    /// Each model request that offers tools takes the next step, in the order the
+    /// requests arrive on any connection; once the steps are used up the answer is the
+    /// text [`SCRIPT_DONE`]. Requests offering no tools (titles, summaries) get a side
+    /// text and take no step.
+    Script(Vec<Step>),
+}
+
+/// One model request's answer in [`Mode::Script`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Answers with these tool calls (name, JSON arguments), all in one response, in
+    /// the protocol's own shape: several `tool_use` blocks, `tool_calls` entries,
+    /// `function_call` items or `functionCall` parts. A name the request offers as a
+    /// Responses custom or local shell tool is called as one.
+    Tools(Vec<(String, Value)>),
+    /// Answers with final text.
+    Text(String),
+    /// An HTTP error with the vendor's error body; `retry_after` (seconds) as a
+    /// `retry-after` header; `code` replaces the error's kind (Anthropic `error.type`,
+    /// OpenAI `error.code`, with `error.type` too for `insufficient_quota`; Gemini
+    /// `error.status`). A 429 also carries the vendor's rate-limit headers: Anthropic
+    /// `anthropic-ratelimit-requests-{limit,remaining,reset}` (remaining 0, reset as
+    /// RFC 3339), OpenAI `x-ratelimit-{limit,remaining,reset}-requests` (remaining 0,
+    /// reset as a duration like `2s`), both resetting `retry_after` seconds ahead
+    /// (2 without it).
+    Fail {
+        status: u16,
+        retry_after: Option<u64>,
+        code: Option<String>,
+    },
+    /// Starts a normal text answer (status 200, the first half of its events), then
+    /// closes the connection: no terminating chunk, no final event (`message_stop`,
+    /// `[DONE]`, `response.completed`, Gemini's `finishReason`). Unstreamed: the JSON
+    /// body's first half under a `content-length` for all of it.
+    Cut,
+    /// A 200 stream whose first event's data is not JSON (`{"oops`), then the rest of a
+    /// normal text answer and a proper end. Unstreamed: the body `{"oops`.
+    Malformed,
 }
 
 /// One request as the server received it.
@@ -87,6 +133,12 @@ impl Recorded {
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// Whether this is a POST to a model endpoint (not a token count, model list or
+    /// probe).
+    pub fn is_model_request(&self) -> bool {
+        Endpoint::of(self).is_some()
+    }
 }
 
 /// A running server; stops accepting and closes its connections on drop.
@@ -105,6 +157,8 @@ struct Shared {
     stop: AtomicBool,
     /// Numbers tool calls and messages so that ids are unique.
     next_id: AtomicU64,
+    /// The next step of a [`Mode::Script`].
+    next_step: AtomicUsize,
 }
 
 impl LlmServer {
@@ -118,6 +172,7 @@ impl LlmServer {
             connections: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
+            next_step: AtomicUsize::new(0),
         });
         let accept_shared = Arc::clone(&shared);
         let accept = std::thread::spawn(move || {
@@ -149,6 +204,17 @@ impl LlmServer {
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.requests.lock().expect(LOCK).clone()
     }
+
+    /// The POSTs to model endpoints received so far, in order (side requests
+    /// included).
+    pub fn model_requests(&self) -> Vec<Recorded> {
+        let requests = self.shared.requests.lock().expect(LOCK);
+        requests
+            .iter()
+            .filter(|r| r.is_model_request())
+            .cloned()
+            .collect()
+    }
 }
 
 impl Drop for LlmServer {
@@ -178,9 +244,57 @@ enum Protocol {
     Gemini,
 }
 
+/// The endpoints that answer as a model.
+enum Endpoint<'a> {
+    Anthropic,
+    Chat,
+    Responses,
+    Gemini { model: &'a str, stream: bool },
+}
+
+impl<'a> Endpoint<'a> {
+    /// The model endpoint `request` is for, if it is a POST to one.
+    fn of(request: &'a Recorded) -> Option<Endpoint<'a>> {
+        let path = request.path.split('?').next().unwrap_or("");
+        if request.method != "POST" {
+            return None;
+        }
+        if path.ends_with("/messages") {
+            Some(Endpoint::Anthropic)
+        } else if path.ends_with("/chat/completions") {
+            Some(Endpoint::Chat)
+        } else if path.ends_with("/responses") {
+            Some(Endpoint::Responses)
+        } else {
+            let (model, action) = path.strip_prefix("/v1beta/models/")?.split_once(':')?;
+            match action {
+                "generateContent" => Some(Endpoint::Gemini {
+                    model,
+                    stream: false,
+                }),
+                "streamGenerateContent" => Some(Endpoint::Gemini {
+                    model,
+                    stream: true,
+                }),
+                _ => None,
+            }
+        }
+    }
+
+    fn protocol(&self) -> Protocol {
+        match self {
+            Endpoint::Anthropic => Protocol::Anthropic,
+            Endpoint::Chat | Endpoint::Responses => Protocol::OpenAi,
+            Endpoint::Gemini { .. } => Protocol::Gemini,
+        }
+    }
+}
+
 fn route(request: &Recorded, shared: &Shared) -> Response {
+    if let Some(endpoint) = Endpoint::of(request) {
+        return model_reply(shared, &endpoint, &request.body);
+    }
     let path = request.path.split('?').next().unwrap_or("");
-    let body = &request.body;
     match (request.method.as_str(), path) {
         ("HEAD" | "GET", "/") => Response::empty(),
         ("GET", "/v1/models" | "/models") => Response::json(
@@ -194,29 +308,8 @@ fn route(request: &Recorded, shared: &Shared) -> Response {
         ("POST", p) if p.ends_with("/messages/count_tokens") => {
             Response::json(200, json!({"input_tokens": 10}))
         }
-        ("POST", p) if p.ends_with("/messages") => {
-            model_reply(shared, Protocol::Anthropic, || anthropic(shared, body))
-        }
-        ("POST", p) if p.ends_with("/chat/completions") => {
-            model_reply(shared, Protocol::OpenAi, || chat(shared, body))
-        }
-        ("POST", p) if p.ends_with("/responses") => {
-            model_reply(shared, Protocol::OpenAi, || responses(shared, body))
-        }
-        ("POST", p) if p.starts_with("/v1beta/models/") => {
-            let (model, action) = p["/v1beta/models/".len()..]
-                .split_once(':')
-                .unwrap_or(("", ""));
-            match action {
-                "countTokens" => Response::json(200, json!({"totalTokens": 10})),
-                "generateContent" | "streamGenerateContent" => {
-                    let stream = action == "streamGenerateContent";
-                    model_reply(shared, Protocol::Gemini, || {
-                        gemini(shared, body, model, stream)
-                    })
-                }
-                _ => not_found(p),
-            }
+        ("POST", p) if p.starts_with("/v1beta/models/") && p.ends_with(":countTokens") => {
+            Response::json(200, json!({"totalTokens": 10}))
         }
         _ => not_found(path),
     }
@@ -239,87 +332,48 @@ fn gemini_model() -> Value {
     })
 }
 
-/// Answers a model request: the mode's error, or what `answer` builds.
-fn model_reply(shared: &Shared, protocol: Protocol, answer: impl FnOnce() -> Response) -> Response {
-    match shared.mode {
-        Mode::Fail {
+/// Answers a model request: the mode's error, or the reply the turn logic decides,
+/// delivered whole, cut short or malformed.
+fn model_reply(shared: &Shared, endpoint: &Endpoint, body: &Value) -> Response {
+    let protocol = endpoint.protocol();
+    if let Mode::Fail {
+        status,
+        retry_after,
+    } = shared.mode
+    {
+        let plain = Failure {
             status,
             retry_after,
-        } => failure(protocol, status, retry_after),
-        _ => answer(),
+            code: None,
+            rate_limit_headers: false,
+        };
+        return failure(protocol, &plain);
     }
-}
-
-/// The vendor's error body for `status`, with `retry-after` when given.
-fn failure(protocol: Protocol, status: u16, retry_after: Option<u64>) -> Response {
-    let (anthropic_type, openai_type, openai_code, gemini_status) = match status {
-        400 => (
-            "invalid_request_error",
-            "invalid_request_error",
-            "invalid_request",
-            "INVALID_ARGUMENT",
-        ),
-        401 => (
-            "authentication_error",
-            "invalid_request_error",
-            "invalid_api_key",
-            "UNAUTHENTICATED",
-        ),
-        403 => (
-            "permission_error",
-            "invalid_request_error",
-            "permission_denied",
-            "PERMISSION_DENIED",
-        ),
-        404 => (
-            "not_found_error",
-            "invalid_request_error",
-            "model_not_found",
-            "NOT_FOUND",
-        ),
-        429 => (
-            "rate_limit_error",
-            "requests",
-            "rate_limit_exceeded",
-            "RESOURCE_EXHAUSTED",
-        ),
-        503 | 529 => (
-            "overloaded_error",
-            "server_error",
-            "overloaded",
-            "UNAVAILABLE",
-        ),
-        _ => ("api_error", "server_error", "server_error", "INTERNAL"),
+    let conv = match endpoint {
+        Endpoint::Anthropic => anthropic::conversation(body),
+        Endpoint::Chat => chat::conversation(body),
+        Endpoint::Responses => responses::conversation(body),
+        Endpoint::Gemini { .. } => gemini::conversation(body),
     };
-    let message = format!("scripted failure: HTTP {status}");
-    let body = match protocol {
-        Protocol::Anthropic => json!({
-            "type": "error",
-            "error": {"type": anthropic_type, "message": message},
-        }),
-        Protocol::OpenAi => json!({
-            "error": {"message": message, "type": openai_type, "param": null, "code": openai_code},
-        }),
-        Protocol::Gemini => {
-            let details = match retry_after {
-                Some(secs) => json!([{
-                    "@type": "type.googleapis.com/google.rpc.RetryInfo",
-                    "retryDelay": format!("{secs}s"),
-                }]),
-                None => json!([]),
-            };
-            json!({"error": {
-                "code": status, "message": message, "status": gemini_status, "details": details,
-            }})
-        }
+    let id_prefix = match endpoint {
+        Endpoint::Anthropic => "toolu_",
+        _ => "call_",
     };
-    let mut response = Response::json(status, body);
-    if let Some(secs) = retry_after {
-        response
-            .headers
-            .push(("retry-after".to_owned(), secs.to_string()));
+    let (reply, delivery) = match decide(shared, &conv, id_prefix) {
+        Decision::Answer(reply, delivery) => (reply, delivery),
+        Decision::Fail(step) => return failure(protocol, &step),
+    };
+    let response = match endpoint {
+        Endpoint::Anthropic => anthropic::render(shared, body, &reply),
+        Endpoint::Chat => chat::render(shared, body, &reply),
+        Endpoint::Responses => responses::render(shared, body, &reply),
+        Endpoint::Gemini { model, stream } => gemini::render(&reply, model, *stream),
+    };
+    match delivery {
+        Delivery::Whole => response,
+        Delivery::Cut => response.cut(),
+        Delivery::Malformed => response.malformed(),
     }
-    response
 }
 
 // ---------------------------------------------------------------------------------------
@@ -328,7 +382,8 @@ fn failure(protocol: Protocol, status: u16, retry_after: Option<u64>) -> Respons
 /// What the scripted model says in one response.
 enum Reply {
     Text(String),
-    Call(ToolCall),
+    /// One or more tool calls, all in one response.
+    Calls(Vec<ToolCall>),
 }
 
 struct ToolCall {
@@ -347,6 +402,31 @@ enum ToolKind {
     LocalShell,
 }
 
+/// How a reply reaches the client.
+enum Delivery {
+    Whole,
+    /// See [`Step::Cut`].
+    Cut,
+    /// See [`Step::Malformed`].
+    Malformed,
+}
+
+/// The answer to a model request.
+enum Decision<'a> {
+    Answer(Reply, Delivery),
+    Fail(Failure<'a>),
+}
+
+impl Decision<'_> {
+    fn whole(reply: Reply) -> Self {
+        Decision::Answer(reply, Delivery::Whole)
+    }
+
+    fn text(text: &str) -> Self {
+        Decision::whole(Reply::Text(text.to_owned()))
+    }
+}
+
 /// What the turn logic needs from a request, whatever its protocol.
 struct Conversation<'a> {
     /// Tools offered, by name (a `local_shell` tool is named `local_shell`).
@@ -359,8 +439,15 @@ struct Conversation<'a> {
     body: &'a Value,
 }
 
-/// Decides the reply to a model request; `id_prefix` starts the tool call id.
-fn decide(shared: &Shared, conv: &Conversation, id_prefix: &str) -> Reply {
+impl Conversation<'_> {
+    /// How the tool `name` is offered, if it is.
+    fn offered(&self, name: &str) -> Option<ToolKind> {
+        self.tools.iter().find(|(n, _)| n == name).map(|(_, k)| *k)
+    }
+}
+
+/// Decides the answer to a model request; `id_prefix` starts tool call ids.
+fn decide<'a>(shared: &'a Shared, conv: &Conversation, id_prefix: &str) -> Decision<'a> {
     if conv.tools.is_empty() {
         // aider offers no tools: it edits files by answering in its "whole" edit format,
         // the path on a line of its own, then the file's content fenced.
@@ -371,9 +458,9 @@ fn decide(shared: &Shared, conv: &Conversation, id_prefix: &str) -> Reply {
         } = &shared.mode
             && conv.body.to_string().contains("file listing")
         {
-            return Reply::Text(format!("{final_text}\n\n{file}\n```\n{content}```\n"));
+            return Decision::text(&format!("{final_text}\n\n{file}\n```\n{content}```\n"));
         }
-        return Reply::Text(SIDE_TEXT.to_owned());
+        return Decision::text(SIDE_TEXT);
     }
     let (file, content, final_text) = match &shared.mode {
         Mode::Write {
@@ -394,33 +481,69 @@ fn decide(shared: &Shared, conv: &Conversation, id_prefix: &str) -> Reply {
                 .iter()
                 .any(|t| t.to_lowercase().contains(&marker))
             {
-                return Reply::Text(question.clone());
+                return Decision::text(question);
             }
             (file, content, final_text)
         }
+        Mode::Script(steps) => return scripted(shared, steps, conv, id_prefix),
         Mode::Fail { .. } => unreachable!("failures are answered before the turn logic"),
     };
     if conv.after_tool_result {
-        return Reply::Text(final_text.clone());
+        return Decision::text(final_text);
     }
     match write_call(conv, file, content) {
-        Some((name, kind, args)) => Reply::Call(ToolCall {
-            id: format!(
-                "{id_prefix}{}",
-                shared.next_id.fetch_add(1, Ordering::SeqCst)
-            ),
+        Some((name, kind, args)) => Decision::whole(Reply::Calls(vec![ToolCall {
+            id: format!("{id_prefix}{}", next_id(shared)),
             name,
             kind,
             args,
+        }])),
+        None => Decision::text(final_text),
+    }
+}
+
+/// Takes the script's next step; steps are shared by all connections.
+fn scripted<'a>(
+    shared: &Shared,
+    steps: &'a [Step],
+    conv: &Conversation,
+    id_prefix: &str,
+) -> Decision<'a> {
+    let at = shared.next_step.fetch_add(1, Ordering::SeqCst);
+    match steps.get(at) {
+        None => Decision::text(SCRIPT_DONE),
+        Some(Step::Text(text)) => Decision::text(text),
+        Some(Step::Tools(calls)) => Decision::whole(Reply::Calls(
+            calls
+                .iter()
+                .map(|(name, args)| ToolCall {
+                    id: format!("{id_prefix}{}", next_id(shared)),
+                    name: name.clone(),
+                    kind: conv.offered(name).unwrap_or(ToolKind::Function),
+                    args: args.clone(),
+                })
+                .collect(),
+        )),
+        Some(Step::Fail {
+            status,
+            retry_after,
+            code,
+        }) => Decision::Fail(Failure {
+            status: *status,
+            retry_after: *retry_after,
+            code: code.as_deref(),
+            rate_limit_headers: true,
         }),
-        None => Reply::Text(final_text.clone()),
+        Some(Step::Cut) => Decision::Answer(Reply::Text(CUT_TEXT.to_owned()), Delivery::Cut),
+        Some(Step::Malformed) => {
+            Decision::Answer(Reply::Text(MALFORMED_TEXT.to_owned()), Delivery::Malformed)
+        }
     }
 }
 
 /// The offered tool that writes `content` to `file`, with its arguments: a shell tool
 /// if any, else a write tool with an absolute path.
 fn write_call(conv: &Conversation, file: &str, content: &str) -> Option<(String, ToolKind, Value)> {
-    let offered = |name: &str| conv.tools.iter().find(|(n, _)| n == name).map(|(_, k)| *k);
     let cmd = format!(
         "printf '%s' {} > {}",
         shell_quote(content),
@@ -438,7 +561,7 @@ fn write_call(conv: &Conversation, file: &str, content: &str) -> Option<(String,
         ("bash", json!({"command": cmd, "description": "write file"})),
     ];
     for (name, args) in shells {
-        if let Some(kind) = offered(name) {
+        if let Some(kind) = conv.offered(name) {
             return Some((name.to_owned(), kind, args));
         }
     }
@@ -455,7 +578,7 @@ fn write_call(conv: &Conversation, file: &str, content: &str) -> Option<(String,
     ];
     writers
         .into_iter()
-        .find_map(|(name, args)| offered(name).map(|kind| (name.to_owned(), kind, args)))
+        .find_map(|(name, args)| conv.offered(name).map(|kind| (name.to_owned(), kind, args)))
 }
 
 /// `s` in single quotes for a POSIX shell.
@@ -557,5 +680,7 @@ fn str_field<'a>(value: &'a Value, key: &str) -> &'a str {
     value.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
+#[cfg(test)]
+mod script_tests;
 #[cfg(test)]
 mod tests;

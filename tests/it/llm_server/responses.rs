@@ -4,11 +4,12 @@ use serde_json::{Value, json};
 
 use super::http::{Response, sse};
 use super::{
-    Conversation, INPUT_TOKENS, OUTPUT_TOKENS, Reply, Shared, ToolKind, content_text, decide,
+    Conversation, INPUT_TOKENS, OUTPUT_TOKENS, Reply, Shared, ToolCall, ToolKind, content_text,
     function, items, model_name, next_id, pieces, str_field, wants_stream,
 };
 
-pub(super) fn responses(shared: &Shared, body: &Value) -> Response {
+/// What the turn logic needs from a Responses request.
+pub(super) fn conversation(body: &Value) -> Conversation<'_> {
     const OUTPUTS: [&str; 3] = [
         "function_call_output",
         "custom_tool_call_output",
@@ -23,7 +24,7 @@ pub(super) fn responses(shared: &Shared, body: &Value) -> Response {
     if let Some(text) = body["input"].as_str() {
         user_texts.push(text.to_owned());
     }
-    let conv = Conversation {
+    Conversation {
         tools: items(body, "tools")
             .iter()
             .filter_map(|t| match str_field(t, "type") {
@@ -38,8 +39,11 @@ pub(super) fn responses(shared: &Shared, body: &Value) -> Response {
             .is_some_and(|i| OUTPUTS.contains(&str_field(i, "type"))),
         user_texts,
         body,
-    };
-    let reply = decide(shared, &conv, "call_");
+    }
+}
+
+/// `reply` as a response: one message item, or one call item per call.
+pub(super) fn render(shared: &Shared, body: &Value, reply: &Reply) -> Response {
     let n = next_id(shared);
     let model = model_name(body);
     let response = |status: &str, output: Value, usage: Value| {
@@ -55,43 +59,47 @@ pub(super) fn responses(shared: &Shared, body: &Value) -> Response {
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": INPUT_TOKENS + OUTPUT_TOKENS,
     });
-    let item = responses_item(&reply, n);
-    let completed = response("completed", json!([item]), usage);
+    let items: Vec<Value> = match reply {
+        Reply::Text(text) => vec![json!({
+            "type": "message", "id": format!("msg_{}", next_id(shared)), "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": []}],
+        })],
+        Reply::Calls(calls) => calls
+            .iter()
+            .map(|call| call_item(call, next_id(shared)))
+            .collect(),
+    };
+    let completed = response("completed", json!(items), usage);
     if !wants_stream(body) {
         return Response::json(200, completed);
     }
     let in_progress = response("in_progress", json!([]), Value::Null);
-    Response::events(responses_events(&reply, &item, in_progress, completed))
+    Response::events(responses_events(&items, in_progress, completed))
 }
 
-/// The output item holding `reply`, as `response.output_item.done` carries it.
-fn responses_item(reply: &Reply, n: u64) -> Value {
-    match reply {
-        Reply::Text(text) => json!({
-            "type": "message", "id": format!("msg_{n}"), "status": "completed",
-            "role": "assistant",
-            "content": [{"type": "output_text", "text": text, "annotations": []}],
+/// The output item of a call, as `response.output_item.done` carries it; `n` makes its
+/// id unique.
+fn call_item(call: &ToolCall, n: u64) -> Value {
+    match call.kind {
+        ToolKind::Function => json!({
+            "type": "function_call", "id": format!("fc_{n}"), "status": "completed",
+            "call_id": call.id, "name": call.name, "arguments": call.args.to_string(),
         }),
-        Reply::Call(call) => match call.kind {
-            ToolKind::Function => json!({
-                "type": "function_call", "id": format!("fc_{n}"), "status": "completed",
-                "call_id": call.id, "name": call.name, "arguments": call.args.to_string(),
-            }),
-            ToolKind::Custom => json!({
-                "type": "custom_tool_call", "id": format!("ctc_{n}"), "status": "completed",
-                "call_id": call.id, "name": call.name, "input": call.args.to_string(),
-            }),
-            ToolKind::LocalShell => json!({
-                "type": "local_shell_call", "id": format!("lsh_{n}"), "status": "completed",
-                "call_id": call.id,
-                "action": {"type": "exec", "command": call.args["command"], "env": {}},
-            }),
-        },
+        ToolKind::Custom => json!({
+            "type": "custom_tool_call", "id": format!("ctc_{n}"), "status": "completed",
+            "call_id": call.id, "name": call.name, "input": call.args.to_string(),
+        }),
+        ToolKind::LocalShell => json!({
+            "type": "local_shell_call", "id": format!("lsh_{n}"), "status": "completed",
+            "call_id": call.id,
+            "action": {"type": "exec", "command": call.args["command"], "env": {}},
+        }),
     }
 }
 
-/// The stream of one response holding `item`, each event typed and numbered.
-fn responses_events(reply: &Reply, item: &Value, in_progress: Value, done: Value) -> Vec<String> {
+/// The stream of one response holding `items`, each event typed and numbered.
+fn responses_events(items: &[Value], in_progress: Value, done: Value) -> Vec<String> {
     let mut events = Vec::new();
     let mut emit = |kind: &str, mut data: Value| {
         data["type"] = json!(kind);
@@ -100,28 +108,35 @@ fn responses_events(reply: &Reply, item: &Value, in_progress: Value, done: Value
     };
     emit("response.created", json!({"response": in_progress}));
     emit("response.in_progress", json!({"response": in_progress}));
-    // The item as first announced: in progress, without its content or arguments.
-    let mut added = item.clone();
-    added["status"] = json!("in_progress");
-    for (field, empty) in [
-        ("content", json!([])),
-        ("arguments", json!("")),
-        ("input", json!("")),
-    ] {
-        if added.get(field).is_some() {
-            added[field] = empty;
+    for (index, item) in items.iter().enumerate() {
+        // The item as first announced: in progress, without its content or arguments.
+        let mut added = item.clone();
+        added["status"] = json!("in_progress");
+        for (field, empty) in [
+            ("content", json!([])),
+            ("arguments", json!("")),
+            ("input", json!("")),
+        ] {
+            if added.get(field).is_some() {
+                added[field] = empty;
+            }
         }
-    }
-    emit(
-        "response.output_item.added",
-        json!({"output_index": 0, "item": added}),
-    );
-    let item_id = &item["id"];
-    match reply {
-        Reply::Text(text) => {
-            let place = json!({"item_id": item_id, "output_index": 0, "content_index": 0});
-            let at = |fields| with(&place, fields);
+        emit(
+            "response.output_item.added",
+            json!({"output_index": index, "item": added}),
+        );
+        let place = json!({"item_id": item["id"], "output_index": index});
+        let at = |fields| with(&place, fields);
+        // Text, arguments and custom input arrive in pieces; a local shell call comes
+        // whole.
+        let streamed = match str_field(item, "type") {
+            "function_call" => Some(("response.function_call_arguments", "arguments")),
+            "custom_tool_call" => Some(("response.custom_tool_call_input", "input")),
+            _ => None,
+        };
+        if let Some(text) = item.pointer("/content/0/text").and_then(Value::as_str) {
             let part = |text: &str| json!({"type": "output_text", "text": text, "annotations": []});
+            let at = |fields| at(with(&json!({"content_index": 0}), fields));
             emit("response.content_part.added", at(json!({"part": part("")})));
             for piece in pieces(text, 2) {
                 emit("response.output_text.delta", at(json!({"delta": piece})));
@@ -131,29 +146,18 @@ fn responses_events(reply: &Reply, item: &Value, in_progress: Value, done: Value
                 "response.content_part.done",
                 at(json!({"part": part(text)})),
             );
-        }
-        Reply::Call(call) => {
-            // Arguments and custom input arrive in pieces; a local shell call comes whole.
-            let streamed = match call.kind {
-                ToolKind::Function => Some(("response.function_call_arguments", "arguments")),
-                ToolKind::Custom => Some(("response.custom_tool_call_input", "input")),
-                ToolKind::LocalShell => None,
-            };
-            if let Some((prefix, field)) = streamed {
-                let whole = item[field].as_str().expect("a text field");
-                let place = json!({"item_id": item_id, "output_index": 0});
-                let at = |fields| with(&place, fields);
-                for piece in pieces(whole, 3) {
-                    emit(&format!("{prefix}.delta"), at(json!({"delta": piece})));
-                }
-                emit(&format!("{prefix}.done"), at(json!({field: whole})));
+        } else if let Some((prefix, field)) = streamed {
+            let whole = item[field].as_str().expect("a text field");
+            for piece in pieces(whole, 3) {
+                emit(&format!("{prefix}.delta"), at(json!({"delta": piece})));
             }
+            emit(&format!("{prefix}.done"), at(json!({field: whole})));
         }
+        emit(
+            "response.output_item.done",
+            json!({"output_index": index, "item": item}),
+        );
     }
-    emit(
-        "response.output_item.done",
-        json!({"output_index": 0, "item": item}),
-    );
     emit("response.completed", json!({"response": done}));
     events
 }

@@ -1,0 +1,269 @@
+//! The agent loop of `kind = "llm"`, run as `git-massgen llm-agent --spec FILE` in the
+//! candidate's worktree: it talks to the model, runs the tools the model calls, and writes
+//! our own [`AgentEvent`]s as JSON lines on stdout, which the pipeline reads like any CLI's
+//! event stream (same supervision, timeout and logs).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::chat::{Image, Message, Part, Role};
+use super::client::{Client, Notice};
+use super::limits::{Limiter, Limits};
+use super::provider::Protocol;
+use super::tools::{self, Tools};
+use super::wire::{self, Params};
+use crate::agent::events::{AgentEvent, asks_for_input};
+
+/// Everything the agent process needs, written by the pipeline into the agent's home.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Spec {
+    pub protocol: Protocol,
+    /// `anthropic`, `vllm`, ...: for messages, prices and rate-limit keys.
+    pub provider: String,
+    pub model: String,
+    pub base_url: String,
+    /// The variable holding the key; the key itself is never written down.
+    pub api_key_env: Option<String>,
+    pub max_turns: u32,
+    pub context_window: Option<u64>,
+    pub temperature: Option<f64>,
+    pub max_output_tokens: u32,
+    pub system: String,
+    pub prompt: String,
+    pub images: Vec<Image>,
+    pub limits: Limits,
+    pub limits_dir: PathBuf,
+    /// Dollars per million input and output tokens, when known.
+    pub price: Option<(f64, f64)>,
+    /// Replies sent to a model that waits for a human, at most.
+    pub max_nudges: u32,
+    pub nudge: String,
+    pub max_attempts: u32,
+    pub retry_base_ms: u64,
+}
+
+/// Writes one event as a JSON line on stdout.
+fn emit(event: &AgentEvent) {
+    let line = serde_json::to_string(event).expect("events serialize");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Runs the loop; the exit code says whether the agent finished.
+pub async fn run(spec: Spec) -> i32 {
+    match run_inner(&spec).await {
+        Ok(()) => 0,
+        Err(message) => {
+            emit(&AgentEvent::Error { message });
+            emit(&AgentEvent::Finished {
+                ok: false,
+                turns: None,
+            });
+            1
+        }
+    }
+}
+
+async fn run_inner(spec: &Spec) -> Result<(), String> {
+    let key = match &spec.api_key_env {
+        Some(var) => Some(
+            std::env::var(var)
+                .ok()
+                .filter(|k| !k.is_empty())
+                .ok_or_else(|| {
+                    format!(
+                        "{var} is not set; it should hold the {} API key",
+                        spec.provider
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let worktree = std::env::current_dir().map_err(|e| format!("no working directory: {e}"))?;
+    let tools = Tools::new(&worktree).map_err(|e| format!("cannot use the worktree: {e}"))?;
+    let specs = tools::specs();
+    let mut client = Client::new(
+        spec.protocol,
+        &spec.provider,
+        &spec.base_url,
+        &spec.model,
+        key.as_deref(),
+    )
+    .map_err(|e| e.0)?;
+    client.max_attempts = spec.max_attempts;
+    client.base_delay = std::time::Duration::from_millis(spec.retry_base_ms);
+    let limiter = (!spec.limits.is_empty()).then(|| {
+        Limiter::new(
+            &spec.limits_dir,
+            &format!("{}/{}", spec.provider, spec.model),
+            spec.limits,
+        )
+    });
+    emit(&AgentEvent::Started {
+        model: Some(format!("{}/{}", spec.provider, spec.model)),
+        session: None,
+    });
+
+    let mut first = vec![Part::Text {
+        text: spec.prompt.clone(),
+    }];
+    first.extend(spec.images.iter().cloned().map(Part::Image));
+    let mut messages = vec![Message {
+        role: Role::User,
+        parts: first,
+    }];
+    let params = Params {
+        model: &spec.model,
+        system: &spec.system,
+        temperature: spec.temperature,
+        max_output_tokens: spec.max_output_tokens,
+    };
+    // What the context window must hold besides the messages.
+    let fixed = super::context::estimate(&Message::user_text(format!(
+        "{}{}",
+        spec.system,
+        serde_json::to_string(
+            &specs
+                .iter()
+                .map(|t| (&t.name, &t.description, &t.schema))
+                .collect::<Vec<_>>()
+        )
+        .unwrap_or_default()
+    )));
+    let mut nudges = 0;
+    for turn in 1..=spec.max_turns {
+        if let Some(window) = spec.context_window {
+            let budget = window
+                .checked_sub(fixed + u64::from(spec.max_output_tokens))
+                .ok_or_else(|| {
+                    format!(
+                        "context_window = {window} cannot hold the system prompt, the tools and {} tokens of answer",
+                        spec.max_output_tokens
+                    )
+                })?;
+            super::context::fit(&mut messages, budget)?;
+        }
+        let body = wire::body(spec.protocol, &params, &messages, &specs);
+        let estimate =
+            fixed + super::context::estimate_all(&messages) + u64::from(spec.max_output_tokens);
+        let mut on_notice = |n: Notice| match n {
+            Notice::Retry {
+                attempt,
+                status,
+                delay,
+                message,
+            } => emit(&AgentEvent::Retry {
+                attempt: Some(attempt),
+                status,
+                delay_ms: Some(delay.as_millis() as u64),
+                message: Some(message),
+            }),
+            Notice::Waiting { until_ms, why } => emit(&AgentEvent::Waiting {
+                until_ms,
+                reason: why,
+            }),
+        };
+        let reply = client
+            .complete(&body, limiter.as_ref(), estimate, &mut on_notice)
+            .await
+            .map_err(|e| e.0)?;
+        emit(&AgentEvent::Usage {
+            input_tokens: reply.input_tokens,
+            output_tokens: reply.output_tokens,
+        });
+        if let Some((input, output)) = spec.price {
+            emit(&AgentEvent::Cost {
+                usd: (reply.input_tokens as f64 * input + reply.output_tokens as f64 * output)
+                    / 1_000_000.0,
+            });
+        }
+        let mut assistant = Vec::new();
+        if !reply.text.trim().is_empty() {
+            emit(&AgentEvent::Message {
+                text: reply.text.clone(),
+            });
+            assistant.push(Part::Text {
+                text: reply.text.clone(),
+            });
+        }
+        if reply.calls.is_empty() {
+            // Text only: either the work is done, or the model waits for a human.
+            messages.push(Message {
+                role: Role::Assistant,
+                parts: assistant,
+            });
+            if asks_for_input(&reply.text) && nudges < spec.max_nudges {
+                nudges += 1;
+                emit(&AgentEvent::AskedForInput {
+                    question: reply.text.clone(),
+                });
+                messages.push(Message::user_text(spec.nudge.clone()));
+                continue;
+            }
+            emit(&AgentEvent::Finished {
+                ok: true,
+                turns: Some(turn),
+            });
+            return Ok(());
+        }
+        assistant.extend(reply.calls.iter().cloned().map(Part::ToolCall));
+        messages.push(Message {
+            role: Role::Assistant,
+            parts: assistant,
+        });
+        let mut results = Vec::new();
+        let mut finished = None;
+        for call in &reply.calls {
+            emit(&AgentEvent::ToolCall {
+                tool: call.name.clone(),
+                detail: tool_detail(&call.args),
+            });
+            let outcome = tools.call(&call.name, &call.args).await;
+            if let Some(path) = &outcome.edited {
+                emit(&AgentEvent::FileEdit { path: path.clone() });
+            }
+            if outcome.is_error {
+                emit(&AgentEvent::ToolError {
+                    tool: call.name.clone(),
+                    message: outcome.output.lines().next().unwrap_or("").to_owned(),
+                });
+            }
+            if let Some(summary) = outcome.finish {
+                finished = Some(summary);
+            }
+            results.push(Part::ToolResult {
+                id: call.id.clone(),
+                name: call.name.clone(),
+                output: outcome.output,
+                is_error: outcome.is_error,
+            });
+        }
+        messages.push(Message {
+            role: Role::User,
+            parts: results,
+        });
+        if let Some(summary) = finished {
+            emit(&AgentEvent::Message { text: summary });
+            emit(&AgentEvent::Finished {
+                ok: true,
+                turns: Some(turn),
+            });
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "the model did not finish within max_turns = {} turns",
+        spec.max_turns
+    ))
+}
+
+fn tool_detail(args: &serde_json::Value) -> String {
+    ["command", "path", "pattern"]
+        .iter()
+        .find_map(|k| args.get(*k)?.as_str())
+        .unwrap_or("")
+        .to_owned()
+}

@@ -1,0 +1,373 @@
+//! One streamed model call over HTTP, with retries: 429, 5xx, dropped connections, cut or
+//! malformed streams are retried with exponential backoff and jitter, honouring
+//! `retry-after` and the providers' reset headers; authentication errors, exhausted credit
+//! and bad requests are not. Every attempt goes through the shared rate limiter.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+use super::chat::Reply;
+use super::limits::{LimitError, Limiter};
+use super::provider::Protocol;
+use super::sse::SseParser;
+use super::wire::{self, Stream};
+
+/// The most a single wait between attempts lasts.
+const MAX_DELAY: Duration = Duration::from_secs(60);
+
+/// Something worth telling the user while a call is under way.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    Retry {
+        attempt: u32,
+        status: Option<u16>,
+        delay: Duration,
+        message: String,
+    },
+    Waiting {
+        until_ms: u64,
+        why: String,
+    },
+}
+
+/// A call that failed for good; the message names the provider, the status and what the
+/// provider said.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct CallError(pub String);
+
+pub struct Client {
+    http: reqwest::Client,
+    pub protocol: Protocol,
+    /// `anthropic`, `vllm`, ...: named in messages.
+    pub provider: String,
+    url: String,
+    headers: Vec<(&'static str, String)>,
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+}
+
+/// How one attempt failed.
+struct Failure {
+    status: Option<u16>,
+    message: String,
+    retry: bool,
+    /// What the server asked for: retry-after, or the reset of a spent limit.
+    wait: Option<Duration>,
+}
+
+impl Client {
+    pub fn new(
+        protocol: Protocol,
+        provider: &str,
+        base_url: &str,
+        model: &str,
+        key: Option<&str>,
+    ) -> Result<Client, CallError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(20))
+            .read_timeout(Duration::from_secs(300))
+            .user_agent(concat!("git-massgen/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| CallError(format!("cannot set up HTTP: {e}")))?;
+        Ok(Client {
+            http,
+            protocol,
+            provider: provider.to_owned(),
+            url: wire::url(protocol, base_url, model),
+            headers: wire::auth_headers(protocol, key),
+            max_attempts: 5,
+            base_delay: Duration::from_millis(1000),
+        })
+    }
+
+    /// Sends `body` until a complete reply arrives or a failure is final.
+    pub async fn complete(
+        &self,
+        body: &Value,
+        limiter: Option<&Limiter>,
+        estimate: u64,
+        notice: &mut (dyn FnMut(Notice) + Send),
+    ) -> Result<Reply, CallError> {
+        let mut last = None;
+        for attempt in 1..=self.max_attempts.max(1) {
+            let permit = match limiter {
+                Some(l) => {
+                    let mut on_wait = |until_ms: u64, why: &str| {
+                        notice(Notice::Waiting {
+                            until_ms,
+                            why: why.to_owned(),
+                        })
+                    };
+                    Some(
+                        l.acquire(estimate, &mut on_wait)
+                            .await
+                            .map_err(|e: LimitError| {
+                                CallError(format!("{}: {e}", self.provider))
+                            })?,
+                    )
+                }
+                None => None,
+            };
+            let failure = match self.attempt(body).await {
+                Ok(reply) => {
+                    if let Some(p) = permit {
+                        p.done(reply.input_tokens + reply.output_tokens);
+                    }
+                    return Ok(reply);
+                }
+                Err(f) => f,
+            };
+            drop(permit);
+            let words = match failure.status {
+                Some(s) => format!("{}: HTTP {s}: {}", self.provider, failure.message),
+                None => format!("{}: {}", self.provider, failure.message),
+            };
+            if !failure.retry {
+                return Err(CallError(words));
+            }
+            if attempt == self.max_attempts {
+                last = Some(words);
+                break;
+            }
+            let backoff = self.base_delay.saturating_mul(1 << (attempt - 1).min(10));
+            let jittered = backoff.mul_f64(0.5 + fastrand::f64() * 0.5);
+            // A server's own wait is honoured exactly, plus a little jitter so that agents
+            // told the same time do not return at once.
+            let delay = failure.wait.map_or(jittered, |w| {
+                w + Duration::from_millis(fastrand::u64(0..200))
+            });
+            let delay = delay.min(MAX_DELAY);
+            if let (Some(l), Some(w)) = (limiter, failure.wait) {
+                l.block_until(now_ms() + w.as_millis() as u64);
+            }
+            notice(Notice::Retry {
+                attempt,
+                status: failure.status,
+                delay,
+                message: failure.message,
+            });
+            tokio::time::sleep(delay).await;
+            last = Some(words);
+        }
+        Err(CallError(format!(
+            "{} (gave up after {} attempts)",
+            last.unwrap_or_default(),
+            self.max_attempts
+        )))
+    }
+
+    async fn attempt(&self, body: &Value) -> Result<Reply, Failure> {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (k, v) in &self.headers {
+            req = req.header(*k, v);
+        }
+        let resp = req.send().await.map_err(|e| Failure {
+            status: None,
+            message: format!("connection failed: {}", error_chain(&e)),
+            retry: true,
+            wait: None,
+        })?;
+        let status = resp.status().as_u16();
+        if !resp.status().is_success() {
+            let headers = resp.headers().clone();
+            let text = resp.text().await.unwrap_or_default();
+            return Err(self.classify(status, &headers, &text));
+        }
+        let mut stream = Stream::new(self.protocol);
+        let mut sse = SseParser::default();
+        let mut bytes = resp.bytes_stream();
+        let stream_failure = |message: String| Failure {
+            status: None,
+            message,
+            retry: true,
+            wait: None,
+        };
+        while let Some(chunk) = bytes.next().await {
+            let chunk = chunk
+                .map_err(|e| stream_failure(format!("the stream broke: {}", error_chain(&e))))?;
+            for event in sse.feed(&chunk) {
+                stream
+                    .event(&event)
+                    .map_err(|e| stream_failure(e.to_string()))?;
+            }
+        }
+        if let Some(event) = sse.finish() {
+            stream
+                .event(&event)
+                .map_err(|e| stream_failure(e.to_string()))?;
+        }
+        stream.finish().map_err(|e| stream_failure(e.to_string()))
+    }
+
+    fn classify(&self, status: u16, headers: &HeaderMap, body: &str) -> Failure {
+        let mut message = wire::error_message(body);
+        if message.is_empty() {
+            message = "(no message)".into();
+        }
+        let lower = body.to_lowercase();
+        let wait = retry_after(headers).or_else(|| spent_limit_reset(headers));
+        let retry = match status {
+            // Exhausted credit comes as a 429 too; waiting does not refill it.
+            429 if lower.contains("insufficient_quota") => {
+                message = format!("{message}; the account has no credit left");
+                false
+            }
+            408 | 409 | 429 | 500..=599 => true,
+            401 | 403 => {
+                message = format!("{message}; check the API key");
+                false
+            }
+            400 if self.protocol == Protocol::OpenaiChat && lower.contains("tool") => {
+                message = format!(
+                    "{message}; a vLLM server needs tool calling enabled: start it with --enable-auto-tool-choice --tool-call-parser <parser>"
+                );
+                false
+            }
+            _ => false,
+        };
+        Failure {
+            status: Some(status),
+            message,
+            retry,
+            wait,
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    out
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `retry-after` in seconds (or an HTTP date), or `retry-after-ms`.
+fn retry_after(h: &HeaderMap) -> Option<Duration> {
+    let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        return Some(Duration::from_millis(ms.max(0.0) as u64));
+    }
+    let v = get("retry-after")?;
+    if let Ok(secs) = v.parse::<f64>() {
+        return Some(Duration::from_millis((secs.max(0.0) * 1000.0) as u64));
+    }
+    let at = httpdate_to_ms(v)?;
+    Some(Duration::from_millis(at.saturating_sub(now_ms())))
+}
+
+/// The reset time of a limit the server says is spent (remaining = 0): Anthropic's
+/// `anthropic-ratelimit-*-reset` (RFC 3339) or OpenAI's `x-ratelimit-reset-*` (`6m0s`).
+fn spent_limit_reset(h: &HeaderMap) -> Option<Duration> {
+    let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::trim);
+    let mut best: Option<Duration> = None;
+    for kind in ["requests", "tokens", "input-tokens", "output-tokens"] {
+        if get(&format!("anthropic-ratelimit-{kind}-remaining")) == Some("0")
+            && let Some(at) = get(&format!("anthropic-ratelimit-{kind}-reset"))
+            && let Ok(t) = humantime::parse_rfc3339_weak(at)
+        {
+            let d = t
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            best = Some(best.map_or(d, |b| b.max(d)));
+        }
+        if get(&format!("x-ratelimit-remaining-{kind}")) == Some("0")
+            && let Some(d) = get(&format!("x-ratelimit-reset-{kind}")).and_then(go_duration)
+        {
+            best = Some(best.map_or(d, |b| b.max(d)));
+        }
+    }
+    best
+}
+
+/// `1h2m3.5s`, `12ms`, `6m0s`.
+pub fn go_duration(s: &str) -> Option<Duration> {
+    let mut total = 0.0;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let n: f64 = num.parse().ok()?;
+        num.clear();
+        let unit = match c {
+            'h' => 3600.0,
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                0.001
+            }
+            'm' => 60.0,
+            's' => 1.0,
+            _ => return None,
+        };
+        total += n * unit;
+        any = true;
+    }
+    if !num.is_empty() {
+        return None;
+    }
+    any.then(|| Duration::from_secs_f64(total))
+}
+
+/// Milliseconds since the epoch of an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`).
+fn httpdate_to_ms(s: &str) -> Option<u64> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| m == month)?
+        + 1;
+    let rfc = format!("{year}-{month:02}-{:0>2}T{time}Z", day);
+    let t = humantime::parse_rfc3339_weak(&rfc).ok()?;
+    t.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration("6m0s"), Some(Duration::from_secs(360)));
+        assert_eq!(go_duration("12ms"), Some(Duration::from_millis(12)));
+        assert_eq!(
+            go_duration("1h2m3.5s"),
+            Some(Duration::from_secs_f64(3723.5))
+        );
+        assert_eq!(go_duration("soon"), None);
+        assert_eq!(go_duration("5"), None);
+    }
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(
+            httpdate_to_ms("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(1_445_412_480_000)
+        );
+    }
+}
