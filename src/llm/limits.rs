@@ -510,9 +510,11 @@ impl Limiter {
         let mut window = self.load().map_err(error(&self.state))?;
         let result = f(&mut window, now_ms());
         let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(error(dir))?;
-        serde_json::to_writer(&mut temp, &window)
+        // One write: `to_writer` on an unbuffered file would make a system call per token.
+        let bytes = serde_json::to_vec(&window)
             .map_err(io::Error::other)
-            .map_err(error(temp.path()))?;
+            .map_err(error(dir))?;
+        io::Write::write_all(&mut temp, &bytes).map_err(error(temp.path()))?;
         temp.persist(&self.state)
             .map_err(|e| error(&self.state)(e.error))?;
         Ok(result)

@@ -181,6 +181,9 @@ impl LlmServer {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
+                // Events go out as small writes; without this, Nagle and delayed ACKs add
+                // 40 ms to a streamed reply.
+                let _ = stream.set_nodelay(true);
                 if let Ok(clone) = stream.try_clone() {
                     accept_shared.connections.lock().expect(LOCK).push(clone);
                 }
