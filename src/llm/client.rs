@@ -213,7 +213,9 @@ impl Client {
             message = "(no message)".into();
         }
         let lower = body.to_lowercase();
-        let wait = retry_after(headers).or_else(|| spent_limit_reset(headers));
+        let wait = retry_after(headers)
+            .or_else(|| spent_limit_reset(headers))
+            .or_else(|| gemini_retry_delay(body));
         let retry = match status {
             // Exhausted credit comes as a 429 too; waiting does not refill it.
             429 if lower.contains("insufficient_quota") => {
@@ -296,6 +298,16 @@ fn spent_limit_reset(h: &HeaderMap) -> Option<Duration> {
     best
 }
 
+/// Gemini's `RetryInfo` in a 429 body: `{"error": {"details": [{"retryDelay": "3s"}]}}`.
+fn gemini_retry_delay(body: &str) -> Option<Duration> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    v["error"]["details"]
+        .as_array()?
+        .iter()
+        .find_map(|d| d["retryDelay"].as_str())
+        .and_then(go_duration)
+}
+
 /// `1h2m3.5s`, `12ms`, `6m0s`.
 pub fn go_duration(s: &str) -> Option<Duration> {
     let mut total = 0.0;
@@ -361,6 +373,13 @@ mod tests {
         );
         assert_eq!(go_duration("soon"), None);
         assert_eq!(go_duration("5"), None);
+    }
+
+    #[test]
+    fn gemini_retry_info() {
+        let body = r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"3s"}]}}"#;
+        assert_eq!(gemini_retry_delay(body), Some(Duration::from_secs(3)));
+        assert_eq!(gemini_retry_delay("{}"), None);
     }
 
     #[test]

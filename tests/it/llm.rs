@@ -373,3 +373,105 @@ fn two_processes_never_exceed_a_shared_daily_budget() {
         errors[0]
     );
 }
+
+/// Requests another process made a moment ago count: the agent waits for the minute
+/// window, says so while waiting, and records the wait.
+#[test]
+fn an_agent_waits_for_a_window_another_process_filled() {
+    let server = LlmServer::start(Mode::Script(vec![tools(&[(
+        "finish",
+        json!({"summary": "done"}),
+    )])]));
+    let repo = TestRepo::new();
+    configure(
+        &repo,
+        &format!(
+            "[limits.\"anthropic/test-model\"]\nrpm = 2\n\n{}",
+            agent_toml("a", "anthropic", &server.url(), "")
+        ),
+    );
+    // Two requests of another (live: this test's) process, 58.5 s ago: the window frees
+    // up in about 1.5 s.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let at = now - 58_500;
+    let state = json!({
+        "requests": [{"at_ms": at, "tokens": 10, "id": 1}, {"at_ms": at, "tokens": 10, "id": 2}],
+        "in_flight": [], "waiting": [], "blocked_until_ms": 0,
+    });
+    let dir = repo.root.join("home/.local/state/git-massgen/ratelimits");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("anthropic_test-model.json"), state.to_string()).unwrap();
+    let run = repo
+        .massgen()
+        .env(KEY_VAR, KEY)
+        .args(["run", "--json", "finish"])
+        .run()
+        .expect_code(1);
+    let out = run.json();
+    let c = candidate(&out, "a");
+    assert_eq!(c["rate_limit_waits"], 1, "{c:#}");
+    assert_eq!(c["final_message"], "done");
+    run.assert_stderr("waiting");
+    run.assert_stderr("rpm 2");
+    assert_eq!(server.model_requests().len(), 1);
+
+    // --no-rate-limit: no wait at all.
+    std::fs::write(dir.join("anthropic_test-model.json"), state.to_string()).unwrap();
+    let server2 = LlmServer::start(Mode::Script(vec![]));
+    configure(
+        &repo,
+        &format!(
+            "[limits.\"anthropic/test-model\"]\nrpm = 2\n\n{}",
+            agent_toml("a", "anthropic", &server2.url(), "")
+        ),
+    );
+    let out = repo
+        .massgen()
+        .env(KEY_VAR, KEY)
+        .args(["run", "--json", "--no-rate-limit", "finish"])
+        .run()
+        .expect_code(1)
+        .json();
+    assert_eq!(candidate(&out, "a")["rate_limit_waits"], 0);
+}
+
+#[test]
+fn doctor_checks_a_builtin_agent() {
+    let server = LlmServer::start(Mode::Script(vec![]));
+    let repo = TestRepo::new();
+    let mut text = agent_toml("remote", "anthropic", &server.url(), "");
+    text.push_str(
+        "[[agents]]\nname = \"local\"\nkind = \"llm\"\nprovider = \"vllm\"\nmodel = \"m\"\nbase_url = \"http://127.0.0.1:9\"\n",
+    );
+    configure(&repo, &text);
+    let json = repo
+        .massgen()
+        .env(KEY_VAR, KEY)
+        .args(["doctor", "--json"])
+        .run()
+        .expect_code(1)
+        .json();
+    let check = |agent: &str, name: &str| {
+        json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["agent"] == agent && c["check"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {agent} {name}: {json:#}"))
+    };
+    assert_eq!(check("remote", "credentials")["ok"], true);
+    assert_eq!(check("remote", "endpoint")["ok"], true);
+    assert_eq!(
+        check("local", "credentials")["detail"],
+        "no key needed (local server)"
+    );
+    assert_eq!(check("local", "endpoint")["ok"], false);
+    // A run refuses an agent whose key is missing, before anything is created.
+    let failed = repo.massgen().args(["run", "t"]).run().expect_code(2);
+    failed.assert_stderr(&format!("{KEY_VAR} is not set"));
+    assert!(repo.massgen_branches().is_empty());
+}
