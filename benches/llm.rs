@@ -98,7 +98,7 @@ fn main() {
         "temperature": null, "max_output_tokens": 100, "system": "s", "prompt": "p",
         "images": [], "limits": {"rpm": null, "tpm": null, "rpd": null, "max_concurrent": null},
         "limits_dir": dir.path(), "price": null, "max_nudges": 0, "nudge": "n",
-        "max_attempts": 1, "retry_base_ms": 10,
+        "max_attempts": 1, "retry_base_ms": 10, "start_delay_ms": 0,
     });
     let spec_path = dir.path().join("spec.json");
     std::fs::write(&spec_path, spec.to_string()).unwrap();

@@ -429,6 +429,14 @@ fn select_agents(
             timeout: default_timeout,
         });
     }
+    let mut llm_specs: Vec<&mut crate::llm::agent::Spec> = out
+        .iter_mut()
+        .filter_map(|a| match &mut a.kind {
+            Kind::Cli(cli) => cli.llm.as_deref_mut(),
+            Kind::Command(_) => None,
+        })
+        .collect();
+    crate::llm::stagger(&mut llm_specs);
     if out.is_empty() {
         return Err(CliError::usage("no agents to run")
             .hint("configure [[agents]] in .massgen/config.toml (`git massgen init`), or pass --agent-cmd NAME=COMMAND"));

@@ -42,6 +42,9 @@ pub struct Spec {
     pub nudge: String,
     pub max_attempts: u32,
     pub retry_base_ms: u64,
+    /// Agents sharing an `rpm` limit start this far apart (0 for the first).
+    #[serde(default)]
+    pub start_delay_ms: u64,
 }
 
 /// Writes one event as a JSON line on stdout.
@@ -107,6 +110,16 @@ async fn run_inner(spec: &Spec) -> Result<(), String> {
         session: None,
     });
 
+    if spec.start_delay_ms > 0 {
+        emit(&AgentEvent::Waiting {
+            until_ms: super::client::now_ms() + spec.start_delay_ms,
+            reason: format!(
+                "staggered start: agents share the rpm limit of {}/{}",
+                spec.provider, spec.model
+            ),
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(spec.start_delay_ms)).await;
+    }
     let mut first = vec![Part::Text {
         text: spec.prompt.clone(),
     }];

@@ -98,5 +98,57 @@ pub fn spec_for(a: &AgentConfig, shared: &Shared) -> Result<agent::Spec, String>
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(1000),
+        start_delay_ms: 0,
     })
+}
+
+/// Spreads the starts of agents that share an `rpm` limit over the minute, one request
+/// interval apart, so that they do not all queue on the first second.
+pub fn stagger(specs: &mut [&mut agent::Spec]) {
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+    for spec in specs.iter_mut() {
+        let Some(rpm) = spec.limits.rpm else { continue };
+        let n = seen
+            .entry(format!("{}/{}", spec.provider, spec.model))
+            .or_insert(0);
+        spec.start_delay_ms = *n * (60_000 / u64::from(rpm.max(1)));
+        *n += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(model: &str, rpm: Option<u32>) -> agent::Spec {
+        serde_json::from_value(serde_json::json!({
+            "protocol": "anthropic", "provider": "p", "model": model, "base_url": "http://x",
+            "api_key_env": null, "max_turns": 1, "context_window": null, "temperature": null,
+            "max_output_tokens": 1, "system": "", "prompt": "", "images": [],
+            "limits": {"rpm": rpm, "tpm": null, "rpd": null, "max_concurrent": null},
+            "limits_dir": "/tmp", "price": null, "max_nudges": 0, "nudge": "",
+            "max_attempts": 1, "retry_base_ms": 1,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn agents_sharing_an_rpm_limit_start_one_interval_apart() {
+        let (mut a, mut b, mut c, mut d) = (
+            spec("m", Some(6)),
+            spec("m", Some(6)),
+            spec("other", Some(6)),
+            spec("m", None),
+        );
+        stagger(&mut [&mut a, &mut b, &mut c, &mut d]);
+        assert_eq!(
+            [
+                a.start_delay_ms,
+                b.start_delay_ms,
+                c.start_delay_ms,
+                d.start_delay_ms
+            ],
+            [0, 10_000, 0, 0]
+        );
+    }
 }
