@@ -188,23 +188,11 @@ fn check_agent(a: &AgentConfig, offline: bool) -> Vec<Check> {
         )
     });
     if !offline {
-        let url = cli
-            .base_url
-            .clone()
-            .unwrap_or_else(|| preset.default_base_url().to_owned());
-        out.push(match reachable(&url) {
-            Ok(ms) => check("endpoint", true, format!("{url} answers ({ms} ms)"), None),
-            Err(e) => check(
-                "endpoint",
-                false,
-                format!("{url}: {e}"),
-                Some(if cli.base_url.is_some() {
-                    "start the server, or fix `base_url`".to_owned()
-                } else {
-                    "check the network or proxy, or set `base_url`".to_owned()
-                }),
-            ),
-        });
+        out.push(endpoint_check(
+            cli.base_url.as_deref(),
+            preset.default_base_url(),
+            &check,
+        ));
     }
     out
 }
@@ -258,18 +246,31 @@ fn check_llm(
         ),
     });
     if !offline {
-        let url = a.base_url.clone().unwrap_or_else(|| p.base_url.to_owned());
-        out.push(match reachable(&url) {
-            Ok(ms) => check("endpoint", true, format!("{url} answers ({ms} ms)"), None),
-            Err(e) => check(
-                "endpoint",
-                false,
-                format!("{url}: {e}"),
-                Some("start the server, or fix `base_url`".into()),
-            ),
-        });
+        out.push(endpoint_check(a.base_url.as_deref(), p.base_url, check));
     }
     out
+}
+
+/// Whether the configured endpoint (or the default one) accepts a connection.
+fn endpoint_check(
+    configured: Option<&str>,
+    default: &str,
+    check: &dyn Fn(&'static str, bool, String, Option<String>) -> Check,
+) -> Check {
+    let url = configured.unwrap_or(default);
+    match reachable(url) {
+        Ok(ms) => check("endpoint", true, format!("{url} answers ({ms} ms)"), None),
+        Err(e) => check(
+            "endpoint",
+            false,
+            format!("{url}: {e}"),
+            Some(if configured.is_some() {
+                "start the server, or fix `base_url`".to_owned()
+            } else {
+                "check the network or proxy, or set `base_url`".to_owned()
+            }),
+        ),
+    }
 }
 
 /// The first line `BIN --version` prints, within 20 seconds. Output goes to files, not
