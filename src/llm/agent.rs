@@ -57,6 +57,23 @@ fn emit(event: &AgentEvent) {
 
 /// Runs the loop; the exit code says whether the agent finished.
 pub async fn run(spec: Spec) -> i32 {
+    // Stopped (timeout, Ctrl-C): the commands its tools run live in groups of their own,
+    // which the signal to the agent's group does not reach.
+    tokio::spawn(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tools::kill_running();
+        std::process::exit(143);
+    });
     match run_inner(&spec).await {
         Ok(()) => 0,
         Err(message) => {

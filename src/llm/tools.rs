@@ -552,7 +552,7 @@ impl Tools {
         // `cmd` holds copies of the write end; the reader sees EOF only once they close.
         drop(cmd);
         let mut child = spawned.map_err(ToolError::Start)?;
-        let mut group = GroupGuard(child.id().and_then(|id| i32::try_from(id).ok()));
+        let mut group = GroupGuard::new(child.id().and_then(|id| i32::try_from(id).ok()));
 
         // A plain thread, not `spawn_blocking`: a process that escaped the group may hold
         // the pipe open forever, and the runtime's shutdown waits for blocking tasks.
@@ -618,14 +618,38 @@ fn finish(args: &Value) -> Result<Outcome, ToolError> {
     })
 }
 
+/// Process groups of `run` calls under way. They are not in the agent's own group, so a
+/// signal to the agent does not reach them: [`kill_running`] does, from the agent's
+/// SIGTERM handler.
+static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// Kills every command the tools have running (the agent is being stopped).
+pub fn kill_running() {
+    let groups = std::mem::take(&mut *RUNNING.lock().unwrap_or_else(|p| p.into_inner()));
+    for pgid in groups {
+        kill_group(pgid, Signal::SIGKILL);
+    }
+}
+
 /// Kills the command's process group when the call ends, even when the call's future is
 /// dropped halfway (`kill_on_drop` alone would reach only the shell).
 struct GroupGuard(Option<i32>);
 
 impl GroupGuard {
+    fn new(pgid: Option<i32>) -> GroupGuard {
+        if let Some(pgid) = pgid {
+            RUNNING.lock().unwrap_or_else(|p| p.into_inner()).push(pgid);
+        }
+        GroupGuard(pgid)
+    }
+
     fn kill(&mut self) {
         if let Some(pgid) = self.0.take() {
             kill_group(pgid, Signal::SIGKILL);
+            RUNNING
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|g| *g != pgid);
         }
     }
 }

@@ -52,7 +52,7 @@ fn serve_llm() {
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use crate::support::{TestRepo, candidate};
+use crate::support::{TestRepo, candidate, processes_of};
 
 /// One real-CLI run at a time: each starts several Node programs, and the 2-core CI
 /// machine should not time them out.
@@ -127,21 +127,6 @@ fn run(repo: &TestRepo, code: i32) -> serde_json::Value {
         .run()
         .expect_code(code)
         .json()
-}
-
-/// Processes still running for `run` (their environment names it).
-fn processes_of(run: &str) -> Vec<String> {
-    let marker = format!("MASSGEN_RUN={run}");
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
-            out.push(entry.file_name().to_string_lossy().into_owned());
-        }
-    }
-    out
 }
 
 /// Files under `dir` whose bytes contain `needle`.

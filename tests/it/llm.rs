@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::llm_server::{LlmServer, Mode, Step};
-use crate::support::{TestRepo, candidate};
+use crate::support::{TestRepo, candidate, processes_of};
 
 const KEY_VAR: &str = "MASSGEN_TEST_KEY";
 const KEY: &str = "sk-massgen-llm-test";
@@ -474,4 +474,29 @@ fn doctor_checks_a_builtin_agent() {
     let failed = repo.massgen().args(["run", "t"]).run().expect_code(2);
     failed.assert_stderr(&format!("{KEY_VAR} is not set"));
     assert!(repo.massgen_branches().is_empty());
+}
+
+/// A timeout stops the agent and the commands its `run` tool started (they live in
+/// process groups of their own).
+#[test]
+fn a_timeout_kills_the_commands_the_agent_runs() {
+    let server = LlmServer::start(Mode::Script(vec![tools(&[(
+        "run",
+        json!({"command": "sleep 300 & sleep 300", "timeout": 600}),
+    )])]));
+    let repo = TestRepo::new();
+    configure(
+        &repo,
+        &agent_toml("a", "anthropic", &server.url(), "")
+            .replace("timeout = \"120s\"", "timeout = \"3s\""),
+    );
+    let out = run(&repo, &[], 1);
+    let c = candidate(&out, "a");
+    assert_eq!(c["status"], "timeout", "{c:#}");
+    let id = out["run"].as_str().unwrap();
+    assert!(
+        processes_of(id).is_empty(),
+        "left running: {:?}",
+        processes_of(id)
+    );
 }

@@ -315,3 +315,18 @@ pub fn candidate<'a>(run: &'a serde_json::Value, agent: &str) -> &'a serde_json:
 /// Agent bodies for the calculator project.
 pub const FIX: &str = "sed 's/\\$2 - \\$3/$2 + $3/' calc.sh > calc.tmp && mv calc.tmp calc.sh";
 pub const BREAK: &str = "sed -e 's/\\$2 - \\$3/$2 + $3/' -e 's/\\$2 \\* \\$3/$2 + $3/' calc.sh > calc.tmp && mv calc.tmp calc.sh";
+
+/// Processes still running for `run` (their environment names it).
+pub fn processes_of(run: &str) -> Vec<String> {
+    let marker = format!("MASSGEN_RUN={run}");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
+            out.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out
+}
