@@ -163,6 +163,9 @@ pub struct AgentConfig {
     pub temperature: Option<f64>,
     /// `llm`: the most tokens of one answer.
     pub max_output_tokens: Option<u32>,
+    /// `llm`: whether the model takes images (default true); `--image` is refused for
+    /// an agent with `vision = false`.
+    pub vision: Option<bool>,
 }
 
 impl AgentConfig {
@@ -177,6 +180,7 @@ impl AgentConfig {
             ("context_window", self.context_window.is_some()),
             ("temperature", self.temperature.is_some()),
             ("max_output_tokens", self.max_output_tokens.is_some()),
+            ("vision", self.vision.is_some()),
         ];
         if kind != AgentKind::Llm
             && let Some((key, _)) = llm_only.iter().find(|(_, set)| *set)

@@ -132,6 +132,6 @@ mod example_tests {
     fn agents_example_parses() {
         let text = include_str!("../../templates/agents.example.toml");
         let c = crate::config::Config::parse(text, std::path::Path::new("x")).unwrap();
-        assert_eq!(c.agents.len(), 6);
+        assert_eq!(c.agents.len(), 14);
     }
 }

@@ -60,6 +60,13 @@ pub fn spec_for(a: &AgentConfig, shared: &Shared) -> Result<agent::Spec, String>
             p.name
         ));
     }
+    if !shared.images.is_empty() && a.vision == Some(false) {
+        return Err(format!(
+            "agent `{name}`: {}/{model} takes no images (vision = false), but the task has {} attached; drop --image, or run without this agent (--agent)",
+            p.name,
+            shared.images.len()
+        ));
+    }
     let key = format!("{}/{model}", p.name);
     let limits = if shared.unlimited {
         limits::Limits::default()

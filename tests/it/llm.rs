@@ -81,8 +81,19 @@ fn the_tool_loop_fixes_the_bug_over_every_protocol() {
     for (p, s) in PROVIDERS.iter().zip(&servers) {
         text.push_str(&agent_toml(p, p, &s.url(), ""));
     }
+    // A price for one of them: dollars per million tokens.
+    repo.write(
+        ".massgen/prices.toml",
+        "\"anthropic/test-model\" = { input = 3.0, output = 15.0 }\n",
+    );
     configure(&repo, &text);
     let out = run(&repo, &[], 0);
+    let cost = candidate(&out, "anthropic")["usage"]["cost_usd"]
+        .as_f64()
+        .unwrap();
+    assert!((cost - 0.003).abs() < 1e-9, "{cost}");
+    assert!(candidate(&out, "gemini")["usage"]["cost_usd"].is_null());
+    assert!((out["usage"]["cost_usd"].as_f64().unwrap() - 0.003).abs() < 1e-9);
     let id = out["run"].as_str().unwrap();
     for (p, server) in PROVIDERS.iter().zip(&servers) {
         let c = candidate(&out, p);
@@ -321,6 +332,21 @@ fn images_reach_each_provider_in_its_own_shape() {
         let shape = shape.as_str().unwrap_or_default().to_owned();
         assert!(shape.contains(b64), "{p}: {body:#}");
     }
+
+    // A model configured without vision refuses images before anything starts.
+    let branches = repo.massgen_branches();
+    configure(
+        &repo,
+        &agent_toml("blind", "vllm", &servers[0].url(), "vision = false"),
+    );
+    let refused = repo
+        .massgen()
+        .env(KEY_VAR, KEY)
+        .args(["run", "--image", image.to_str().unwrap(), "t"])
+        .run()
+        .expect_code(2);
+    refused.assert_stderr("takes no images (vision = false)");
+    assert_eq!(repo.massgen_branches(), branches);
 
     // Not an image by content: refused before anything starts.
     let fake = repo.root.join("fake.png");
