@@ -233,3 +233,50 @@ pub fn kill_leftover_group(pgid: i32, run: &str) -> bool {
     }
     false
 }
+
+/// Kills every process still carrying `MASSGEN_RUN=<run>` in its environment, with its
+/// process group: what the agents of a killed run left behind, including commands that
+/// run in groups of their own (the built-in agent's `run` tool). Returns how many
+/// processes were found.
+pub fn kill_run_processes(run: &str) -> usize {
+    let marker = format!("MASSGEN_RUN={run}");
+    let me = std::process::id();
+    let mut found = 0;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if !environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
+            continue;
+        }
+        found += 1;
+        // The process group is the fifth field of /proc/<pid>/stat, after the command
+        // name in parentheses (which may itself hold spaces).
+        let pgid = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                let after = stat.rsplit_once(')')?.1;
+                after.split_whitespace().nth(2)?.parse::<i32>().ok()
+            });
+        match pgid {
+            Some(pgid) if pgid > 1 => kill_group(pgid, Signal::SIGKILL),
+            _ => {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
+        }
+    }
+    found
+}

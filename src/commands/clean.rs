@@ -78,6 +78,15 @@ fn clean_run(
             ));
         }
     }
+    // And whatever else still runs for this run (commands agents started in groups of
+    // their own).
+    let stray = process::kill_run_processes(&st.run);
+    if stray > 0 {
+        ctx.ui.info(&format!(
+            "massgen: stopped {stray} leftover process(es) of run {}",
+            st.run
+        ));
+    }
     // Save what interrupted agents left before their worktrees go.
     let base = super::state_commit_id(&st.base)?;
     for c in &mut st.candidates {

@@ -526,3 +526,54 @@ fn a_timeout_kills_the_commands_the_agent_runs() {
         processes_of(id)
     );
 }
+
+/// `git massgen` killed with -9 while the agent's `run` tool has a command going: `clean`
+/// stops the agent and the command (which lives in a process group of its own).
+#[test]
+fn clean_stops_what_a_killed_runs_agent_left_running() {
+    let server = LlmServer::start(Mode::Script(vec![tools(&[(
+        "run",
+        json!({"command": "echo started > started.txt; sleep 300", "timeout": 600}),
+    )])]));
+    let repo = TestRepo::new();
+    configure(&repo, &agent_toml("a", "anthropic", &server.url(), ""));
+    let mut child = repo
+        .massgen()
+        .env(KEY_VAR, KEY)
+        .args(["run", "--json", "t"])
+        .spawn();
+    let runs = repo.path.join(".massgen/runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let run_id = loop {
+        let found = std::fs::read_dir(&runs).ok().and_then(|mut d| {
+            let id = d.next()?.ok()?.file_name().to_string_lossy().into_owned();
+            let started = processes_of(&id).iter().any(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| c.contains("sleep"))
+            });
+            started.then_some(id)
+        });
+        if let Some(id) = found {
+            break id;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tool's command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!processes_of(&run_id).is_empty());
+    let cleaned = repo.massgen().args(["clean", &run_id]).run().expect_code(0);
+    cleaned.assert_stderr("leftover");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !processes_of(&run_id).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running: {:?}",
+            processes_of(&run_id)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
