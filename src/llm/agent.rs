@@ -103,7 +103,15 @@ async fn run_inner(spec: &Spec) -> Result<(), String> {
         None => None,
     };
     let worktree = std::env::current_dir().map_err(|e| format!("no working directory: {e}"))?;
-    let tools = Tools::new(&worktree).map_err(|e| format!("cannot use the worktree: {e}"))?;
+    // Commands the model runs never see API keys.
+    let mut hidden: Vec<String> = super::provider::PROVIDERS
+        .iter()
+        .filter_map(|p| p.key_env.map(str::to_owned))
+        .collect();
+    hidden.extend(spec.api_key_env.clone());
+    let tools = Tools::new(&worktree)
+        .map_err(|e| format!("cannot use the worktree: {e}"))?
+        .hiding_env(hidden);
     let specs = tools::specs();
     let mut client = Client::new(
         spec.protocol,
@@ -150,6 +158,7 @@ async fn run_inner(spec: &Spec) -> Result<(), String> {
         system: &spec.system,
         temperature: spec.temperature,
         max_output_tokens: spec.max_output_tokens,
+        completion_tokens_field: matches!(spec.provider.as_str(), "openai" | "openrouter"),
     };
     // What the context window must hold besides the messages.
     let fixed = super::context::estimate(&Message::user_text(format!(
@@ -219,6 +228,12 @@ async fn run_inner(spec: &Spec) -> Result<(), String> {
                 text: reply.text.clone(),
             });
         }
+        if reply.calls.is_empty() && reply.text.trim().is_empty() {
+            return Err(format!(
+                "the model sent an empty reply (stop reason: {})",
+                reply.stop.as_deref().unwrap_or("none")
+            ));
+        }
         if reply.calls.is_empty() {
             // Text only: either the work is done, or the model waits for a human.
             messages.push(Message {
@@ -251,7 +266,18 @@ async fn run_inner(spec: &Spec) -> Result<(), String> {
                 tool: call.name.clone(),
                 detail: tool_detail(&call.args),
             });
-            let outcome = tools.call(&call.name, &call.args).await;
+            let outcome = if call.truncated {
+                tools::Outcome {
+                    output: format!(
+                        "error: your reply was cut at the output limit ({} tokens) inside this call, so it was not run; make smaller calls (write a large file in parts)",
+                        spec.max_output_tokens
+                    ),
+                    is_error: true,
+                    ..Default::default()
+                }
+            } else {
+                tools.call(&call.name, &call.args).await
+            };
             if let Some(path) = &outcome.edited {
                 emit(&AgentEvent::FileEdit { path: path.clone() });
             }

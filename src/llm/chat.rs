@@ -23,6 +23,10 @@ pub struct ToolCall {
     pub id: String,
     pub name: String,
     pub args: Value,
+    /// The reply was cut at the output limit inside this call: its arguments are
+    /// incomplete, and it is answered with an error instead of being run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

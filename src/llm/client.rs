@@ -114,14 +114,23 @@ impl Client {
             };
             let failure = match self.attempt(body).await {
                 Ok(reply) => {
-                    if let Some(p) = permit {
-                        p.done(reply.input_tokens + reply.output_tokens);
+                    let used = reply.input_tokens + reply.output_tokens;
+                    // A server that reports no usage keeps the estimate counted.
+                    if let Some(p) = permit
+                        && used > 0
+                    {
+                        p.done(used);
                     }
                     return Ok(reply);
                 }
                 Err(f) => f,
             };
-            drop(permit);
+            // An HTTP error generated nothing: it costs no tokens. A broken stream may
+            // have; its estimate stays counted.
+            match permit {
+                Some(p) if failure.status.is_some() => p.done(0),
+                other => drop(other),
+            }
             let words = match failure.status {
                 Some(s) => format!("{}: HTTP {s}: {}", self.provider, failure.message),
                 None => format!("{}: {}", self.provider, failure.message),
@@ -142,7 +151,8 @@ impl Client {
             });
             let delay = delay.min(MAX_DELAY);
             if let (Some(l), Some(w)) = (limiter, failure.wait) {
-                l.block_until(now_ms() + w.as_millis() as u64);
+                // Everyone on this key holds back as long as this process will.
+                l.block_until(now_ms().saturating_add(w.min(MAX_DELAY).as_millis() as u64));
             }
             notice(Notice::Retry {
                 attempt,
@@ -204,7 +214,29 @@ impl Client {
                 .event(&event)
                 .map_err(|e| stream_failure(e.to_string()))?;
         }
-        stream.finish().map_err(|e| stream_failure(e.to_string()))
+        stream
+            .finish()
+            .map_err(|e| stream_failure(e.to_string()))
+            .map_err(|mut f| {
+                // An error the provider reported inside the stream is only worth retrying when
+                // it says the server is busy or broken; a rejected request stays rejected.
+                let lower = f.message.to_lowercase();
+                if f.message.contains("reported an error in the stream") {
+                    f.retry = [
+                        "overload",
+                        "server_error",
+                        "api_error",
+                        "internal",
+                        "unavailable",
+                        "rate",
+                        "capacity",
+                        "timeout",
+                    ]
+                    .iter()
+                    .any(|w| lower.contains(w));
+                }
+                f
+            })
     }
 
     fn classify(&self, status: u16, headers: &HeaderMap, body: &str) -> Failure {
@@ -268,7 +300,7 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
     }
     let v = get("retry-after")?;
     if let Ok(secs) = v.parse::<f64>() {
-        return Some(Duration::from_millis((secs.max(0.0) * 1000.0) as u64));
+        return Duration::try_from_secs_f64(secs.max(0.0)).ok();
     }
     let at = httpdate_to_ms(v)?;
     Some(Duration::from_millis(at.saturating_sub(now_ms())))
@@ -337,7 +369,10 @@ pub fn go_duration(s: &str) -> Option<Duration> {
     if !num.is_empty() {
         return None;
     }
-    any.then(|| Duration::from_secs_f64(total))
+    if !any {
+        return None;
+    }
+    Duration::try_from_secs_f64(total).ok()
 }
 
 /// Milliseconds since the epoch of an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`).

@@ -5,6 +5,9 @@
 
 use super::chat::{Message, Part};
 
+/// How the note about dropped messages ends (to find it again).
+const NOTE_END: &str = "; the task above still holds]";
+
 /// Tokens an image is counted as (providers charge roughly this for a mid-size picture).
 const IMAGE_TOKENS: u64 = 1_600;
 /// Characters kept of a shortened tool output.
@@ -77,9 +80,17 @@ pub fn fit(messages: &mut Vec<Message>, budget: u64) -> Result<Fitted, String> {
     // 2. Drop the oldest middle messages, whole exchanges at a time: never leave tool
     // results whose calls are gone.
     while estimate_all(messages) > budget && messages.len() > 2 {
-        // Drop messages[1..end]: one message and the tool results answering it.
+        // Drop messages[1..end]: one message and what answers it (tool results, or the
+        // user's reply to an assistant's words), so that roles keep alternating.
         let mut end = 2;
         while end < messages.len() && messages[end].has_tool_results() {
+            end += 1;
+        }
+        if end == 2
+            && messages[1].role == super::chat::Role::Assistant
+            && end < messages.len() - 1
+            && messages[end].role == super::chat::Role::User
+        {
             end += 1;
         }
         // The newest turn stays, and the first kept message must not answer a dropped call.
@@ -91,24 +102,26 @@ pub fn fit(messages: &mut Vec<Message>, budget: u64) -> Result<Fitted, String> {
         done.dropped += n;
     }
     if done.dropped > 0 {
-        let note = format!(
-            "[{} earlier messages were dropped to fit the context window; the task above still holds]",
-            done.dropped
-        );
-        if let Some(Part::Text { text }) = messages[0]
-            .parts
-            .iter_mut()
-            .rev()
-            .find(|p| matches!(p, Part::Text { .. }))
+        // The note is a part of its own after the task, replaced at each new drop and
+        // counting every message dropped so far.
+        let first = &mut messages[0].parts;
+        let mut total = done.dropped;
+        if let Some(Part::Text { text }) = first.last()
+            && text.ends_with(NOTE_END)
         {
-            if let Some(pos) = text
-                .find("\n\n[")
-                .filter(|_| text.ends_with("still holds]"))
-            {
-                text.truncate(pos);
-            }
-            text.push_str(&format!("\n\n{note}"));
+            total += text
+                .trim_start_matches('[')
+                .split(' ')
+                .next()
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(0);
+            first.pop();
         }
+        first.push(Part::Text {
+            text: format!(
+                "[{total} earlier messages were dropped to fit the context window{NOTE_END}"
+            ),
+        });
     }
     let total = estimate_all(messages);
     if total > budget {
@@ -132,6 +145,7 @@ mod tests {
                     id: format!("c{i}"),
                     name: "read_file".into(),
                     args: serde_json::json!({"path": "a"}),
+                    truncated: false,
                 })],
             },
             Message {
@@ -179,15 +193,61 @@ mod tests {
         let done = fit(&mut m, budget).unwrap();
         assert!(done.dropped > 0);
         assert!(estimate_all(&m) <= budget);
-        let Part::Text { text } = &m[0].parts[0] else {
-            panic!()
+        assert_eq!(
+            m[0].parts[0],
+            Part::Text {
+                text: "the task".into()
+            }
+        );
+        let note = |m: &[Message]| -> usize {
+            let notes: Vec<&String> = m[0]
+                .parts
+                .iter()
+                .filter_map(|p| match p {
+                    Part::Text { text } if text.contains("dropped to fit") => Some(text),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(notes.len(), 1, "{notes:?}");
+            notes[0][1..].split(' ').next().unwrap().parse().unwrap()
         };
-        assert!(text.starts_with("the task") && text.contains("dropped to fit"));
+        let before = note(&m);
         // Every tool result still follows its call.
         for (i, msg) in m.iter().enumerate() {
             if msg.has_tool_results() {
                 assert_eq!(m[i - 1].role, Role::Assistant);
             }
+        }
+        // Fitting again keeps one note, counting every message dropped so far.
+        m.extend(exchange(99, &"y".repeat(300)));
+        m.extend(exchange(100, &"y".repeat(300)));
+        fit(&mut m, budget).unwrap();
+        assert!(note(&m) > before);
+        for w in m[1..].windows(2) {
+            assert_ne!(w[0].role, w[1].role);
+        }
+    }
+
+    #[test]
+    fn a_nudge_goes_with_the_question_it_answers() {
+        let mut m = vec![
+            Message::user_text("the task"),
+            Message {
+                role: Role::Assistant,
+                parts: vec![Part::Text {
+                    text: "x".repeat(3000),
+                }],
+            },
+            Message::user_text("no human is available"),
+        ];
+        for i in 0..3 {
+            m.extend(exchange(i, "ok"));
+        }
+        let budget = estimate_all(&m) - 500;
+        fit(&mut m, budget).unwrap();
+        assert_eq!(m[1].role, Role::Assistant);
+        for w in m[1..].windows(2) {
+            assert_ne!(w[0].role, w[1].role);
         }
     }
 

@@ -2,16 +2,17 @@
 
 use super::chat::Image;
 
-/// The largest image accepted (Anthropic's limit for one base64 image is 5 MB).
+/// The most base64 text one image may take (Anthropic's limit for one image is 5 MB).
 pub const MAX_BYTES: usize = 5 * 1024 * 1024;
 
 /// Reads and checks an image file.
 pub fn load(path: &std::path::Path) -> Result<Image, String> {
     let bytes =
         std::fs::read(path).map_err(|e| format!("cannot read image {}: {e}", path.display()))?;
-    if bytes.len() > MAX_BYTES {
+    // The limit applies to the base64 text sent (Anthropic's rule).
+    if bytes.len().div_ceil(3) * 4 > MAX_BYTES {
         return Err(format!(
-            "image {} is {} bytes; the limit is {MAX_BYTES} (5 MiB)",
+            "image {} is {} bytes, too large: at most about 3.75 MiB, 5 MiB once base64-encoded",
             path.display(),
             bytes.len()
         ));
@@ -64,6 +65,6 @@ mod tests {
         let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
         b.resize(MAX_BYTES + 1, 0);
         std::fs::write(&big, b).unwrap();
-        assert!(load(&big).unwrap_err().contains("limit"));
+        assert!(load(&big).unwrap_err().contains("too large"));
     }
 }

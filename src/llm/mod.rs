@@ -52,7 +52,9 @@ pub fn spec_for(a: &AgentConfig, shared: &Shared) -> Result<agent::Spec, String>
         .api_key_env
         .clone()
         .or_else(|| p.key_env.map(str::to_owned));
+    // The key may come from the agent's own `env` table, which its process gets.
     if let Some(var) = &api_key_env
+        && a.env.get(var).is_none_or(|v| v.is_empty())
         && std::env::var(var).map_or(true, |v| v.is_empty())
     {
         return Err(format!(

@@ -197,6 +197,8 @@ fn io_error(path: &str) -> impl FnOnce(std::io::Error) -> ToolError + '_ {
 pub struct Tools {
     /// The worktree root, canonicalized.
     root: PathBuf,
+    /// Variables removed from the environment of `run` commands (API keys).
+    hidden: Vec<String>,
 }
 
 /// A path argument after confinement: the real location and its worktree-relative form.
@@ -215,7 +217,16 @@ impl Tools {
                 root.display().to_string(),
             ));
         }
-        Ok(Tools { root })
+        Ok(Tools {
+            root,
+            hidden: Vec::new(),
+        })
+    }
+
+    /// Removes these variables from the environment of `run` commands.
+    pub fn hiding_env(mut self, vars: Vec<String>) -> Tools {
+        self.hidden = vars;
+        self
     }
 
     /// Runs one call. Never panics on any input; bad input is an `is_error` outcome naming
@@ -545,6 +556,9 @@ impl Tools {
             .arg(command)
             .current_dir(&self.root)
             .stdin(Stdio::null());
+        for var in &self.hidden {
+            cmd.env_remove(var);
+        }
         cmd.stdout(writer.try_clone().map_err(ToolError::Start)?)
             .stderr(writer);
         cmd.process_group(0).kill_on_drop(true);

@@ -20,13 +20,21 @@ pub struct Params<'a> {
     pub system: &'a str,
     pub temperature: Option<f64>,
     pub max_output_tokens: u32,
+    /// OpenAI's own API wants `max_completion_tokens` (its newer models refuse
+    /// `max_tokens`); compatible servers want `max_tokens`.
+    pub completion_tokens_field: bool,
 }
 
-/// The URL of a streaming request. `base` is the configured base URL without a trailing
-/// slash; `/v1` (or `/v1beta`) is added when it is not there.
+/// The URL of a streaming request. `base` is the base URL without a trailing slash; a
+/// base without a path gets `/v1` (or `/v1beta`), one with a path is used as given
+/// (`.../v1`, `.../api/v1`, `.../v1beta/openai`).
 pub fn url(protocol: Protocol, base: &str, model: &str) -> String {
+    let has_path = base
+        .split_once("://")
+        .map_or(base, |(_, rest)| rest)
+        .contains('/');
     let v1 = |base: &str| {
-        if base.ends_with("/v1") || base.contains("/v1/") {
+        if has_path {
             base.to_owned()
         } else {
             format!("{base}/v1")
@@ -37,7 +45,11 @@ pub fn url(protocol: Protocol, base: &str, model: &str) -> String {
         Protocol::OpenaiResponses => format!("{}/responses", v1(base)),
         Protocol::Anthropic => format!("{}/messages", v1(base)),
         Protocol::Gemini => {
-            let root = base.trim_end_matches("/v1beta");
+            let root = if has_path {
+                base.trim_end_matches("/v1beta")
+            } else {
+                base
+            };
             format!("{root}/v1beta/models/{model}:streamGenerateContent?alt=sse")
         }
     }
@@ -93,7 +105,8 @@ pub fn body(protocol: Protocol, p: &Params<'_>, messages: &[Message], tools: &[T
                 }})).collect::<Vec<_>>(),
                 "stream": true,
                 "stream_options": {"include_usage": true},
-                "max_tokens": p.max_output_tokens,
+                if p.completion_tokens_field { "max_completion_tokens" } else { "max_tokens" }:
+                    p.max_output_tokens,
             })
         }
         Protocol::OpenaiResponses => json!({
@@ -111,7 +124,8 @@ pub fn body(protocol: Protocol, p: &Params<'_>, messages: &[Message], tools: &[T
             "systemInstruction": {"parts": [{"text": p.system}]},
             "contents": messages.iter().map(gemini_content).collect::<Vec<_>>(),
             "tools": [{"functionDeclarations": tools.iter().map(|t| json!({
-                "name": t.name, "description": t.description, "parameters": t.schema,
+                "name": t.name, "description": t.description,
+                "parameters": gemini_schema(&t.schema),
             })).collect::<Vec<_>>()}],
             "generationConfig": {"maxOutputTokens": p.max_output_tokens},
         }),
@@ -123,6 +137,20 @@ pub fn body(protocol: Protocol, p: &Params<'_>, messages: &[Message], tools: &[T
         }
     }
     body
+}
+
+/// Gemini takes a subset of OpenAPI schemas: no `additionalProperties`, no `$schema`.
+fn gemini_schema(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "additionalProperties" | "$schema"))
+                .map(|(k, v)| (k.clone(), gemini_schema(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(gemini_schema).collect()),
+        other => other.clone(),
+    }
 }
 
 fn data_url(i: &super::chat::Image) -> String {
@@ -559,14 +587,31 @@ impl Stream {
         if !complete {
             return Err(StreamError::Incomplete);
         }
+        // Cut at the output limit: a call's arguments may be incomplete; that is the
+        // model's doing, not the network's, and must not be retried.
+        let cut_at_limit = self
+            .stop
+            .as_deref()
+            .is_some_and(|s| matches!(s, "max_tokens" | "length" | "incomplete" | "MAX_TOKENS"));
         let mut calls = Vec::new();
         for (n, c) in self.calls.into_iter().enumerate() {
+            let mut truncated = false;
             let args = if c.args.trim().is_empty() {
                 json!({})
             } else {
-                serde_json::from_str(&c.args).map_err(|e| {
-                    StreamError::Malformed(format!("arguments of `{}`: {e}", c.name))
-                })?
+                match serde_json::from_str(&c.args) {
+                    Ok(args) => args,
+                    Err(_) if cut_at_limit => {
+                        truncated = true;
+                        Value::Null
+                    }
+                    Err(e) => {
+                        return Err(StreamError::Malformed(format!(
+                            "arguments of `{}`: {e}",
+                            c.name
+                        )));
+                    }
+                }
             };
             let id = if c.id.is_empty() {
                 format!("call_{n}")
@@ -577,6 +622,7 @@ impl Stream {
                 id,
                 name: c.name,
                 args,
+                truncated,
             });
         }
         Ok(Reply {
@@ -596,4 +642,81 @@ fn cut(s: &str, n: usize) -> String {
 /// Base64 of bytes, for images.
 pub fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(data: Value) -> SseEvent {
+        SseEvent {
+            event: String::new(),
+            data: data.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_call_cut_at_the_output_limit_is_marked_not_retried() {
+        let mut s = Stream::new(Protocol::Anthropic);
+        for e in [
+            json!({"type": "message_start", "message": {"usage": {"input_tokens": 5}}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "t1", "name": "write_file"}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"path\": \"a\", \"content\": \"abc"}}),
+            json!({"type": "message_delta", "delta": {"stop_reason": "max_tokens"}, "usage": {"output_tokens": 9}}),
+            json!({"type": "message_stop"}),
+        ] {
+            s.event(&ev(e)).unwrap();
+        }
+        let reply = s.finish().unwrap();
+        assert!(reply.calls[0].truncated);
+        // Without the limit, broken arguments are a malformed stream (retried).
+        let mut s = Stream::new(Protocol::OpenaiChat);
+        s.event(&ev(json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "c", "function": {"name": "x", "arguments": "{oops"}}]}, "finish_reason": "tool_calls"}]})))
+            .unwrap();
+        assert!(matches!(s.finish(), Err(StreamError::Malformed(_))));
+    }
+
+    #[test]
+    fn request_shapes_follow_each_provider() {
+        let p = |field| Params {
+            model: "m",
+            system: "s",
+            temperature: None,
+            max_output_tokens: 7,
+            completion_tokens_field: field,
+        };
+        let tools = vec![ToolSpec {
+            name: "x",
+            description: "d",
+            schema: json!({"type": "object", "additionalProperties": false, "properties": {"a": {"type": "string"}}}),
+        }];
+        let openai = body(Protocol::OpenaiChat, &p(true), &[], &tools);
+        assert_eq!(openai["max_completion_tokens"], 7);
+        assert!(openai.get("max_tokens").is_none());
+        let vllm = body(Protocol::OpenaiChat, &p(false), &[], &tools);
+        assert_eq!(vllm["max_tokens"], 7);
+        let gemini = body(Protocol::Gemini, &p(false), &[], &tools);
+        let params = &gemini["tools"][0]["functionDeclarations"][0]["parameters"];
+        assert!(params.get("additionalProperties").is_none());
+        assert_eq!(params["properties"]["a"]["type"], "string");
+    }
+
+    #[test]
+    fn urls_keep_a_configured_path() {
+        let chat = |base| url(Protocol::OpenaiChat, base, "m");
+        assert_eq!(chat("http://h:1"), "http://h:1/v1/chat/completions");
+        assert_eq!(chat("http://h/api/v1"), "http://h/api/v1/chat/completions");
+        assert_eq!(
+            chat("https://g.com/v1beta/openai"),
+            "https://g.com/v1beta/openai/chat/completions"
+        );
+        assert_eq!(
+            url(Protocol::Anthropic, "https://api.anthropic.com", "m"),
+            "https://api.anthropic.com/v1/messages"
+        );
+        assert_eq!(
+            url(Protocol::Gemini, "https://x.com", "g"),
+            "https://x.com/v1beta/models/g:streamGenerateContent?alt=sse"
+        );
+    }
 }

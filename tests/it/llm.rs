@@ -202,6 +202,7 @@ fn paths_outside_the_worktree_are_refused() {
                 "write_file",
                 json!({"path": ".git/hooks/pre-commit", "content": "x"}),
             ),
+            ("run", json!({"command": "env"})),
         ]),
         tools(&[("finish", json!({"summary": "gave up"}))]),
     ]));
@@ -218,6 +219,9 @@ fn paths_outside_the_worktree_are_refused() {
         "{second}"
     );
     assert!(!second.contains("root:"), "/etc/passwd was read");
+    // Commands the model runs do not see the API key.
+    assert!(second.contains("MASSGEN_RUN="), "env ran: {second}");
+    assert!(!second.contains(KEY), "the key leaked to a tool command");
 }
 
 #[test]
