@@ -3,6 +3,7 @@
 
 pub mod layout;
 pub mod pipeline;
+mod session;
 pub mod state;
 pub mod trash;
 

@@ -14,9 +14,9 @@ use tokio::sync::{Semaphore, watch};
 
 use super::RunError;
 use super::layout::{self, RunDir};
+use super::session::{Ended, agent_env, run_cli, run_session};
 use super::state::{Candidate, Phase, RunState, Status, TestResult};
-use crate::agent::cli::{CliAgent, LaunchCtx};
-use crate::agent::events::{self, AgentEvent, Report};
+use crate::agent::events::{self, AgentEvent};
 use crate::agent::process::{self, Job};
 use crate::agent::{AgentSpec, Invocation, Kind, prompt};
 use crate::git::cmd::GIT_REPO_ENV;
@@ -93,23 +93,23 @@ pub enum Event {
 /// Receives progress events; called from several tasks at once.
 pub type Reporter = Arc<dyn Fn(Event) + Send + Sync>;
 
-struct Shared {
+pub(super) struct Shared {
     repo: Arc<Repo>,
-    dir: RunDir,
+    pub(super) dir: RunDir,
     state: Mutex<RunState>,
-    report: Reporter,
+    pub(super) report: Reporter,
     /// Changed lines per agent, for agreement.
     changed_lines: Mutex<BTreeMap<String, String>>,
 }
 
 impl Shared {
-    fn update(&self, f: impl FnOnce(&mut RunState)) -> Result<(), RunError> {
+    pub(super) fn update(&self, f: impl FnOnce(&mut RunState)) -> Result<(), RunError> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut state);
         state.save(&self.dir)
     }
 
-    fn update_candidate(
+    pub(super) fn update_candidate(
         &self,
         agent: &str,
         f: impl FnOnce(&mut Candidate),
@@ -121,7 +121,7 @@ impl Shared {
         })
     }
 
-    fn snapshot_state(&self) -> RunState {
+    pub(super) fn snapshot_state(&self) -> RunState {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
@@ -603,196 +603,6 @@ async fn run_agent(
         }
     }
     Ok(())
-}
-
-/// How an agent's work ended: its last session, and for CLI agents what they reported.
-struct Ended {
-    /// The last session, or why it could not start.
-    session: Result<process::Finished, String>,
-    report: Option<Report>,
-    nudges: u32,
-    asked: bool,
-}
-
-/// The environment of an agent: the preset's own, then the user's `env`, then `MASSGEN_*`.
-fn agent_env(
-    agent: &AgentSpec,
-    inv: &Invocation<'_>,
-    preset: Vec<(String, String)>,
-) -> Vec<(String, String)> {
-    let mut env = preset;
-    env.extend(agent.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    env.extend(inv.env().into_iter().map(|(k, v)| (k.to_owned(), v)));
-    env
-}
-
-/// Runs one session of an agent with its logs appended to, and its stdout watched when a
-/// watcher is given.
-#[allow(clippy::too_many_arguments)]
-async fn run_session(
-    shared: &Arc<Shared>,
-    agent: &AgentSpec,
-    argv: &[String],
-    wt: &std::path::Path,
-    env: Vec<(String, String)>,
-    timeout: Duration,
-    watch: Option<process::LineWatcher>,
-    cancel: &watch::Receiver<bool>,
-) -> Result<Result<process::Finished, String>, RunError> {
-    let open = |stream: &str| {
-        let path = shared.dir.agent_log(&agent.name, stream);
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(RunError::io("cannot create log", path))
-    };
-    let job = Job {
-        argv,
-        cwd: wt,
-        env,
-        env_remove: GIT_REPO_ENV,
-        stdout: open("stdout")?,
-        stderr: open("stderr")?,
-        timeout,
-        watch,
-    };
-    let name = agent.name.clone();
-    let on_spawn = {
-        let shared = shared.clone();
-        move |pgid: i32| {
-            let _ = shared.update_candidate(&name, |c| c.pgid = Some(pgid));
-        }
-    };
-    Ok(process::supervise(job, cancel.clone(), on_spawn)
-        .await
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => format!(
-                "cannot start `{}`: not found (is it installed and on PATH?)",
-                argv[0]
-            ),
-            _ => format!("cannot start `{}`: {e}", argv[0]),
-        }))
-}
-
-/// Runs a CLI agent: its session, then, while it ends by asking a question and the CLI can
-/// resume, a follow-up telling it to finish on its own. One time limit covers them all.
-async fn run_cli(
-    shared: &Arc<Shared>,
-    plan: &Plan,
-    agent: &AgentSpec,
-    cli: &CliAgent,
-    inv: &Invocation<'_>,
-    cancel: &watch::Receiver<bool>,
-) -> Result<Ended, RunError> {
-    let home = shared.dir.agent_home(&agent.name);
-    std::fs::create_dir_all(&home).map_err(RunError::io("cannot create", &home))?;
-    let mut total = Report::default();
-    let mut remaining = agent.timeout;
-    let mut nudges = 0;
-    let mut asked = false;
-    let mut resume: Option<String> = None;
-    loop {
-        let launch = cli.launch(&LaunchCtx {
-            prompt: if resume.is_some() {
-                &plan.nudge
-            } else {
-                inv.prompt
-            },
-            worktree: inv.worktree,
-            home: &home,
-            resume: resume.as_deref(),
-        });
-        if let Err(e) = launch.write_files() {
-            return Ok(Ended {
-                session: Err(format!(
-                    "cannot write the configuration of {}: {e}",
-                    cli.preset.title()
-                )),
-                report: Some(total),
-                nudges,
-                asked,
-            });
-        }
-        let parser = Arc::new(Mutex::new(cli.parser()));
-        let report = Arc::new(Mutex::new(Report::default()));
-        let watch: process::LineWatcher = {
-            let (parser, report, shared) = (parser.clone(), report.clone(), shared.clone());
-            let name = agent.name.clone();
-            Box::new(move |line: &str| {
-                let (events, fatal) = {
-                    let mut parser = parser.lock().unwrap_or_else(|e| e.into_inner());
-                    let events = parser.line(line);
-                    let fatal = events.iter().find_map(|e| parser.fatal(e));
-                    (events, fatal)
-                };
-                for event in events {
-                    report
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .apply(&event);
-                    (shared.report)(Event::Agent {
-                        agent: name.clone(),
-                        event,
-                    });
-                }
-                fatal
-            })
-        };
-        let env = agent_env(agent, inv, launch.env.clone());
-        let session = run_session(
-            shared,
-            agent,
-            &launch.argv,
-            inv.worktree,
-            env,
-            remaining,
-            Some(watch),
-            cancel,
-        )
-        .await?;
-        let mut this = report.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        for event in parser.lock().unwrap_or_else(|e| e.into_inner()).finish() {
-            this.apply(&event);
-        }
-        total.merge(&this, cli.preset.cumulative_usage());
-        let Ok(finished) = &session else {
-            return Ok(Ended {
-                session,
-                report: Some(total),
-                nudges,
-                asked,
-            });
-        };
-        remaining = remaining.saturating_sub(finished.duration);
-        let asking = finished.success()
-            && this.ok != Some(false)
-            && this
-                .final_message
-                .as_deref()
-                .is_some_and(events::asks_for_input);
-        asked |= asking;
-        let can_nudge = asking
-            && nudges < cli.max_nudges
-            && cli.preset.can_resume()
-            && total.session_id.is_some()
-            && !remaining.is_zero()
-            && !*cancel.borrow();
-        if !can_nudge {
-            return Ok(Ended {
-                session,
-                report: Some(total),
-                nudges,
-                asked,
-            });
-        }
-        nudges += 1;
-        resume = total.session_id.clone();
-        (shared.report)(Event::Nudged {
-            agent: agent.name.clone(),
-            question: this.final_message.clone().unwrap_or_default(),
-        });
-    }
 }
 
 fn write_file(path: &std::path::Path, text: &str) -> Result<(), RunError> {
