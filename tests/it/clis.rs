@@ -113,13 +113,6 @@ fn agent_entry(name: &str, kind: &str, bin: &std::path::Path, url: &str, timeout
     )
 }
 
-/// Commits the configuration the way `git massgen init` leaves it.
-fn configure(repo: &TestRepo, config: &str) {
-    repo.write(".massgen/config.toml", config);
-    repo.write(".massgen/.gitignore", "/runs/\n");
-    repo.commit_all("configure agents");
-}
-
 fn run(repo: &TestRepo, code: i32) -> serde_json::Value {
     repo.massgen()
         .env(KEY_VAR, KEY)
@@ -173,7 +166,7 @@ fn every_cli_writes_through_its_own_tool() {
     if let Some((kind, bin)) = &twin {
         text.push_str(&agent_entry("claude-2", kind, bin, &server.url(), "180s"));
     }
-    configure(&repo, &text);
+    repo.configure(&text);
     let out = run(&repo, 0);
     let id = out["run"].as_str().unwrap();
     if twin.is_some() {
@@ -282,7 +275,7 @@ fn auth_failures_end_as_failed_candidates_with_the_cli_message() {
         retry_after: None,
     });
     let repo = TestRepo::new();
-    configure(&repo, &config(&agents, &server.url(), "120s", None));
+    repo.configure(&config(&agents, &server.url(), "120s", None));
     let started = std::time::Instant::now();
     let out = run(&repo, 1);
     for (name, _) in &agents {
@@ -320,7 +313,7 @@ fn a_cli_stuck_on_429_ends_by_our_timeout_with_its_tree_gone() {
         retry_after: Some(1),
     });
     let repo = TestRepo::new();
-    configure(&repo, &config(&agents, &server.url(), "8s", None));
+    repo.configure(&config(&agents, &server.url(), "8s", None));
     let out = run(&repo, 1);
     let id = out["run"].as_str().unwrap();
     for (name, _) in &agents {
@@ -361,7 +354,7 @@ fn an_agent_that_asks_is_nudged_and_finishes() {
         final_text: FINAL.into(),
     });
     let repo = TestRepo::new();
-    configure(&repo, &config(&agents, &server.url(), "180s", None));
+    repo.configure(&config(&agents, &server.url(), "180s", None));
     let out = run(&repo, 0);
     let id = out["run"].as_str().unwrap();
     for (name, _) in &agents {

@@ -2,18 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{FIX, TestRepo, candidate};
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use crate::support::{FIX, TestRepo, candidate, wait_for};
 
 /// Number of files below `dir`.
 fn walk_files(dir: &std::path::Path) -> usize {

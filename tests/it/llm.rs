@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::llm_server::{LlmServer, Mode, Step};
-use crate::support::{TestRepo, candidate, processes_of};
+use crate::support::{TestRepo, candidate, processes_of, wait_for};
 
 const KEY_VAR: &str = "MASSGEN_TEST_KEY";
 const KEY: &str = "sk-massgen-llm-test";
@@ -46,12 +46,6 @@ fn agent_toml(name: &str, provider: &str, url: &str, extra: &str) -> String {
     )
 }
 
-fn configure(repo: &TestRepo, text: &str) {
-    repo.write(".massgen/config.toml", text);
-    repo.write(".massgen/.gitignore", "/runs/\n");
-    repo.commit_all("configure agents");
-}
-
 fn run(repo: &TestRepo, extra: &[&str], code: i32) -> Value {
     let mut args = vec!["run", "--json"];
     args.extend_from_slice(extra);
@@ -86,7 +80,7 @@ fn the_tool_loop_fixes_the_bug_over_every_protocol() {
         ".massgen/prices.toml",
         "\"anthropic/test-model\" = { input = 3.0, output = 15.0 }\n",
     );
-    configure(&repo, &text);
+    repo.configure(&text);
     let out = run(&repo, &[], 0);
     let cost = candidate(&out, "anthropic")["usage"]["cost_usd"]
         .as_f64()
@@ -151,13 +145,10 @@ fn transient_failures_are_retried_and_the_work_survives() {
     for provider in ["anthropic", "openai"] {
         let server = LlmServer::start(Mode::Script(steps.clone()));
         let repo = TestRepo::new();
-        configure(
-            &repo,
-            &format!(
-                "[score]\ntest = \"sh test.sh\"\n\n{}",
-                agent_toml("a", provider, &server.url(), "")
-            ),
-        );
+        repo.configure(&format!(
+            "[score]\ntest = \"sh test.sh\"\n\n{}",
+            agent_toml("a", provider, &server.url(), "")
+        ));
         let out = run(&repo, &[], 0);
         let c = candidate(&out, "a");
         assert_eq!(c["status"], "done", "{provider}: {c:#}");
@@ -179,7 +170,7 @@ fn authentication_and_credit_failures_are_not_retried() {
             code: code.map(str::to_owned),
         }]));
         let repo = TestRepo::new();
-        configure(&repo, &agent_toml("a", provider, &server.url(), ""));
+        repo.configure(&agent_toml("a", provider, &server.url(), ""));
         let out = run(&repo, &[], 1);
         let c = candidate(&out, "a");
         assert_eq!(c["status"], "failed", "{c:#}");
@@ -207,7 +198,7 @@ fn paths_outside_the_worktree_are_refused() {
         tools(&[("finish", json!({"summary": "gave up"}))]),
     ]));
     let repo = TestRepo::new();
-    configure(&repo, &agent_toml("a", "anthropic", &server.url(), ""));
+    repo.configure(&agent_toml("a", "anthropic", &server.url(), ""));
     let out = run(&repo, &["--keep"], 1);
     let c = candidate(&out, "a");
     assert_eq!(c["status"], "no_change", "{c:#}");
@@ -232,10 +223,7 @@ fn a_model_that_waits_for_a_human_is_told_to_finish() {
     steps.extend(fixing_script());
     let server = LlmServer::start(Mode::Script(steps));
     let repo = TestRepo::new();
-    configure(
-        &repo,
-        &agent_toml("a", "openai-responses", &server.url(), ""),
-    );
+    repo.configure(&agent_toml("a", "openai-responses", &server.url(), ""));
     let out = run(&repo, &[], 0);
     let c = candidate(&out, "a");
     assert_eq!(c["status"], "done", "{c:#}");
@@ -257,15 +245,12 @@ fn a_long_conversation_is_kept_within_the_context_window() {
         .collect();
     steps.push(tools(&[("finish", json!({"summary": "read it"}))]));
     let server = LlmServer::start(Mode::Script(steps));
-    configure(
-        &repo,
-        &agent_toml(
-            "a",
-            "anthropic",
-            &server.url(),
-            "context_window = 12000\nmax_output_tokens = 1000",
-        ),
-    );
+    repo.configure(&agent_toml(
+        "a",
+        "anthropic",
+        &server.url(),
+        "context_window = 12000\nmax_output_tokens = 1000",
+    ));
     let out = run(&repo, &[], 1);
     assert_eq!(candidate(&out, "a")["status"], "no_change");
     let sizes: Vec<usize> = server
@@ -280,15 +265,12 @@ fn a_long_conversation_is_kept_within_the_context_window() {
     // A window that cannot even hold the task fails with a clear error.
     let server = LlmServer::start(Mode::Script(vec![]));
     let repo = TestRepo::new();
-    configure(
-        &repo,
-        &agent_toml(
-            "a",
-            "anthropic",
-            &server.url(),
-            "context_window = 600\nmax_output_tokens = 100",
-        ),
-    );
+    repo.configure(&agent_toml(
+        "a",
+        "anthropic",
+        &server.url(),
+        "context_window = 600\nmax_output_tokens = 100",
+    ));
     let out = run(&repo, &[], 1);
     let error = candidate(&out, "a")["error"].as_str().unwrap().to_owned();
     assert!(error.contains("context_window"), "{error}");
@@ -322,7 +304,7 @@ fn images_reach_each_provider_in_its_own_shape() {
     for (p, s) in PROVIDERS.iter().zip(&servers) {
         text.push_str(&agent_toml(p, p, &s.url(), ""));
     }
-    configure(&repo, &text);
+    repo.configure(&text);
     run(&repo, &["--image", image.to_str().unwrap()], 1);
     let b64 = "iVBORw0KGgo";
     for (p, s) in PROVIDERS.iter().zip(&servers) {
@@ -339,10 +321,12 @@ fn images_reach_each_provider_in_its_own_shape() {
 
     // A model configured without vision refuses images before anything starts.
     let branches = repo.massgen_branches();
-    configure(
-        &repo,
-        &agent_toml("blind", "vllm", &servers[0].url(), "vision = false"),
-    );
+    repo.configure(&agent_toml(
+        "blind",
+        "vllm",
+        &servers[0].url(),
+        "vision = false",
+    ));
     let refused = repo
         .massgen()
         .env(KEY_VAR, KEY)
@@ -375,7 +359,7 @@ fn two_processes_never_exceed_a_shared_daily_budget() {
     for name in ["a", "b"] {
         text.push_str(&agent_toml(name, "anthropic", &server.url(), ""));
     }
-    configure(&repo, &text);
+    repo.configure(&text);
     let spawn = || {
         repo.massgen()
             .env(KEY_VAR, KEY)
@@ -413,13 +397,10 @@ fn an_agent_waits_for_a_window_another_process_filled() {
         json!({"summary": "done"}),
     )])]));
     let repo = TestRepo::new();
-    configure(
-        &repo,
-        &format!(
-            "[limits.\"anthropic/test-model\"]\nrpm = 2\n\n{}",
-            agent_toml("a", "anthropic", &server.url(), "")
-        ),
-    );
+    repo.configure(&format!(
+        "[limits.\"anthropic/test-model\"]\nrpm = 2\n\n{}",
+        agent_toml("a", "anthropic", &server.url(), "")
+    ));
     // Two requests of another (live: this test's) process, 58.5 s ago: the window frees
     // up in about 1.5 s.
     let now = std::time::SystemTime::now()
@@ -451,13 +432,10 @@ fn an_agent_waits_for_a_window_another_process_filled() {
     // --no-rate-limit: no wait at all.
     std::fs::write(dir.join("anthropic_test-model.json"), state.to_string()).unwrap();
     let server2 = LlmServer::start(Mode::Script(vec![]));
-    configure(
-        &repo,
-        &format!(
-            "[limits.\"anthropic/test-model\"]\nrpm = 2\n\n{}",
-            agent_toml("a", "anthropic", &server2.url(), "")
-        ),
-    );
+    repo.configure(&format!(
+        "[limits.\"anthropic/test-model\"]\nrpm = 2\n\n{}",
+        agent_toml("a", "anthropic", &server2.url(), "")
+    ));
     let out = repo
         .massgen()
         .env(KEY_VAR, KEY)
@@ -476,7 +454,7 @@ fn doctor_checks_a_builtin_agent() {
     text.push_str(
         "[[agents]]\nname = \"local\"\nkind = \"llm\"\nprovider = \"vllm\"\nmodel = \"m\"\nbase_url = \"http://127.0.0.1:9\"\n",
     );
-    configure(&repo, &text);
+    repo.configure(&text);
     let json = repo
         .massgen()
         .env(KEY_VAR, KEY)
@@ -515,8 +493,7 @@ fn a_timeout_kills_the_commands_the_agent_runs() {
         json!({"command": "sleep 300 & sleep 300", "timeout": 600}),
     )])]));
     let repo = TestRepo::new();
-    configure(
-        &repo,
+    repo.configure(
         &agent_toml("a", "anthropic", &server.url(), "")
             .replace("timeout = \"120s\"", "timeout = \"3s\""),
     );
@@ -540,44 +517,30 @@ fn clean_stops_what_a_killed_runs_agent_left_running() {
         json!({"command": "echo started > started.txt; sleep 300", "timeout": 600}),
     )])]));
     let repo = TestRepo::new();
-    configure(&repo, &agent_toml("a", "anthropic", &server.url(), ""));
+    repo.configure(&agent_toml("a", "anthropic", &server.url(), ""));
     let mut child = repo
         .massgen()
         .env(KEY_VAR, KEY)
         .args(["run", "--json", "t"])
         .spawn();
     let runs = repo.path.join(".massgen/runs");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let run_id = loop {
-        let found = std::fs::read_dir(&runs).ok().and_then(|mut d| {
-            let id = d.next()?.ok()?.file_name().to_string_lossy().into_owned();
-            let started = processes_of(&id).iter().any(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| c.contains("sleep"))
-            });
-            started.then_some(id)
-        });
-        if let Some(id) = found {
-            break id;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the tool's command never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let mut run_id = String::new();
+    wait_for("the tool's command to start", || {
+        let Some(Ok(entry)) = std::fs::read_dir(&runs).ok().and_then(|mut d| d.next()) else {
+            return false;
+        };
+        run_id = entry.file_name().to_string_lossy().into_owned();
+        processes_of(&run_id).iter().any(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.contains("sleep"))
+        })
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!processes_of(&run_id).is_empty());
     let cleaned = repo.massgen().args(["clean", &run_id]).run().expect_code(0);
     cleaned.assert_stderr("leftover");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !processes_of(&run_id).is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still running: {:?}",
-            processes_of(&run_id)
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for("the leftover processes to die", || {
+        processes_of(&run_id).is_empty()
+    });
 }

@@ -60,13 +60,6 @@ fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-/// Commits the configuration the way `git massgen init` leaves it.
-fn configure(repo: &TestRepo, config: &str) {
-    repo.write(".massgen/config.toml", config);
-    repo.write(".massgen/.gitignore", "/runs/\n");
-    repo.commit_all("configure agents");
-}
-
 /// The `[[agents]]` of a configuration file as (name, kind) pairs.
 fn agents_of(text: &str) -> Vec<(String, String)> {
     let value: toml::Table = toml::from_str(text).expect("the config is TOML");
@@ -227,9 +220,7 @@ fn doctor_passes_an_agent_with_binary_key_and_listening_endpoint() {
         "http://127.0.0.1:{}/v1",
         server.local_addr().unwrap().port()
     );
-    configure(
-        &repo,
-        &format!(
+    repo.configure(&format!(
             "[[agents]]\nname = \"cc\"\nkind = \"claude\"\nbin = {}\napi_key_env = \"MY_KEY\"\nbase_url = {}\n",
             toml_str(bin.display().to_string()),
             toml_str(&url)
@@ -283,9 +274,7 @@ fn doctor_reports_every_problem_with_a_fix() {
         "echo 'cannot find module' >&2; exit 3",
     );
     let url = format!("http://127.0.0.1:{}", closed_port());
-    configure(
-        &repo,
-        &format!(
+    repo.configure(&format!(
             "[[agents]]\nname = \"nobin\"\nkind = \"claude\"\nbin = {}\napi_key_env = \"MY_KEY\"\nbase_url = {url}\n\n\
              [[agents]]\nname = \"nokey\"\nkind = \"claude\"\nbin = {}\napi_key_env = \"MY_KEY\"\nbase_url = {url}\n\n\
              [[agents]]\nname = \"noversion\"\nkind = \"claude\"\nbin = {}\nown_config = true\nbase_url = {url}\n",
@@ -360,7 +349,7 @@ fn doctor_passes_credentials_with_own_config_and_no_key() {
         toml_str(bin.display().to_string())
     );
     // Without a key, the preset's default variable is missing...
-    configure(&repo, &agent);
+    repo.configure(&agent);
     let json = repo
         .massgen()
         .args(["doctor", "--offline", "--json"])
@@ -373,7 +362,7 @@ fn doctor_passes_credentials_with_own_config_and_no_key() {
         "ANTHROPIC_API_KEY is not set (or empty)"
     );
     // ...and with the user's own login there is nothing to check.
-    configure(&repo, &format!("{agent}own_config = true\n"));
+    repo.configure(&format!("{agent}own_config = true\n"));
     let json = repo
         .massgen()
         .args(["doctor", "--offline", "--json"])
@@ -390,8 +379,7 @@ fn doctor_passes_credentials_with_own_config_and_no_key() {
 #[test]
 fn doctor_checks_a_command_agents_program_and_knows_its_agents() {
     let repo = TestRepo::new();
-    configure(
-        &repo,
+    repo.configure(
         "[[agents]]\nname = \"ghost\"\ncommand = [\"no-such-agent-program\", \"{task}\"]\n\n\
          [[agents]]\nname = \"shell\"\ncommand = [\"sh\", \"-c\", \"true\"]\n",
     );
@@ -482,13 +470,10 @@ fn run_refuses_a_preset_whose_key_variable_is_unset() {
         &repo.root.join("bin/claude"),
         &format!("touch {}", started.display()),
     );
-    configure(
-        &repo,
-        &format!(
-            "[[agents]]\nname = \"cc\"\nkind = \"claude\"\nbin = {}\napi_key_env = \"MY_KEY\"\n",
-            toml_str(bin.display().to_string())
-        ),
-    );
+    repo.configure(&format!(
+        "[[agents]]\nname = \"cc\"\nkind = \"claude\"\nbin = {}\napi_key_env = \"MY_KEY\"\n",
+        toml_str(bin.display().to_string())
+    ));
     // Unset, and set but empty.
     for key in [None, Some("")] {
         let mut cmd = repo.massgen().args(["run", "--json", "write hello.txt"]);
@@ -507,9 +492,7 @@ fn run_refuses_a_preset_whose_key_variable_is_unset() {
 #[test]
 fn command_agents_get_the_task_in_the_default_prompt_template() {
     let repo = TestRepo::new();
-    configure(
-        &repo,
-        "[[agents]]\nname = \"copy\"\n\
+    repo.configure("[[agents]]\nname = \"copy\"\n\
          command = [\"sh\", \"-c\", \"cp \\\"$MASSGEN_PROMPT_FILE\\\" prompt-seen.txt; cp \\\"$1\\\" prompt-arg.txt\", \"sh\", \"{prompt_file}\"]\n",
     );
     let task = "Add a greeting file named hello.txt";
@@ -549,9 +532,7 @@ fn a_prompt_template_override_reaches_file_env_and_argv_intact() {
         ".massgen/templates/prompt.md",
         "CUSTOM {task} in {worktree}",
     );
-    configure(
-        &repo,
-        "[[agents]]\nname = \"copy\"\n\
+    repo.configure("[[agents]]\nname = \"copy\"\n\
          command = [\"sh\", \"-c\", \"cp \\\"$MASSGEN_PROMPT_FILE\\\" prompt-seen.txt\"]\n\n\
          [[agents]]\nname = \"argv\"\n\
          command = [\"sh\", \"-c\", \"printf '%s' \\\"$1\\\" > prompt-arg.txt; echo $# > argc.txt\", \"sh\", \"{prompt}\"]\n",
@@ -619,14 +600,11 @@ impl FakeClaude {
         std::fs::write(out.join("first.jsonl"), first).unwrap();
         std::fs::write(out.join("resume.jsonl"), resume).unwrap();
         let bin = executable(&repo.root.join("bin/fake-claude"), FAKE_CLAUDE);
-        configure(
-            &repo,
-            &format!(
-                "[[agents]]\nname = \"cc\"\nkind = \"claude\"\nbin = {}\nenv = {{ OUT = {} }}\n{extra}",
-                toml_str(bin.display().to_string()),
-                toml_str(out.display().to_string()),
-            ),
-        );
+        repo.configure(&format!(
+            "[[agents]]\nname = \"cc\"\nkind = \"claude\"\nbin = {}\nenv = {{ OUT = {} }}\n{extra}",
+            toml_str(bin.display().to_string()),
+            toml_str(out.display().to_string()),
+        ));
         FakeClaude { repo, out }
     }
 
@@ -800,7 +778,7 @@ fn doctor_does_not_wait_for_what_a_version_probe_leaves_behind() {
         "[[agents]]\nname = \"cc\"\nkind = \"claude\"\nbin = {}\nown_config = true\n",
         toml_str(bin.display().to_string())
     );
-    configure(&repo, &agent);
+    repo.configure(&agent);
     let mut child = repo.massgen().args(["doctor", "--offline"]).spawn();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let status = loop {

@@ -78,6 +78,14 @@ impl TestRepo {
         std::fs::read_to_string(self.path.join(rel)).unwrap()
     }
 
+    /// Commits a `.massgen/config.toml` the way `git massgen init` leaves it (with the
+    /// `.gitignore` that keeps runs out of `git status`).
+    pub fn configure(&self, config: &str) {
+        self.write(".massgen/config.toml", config);
+        self.write(".massgen/.gitignore", "/runs/\n");
+        self.commit_all("configure agents");
+    }
+
     pub fn commit_all(&self, msg: &str) {
         self.git(&["add", "-A"]);
         self.git(&["commit", "-q", "-m", msg]);
@@ -329,4 +337,16 @@ pub fn processes_of(run: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Polls `cond` every 50 ms until it holds; fails after 30 s naming `what`.
+pub fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
