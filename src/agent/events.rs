@@ -99,9 +99,7 @@ impl AgentEvent {
                 )
             }
             AgentEvent::Waiting { until_ms, reason } => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64);
+                let now = crate::llm::limits::now_ms();
                 let secs = until_ms.saturating_sub(now).div_ceil(1000);
                 format!("waiting {secs}s for the rate limit ({reason})")
             }

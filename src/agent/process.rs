@@ -223,15 +223,20 @@ pub fn kill_group(pgid: i32, signal: Signal) {
 /// Kills a process group left by an earlier, killed `git massgen`, but only if its leader
 /// still runs with `MASSGEN_RUN=<run>` in its environment (so a reused pid is never hit).
 pub fn kill_leftover_group(pgid: i32, run: &str) -> bool {
-    let Ok(environ) = std::fs::read(format!("/proc/{pgid}/environ")) else {
-        return false;
-    };
-    let marker = format!("MASSGEN_RUN={run}");
-    if environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
+    if belongs_to_run(&format!("/proc/{pgid}"), run) {
         kill_group(pgid, Signal::SIGKILL);
         return true;
     }
     false
+}
+
+/// Whether the process at `/proc/<pid>` runs with `MASSGEN_RUN=<run>` in its environment.
+fn belongs_to_run(proc_dir: &str, run: &str) -> bool {
+    let Ok(environ) = std::fs::read(format!("{proc_dir}/environ")) else {
+        return false;
+    };
+    let marker = format!("MASSGEN_RUN={run}");
+    environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes())
 }
 
 /// Kills every process still carrying `MASSGEN_RUN=<run>` in its environment, with its
@@ -239,7 +244,6 @@ pub fn kill_leftover_group(pgid: i32, run: &str) -> bool {
 /// run in groups of their own (the built-in agent's `run` tool). Returns how many
 /// processes were found.
 pub fn kill_run_processes(run: &str) -> usize {
-    let marker = format!("MASSGEN_RUN={run}");
     let me = std::process::id();
     let mut found = 0;
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -256,10 +260,7 @@ pub fn kill_run_processes(run: &str) -> usize {
         if pid == me {
             continue;
         }
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if !environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()) {
+        if !belongs_to_run(&entry.path().display().to_string(), run) {
             continue;
         }
         found += 1;

@@ -137,7 +137,7 @@ async fn run_inner(spec: &Spec) -> Result<(), String> {
 
     if spec.start_delay_ms > 0 {
         emit(&AgentEvent::Waiting {
-            until_ms: super::client::now_ms() + spec.start_delay_ms,
+            until_ms: super::limits::now_ms() + spec.start_delay_ms,
             reason: format!(
                 "staggered start: agents share the rpm limit of {}/{}",
                 spec.provider, spec.model

@@ -10,7 +10,7 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use super::chat::Reply;
-use super::limits::{LimitError, Limiter};
+use super::limits::{LimitError, Limiter, now_ms};
 use super::provider::Protocol;
 use super::sse::SseParser;
 use super::wire::{self, Stream};
@@ -284,12 +284,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
-}
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `retry-after` in seconds (or an HTTP date), or `retry-after-ms`.

@@ -543,7 +543,7 @@ fn state_error(path: &Path) -> impl FnOnce(io::Error) -> LimitError + '_ {
 }
 
 /// Milliseconds since the epoch, now.
-fn now_ms() -> u64 {
+pub fn now_ms() -> u64 {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
