@@ -69,9 +69,10 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
     let repo = ctx.repo()?;
     let config = Config::load(&repo.massgen_dir().join("config.toml"))?;
     let images = load_images(&args.images)?;
+    let nudge = Template::Nudge.load(&repo.massgen_dir())?;
     let llm = crate::llm::Shared {
         system: Template::LlmSystem.load(&repo.massgen_dir())?,
-        nudge: Template::Nudge.load(&repo.massgen_dir())?,
+        nudge: nudge.clone(),
         prices: {
             let path = repo.massgen_dir().join("prices.toml");
             let text = std::fs::read_to_string(&path).ok();
@@ -114,7 +115,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
         keep: args.keep,
         worktree_root: layout::worktree_root(&repo, config.run.worktree_root.as_deref()),
         prompt_template: Template::Prompt.load(&repo.massgen_dir())?,
-        nudge: Template::Nudge.load(&repo.massgen_dir())?,
+        nudge,
         images: args
             .images
             .iter()
