@@ -46,6 +46,12 @@ pub struct Config {
     pub score: ScoreSection,
     #[serde(default)]
     pub agents: Vec<AgentConfig>,
+    /// Judges that vote for a candidate when tests cannot decide: `kind = "command"` or
+    /// `kind = "llm"`, with the same keys as agents of those kinds.
+    #[serde(default)]
+    pub judges: Vec<AgentConfig>,
+    #[serde(default)]
+    pub judging: JudgingSection,
     /// Rate limits per `"provider/model"`, over the shipped profiles.
     #[serde(default)]
     pub limits: BTreeMap<String, crate::llm::limits::Limits>,
@@ -73,6 +79,50 @@ pub struct ScoreSection {
     /// Time limit of one test command.
     #[serde(default, deserialize_with = "duration")]
     pub test_timeout: Option<Duration>,
+    /// Weights of the evidence; without them evidence is compared in order (tests, votes,
+    /// agreement, size).
+    pub weights: Option<Weights>,
+}
+
+/// `[score.weights]`: each candidate's evidence as a number in 0..=1, multiplied by its
+/// weight and summed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Weights {
+    #[serde(default)]
+    pub tests: f64,
+    #[serde(default)]
+    pub votes: f64,
+    #[serde(default)]
+    pub agreement: f64,
+    #[serde(default)]
+    pub size: f64,
+}
+
+/// When judges are asked.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JudgeWhen {
+    /// Only when tests leave more than one candidate at the top.
+    #[default]
+    Tie,
+    /// Whenever there are two candidates with a change.
+    Always,
+}
+
+/// `[judging]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JudgingSection {
+    #[serde(default)]
+    pub when: JudgeWhen,
+    /// Characters of each candidate's diff a judge sees.
+    pub diff_budget: Option<usize>,
+    /// Answers a judge may give before it abstains (invalid votes are retried).
+    pub max_attempts: Option<u32>,
+    /// Time limit of one judge.
+    #[serde(default, deserialize_with = "duration")]
+    pub timeout: Option<Duration>,
 }
 
 /// The kinds of agent this version knows: `command`, or the name of a CLI preset.
@@ -324,6 +374,55 @@ impl Config {
             if let Err(why) = agent.check_kind_fields() {
                 return Err(invalid(path, text, agent.name.span(), why));
             }
+        }
+        let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
+        for judge in &config.judges {
+            let name = judge.name.get_ref();
+            let why = validate_agent_name(name)
+                .err()
+                .or_else(|| {
+                    seen.insert(name, ())
+                        .map(|()| format!("judge `{name}` is defined twice; names must be unique"))
+                })
+                .or_else(|| {
+                    (!matches!(judge.kind, AgentKind::Command | AgentKind::Llm)).then(|| {
+                        format!(
+                            "judge `{name}`: kind = \"{}\"; judges are kind = \"command\" or kind = \"llm\"",
+                            judge.kind.as_str()
+                        )
+                    })
+                })
+                .or_else(|| judge.check_kind_fields().err());
+            if let Some(why) = why {
+                return Err(invalid(
+                    path,
+                    text,
+                    judge.name.span(),
+                    why.replace("agent `", "judge `"),
+                ));
+            }
+        }
+        if let Some(w) = config.score.weights
+            && !([w.tests, w.votes, w.agreement, w.size]
+                .iter()
+                .all(|x| x.is_finite() && *x >= 0.0)
+                && w.tests + w.votes + w.agreement + w.size > 0.0)
+        {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                line: 0,
+                column: 0,
+                message: "`score.weights` must be numbers of at least 0, not all 0".into(),
+            });
+        }
+        if config.judging.max_attempts == Some(0) || config.judging.diff_budget == Some(0) {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                line: 0,
+                column: 0,
+                message: "`judging.max_attempts` and `judging.diff_budget` must be at least 1"
+                    .into(),
+            });
         }
         if config.run.jobs == Some(0) {
             return Err(ConfigError::Invalid {

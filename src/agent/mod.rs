@@ -21,6 +21,8 @@ pub struct AgentSpec {
     pub kind: Kind,
     pub env: BTreeMap<String, String>,
     pub timeout: Duration,
+    /// Given with `--agent-cmd` rather than configured: its argv is kept with the run.
+    pub ad_hoc: bool,
 }
 
 /// What an agent runs.

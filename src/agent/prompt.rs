@@ -15,6 +15,14 @@ pub enum Template {
     Nudge,
     /// `llm_system.md`: the built-in agent's system prompt.
     LlmSystem,
+    /// `judge.md`: what an LLM judge is asked (`{task}`, `{candidates}`, `{labels}`).
+    Judge,
+    /// `round.md`: a refinement round (`{task}`, `{candidates}`, `{labels}`, `{yours}`,
+    /// `{vote_file}`, `{worktree}`, `{round}`, `{test_rule}`).
+    Round,
+    /// `continue.md`: a turn of `run --continue` (`{task}`, `{earlier}`, `{follow_up}`,
+    /// `{worktree}`, `{test_rule}`, `{agent}`, `{run}`).
+    Continue,
 }
 
 impl Template {
@@ -23,6 +31,9 @@ impl Template {
             Template::Prompt => "prompt.md",
             Template::Nudge => "nudge.md",
             Template::LlmSystem => "llm_system.md",
+            Template::Judge => "judge.md",
+            Template::Round => "round.md",
+            Template::Continue => "continue.md",
         }
     }
 
@@ -31,6 +42,9 @@ impl Template {
             Template::Prompt => include_str!("../../templates/prompt.md"),
             Template::Nudge => include_str!("../../templates/nudge.md"),
             Template::LlmSystem => include_str!("../../templates/llm_system.md"),
+            Template::Judge => include_str!("../../templates/judge.md"),
+            Template::Round => include_str!("../../templates/round.md"),
+            Template::Continue => include_str!("../../templates/continue.md"),
         }
     }
 

@@ -59,6 +59,7 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
         kind: Kind::Command(vec![exe.clone(), "demo-agent".into(), behaviour.into()]),
         env: Default::default(),
         timeout: Duration::from_secs(60),
+        ad_hoc: false,
     };
     let repo = Repo::discover(&dir)?;
     let (base, branch) = repo.head()?;
@@ -79,6 +80,17 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
         prompt_template: Template::Prompt.load(&repo.massgen_dir())?,
         nudge: Template::Nudge.load(&repo.massgen_dir())?,
         images: Vec::new(),
+        rounds: 1,
+        round_template: Template::Round.load(&repo.massgen_dir())?,
+        continue_template: Template::Continue.load(&repo.massgen_dir())?,
+        judges: Vec::new(),
+        judging: crate::run::pipeline::Judging {
+            when: Default::default(),
+            diff_budget: crate::judge::DEFAULT_DIFF_BUDGET,
+            max_attempts: crate::judge::DEFAULT_MAX_ATTEMPTS,
+            template: Template::Judge.load(&repo.massgen_dir())?,
+        },
+        weights: None,
     };
     let repo = Arc::new(repo);
     let rt = tokio::runtime::Builder::new_multi_thread()

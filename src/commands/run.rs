@@ -12,9 +12,10 @@ use crate::agent::{self, AgentSpec, Kind};
 use crate::commands::Ctx;
 use crate::config::{self, Config};
 use crate::error::{CliError, Exit};
+use crate::judge::{self, Judge, JudgeKind};
 use crate::run::layout;
 use crate::run::pipeline::{self, Event, Plan};
-use crate::run::state::RunState;
+use crate::run::state::{Action, RunState, Voter};
 use crate::ui::{self, Ui};
 
 #[derive(Debug, clap::Args)]
@@ -40,9 +41,9 @@ pub struct RunArgs {
     /// How many agents (and test commands) run at once; default: all.
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
-    /// The commit agents start from.
-    #[arg(long, value_name = "REV", default_value = "HEAD")]
-    pub base: String,
+    /// The commit agents start from (default: HEAD).
+    #[arg(long, value_name = "REV")]
+    pub base: Option<String>,
     /// Merge the winner into the current branch when done.
     #[arg(long)]
     pub merge: bool,
@@ -62,6 +63,17 @@ pub struct RunArgs {
     /// No rate limits for the built-in LLM agents of this run.
     #[arg(long)]
     pub no_rate_limit: bool,
+    /// Rounds at most: after each, every agent sees its peers' candidates (anonymized) and
+    /// revises its own or votes; the run stops early when all vote without changing anything.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub rounds: u32,
+    /// Start a new turn on run RUN: its agents continue from their own candidates, with
+    /// TASK as the follow-up.
+    #[arg(long = "continue", value_name = "RUN", conflicts_with_all = ["agent_cmds", "images", "base"])]
+    pub continue_run: Option<String>,
+    /// With --continue: only the run's winner continues.
+    #[arg(long, requires = "continue_run")]
+    pub winner_only: bool,
 }
 
 pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
@@ -69,10 +81,9 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
     let repo = ctx.repo()?;
     let config = Config::load(&repo.massgen_dir().join("config.toml"))?;
     let images = load_images(&args.images)?;
-    let nudge = Template::Nudge.load(&repo.massgen_dir())?;
     let llm = crate::llm::Shared {
         system: Template::LlmSystem.load(&repo.massgen_dir())?,
-        nudge: nudge.clone(),
+        nudge: Template::Nudge.load(&repo.massgen_dir())?,
         prices: {
             let path = repo.massgen_dir().join("prices.toml");
             let text = std::fs::read_to_string(&path).ok();
@@ -88,15 +99,133 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
         images: images.clone(),
         limits_dir: crate::llm::limits::Limiter::default_dir(),
     };
+    if let Some(run) = &args.continue_run {
+        return continue_run(ctx, repo, &config, &args, &llm, run, task);
+    }
     let agents = select_agents(&config, &args, &llm)?;
+    let base_rev = args.base.as_deref().unwrap_or("HEAD");
     // An unborn HEAD is only an error when the base is HEAD itself.
-    let head = if args.base == "HEAD" {
+    let head = if base_rev == "HEAD" {
         Some(repo.head()?)
     } else {
         repo.head().ok()
     };
-    let base = repo.resolve_commit(&args.base)?;
+    let base = repo.resolve_commit(base_rev)?;
     let base_branch = head.and_then(|(id, branch)| (id == base).then_some(branch).flatten());
+    let plan = plan(&repo, &config, &args, &llm, task, base, base_branch, agents)?;
+    let repo = Arc::new(repo);
+    let rt = runtime()?;
+    let state = rt.block_on(execute(ctx, repo.clone(), plan))?;
+    finish(ctx, &repo, state, args.merge, args.json)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(Exit::Failure, e))
+}
+
+/// `run --continue RUN "<follow-up>"`.
+fn continue_run(
+    ctx: &Ctx,
+    repo: crate::git::Repo,
+    config: &Config,
+    args: &RunArgs,
+    llm: &crate::llm::Shared,
+    run: &str,
+    follow_up: String,
+) -> Result<Exit, CliError> {
+    let run = crate::run::state::resolve(&layout::runs_dir(&repo), run)?;
+    let state = RunState::load(&layout::RunDir::new(&repo, &run))?;
+    let mut names: Vec<String> = if args.winner_only {
+        vec![state.winner.clone().ok_or_else(|| {
+            CliError::new(
+                Exit::Negative,
+                format!("run {run} has no winner to continue from"),
+            )
+            .hint(format!(
+                "continue every agent: git massgen run --continue {run} \"...\""
+            ))
+        })?]
+    } else {
+        state.candidates.iter().map(|c| c.agent.clone()).collect()
+    };
+    if !args.agents.is_empty() {
+        for a in &args.agents {
+            state.require_candidate(a)?;
+        }
+        names.retain(|n| args.agents.contains(n));
+    }
+    let mut agents = Vec::new();
+    for name in &names {
+        let c = state.require_candidate(name)?;
+        let spec = match (
+            config.agents.iter().find(|a| a.name.get_ref() == name),
+            &c.command,
+        ) {
+            (Some(a), _) => agent_from_config(a, args, config, llm)?,
+            (None, Some(argv)) => AgentSpec {
+                name: name.clone(),
+                kind: Kind::Command(argv.clone()),
+                env: Default::default(),
+                timeout: default_timeout(args, config),
+                ad_hoc: true,
+            },
+            (None, None) => {
+                return Err(CliError::usage(format!(
+                    "agent `{name}` of run {run} is no longer in .massgen/config.toml"
+                ))
+                .hint("configure it again, or continue the others with --agent NAME"));
+            }
+        };
+        agents.push(spec);
+    }
+    let base = repo.resolve_commit(&state.base)?;
+    let mut plan = plan(
+        &repo,
+        config,
+        args,
+        llm,
+        state.task.clone(),
+        base,
+        state.base_branch.clone(),
+        agents,
+    )?;
+    // The run's own test command, unless this turn names another.
+    if args.test.is_none() && config.score.test.is_none() {
+        plan.test = state.test_command.clone();
+    }
+    let repo = Arc::new(repo);
+    let rt = runtime()?;
+    let ui = Arc::new(Ui::new(ctx.ui.is_quiet()));
+    let reporter = {
+        let ui = ui.clone();
+        Arc::new(move |e: Event| progress(&ui, e))
+    };
+    let state = rt.block_on(pipeline::continue_run(
+        repo.clone(),
+        plan,
+        &run,
+        &follow_up,
+        reporter,
+    ))?;
+    finish(ctx, &repo, state, args.merge, args.json)
+}
+
+/// The plan of a run (or of a turn of `--continue`) from flags and configuration.
+#[allow(clippy::too_many_arguments)]
+fn plan(
+    repo: &crate::git::Repo,
+    config: &Config,
+    args: &RunArgs,
+    llm: &crate::llm::Shared,
+    task: String,
+    base: crate::git::ObjectId,
+    base_branch: Option<String>,
+    agents: Vec<AgentSpec>,
+) -> Result<Plan, CliError> {
+    let massgen = repo.massgen_dir();
     let jobs = args
         .jobs
         .map(usize::from)
@@ -113,23 +242,73 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
             .test_timeout
             .unwrap_or(config::DEFAULT_TEST_TIMEOUT),
         keep: args.keep,
-        worktree_root: layout::worktree_root(&repo, config.run.worktree_root.as_deref()),
-        prompt_template: Template::Prompt.load(&repo.massgen_dir())?,
-        nudge,
+        worktree_root: layout::worktree_root(repo, config.run.worktree_root.as_deref()),
+        prompt_template: Template::Prompt.load(&massgen)?,
+        nudge: llm.nudge.clone(),
         images: args
             .images
             .iter()
             .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
             .collect(),
         agents,
+        rounds: args.rounds,
+        round_template: Template::Round.load(&massgen)?,
+        continue_template: Template::Continue.load(&massgen)?,
+        judges: judges(config, llm)?,
+        judging: pipeline::Judging {
+            when: config.judging.when,
+            diff_budget: config
+                .judging
+                .diff_budget
+                .unwrap_or(judge::DEFAULT_DIFF_BUDGET),
+            max_attempts: config
+                .judging
+                .max_attempts
+                .unwrap_or(judge::DEFAULT_MAX_ATTEMPTS),
+            template: Template::Judge.load(&massgen)?,
+        },
+        weights: config.score.weights,
     };
-    let repo = Arc::new(repo);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::new(Exit::Failure, e))?;
-    let state = rt.block_on(execute(ctx, repo.clone(), plan))?;
-    finish(ctx, &repo, state, args.merge, args.json)
+    Ok(plan)
+}
+
+/// The configured judges, resolved.
+fn judges(config: &Config, llm: &crate::llm::Shared) -> Result<Vec<Judge>, CliError> {
+    let timeout = config.judging.timeout.unwrap_or(judge::DEFAULT_TIMEOUT);
+    config
+        .judges
+        .iter()
+        .map(|j| {
+            let name = j.name.get_ref().clone();
+            let kind = if j.kind == config::AgentKind::Llm {
+                let spec = crate::llm::spec_for(j, llm).map_err(|e| {
+                    CliError::usage(e.replacen("agent `", "judge `", 1))
+                        .hint("check the judge's provider and key, or remove it from [[judges]]")
+                })?;
+                let key = spec.api_key_env.as_ref().and_then(|var| {
+                    j.env
+                        .get(var)
+                        .cloned()
+                        .or_else(|| std::env::var(var).ok())
+                        .filter(|k| !k.is_empty())
+                });
+                JudgeKind::Llm {
+                    spec: Box::new(spec),
+                    key: key.map(judge::Secret),
+                }
+            } else {
+                JudgeKind::Command {
+                    argv: j.command.clone(),
+                    env: j.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                }
+            };
+            Ok(Judge {
+                name,
+                kind,
+                timeout: j.timeout.unwrap_or(timeout),
+            })
+        })
+        .collect()
 }
 
 /// Runs a plan with progress on stderr.
@@ -273,14 +452,58 @@ fn progress(ui: &Ui, event: Event) {
         Event::Snapshotted {
             agent,
             status,
+            action,
             files,
             insertions,
             deletions,
         } => ui.info(&format!(
             "massgen: {agent}: {} ({}, +{insertions} -{deletions})",
-            status.as_str(),
+            match action {
+                Action::Worked | Action::Failed => status.as_str(),
+                other => other.as_str(),
+            },
             ui::count(files, "file")
         )),
+        Event::RoundStarted {
+            turn,
+            round,
+            agents,
+        } => ui.info(&format!(
+            "massgen: {}round {round}: {agents} agent(s) see their peers' candidates",
+            if turn > 1 {
+                format!("turn {turn}, ")
+            } else {
+                String::new()
+            }
+        )),
+        Event::JudgesStarted { judges, candidates } => ui.info(&format!(
+            "massgen: {} choosing between {candidates} candidates",
+            ui::count(judges, "judge")
+        )),
+        Event::JudgesSkipped { why } => ui.info(&format!("massgen: judges not asked: {why}")),
+        Event::Voted {
+            voter,
+            by,
+            candidate,
+            reason,
+        } => ui.info(&format!(
+            "massgen: {} {voter} votes for {candidate}: {}",
+            match by {
+                Voter::Judge => "judge",
+                Voter::Agent => "agent",
+            },
+            reason.lines().next().unwrap_or("")
+        )),
+        Event::Abstained { judge, reason } => {
+            ui.info(&format!("massgen: judge {judge} abstains: {reason}"))
+        }
+        Event::Settled { round, converged } => ui.info(&if converged {
+            format!(
+                "massgen: converged in round {round}: every agent voted without changing anything"
+            )
+        } else {
+            format!("massgen: round {round} changed nothing; stopping")
+        }),
         Event::TestsStarted { agent } => ui.info(&format!("massgen: {agent}: testing")),
         Event::TestsFinished { agent, summary } => {
             ui.info(&format!("massgen: {agent}: tests {summary}"))
@@ -346,51 +569,8 @@ fn select_agents(
     args: &RunArgs,
     llm: &crate::llm::Shared,
 ) -> Result<Vec<AgentSpec>, CliError> {
-    let default_timeout = args
-        .timeout
-        .or(config.run.timeout)
-        .unwrap_or(config::DEFAULT_AGENT_TIMEOUT);
-    let from_config = |a: &config::AgentConfig| -> Result<AgentSpec, CliError> {
-        let name = a.name.get_ref().clone();
-        let kind = match Preset::from_kind(a.kind) {
-            None => Kind::Command(a.command.clone()),
-            Some(Preset::Llm) => {
-                let spec = crate::llm::spec_for(a, llm).map_err(|e| {
-                    CliError::usage(e).hint("check the agent with `git massgen doctor`")
-                })?;
-                let mut cli = CliAgent::from_config(Preset::Llm, a);
-                cli.bin = std::env::current_exe()
-                    .map_err(|e| {
-                        CliError::new(Exit::Failure, format!("cannot find this program: {e}"))
-                    })?
-                    .display()
-                    .to_string();
-                cli.max_nudges = 0;
-                cli.llm = Some(Box::new(spec));
-                Kind::Cli(cli)
-            }
-            Some(preset) => {
-                let cli = CliAgent::from_config(preset, a);
-                if cli.api_key_env_set && cli.api_key().is_none() {
-                    return Err(CliError::usage(format!(
-                        "agent `{name}`: api_key_env = \"{}\", but {} is not set",
-                        cli.api_key_env, cli.api_key_env
-                    ))
-                    .hint(format!(
-                        "export {}=... before the run, or check with `git massgen doctor`",
-                        cli.api_key_env
-                    )));
-                }
-                Kind::Cli(cli)
-            }
-        };
-        Ok(AgentSpec {
-            name,
-            kind,
-            env: a.env.clone(),
-            timeout: args.timeout.or(a.timeout).unwrap_or(default_timeout),
-        })
-    };
+    let default_timeout = default_timeout(args, config);
+    let from_config = |a: &config::AgentConfig| agent_from_config(a, args, config, llm);
     let mut out: Vec<AgentSpec> = Vec::new();
     if args.agents.is_empty() && args.agent_cmds.is_empty() {
         out = config
@@ -428,6 +608,7 @@ fn select_agents(
             kind: Kind::Command(argv),
             env: Default::default(),
             timeout: default_timeout,
+            ad_hoc: true,
         });
     }
     let mut llm_specs: Vec<&mut crate::llm::agent::Spec> = out
@@ -448,4 +629,60 @@ fn select_agents(
         return Err(CliError::usage(format!("agent `{}` is given twice", w[0])));
     }
     Ok(out)
+}
+
+fn default_timeout(args: &RunArgs, config: &Config) -> Duration {
+    args.timeout
+        .or(config.run.timeout)
+        .unwrap_or(config::DEFAULT_AGENT_TIMEOUT)
+}
+
+/// A configured agent, resolved.
+fn agent_from_config(
+    a: &config::AgentConfig,
+    args: &RunArgs,
+    config: &Config,
+    llm: &crate::llm::Shared,
+) -> Result<AgentSpec, CliError> {
+    let default_timeout = default_timeout(args, config);
+    let name = a.name.get_ref().clone();
+    let kind = match Preset::from_kind(a.kind) {
+        None => Kind::Command(a.command.clone()),
+        Some(Preset::Llm) => {
+            let spec = crate::llm::spec_for(a, llm).map_err(|e| {
+                CliError::usage(e).hint("check the agent with `git massgen doctor`")
+            })?;
+            let mut cli = CliAgent::from_config(Preset::Llm, a);
+            cli.bin = std::env::current_exe()
+                .map_err(|e| {
+                    CliError::new(Exit::Failure, format!("cannot find this program: {e}"))
+                })?
+                .display()
+                .to_string();
+            cli.max_nudges = 0;
+            cli.llm = Some(Box::new(spec));
+            Kind::Cli(cli)
+        }
+        Some(preset) => {
+            let cli = CliAgent::from_config(preset, a);
+            if cli.api_key_env_set && cli.api_key().is_none() {
+                return Err(CliError::usage(format!(
+                    "agent `{name}`: api_key_env = \"{}\", but {} is not set",
+                    cli.api_key_env, cli.api_key_env
+                ))
+                .hint(format!(
+                    "export {}=... before the run, or check with `git massgen doctor`",
+                    cli.api_key_env
+                )));
+            }
+            Kind::Cli(cli)
+        }
+    };
+    Ok(AgentSpec {
+        name,
+        kind,
+        env: a.env.clone(),
+        timeout: args.timeout.or(a.timeout).unwrap_or(default_timeout),
+        ad_hoc: false,
+    })
 }

@@ -33,6 +33,16 @@ pub fn create_all(
         }
         made_branches.push(item.branch.clone());
     }
+    attach_all(repo, items, interrupt).inspect_err(|_| rollback(repo, &made_branches, &[]))
+}
+
+/// Checks out worktrees for branches that already exist (a run continued after its
+/// worktrees were removed). On failure the worktrees created so far are removed again.
+pub fn attach_all(
+    repo: &Repo,
+    items: &[NewWorktree],
+    interrupt: &AtomicBool,
+) -> Result<Vec<PathBuf>, GitError> {
     // Registration is sequential: gix writes a new registration's files non-atomically, and
     // a concurrent registration reading it half-written fails. Checkout, the slow part, runs
     // in parallel.
@@ -69,7 +79,7 @@ pub fn create_all(
         }
     }
     if let Some(e) = first_error {
-        rollback(repo, &made_branches, &created);
+        rollback(repo, &[], &created);
         return Err(e);
     }
     Ok(created)

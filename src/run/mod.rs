@@ -1,8 +1,10 @@
 //! The run: its id, where its files live, its persisted state, and the pipeline that takes it
 //! from worktrees to a ranked result.
 
+mod attempt;
 pub mod layout;
 pub mod pipeline;
+mod scoring;
 mod session;
 pub mod state;
 pub mod trash;

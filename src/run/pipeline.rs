@@ -1,4 +1,7 @@
-//! The run pipeline: worktrees → agents → snapshots → tests → agreement → ranking.
+//! The run pipeline: worktrees → agents → snapshots → tests → agreement → judges → ranking,
+//! then, with `--rounds`, refinement rounds in which every agent sees its peers' candidates
+//! (anonymized) and revises its own or votes; and with `run --continue`, further turns on
+//! the same candidates.
 //!
 //! State is persisted after every step, so a process killed at any instant leaves a run that
 //! `status` reports as interrupted and `clean` can finish. Ctrl-C (or SIGTERM) stops every
@@ -13,15 +16,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, watch};
 
 use super::RunError;
+use super::attempt::{Ask, Seen, run_agent};
 use super::layout::{self, RunDir};
-use super::session::{Ended, agent_env, run_cli, run_session};
-use super::state::{Candidate, Phase, RunState, Status, TestResult};
-use crate::agent::events::{self, AgentEvent};
-use crate::agent::process::{self, Job};
-use crate::agent::{AgentSpec, Invocation, Kind, prompt};
-use crate::git::cmd::GIT_REPO_ENV;
+use super::scoring::score_round;
+use super::state::{Action, Candidate, Phase, RunState, Status, Turn, Voter};
+use crate::agent::events::AgentEvent;
+use crate::agent::{AgentSpec, Kind, prompt};
+use crate::config::{JudgeWhen, Weights};
+use crate::git::diff::Rendered;
 use crate::git::{self, ObjectId, Repo};
-use crate::score;
+use crate::judge::{Ballot, Entry, Judge};
 
 /// Everything a run needs to know, resolved from flags and configuration.
 #[derive(Debug, Clone)]
@@ -42,6 +46,25 @@ pub struct Plan {
     /// Images attached to the task (`--image`), absolute paths. The built-in agent gets
     /// them in its requests; other agents are told where they are.
     pub images: Vec<PathBuf>,
+    /// Rounds at most: 1 is a plain run; more let agents see their peers and revise or vote.
+    pub rounds: u32,
+    /// `round.md`: what an agent is told in a refinement round.
+    pub round_template: String,
+    /// `continue.md`: what an agent is told in a turn started with `run --continue`.
+    pub continue_template: String,
+    pub judges: Vec<Judge>,
+    pub judging: Judging,
+    pub weights: Option<Weights>,
+}
+
+/// How judges are asked.
+#[derive(Debug, Clone)]
+pub struct Judging {
+    pub when: JudgeWhen,
+    pub diff_budget: usize,
+    pub max_attempts: u32,
+    /// `judge.md`
+    pub template: String,
 }
 
 /// Progress of a run, for the user interface.
@@ -54,6 +77,12 @@ pub enum Event {
     },
     WorktreesReady {
         elapsed: Duration,
+    },
+    /// A refinement round (2 and up) or a new turn begins.
+    RoundStarted {
+        turn: u32,
+        round: u32,
+        agents: usize,
     },
     AgentStarted {
         agent: String,
@@ -76,6 +105,7 @@ pub enum Event {
     Snapshotted {
         agent: String,
         status: Status,
+        action: Action,
         files: usize,
         insertions: usize,
         deletions: usize,
@@ -87,6 +117,30 @@ pub enum Event {
         agent: String,
         summary: String,
     },
+    JudgesStarted {
+        judges: usize,
+        candidates: usize,
+    },
+    JudgesSkipped {
+        why: String,
+    },
+    /// A judge or an agent voted (`candidate` is the agent's name).
+    Voted {
+        voter: String,
+        by: Voter,
+        candidate: String,
+        reason: String,
+    },
+    Abstained {
+        judge: String,
+        reason: String,
+    },
+    /// The rounds of a turn ended early: `converged` when every agent voted without
+    /// changing anything, else nobody changed anything.
+    Settled {
+        round: u32,
+        converged: bool,
+    },
     Warning(String),
 }
 
@@ -94,12 +148,12 @@ pub enum Event {
 pub type Reporter = Arc<dyn Fn(Event) + Send + Sync>;
 
 pub(super) struct Shared {
-    repo: Arc<Repo>,
+    pub(super) repo: Arc<Repo>,
     pub(super) dir: RunDir,
     state: Mutex<RunState>,
     pub(super) report: Reporter,
-    /// Changed lines per agent, for agreement.
-    changed_lines: Mutex<BTreeMap<String, String>>,
+    /// Rendered diffs against the base, by candidate commit.
+    rendered: Mutex<BTreeMap<String, Arc<Rendered>>>,
 }
 
 impl Shared {
@@ -123,6 +177,45 @@ impl Shared {
 
     pub(super) fn snapshot_state(&self) -> RunState {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(super) fn remember(&self, commit: &str, rendered: Rendered) {
+        self.rendered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(commit.to_owned(), Arc::new(rendered));
+    }
+
+    /// The changed lines of a commit whose diff was rendered.
+    pub(super) fn cached_lines(&self, commit: &str) -> Option<String> {
+        self.rendered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(commit)
+            .map(|r| r.changed_lines.clone())
+    }
+
+    /// The diff of a candidate commit against the base (rendered once).
+    pub(super) async fn rendered(
+        &self,
+        commit: &str,
+        base: ObjectId,
+    ) -> Result<Arc<Rendered>, RunError> {
+        if let Some(r) = self
+            .rendered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(commit)
+        {
+            return Ok(r.clone());
+        }
+        let id = self.repo.resolve_commit(commit)?;
+        let repo = self.repo.clone();
+        let rendered = tokio::task::spawn_blocking(move || git::diff::render(&repo, base, id))
+            .await
+            .expect("rendering does not panic")?;
+        self.remember(commit, rendered);
+        Ok(self.rendered.lock().unwrap_or_else(|e| e.into_inner())[commit].clone())
     }
 }
 
@@ -165,21 +258,30 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
                 branch: layout::branch_ref(&id, &a.name)
                     .trim_start_matches("refs/heads/")
                     .to_owned(),
-                commit: None,
-                status: Status::Pending,
-                exit_code: None,
-                files_changed: 0,
-                insertions: 0,
-                deletions: 0,
-                tests: None,
-                agreement: 0.0,
-                rank: None,
                 worktree: Some(run_root.join(&a.name)),
+                command: a.ad_hoc.then(|| match &a.kind {
+                    Kind::Command(argv) => argv.clone(),
+                    Kind::Cli(_) => Vec::new(),
+                }),
                 ..Default::default()
             })
             .collect(),
         warnings: Vec::new(),
         usage: None,
+        votes: Vec::new(),
+        abstentions: Vec::new(),
+        rounds: 0,
+        turns: vec![Turn {
+            turn: 1,
+            prompt: plan.task.clone(),
+            agents: plan.agents.iter().map(|a| a.name.clone()).collect(),
+            started_at: now,
+            rounds: 0,
+            converged: false,
+            winner: None,
+            reason: None,
+        }],
+        judge_usage: None,
     };
     state.save(&dir)?;
     report(Event::Created {
@@ -187,21 +289,205 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
         agents: plan.agents.len(),
         worktree_root: run_root.clone(),
     });
+    let shared = new_shared(repo.clone(), dir, state, report);
+    let worker = shared.clone();
+    guarded(&shared, |cancel| async move {
+        let shared = worker;
+        // Branches and worktrees, in parallel.
+        let started = Instant::now();
+        let items: Vec<git::worktree::NewWorktree> = plan
+            .agents
+            .iter()
+            .map(|a| git::worktree::NewWorktree {
+                branch: layout::branch_ref(&id, &a.name),
+                path: plan.worktree_root.join(&id).join(&a.name),
+            })
+            .collect();
+        let repo = shared.repo.clone();
+        let base = plan.base;
+        tokio::task::spawn_blocking(move || {
+            git::worktree::create_all(&repo, base, &items, &AtomicBool::new(false))
+        })
+        .await
+        .expect("worktree creation does not panic")?;
+        shared.update(|s| s.state = Phase::Running)?;
+        (shared.report)(Event::WorktreesReady {
+            elapsed: started.elapsed(),
+        });
+        let agents = plan.agents.clone();
+        let first = |a: &AgentSpec, wt: &str| {
+            let mut prompt = crate::agent::fill(
+                &plan.prompt_template,
+                &[
+                    ("task", &plan.task),
+                    ("worktree", wt),
+                    ("test_rule", &prompt::test_rule(plan.test.as_deref())),
+                    ("agent", &a.name),
+                    ("run", &id),
+                ],
+            );
+            let is_llm = matches!(&a.kind, Kind::Cli(c) if c.llm.is_some());
+            if !plan.images.is_empty() && !is_llm {
+                prompt.push_str("\n\nImages attached to the task (open them from these paths):\n");
+                for image in &plan.images {
+                    prompt.push_str(&format!("- {}\n", image.display()));
+                }
+            }
+            (prompt, false)
+        };
+        run_turn(&shared, &plan, &agents, 1, &first, cancel).await
+    })
+    .await
+}
 
-    let shared = Arc::new(Shared {
-        repo: repo.clone(),
-        dir: dir.clone(),
-        state: Mutex::new(state),
-        report: report.clone(),
-        changed_lines: Mutex::new(BTreeMap::new()),
+/// `run --continue`: a new turn on a scored run. Every agent of `plan` continues from its
+/// own candidate (its worktree checked out again if it was removed) with the follow-up.
+pub async fn continue_run(
+    repo: Arc<Repo>,
+    plan: Plan,
+    run: &str,
+    follow_up: &str,
+    report: Reporter,
+) -> Result<RunState, RunError> {
+    let dir = RunDir::new(&repo, run);
+    let mut state = RunState::load(&dir)?;
+    let phase = state.effective_phase();
+    if phase.is_active() {
+        return Err(RunError::Busy {
+            run: run.to_owned(),
+            pid: state.pid,
+        });
+    }
+    if !matches!(phase, Phase::Scored | Phase::Merged) {
+        return Err(RunError::Usage(format!(
+            "run {run} is {}; only a scored run can be continued",
+            phase.as_str()
+        )));
+    }
+    for a in &plan.agents {
+        let c = state.require_candidate(&a.name)?;
+        let branch = layout::branch_ref(run, &a.name);
+        if c.commit.is_none() || repo.ref_target(&branch)?.is_none() {
+            return Err(RunError::Usage(format!(
+                "agent `{}` of run {run} has no candidate branch to continue from (was the run cleaned?)",
+                a.name
+            )));
+        }
+    }
+    let turn = state.turn() + 1;
+    let now = super::now_secs();
+    state.turns.push(Turn {
+        turn,
+        prompt: follow_up.to_owned(),
+        agents: plan.agents.iter().map(|a| a.name.clone()).collect(),
+        started_at: now,
+        rounds: 0,
+        converged: false,
+        winner: None,
+        reason: None,
     });
+    state.rounds = 0;
+    state.pid = std::process::id();
+    state.state = Phase::Created;
+    state.test_command = plan.test.clone();
+    state.save(&dir)?;
+    let earlier: Vec<String> = state.turns[1..state.turns.len() - 1]
+        .iter()
+        .map(|t| format!("- {}", t.prompt.trim()))
+        .collect();
+    report(Event::Created {
+        run: run.to_owned(),
+        agents: plan.agents.len(),
+        worktree_root: state.worktree_root.clone(),
+    });
+    let shared = new_shared(repo.clone(), dir, state, report);
+    let worker = shared.clone();
+    guarded(&shared, |cancel| async move {
+        let shared = worker;
+        // Worktrees removed after the last turn are checked out again from the branches.
+        let started = Instant::now();
+        let state = shared.snapshot_state();
+        let mut items = Vec::new();
+        for a in &plan.agents {
+            let c = state.require_candidate(&a.name)?;
+            if c.worktree.as_ref().is_some_and(|w| w.join(".git").exists()) {
+                continue;
+            }
+            items.push(git::worktree::NewWorktree {
+                branch: layout::branch_ref(&state.run, &a.name),
+                path: state.worktree_root.join(&a.name),
+            });
+        }
+        let repo = shared.repo.clone();
+        let attached = items.clone();
+        tokio::task::spawn_blocking(move || {
+            git::worktree::attach_all(&repo, &attached, &AtomicBool::new(false))
+        })
+        .await
+        .expect("worktree creation does not panic")?;
+        shared.update(|s| {
+            for (item, a) in items.iter().zip(&plan.agents) {
+                let _ = a;
+                if let Some(c) = s
+                    .candidates
+                    .iter_mut()
+                    .find(|c| layout::branch_ref(&s.run, &c.agent) == item.branch)
+                {
+                    c.worktree = Some(item.path.clone());
+                }
+            }
+            s.state = Phase::Running;
+        })?;
+        (shared.report)(Event::WorktreesReady {
+            elapsed: started.elapsed(),
+        });
+        let earlier = if earlier.is_empty() {
+            "(none)".to_owned()
+        } else {
+            earlier.join("\n")
+        };
+        let next = |a: &AgentSpec, wt: &str| {
+            let prompt = crate::agent::fill(
+                &plan.continue_template,
+                &[
+                    ("task", &plan.task),
+                    ("earlier", &earlier),
+                    ("follow_up", follow_up),
+                    ("worktree", wt),
+                    ("test_rule", &prompt::test_rule(plan.test.as_deref())),
+                    ("agent", &a.name),
+                    ("run", &shared.dir.id),
+                ],
+            );
+            (prompt, true)
+        };
+        let agents = plan.agents.clone();
+        run_turn(&shared, &plan, &agents, turn, &next, cancel).await
+    })
+    .await
+}
 
-    // Ctrl-C and SIGTERM cancel the run.
+fn new_shared(repo: Arc<Repo>, dir: RunDir, state: RunState, report: Reporter) -> Arc<Shared> {
+    Arc::new(Shared {
+        repo,
+        dir,
+        state: Mutex::new(state),
+        report,
+        rendered: Mutex::new(BTreeMap::new()),
+    })
+}
+
+/// Runs `work` with Ctrl-C and SIGTERM wired to cancellation, and leaves the run
+/// interrupted or abandoned when it fails.
+async fn guarded<F, Fut>(shared: &Arc<Shared>, work: F) -> Result<RunState, RunError>
+where
+    F: FnOnce(watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), RunError>>,
+{
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let cancel_tx = Arc::new(cancel_tx);
     let signal_task = tokio::spawn(wait_for_signal(cancel_tx.clone()));
-
-    let result = pipeline(&shared, &plan, cancel_rx).await;
+    let result = work(cancel_rx).await;
     signal_task.abort();
     match result {
         Ok(()) => Ok(shared.snapshot_state()),
@@ -242,40 +528,128 @@ async fn wait_for_signal(tx: Arc<watch::Sender<bool>>) {
     let _ = tx.send(true);
 }
 
-async fn pipeline(
+/// One turn: round 1 with `first`'s prompt (and whether to continue a CLI's session), then
+/// refinement rounds until the agents converge, nothing changes, or `plan.rounds` is
+/// reached; each round is scored. Worktrees go at the end unless kept.
+async fn run_turn(
     shared: &Arc<Shared>,
     plan: &Plan,
+    agents: &[AgentSpec],
+    turn: u32,
+    first: &(dyn Fn(&AgentSpec, &str) -> (String, bool) + Sync),
     cancel: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
-    let id = shared.dir.id.clone();
-    // 1. Branches and worktrees, in parallel.
-    let started = Instant::now();
-    let items: Vec<git::worktree::NewWorktree> = plan
-        .agents
-        .iter()
-        .map(|a| git::worktree::NewWorktree {
-            branch: layout::branch_ref(&id, &a.name),
-            path: plan.worktree_root.join(&id).join(&a.name),
-        })
-        .collect();
-    let repo = shared.repo.clone();
-    let base = plan.base;
-    let created = tokio::task::spawn_blocking(move || {
-        git::worktree::create_all(&repo, base, &items, &AtomicBool::new(false))
-    })
-    .await
-    .expect("worktree creation does not panic")?;
-    debug_assert_eq!(created.len(), plan.agents.len());
-    shared.update(|s| s.state = Phase::Running)?;
-    (shared.report)(Event::WorktreesReady {
-        elapsed: started.elapsed(),
-    });
-    let tips_before = user_tips(&shared.repo, &id)?;
-
-    // 2. Agents, at most `jobs` at once.
     let permits = Arc::new(Semaphore::new(plan.jobs.max(1)));
+    let names: Vec<String> = agents.iter().map(|a| a.name.clone()).collect();
+    let mut converged = false;
+    let mut round = 1;
+    loop {
+        shared.update(|s| {
+            s.rounds = round;
+            s.state = Phase::Running;
+        })?;
+        if round > 1 || turn > 1 {
+            (shared.report)(Event::RoundStarted {
+                turn,
+                round,
+                agents: agents.len(),
+            });
+        }
+        let state = shared.snapshot_state();
+        let mut asks = Vec::new();
+        let ballot = if round == 1 {
+            None
+        } else {
+            Some(Arc::new(peer_ballot(shared, plan, &names).await?))
+        };
+        for a in agents {
+            let wt = state
+                .require_candidate(&a.name)?
+                .worktree
+                .clone()
+                .expect("worktree exists while running")
+                .display()
+                .to_string();
+            let ask = match &ballot {
+                None => {
+                    let (prompt, resume) = first(a, &wt);
+                    Ask {
+                        turn,
+                        round,
+                        prompt,
+                        resume,
+                        env: vec![
+                            ("MASSGEN_TURN".into(), turn.to_string()),
+                            ("MASSGEN_ROUND".into(), round.to_string()),
+                        ],
+                        ballot: None,
+                    }
+                }
+                Some(ballot) => refinement(shared, plan, a, &wt, ballot.clone(), turn, round)?,
+            };
+            asks.push((a.clone(), ask));
+        }
+        run_agents(shared, plan, asks, &permits, &cancel).await?;
+        let state = shared.snapshot_state();
+        let actions: Vec<Action> = agents
+            .iter()
+            .filter_map(|a| {
+                state
+                    .candidate(&a.name)?
+                    .history
+                    .iter()
+                    .rfind(|h| h.turn == turn && h.round == round)
+                    .map(|h| h.action)
+            })
+            .collect();
+        let revised = actions
+            .iter()
+            .any(|a| matches!(a, Action::Revised | Action::Worked));
+        score_round(shared, plan, &names, revised, &permits, &cancel).await?;
+        if round > 1 && !revised {
+            converged = actions.iter().all(|a| *a == Action::Voted);
+            (shared.report)(Event::Settled { round, converged });
+            break;
+        }
+        let has_candidates = shared
+            .snapshot_state()
+            .candidates
+            .iter()
+            .any(|c| c.status == Status::Done && names.contains(&c.agent));
+        if round >= plan.rounds || !has_candidates {
+            break;
+        }
+        round += 1;
+    }
+    shared.update(|s| {
+        s.state = Phase::Scored;
+        let (winner, reason) = (s.winner.clone(), s.reason.clone());
+        if let Some(t) = s.turns.last_mut() {
+            t.rounds = round;
+            t.converged = converged;
+            t.winner = winner;
+            t.reason = reason;
+        }
+    })?;
+    if !plan.keep {
+        remove_worktrees(shared).await?;
+    }
+    Ok(())
+}
+
+/// Runs the asked agents, at most `jobs` at once, and checks that none of them moved the
+/// user's branches.
+async fn run_agents(
+    shared: &Arc<Shared>,
+    plan: &Plan,
+    asks: Vec<(AgentSpec, Ask)>,
+    permits: &Arc<Semaphore>,
+    cancel: &watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let id = shared.dir.id.clone();
+    let tips_before = user_tips(&shared.repo, &id)?;
     let mut tasks = tokio::task::JoinSet::new();
-    for agent in plan.agents.clone() {
+    for (agent, ask) in asks {
         let shared = shared.clone();
         let permits = permits.clone();
         let cancel = cancel.clone();
@@ -285,7 +659,7 @@ async fn pipeline(
                 .acquire_owned()
                 .await
                 .expect("semaphore is never closed");
-            run_agent(&shared, &plan, &agent, cancel).await
+            run_agent(&shared, &plan, &agent, ask, cancel).await
         });
     }
     while let Some(joined) = tasks.join_next().await {
@@ -312,82 +686,129 @@ async fn pipeline(
         (shared.report)(Event::Warning(msg.clone()));
         shared.update(|s| s.warnings.push(msg))?;
     }
-
-    // 3. Tests, in parallel, in the worktrees of candidates with a change.
-    shared.update(|s| s.state = Phase::Scoring)?;
-    if let Some(test) = &plan.test {
-        let mut tasks = tokio::task::JoinSet::new();
-        let todo: Vec<(String, PathBuf)> = shared
-            .snapshot_state()
-            .candidates
-            .iter()
-            .filter(|c| c.status == Status::Done)
-            .filter_map(|c| Some((c.agent.clone(), c.worktree.clone()?)))
-            .collect();
-        for (agent, wt) in todo {
-            let shared = shared.clone();
-            let permits = permits.clone();
-            let cancel = cancel.clone();
-            let test = test.clone();
-            let timeout = plan.test_timeout;
-            tasks.spawn(async move {
-                let _permit = permits
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore is never closed");
-                run_tests(&shared, &agent, &wt, &test, timeout, cancel).await
-            });
-        }
-        while let Some(joined) = tasks.join_next().await {
-            joined.expect("test task does not panic")?;
-        }
-        if *cancel.borrow() {
-            return Err(RunError::Interrupted);
-        }
-    }
-
-    // 4. Agreement and ranking.
-    let lines = shared
-        .changed_lines
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    shared.update(|s| {
-        let changes: Vec<Option<&str>> = s
-            .candidates
-            .iter()
-            .map(|c| {
-                (c.status == Status::Done)
-                    .then(|| lines.get(&c.agent).map(String::as_str))
-                    .flatten()
-            })
-            .collect();
-        let agreement = score::agreement::agreement(&changes);
-        for (c, a) in s.candidates.iter_mut().zip(agreement) {
-            c.agreement = a;
-        }
-        let ranking = score::rank(&s.candidates, s.test_command.is_some());
-        for (pos, &i) in ranking.order.iter().enumerate() {
-            s.candidates[i].rank = Some(pos + 1);
-        }
-        s.winner = ranking.winner.map(|i| s.candidates[i].agent.clone());
-        s.usage = s.candidates.iter().filter_map(|c| c.usage.as_ref()).fold(
-            None,
-            |total: Option<events::Usage>, u| {
-                let mut total = total.unwrap_or_default();
-                total.add(u);
-                Some(total)
-            },
-        );
-        s.reason = Some(ranking.reason);
-        s.state = Phase::Scored;
-    })?;
-
-    // 5. Worktrees go unless asked to keep them; branches stay.
-    if !plan.keep {
-        remove_worktrees(shared).await?;
-    }
     Ok(())
+}
+
+/// Every candidate of the turn's agents that finished with a change, as peers see them.
+async fn peer_ballot(
+    shared: &Arc<Shared>,
+    plan: &Plan,
+    names: &[String],
+) -> Result<Ballot, RunError> {
+    let state = shared.snapshot_state();
+    let mut entries = Vec::new();
+    for c in &state.candidates {
+        if c.status != Status::Done || !names.contains(&c.agent) {
+            continue;
+        }
+        let Some(commit) = &c.commit else { continue };
+        let r = shared.rendered(commit, plan.base).await?;
+        entries.push(Entry {
+            agent: c.agent.clone(),
+            patch: r.patch.clone(),
+            files: r.paths.clone(),
+            insertions: r.stat.insertions,
+            deletions: r.stat.deletions,
+            tests: c.tests.clone(),
+        });
+    }
+    Ok(Ballot {
+        task: state.task_for_judges(),
+        entries,
+        diff_budget: plan.judging.diff_budget,
+    })
+}
+
+/// What an agent is asked in a refinement round: the peers' candidates under labels of
+/// its own (its own marked), written as `MASSGEN_PEERS` with one patch file per label, and
+/// a file where it may write its vote.
+fn refinement(
+    shared: &Arc<Shared>,
+    plan: &Plan,
+    agent: &AgentSpec,
+    wt: &str,
+    ballot: Arc<Ballot>,
+    turn: u32,
+    round: u32,
+) -> Result<Ask, RunError> {
+    let dir = shared
+        .dir
+        .dir
+        .join("rounds")
+        .join(format!("t{turn}r{round}"))
+        .join(&agent.name);
+    std::fs::create_dir_all(&dir).map_err(RunError::io("cannot create", &dir))?;
+    let seed = format!("{}/{turn}/{round}/agent:{}", shared.dir.id, agent.name);
+    let view = ballot.anonymize(&seed, Some(&agent.name));
+    let mut peers = Vec::new();
+    for (label, i) in &view.labels {
+        let e = &ballot.entries[*i];
+        let patch = dir.join(format!("{label}.patch"));
+        std::fs::write(&patch, &e.patch).map_err(RunError::io("cannot write", &patch))?;
+        let shown = view.json["candidates"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["label"] == label.as_str()))
+            .cloned()
+            .unwrap_or_default();
+        let mut shown = shown;
+        shown["patch"] = serde_json::Value::String(patch.display().to_string());
+        if let Some(o) = shown.as_object_mut() {
+            o.remove("patch_cut");
+        }
+        peers.push(shown);
+    }
+    let yours = view.label_of(&ballot, &agent.name).map(str::to_owned);
+    let peers_file = dir.join("peers.json");
+    let vote_file = dir.join("vote.json");
+    let _ = std::fs::remove_file(&vote_file);
+    let doc = serde_json::json!({
+        "task": ballot.task,
+        "turn": turn,
+        "round": round,
+        "yours": yours,
+        "vote_file": vote_file,
+        "candidates": peers,
+    });
+    std::fs::write(
+        &peers_file,
+        serde_json::to_vec_pretty(&doc).expect("peers serialize"),
+    )
+    .map_err(RunError::io("cannot write", &peers_file))?;
+    let prompt = crate::agent::fill(
+        &plan.round_template,
+        &[
+            ("task", &ballot.task),
+            ("candidates", &view.text),
+            ("labels", &view.label_list()),
+            (
+                "yours",
+                yours
+                    .as_deref()
+                    .unwrap_or("none (yours did not finish with a change)"),
+            ),
+            ("vote_file", &vote_file.display().to_string()),
+            ("worktree", wt),
+            ("round", &round.to_string()),
+            ("test_rule", &prompt::test_rule(plan.test.as_deref())),
+        ],
+    );
+    Ok(Ask {
+        turn,
+        round,
+        prompt,
+        resume: true,
+        env: vec![
+            ("MASSGEN_TURN".into(), turn.to_string()),
+            ("MASSGEN_ROUND".into(), round.to_string()),
+            ("MASSGEN_PEERS".into(), peers_file.display().to_string()),
+            ("MASSGEN_VOTE".into(), vote_file.display().to_string()),
+        ],
+        ballot: Some(Seen {
+            ballot,
+            view,
+            vote_file,
+        }),
+    })
 }
 
 fn short(id: &str) -> &str {
@@ -402,295 +823,6 @@ fn user_tips(repo: &Repo, run: &str) -> Result<BTreeMap<String, String>, RunErro
         .into_iter()
         .filter(|(name, _)| !name.starts_with(&own))
         .collect())
-}
-
-async fn run_agent(
-    shared: &Arc<Shared>,
-    plan: &Plan,
-    agent: &AgentSpec,
-    cancel: watch::Receiver<bool>,
-) -> Result<(), RunError> {
-    if *cancel.borrow() {
-        return Ok(());
-    }
-    let id = shared.dir.id.clone();
-    let cand = shared
-        .snapshot_state()
-        .candidate(&agent.name)
-        .cloned()
-        .expect("every agent has a candidate");
-    let wt = cand
-        .worktree
-        .clone()
-        .expect("worktree exists while running");
-    shared.update_candidate(&agent.name, |c| c.status = Status::Running)?;
-    (shared.report)(Event::AgentStarted {
-        agent: agent.name.clone(),
-    });
-
-    let task_file = shared.dir.task_file();
-    let prompt_file = shared.dir.prompt_file(&agent.name);
-    let base = plan.base.to_string();
-    let worktree = wt.display().to_string();
-    let mut prompt = crate::agent::fill(
-        &plan.prompt_template,
-        &[
-            ("task", &plan.task),
-            ("worktree", &worktree),
-            ("test_rule", &prompt::test_rule(plan.test.as_deref())),
-            ("agent", &agent.name),
-            ("run", &id),
-        ],
-    );
-    let is_llm = matches!(&agent.kind, Kind::Cli(c) if c.llm.is_some());
-    if !plan.images.is_empty() && !is_llm {
-        prompt.push_str("\n\nImages attached to the task (open them from these paths):\n");
-        for image in &plan.images {
-            prompt.push_str(&format!("- {}\n", image.display()));
-        }
-    }
-    write_file(&prompt_file, &prompt)?;
-    let inv = Invocation {
-        run: &id,
-        agent: &agent.name,
-        task: &plan.task,
-        task_file: &task_file,
-        prompt: &prompt,
-        prompt_file: &prompt_file,
-        worktree: &wt,
-        base: &base,
-    };
-    let ended = match &agent.kind {
-        Kind::Command(argv) => {
-            let argv = inv.expand(argv);
-            let env = agent_env(agent, &inv, Vec::new());
-            let session =
-                run_session(shared, agent, &argv, &wt, env, agent.timeout, None, &cancel).await?;
-            Ended {
-                session,
-                report: None,
-                nudges: 0,
-                asked: false,
-            }
-        }
-        Kind::Cli(cli) => run_cli(shared, plan, agent, cli, &inv, &cancel).await?,
-    };
-    let Ended {
-        session,
-        report,
-        nudges,
-        asked,
-    } = ended;
-    let (status, exit_code, mut error, elapsed) = match &session {
-        Ok(f) => {
-            let cli_failed = report.as_ref().and_then(|r| r.ok) == Some(false);
-            let status = if f.cancelled {
-                Status::Failed
-            } else if f.timed_out {
-                Status::Timeout
-            } else if f.success() && !cli_failed {
-                Status::Done
-            } else {
-                Status::Failed
-            };
-            let error = (status != Status::Done).then(|| f.describe());
-            (status, f.exit_code, error, f.duration)
-        }
-        Err(e) => (Status::Failed, None, Some(e.clone()), Duration::ZERO),
-    };
-    if status == Status::Timeout
-        && let Some(retry) = report.as_ref().and_then(|r| r.last_retry.clone())
-        && let Some(how) = &error
-    {
-        error = Some(format!("{how}; it was retrying ({retry})"));
-    }
-    // The CLI's own words for what went wrong come first: they say what to fix.
-    if status != Status::Done
-        && let Some(said) = report.as_ref().and_then(|r| r.error.clone())
-        && let Some(how) = &error
-        && !how.contains(&said)
-    {
-        error = Some(format!("{said} ({how})"));
-    }
-    (shared.report)(Event::AgentFinished {
-        agent: agent.name.clone(),
-        how: match &session {
-            Ok(f) if status == Status::Done => f.describe(),
-            _ => error.clone().unwrap_or_default(),
-        },
-        elapsed,
-    });
-    shared.update_candidate(&agent.name, |c| {
-        c.pgid = None;
-        c.exit_code = exit_code;
-        c.duration_ms = elapsed.as_millis() as u64;
-        c.error = error.clone();
-        c.nudges = nudges;
-        c.asked_for_input = asked;
-        if let Some(r) = &report {
-            c.nudges += r.nudged;
-            c.asked_for_input |= r.nudged > 0;
-            c.retries = r.retries;
-            c.rate_limit_waits = r.waits;
-            c.usage = Some(r.usage.clone());
-            c.turns = r.turns;
-            c.final_message = r.final_message.clone();
-            c.session_id = r.session_id.clone();
-        }
-    })?;
-    if *cancel.borrow() {
-        return Ok(());
-    }
-
-    // Snapshot whatever the agent left, whatever its exit status, so nothing is lost.
-    let repo = shared.repo.clone();
-    let branch = layout::branch_ref(&id, &agent.name);
-    let message = snapshot_message(&agent.name, &id, &plan.task);
-    let keep = plan.keep;
-    let base = plan.base;
-    let wt2 = wt.clone();
-    let snap = tokio::task::spawn_blocking(move || {
-        let snap = git::snapshot::snapshot(&repo, &wt2, &branch, base, &message, keep)?;
-        let rendered = git::diff::render(&repo, base, snap.commit)?;
-        Ok::<_, git::GitError>((snap, rendered))
-    })
-    .await
-    .expect("snapshot does not panic");
-
-    match snap {
-        Ok((snap, rendered)) => {
-            let warnings = snap.warnings.clone();
-            let status = match status {
-                Status::Done if !snap.changed => Status::NoChange,
-                other => other,
-            };
-            let patch_path = shared.dir.patch(&agent.name);
-            std::fs::write(&patch_path, &rendered.patch)
-                .map_err(RunError::io("cannot write", patch_path))?;
-            if snap.changed {
-                shared
-                    .changed_lines
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(agent.name.clone(), rendered.changed_lines.clone());
-            }
-            for w in &warnings {
-                (shared.report)(Event::Warning(format!("{}: {w}", agent.name)));
-            }
-            shared.update_candidate(&agent.name, |c| {
-                c.status = status;
-                c.commit = Some(snap.commit.to_string());
-                c.files_changed = rendered.stat.files;
-                c.insertions = rendered.stat.insertions;
-                c.deletions = rendered.stat.deletions;
-                c.warnings.extend(warnings);
-            })?;
-            (shared.report)(Event::Snapshotted {
-                agent: agent.name.clone(),
-                status,
-                files: rendered.stat.files,
-                insertions: rendered.stat.insertions,
-                deletions: rendered.stat.deletions,
-            });
-        }
-        Err(e) => {
-            let msg = format!("snapshot failed: {e}");
-            (shared.report)(Event::Warning(format!("{}: {msg}", agent.name)));
-            shared.update_candidate(&agent.name, |c| {
-                c.status = Status::Failed;
-                c.error = Some(msg);
-            })?;
-        }
-    }
-    Ok(())
-}
-
-fn write_file(path: &std::path::Path, text: &str) -> Result<(), RunError> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(RunError::io("cannot create", dir))?;
-    }
-    std::fs::write(path, text).map_err(RunError::io("cannot write", path))
-}
-
-fn snapshot_message(agent: &str, run: &str, task: &str) -> String {
-    let first: String = task.lines().next().unwrap_or("").chars().take(72).collect();
-    format!("massgen: {agent} candidate for run {run}\n\nTask: {first}\n")
-}
-
-async fn run_tests(
-    shared: &Arc<Shared>,
-    agent: &str,
-    wt: &std::path::Path,
-    test: &str,
-    timeout: Duration,
-    cancel: watch::Receiver<bool>,
-) -> Result<(), RunError> {
-    if *cancel.borrow() {
-        return Ok(());
-    }
-    (shared.report)(Event::TestsStarted {
-        agent: agent.into(),
-    });
-    let log = shared.dir.test_log(agent);
-    let out = std::fs::File::create(&log).map_err(RunError::io("cannot create log", &log))?;
-    let err = out
-        .try_clone()
-        .map_err(RunError::io("cannot create log", &log))?;
-    let argv = vec!["sh".to_owned(), "-c".to_owned(), test.to_owned()];
-    let job = Job {
-        argv: &argv,
-        cwd: wt,
-        env: vec![
-            ("MASSGEN_RUN".into(), shared.dir.id.clone()),
-            ("MASSGEN_AGENT".into(), agent.into()),
-            ("MASSGEN_WORKTREE".into(), wt.display().to_string()),
-            ("MASSGEN_ACTIVE".into(), "1".into()),
-        ],
-        env_remove: GIT_REPO_ENV,
-        stdout: out,
-        stderr: err,
-        timeout,
-        watch: None,
-    };
-    let finished = process::supervise(job, cancel, |_| {})
-        .await
-        .map_err(RunError::io("cannot run the test command in", wt))?;
-    if finished.cancelled {
-        return Ok(());
-    }
-    let output = read_tail(&log, 8 * 1024 * 1024);
-    let counts = score::tests::parse_counts(&output);
-    let result = TestResult {
-        passed: counts.map(|c| c.0),
-        failed: counts.map(|c| c.1),
-        exit_code: finished.exit_code,
-        timed_out: finished.timed_out,
-        duration_ms: finished.duration.as_millis() as u64,
-    };
-    let summary = match counts {
-        Some((p, f)) => format!("{p} passed, {f} failed ({})", finished.describe()),
-        None => finished.describe(),
-    };
-    (shared.report)(Event::TestsFinished {
-        agent: agent.into(),
-        summary,
-    });
-    shared.update_candidate(agent, |c| c.tests = Some(result))
-}
-
-/// The last `limit` bytes of a file, as text (summaries come at the end).
-fn read_tail(path: &std::path::Path, limit: u64) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return String::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    if len > limit {
-        let _ = f.seek(SeekFrom::Start(len - limit));
-    }
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
 }
 
 async fn remove_worktrees(shared: &Arc<Shared>) -> Result<(), RunError> {

@@ -85,14 +85,18 @@ pub(super) async fn run_session(
         }))
 }
 
-/// Runs a CLI agent: its session, then, while it ends by asking a question and the CLI can
-/// resume, a follow-up telling it to finish on its own. One time limit covers them all.
+/// Runs a CLI agent: its session (or, with `resume`, that session continued with the
+/// prompt as a follow-up), then, while it ends by asking a question and the CLI can resume,
+/// a follow-up telling it to finish on its own. One time limit covers them all.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn run_cli(
     shared: &Arc<Shared>,
     plan: &Plan,
     agent: &AgentSpec,
     cli: &CliAgent,
     inv: &Invocation<'_>,
+    resume: Option<String>,
+    extra_env: Vec<(String, String)>,
     cancel: &watch::Receiver<bool>,
 ) -> Result<Ended, RunError> {
     let home = shared.dir.agent_home(&agent.name);
@@ -101,14 +105,11 @@ pub(super) async fn run_cli(
     let mut remaining = agent.timeout;
     let mut nudges = 0;
     let mut asked = false;
-    let mut resume: Option<String> = None;
+    let mut resume = resume.filter(|_| cli.preset.can_resume());
+    let mut first = true;
     loop {
         let launch = cli.launch(&LaunchCtx {
-            prompt: if resume.is_some() {
-                &plan.nudge
-            } else {
-                inv.prompt
-            },
+            prompt: if first { inv.prompt } else { &plan.nudge },
             worktree: inv.worktree,
             home: &home,
             resume: resume.as_deref(),
@@ -149,7 +150,10 @@ pub(super) async fn run_cli(
                 fatal
             })
         };
-        let env = agent_env(agent, inv, launch.env.clone());
+        first = false;
+        let mut preset_env = launch.env.clone();
+        preset_env.extend(extra_env.iter().cloned());
+        let env = agent_env(agent, inv, preset_env);
         let session = run_session(
             shared,
             agent,

@@ -157,6 +157,109 @@ pub struct Candidate {
     /// Times it waited for a shared rate limit.
     #[serde(default)]
     pub rate_limit_waits: u32,
+    /// Votes for it in the round that was scored last (judges' and agents').
+    #[serde(default)]
+    pub votes: u32,
+    /// What it did in each round of each turn, with the candidate commit after it.
+    #[serde(default)]
+    pub history: Vec<RoundEntry>,
+    /// The argv of an ad-hoc agent (`--agent-cmd`), so that `--continue` can run it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+}
+
+/// What an agent did in one round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Its first attempt at the task (round 1 of a turn).
+    Worked,
+    /// It changed its candidate after seeing its peers'.
+    Revised,
+    /// It changed nothing and voted for a candidate.
+    Voted,
+    /// It changed nothing and did not vote.
+    Stopped,
+    /// Its session failed or timed out.
+    Failed,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Worked => "worked",
+            Action::Revised => "revised",
+            Action::Voted => "voted",
+            Action::Stopped => "stopped",
+            Action::Failed => "failed",
+        }
+    }
+}
+
+/// One round of one agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundEntry {
+    pub turn: u32,
+    pub round: u32,
+    pub action: Action,
+    /// The candidate commit after the round.
+    pub commit: Option<String>,
+}
+
+/// Who cast a vote.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Voter {
+    #[default]
+    Judge,
+    Agent,
+}
+
+/// A vote for a candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vote {
+    /// The judge's name, or the agent's for an agent's vote.
+    pub judge: String,
+    #[serde(default)]
+    pub by: Voter,
+    /// The agent whose candidate it is (resolved from the anonymous label).
+    pub candidate: String,
+    pub reason: String,
+    #[serde(default = "one")]
+    pub turn: u32,
+    pub round: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A judge that gave no valid vote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Abstention {
+    pub judge: String,
+    #[serde(default = "one")]
+    pub turn: u32,
+    pub round: u32,
+    /// Why: its last invalid answer, or the error that stopped it.
+    pub reason: String,
+}
+
+/// One turn of a run: the task, or a follow-up given with `run --continue`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Turn {
+    pub turn: u32,
+    /// The task (turn 1) or the follow-up.
+    pub prompt: String,
+    /// The agents that took part.
+    pub agents: Vec<String>,
+    pub started_at: u64,
+    /// Rounds run in this turn.
+    pub rounds: u32,
+    /// All agents voted without changing anything in the last round.
+    pub converged: bool,
+    pub winner: Option<String>,
+    pub reason: Option<String>,
 }
 
 fn command_kind() -> String {
@@ -188,6 +291,21 @@ pub struct RunState {
     /// The sum of the candidates' usage, when any reported one.
     #[serde(default)]
     pub usage: Option<Usage>,
+    /// Votes of judges and agents, every round.
+    #[serde(default)]
+    pub votes: Vec<Vote>,
+    /// Judges that gave no valid vote.
+    #[serde(default)]
+    pub abstentions: Vec<Abstention>,
+    /// Rounds of the current turn that have run.
+    #[serde(default)]
+    pub rounds: u32,
+    /// The turns: the task, then each `--continue`.
+    #[serde(default)]
+    pub turns: Vec<Turn>,
+    /// Tokens and cost of LLM judges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge_usage: Option<Usage>,
 }
 
 impl RunState {
@@ -211,6 +329,54 @@ impl RunState {
             run: self.run.clone(),
             agent: agent.to_owned(),
         })
+    }
+
+    /// The current turn (1 before any `--continue`).
+    pub fn turn(&self) -> u32 {
+        self.turns.last().map_or(1, |t| t.turn)
+    }
+
+    /// The votes that count now: in the current turn, each judge's latest vote (unless it
+    /// abstained after it), and the vote of each agent whose latest action was that vote.
+    pub fn current_votes(&self) -> Vec<&Vote> {
+        let turn = self.turn();
+        let mut out: Vec<&Vote> = Vec::new();
+        for (i, v) in self.votes.iter().enumerate() {
+            if v.turn != turn {
+                continue;
+            }
+            let superseded = self.votes[i + 1..]
+                .iter()
+                .any(|later| later.turn == turn && later.judge == v.judge && later.by == v.by);
+            if superseded {
+                continue;
+            }
+            let counts = match v.by {
+                Voter::Judge => !self
+                    .abstentions
+                    .iter()
+                    .any(|a| a.turn == turn && a.judge == v.judge && a.round > v.round),
+                Voter::Agent => self.candidate(&v.judge).is_some_and(|c| {
+                    c.history
+                        .iter()
+                        .rfind(|h| h.turn == turn)
+                        .is_some_and(|h| h.round == v.round && h.action == Action::Voted)
+                }),
+            };
+            if counts {
+                out.push(v);
+            }
+        }
+        out
+    }
+
+    /// The task as judges and peers see it: with the follow-ups of later turns.
+    pub fn task_for_judges(&self) -> String {
+        let mut task = self.task.clone();
+        for t in self.turns.iter().skip(1) {
+            task.push_str(&format!("\n\nFollow-up (turn {}): {}", t.turn, t.prompt));
+        }
+        task
     }
 
     pub fn candidate_mut(&mut self, agent: &str) -> Option<&mut Candidate> {

@@ -2,15 +2,35 @@
 //!
 //! Order: candidates that finished with a change come first (failed, timed out and no-change
 //! ones last); then test evidence (passing suites first, then more passed, fewer failed);
-//! then agreement with the other candidates; then the smaller change; then configuration
-//! order, so that ties are broken deterministically.
+//! then votes (judges' and agents'); then agreement with the other candidates; then the
+//! smaller change; then configuration order, so that ties are broken deterministically.
+//!
+//! With `[score.weights]` the evidence is instead turned into one number per candidate
+//! (each part in 0..=1, weighted and summed); ties of that number fall back to the order
+//! above.
 
 pub mod agreement;
 pub mod tests;
 
 use std::cmp::Ordering;
 
-use crate::run::state::{Candidate, Status};
+use crate::config::Weights;
+use crate::run::state::{Candidate, Status, Vote};
+
+/// What the ranking weighs besides the candidates themselves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Policy<'a> {
+    pub tests_configured: bool,
+    pub weights: Option<Weights>,
+    /// The votes that count (the last round's).
+    pub votes: &'a [&'a Vote],
+}
+
+impl Policy<'_> {
+    fn votes_for(&self, agent: &str) -> usize {
+        self.votes.iter().filter(|v| v.candidate == agent).count()
+    }
+}
 
 /// The ranking of a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +49,26 @@ pub fn qualifies(c: &Candidate, tests_configured: bool) -> bool {
     c.status == Status::Done && (!tests_configured || c.tests.as_ref().is_some_and(|t| t.ok()))
 }
 
+/// The candidates judges choose between: with `all`, every one that finished with a change;
+/// otherwise those that tie with the best of them on tests (what tests cannot decide).
+pub fn contenders(cands: &[Candidate], all: bool) -> Vec<usize> {
+    let done: Vec<usize> = (0..cands.len())
+        .filter(|&i| cands[i].status == Status::Done)
+        .collect();
+    if all {
+        return done;
+    }
+    let Some(&best) = done
+        .iter()
+        .min_by(|&&a, &&b| compare_tests(&cands[a], &cands[b]))
+    else {
+        return Vec::new();
+    };
+    done.into_iter()
+        .filter(|&i| compare_tests(&cands[i], &cands[best]) == Ordering::Equal)
+        .collect()
+}
+
 fn status_rank(s: Status) -> u8 {
     match s {
         Status::Done => 0,
@@ -44,10 +84,11 @@ fn size(c: &Candidate) -> usize {
 }
 
 /// Compares two candidates, better first.
-fn compare(a: &Candidate, b: &Candidate) -> Ordering {
+fn compare(a: &Candidate, b: &Candidate, p: &Policy<'_>) -> Ordering {
     status_rank(a.status)
         .cmp(&status_rank(b.status))
         .then_with(|| compare_tests(a, b))
+        .then_with(|| p.votes_for(&b.agent).cmp(&p.votes_for(&a.agent)))
         .then_with(|| {
             b.agreement
                 .partial_cmp(&a.agreement)
@@ -67,19 +108,73 @@ fn compare_tests(a: &Candidate, b: &Candidate) -> Ordering {
     }
 }
 
+/// Each part of the evidence as a number in 0..=1, weighted and summed.
+fn weighted(c: &Candidate, w: &Weights, p: &Policy<'_>, max_size: usize) -> f64 {
+    let tests = match &c.tests {
+        Some(t) => match (t.passed, t.failed) {
+            (Some(passed), Some(failed)) if passed + failed > 0 && t.exit_code.is_some() => {
+                passed as f64 / (passed + failed) as f64
+            }
+            _ => f64::from(u8::from(t.ok())),
+        },
+        None => 0.0,
+    };
+    let votes = if p.votes.is_empty() {
+        0.0
+    } else {
+        p.votes_for(&c.agent) as f64 / p.votes.len() as f64
+    };
+    let size = if max_size == 0 {
+        1.0
+    } else {
+        1.0 - size(c) as f64 / max_size as f64
+    };
+    w.tests * tests + w.votes * votes + w.agreement * c.agreement + w.size * size
+}
+
 /// Ranks candidates (in configuration order) and explains the result.
-pub fn rank(cands: &[Candidate], tests_configured: bool) -> Ranking {
+pub fn rank(cands: &[Candidate], p: &Policy<'_>) -> Ranking {
+    let tests_configured = p.tests_configured;
     let mut order: Vec<usize> = (0..cands.len()).collect();
     // A stable sort keeps configuration order for full ties.
-    order.sort_by(|&a, &b| compare(&cands[a], &cands[b]));
+    match &p.weights {
+        None => order.sort_by(|&a, &b| compare(&cands[a], &cands[b], p)),
+        Some(w) => {
+            let max_size = cands.iter().map(size).max().unwrap_or(0);
+            let points: Vec<f64> = cands.iter().map(|c| weighted(c, w, p, max_size)).collect();
+            order.sort_by(|&a, &b| {
+                status_rank(cands[a].status)
+                    .cmp(&status_rank(cands[b].status))
+                    .then_with(|| points[b].total_cmp(&points[a]))
+                    .then_with(|| compare(&cands[a], &cands[b], p))
+            });
+        }
+    }
     let winner = order
         .first()
         .copied()
         .filter(|&i| qualifies(&cands[i], tests_configured));
-    let reason = match winner {
-        Some(w) => explain_win(cands, &order, w, tests_configured),
-        None => explain_no_winner(cands, tests_configured),
+    let mut reason = match (winner, &p.weights) {
+        (Some(w), Some(weights)) => {
+            let max_size = cands.iter().map(size).max().unwrap_or(0);
+            let runner_up = order.get(1).map(|&i| &cands[i]);
+            format!(
+                "{} won: it has the most points under [score.weights] ({:.3}{})",
+                cands[w].agent,
+                weighted(&cands[w], weights, p, max_size),
+                runner_up.map_or_else(String::new, |r| format!(
+                    " vs {:.3} for {}",
+                    weighted(r, weights, p, max_size),
+                    r.agent
+                ))
+            )
+        }
+        (Some(w), None) => explain_win(cands, &order, w, p),
+        (None, _) => explain_no_winner(cands, tests_configured),
     };
+    if let Some(w) = winner {
+        reason.push_str(&cite_votes(&cands[w].agent, p));
+    }
     Ranking {
         order,
         winner,
@@ -107,7 +202,39 @@ fn fate(c: &Candidate) -> String {
     }
 }
 
-fn explain_win(cands: &[Candidate], order: &[usize], w: usize, tests_configured: bool) -> String {
+/// `; votes: 2 of 3 for it (judge-a: "..."; judge-b: "...")`, or nothing without votes.
+fn cite_votes(winner: &str, p: &Policy<'_>) -> String {
+    if p.votes.is_empty() {
+        return String::new();
+    }
+    let for_it: Vec<String> = p
+        .votes
+        .iter()
+        .filter(|v| v.candidate == winner)
+        .map(|v| format!("{}: \"{}\"", v.judge, one_line(&v.reason)))
+        .collect();
+    if for_it.is_empty() {
+        return format!("; votes: none of {} for it", p.votes.len());
+    }
+    format!(
+        "; votes: {} of {} for it ({})",
+        for_it.len(),
+        p.votes.len(),
+        for_it.join("; ")
+    )
+}
+
+fn one_line(text: &str) -> String {
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() > 160 {
+        format!("{}...", line.chars().take(157).collect::<String>())
+    } else {
+        line
+    }
+}
+
+fn explain_win(cands: &[Candidate], order: &[usize], w: usize, p: &Policy<'_>) -> String {
+    let tests_configured = p.tests_configured;
     let win = &cands[w];
     let others: Vec<&Candidate> = order[1..].iter().map(|&i| &cands[i]).collect();
     let Some(runner_up) = others.first() else {
@@ -154,9 +281,22 @@ fn explain_win(cands: &[Candidate], order: &[usize], w: usize, tests_configured:
                 tests_words(runner_up)
             )
         }
-    } else if win.agreement != runner_up.agreement {
+    } else if p.votes_for(&win.agent) != p.votes_for(&runner_up.agent) {
         format!(
-            "tests tie with {} ({}), and it agrees more with the other candidates ({:.2} vs {:.2})",
+            "tests tie with {} ({}), and it has more votes ({} vs {})",
+            runner_up.agent,
+            tests_words(win),
+            p.votes_for(&win.agent),
+            p.votes_for(&runner_up.agent)
+        )
+    } else if win.agreement != runner_up.agreement {
+        let votes = if p.votes.is_empty() {
+            String::new()
+        } else {
+            format!(", votes tie ({} each)", p.votes_for(&win.agent))
+        };
+        format!(
+            "tests tie with {} ({}){votes}, and it agrees more with the other candidates ({:.2} vs {:.2})",
             runner_up.agent,
             tests_words(win),
             win.agreement,
@@ -164,8 +304,9 @@ fn explain_win(cands: &[Candidate], order: &[usize], w: usize, tests_configured:
         )
     } else if size(win) != size(runner_up) {
         format!(
-            "it ties with {} on tests and agreement, and is the smaller change (+{}/-{} vs +{}/-{})",
+            "it ties with {} on tests{} and agreement, and is the smaller change (+{}/-{} vs +{}/-{})",
             runner_up.agent,
+            if p.votes.is_empty() { "" } else { ", votes" },
             win.insertions,
             win.deletions,
             runner_up.insertions,
@@ -173,8 +314,9 @@ fn explain_win(cands: &[Candidate], order: &[usize], w: usize, tests_configured:
         )
     } else {
         format!(
-            "it ties with {} on tests, agreement and size, and comes first in configuration order",
-            runner_up.agent
+            "it ties with {} on tests{}, agreement and size, and comes first in configuration order",
+            runner_up.agent,
+            if p.votes.is_empty() { "" } else { ", votes" }
         )
     };
     format!("{} won: {why}{rest}", win.agent)
@@ -236,7 +378,13 @@ mod tests_rank {
             cand("noop", Status::NoChange, None, 0.0, 0),
             cand("good", Status::Done, Some((2, 0, 0)), 0.1, 50),
         ];
-        let r = rank(&cands, true);
+        let r = rank(
+            &cands,
+            &Policy {
+                tests_configured: true,
+                ..Default::default()
+            },
+        );
         assert_eq!(r.order, vec![2, 0, 1]);
         assert_eq!(r.winner, Some(2));
         assert!(
@@ -252,27 +400,128 @@ mod tests_rank {
             cand("a", Status::Done, Some((2, 0, 0)), 0.5, 10),
             cand("b", Status::Done, Some((2, 0, 0)), 0.7, 10),
         ];
-        assert_eq!(rank(&cands, true).winner, Some(1));
+        assert_eq!(
+            rank(
+                &cands,
+                &Policy {
+                    tests_configured: true,
+                    ..Default::default()
+                }
+            )
+            .winner,
+            Some(1)
+        );
         let cands = vec![
             cand("a", Status::Done, None, 0.5, 10),
             cand("b", Status::Done, None, 0.5, 3),
         ];
-        let r = rank(&cands, false);
+        let r = rank(&cands, &Policy::default());
         assert_eq!(r.winner, Some(1));
         assert!(r.reason.contains("smaller change"), "{}", r.reason);
         let cands = vec![
             cand("a", Status::Done, None, 0.5, 3),
             cand("b", Status::Done, None, 0.5, 3),
         ];
-        let r = rank(&cands, false);
+        let r = rank(&cands, &Policy::default());
         assert_eq!(r.winner, Some(0));
         assert!(r.reason.contains("configuration order"), "{}", r.reason);
+    }
+
+    fn vote(judge: &str, candidate: &str) -> Vote {
+        Vote {
+            judge: judge.into(),
+            by: Default::default(),
+            candidate: candidate.into(),
+            reason: format!("{judge} likes {candidate}"),
+            turn: 1,
+            round: 1,
+        }
+    }
+
+    #[test]
+    fn votes_decide_after_tests() {
+        let cands = vec![
+            cand("a", Status::Done, Some((2, 0, 0)), 0.9, 1),
+            cand("b", Status::Done, Some((2, 0, 0)), 0.1, 9),
+            cand("c", Status::Done, Some((1, 1, 1)), 0.9, 1),
+        ];
+        let votes = [vote("j1", "b"), vote("j2", "b"), vote("j3", "c")];
+        let refs: Vec<&Vote> = votes.iter().collect();
+        let p = Policy {
+            tests_configured: true,
+            weights: None,
+            votes: &refs,
+        };
+        let r = rank(&cands, &p);
+        assert_eq!(r.order, vec![1, 0, 2]);
+        assert!(r.reason.contains("more votes (2 vs 0)"), "{}", r.reason);
+        assert!(
+            r.reason
+                .contains("votes: 2 of 3 for it (j1: \"j1 likes b\"; j2:"),
+            "{}",
+            r.reason
+        );
+        // Tests still come first: c's votes do not lift it over passing suites.
+        assert_eq!(contenders(&cands, false), vec![0, 1]);
+        assert_eq!(contenders(&cands, true), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_vote_tie_falls_to_agreement_then_order() {
+        let cands = vec![
+            cand("a", Status::Done, None, 0.5, 3),
+            cand("b", Status::Done, None, 0.5, 3),
+        ];
+        let votes = [vote("j1", "b"), vote("j2", "a")];
+        let refs: Vec<&Vote> = votes.iter().collect();
+        let p = Policy {
+            votes: &refs,
+            ..Default::default()
+        };
+        let r = rank(&cands, &p);
+        assert_eq!(r.winner, Some(0));
+        assert!(
+            r.reason
+                .contains("ties with b on tests, votes, agreement and size, and comes first in configuration order"),
+            "{}",
+            r.reason
+        );
+    }
+
+    #[test]
+    fn weights_can_put_votes_over_tests() {
+        let cands = vec![
+            cand("a", Status::Done, Some((3, 1, 0)), 0.0, 1),
+            cand("b", Status::Done, Some((1, 3, 0)), 0.0, 1),
+        ];
+        let votes = [vote("j1", "b"), vote("j2", "b")];
+        let refs: Vec<&Vote> = votes.iter().collect();
+        let weights = Weights {
+            tests: 1.0,
+            votes: 2.0,
+            agreement: 0.0,
+            size: 0.0,
+        };
+        let p = Policy {
+            tests_configured: false,
+            weights: Some(weights),
+            votes: &refs,
+        };
+        let r = rank(&cands, &p);
+        assert_eq!(r.winner, Some(1), "{}", r.reason);
+        assert!(r.reason.contains("most points"), "{}", r.reason);
     }
 
     #[test]
     fn nobody_qualifies_when_all_tests_fail() {
         let cands = vec![cand("a", Status::Done, Some((0, 2, 1)), 0.0, 1)];
-        let r = rank(&cands, true);
+        let r = rank(
+            &cands,
+            &Policy {
+                tests_configured: true,
+                ..Default::default()
+            },
+        );
         assert_eq!(r.winner, None);
         assert!(
             r.reason.starts_with("no candidate qualified"),

@@ -1,0 +1,177 @@
+//! LLM judges: one conversation with the model over the built-in HTTP backends (shared rate
+//! limits included), offering a single `vote{candidate, reason}` tool. A reply without a
+//! valid vote is answered with what was wrong, up to the attempts allowed; then the judge
+//! abstains.
+
+use serde_json::json;
+
+use super::{Ballot, Judge, Secret, Setting, Verdict, View, check_vote};
+use crate::agent::events::Usage;
+use crate::llm::chat::{Message, Part, Role};
+use crate::llm::client::Client;
+use crate::llm::limits::Limiter;
+use crate::llm::tools::ToolSpec;
+use crate::llm::wire::{self, Params};
+
+/// The system prompt of every LLM judge.
+const SYSTEM: &str =
+    "You are an impartial reviewer of code changes. You answer only by calling the `vote` tool.";
+
+fn vote_tool(view: &View) -> ToolSpec {
+    let labels: Vec<&str> = view.labels.iter().map(|(l, _)| l.as_str()).collect();
+    ToolSpec {
+        name: "vote",
+        description: "Vote for the best candidate.",
+        schema: json!({
+            "type": "object",
+            "properties": {
+                "candidate": { "type": "string", "enum": labels, "description": "The label of the candidate you vote for." },
+                "reason": { "type": "string", "description": "One or two sentences on why it is the best." },
+            },
+            "required": ["candidate", "reason"],
+            "additionalProperties": false,
+        }),
+    }
+}
+
+pub(super) async fn ask(
+    judge: &Judge,
+    spec: &crate::llm::agent::Spec,
+    key: Option<&Secret>,
+    ballot: &Ballot,
+    view: &View,
+    setting: &Setting,
+) -> Verdict {
+    let mut verdict = Verdict {
+        judge: judge.name.clone(),
+        ..Default::default()
+    };
+    let client = Client::new(
+        spec.protocol,
+        &spec.provider,
+        &spec.base_url,
+        &spec.model,
+        key.map(|k| k.0.as_str()),
+    );
+    let mut client = match client {
+        Ok(c) => c,
+        Err(e) => {
+            verdict.abstained = Some(e.0);
+            return verdict;
+        }
+    };
+    client.max_attempts = spec.max_attempts;
+    client.base_delay = std::time::Duration::from_millis(spec.retry_base_ms);
+    let limiter = (!spec.limits.is_empty()).then(|| {
+        Limiter::new(
+            &spec.limits_dir,
+            &format!("{}/{}", spec.provider, spec.model),
+            spec.limits,
+        )
+    });
+    let tools = [vote_tool(view)];
+    let prompt = crate::agent::fill(
+        &setting.template,
+        &[
+            ("task", &ballot.task),
+            ("candidates", &view.text),
+            ("labels", &view.label_list()),
+        ],
+    );
+    let mut messages = vec![Message::user_text(prompt)];
+    let params = Params {
+        model: &spec.model,
+        system: SYSTEM,
+        temperature: spec.temperature,
+        max_output_tokens: spec.max_output_tokens,
+        completion_tokens_field: matches!(spec.provider.as_str(), "openai" | "openrouter"),
+    };
+    let mut usage = Usage::default();
+    let mut last_problem = String::new();
+    for attempt in 1..=setting.max_attempts {
+        verdict.attempts = attempt;
+        let body = wire::body(spec.protocol, &params, &messages, &tools);
+        let estimate =
+            crate::llm::context::estimate_all(&messages) + u64::from(spec.max_output_tokens);
+        let reply = client
+            .complete(&body, limiter.as_ref(), estimate, &mut |_| {})
+            .await;
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                verdict.usage = Some(usage);
+                verdict.abstained = Some(e.0);
+                return verdict;
+            }
+        };
+        usage.input_tokens += reply.input_tokens;
+        usage.output_tokens += reply.output_tokens;
+        if let Some((input, output)) = spec.price {
+            *usage.cost_usd.get_or_insert(0.0) += (reply.input_tokens as f64 * input
+                + reply.output_tokens as f64 * output)
+                / 1_000_000.0;
+        }
+        let mut said = Vec::new();
+        if !reply.text.trim().is_empty() {
+            said.push(Part::Text {
+                text: reply.text.clone(),
+            });
+        }
+        said.extend(reply.calls.iter().cloned().map(Part::ToolCall));
+        if said.is_empty() {
+            said.push(Part::Text {
+                text: "(no answer)".into(),
+            });
+        }
+        messages.push(Message {
+            role: Role::Assistant,
+            parts: said,
+        });
+        let Some(call) = reply.calls.first() else {
+            last_problem = "the reply called no tool".into();
+            messages.push(Message::user_text(format!(
+                "You did not vote. Call the `vote` tool with one of {} and a reason.",
+                view.label_list()
+            )));
+            continue;
+        };
+        let answer = if call.name != "vote" {
+            Err(format!("there is no tool `{}`; call `vote`", call.name))
+        } else {
+            check_vote(view, ballot, &call.args)
+        };
+        match answer {
+            Ok(vote) => {
+                verdict.vote = Some(vote);
+                verdict.usage = Some(usage);
+                return verdict;
+            }
+            Err(why) => {
+                last_problem = why.clone();
+                let results: Vec<Part> = reply
+                    .calls
+                    .iter()
+                    .map(|c| Part::ToolResult {
+                        id: c.id.clone(),
+                        name: c.name.clone(),
+                        output: format!(
+                            "error: {why}. Vote again for one of {}.",
+                            view.label_list()
+                        ),
+                        is_error: true,
+                    })
+                    .collect();
+                messages.push(Message {
+                    role: Role::User,
+                    parts: results,
+                });
+            }
+        }
+    }
+    verdict.usage = Some(usage);
+    verdict.abstained = Some(format!(
+        "no valid vote in {} attempt(s); last: {last_problem}",
+        setting.max_attempts
+    ));
+    verdict
+}
