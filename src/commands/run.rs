@@ -369,6 +369,7 @@ pub fn render_ranking(state: &RunState) -> String {
     let mut cands: Vec<_> = state.candidates.iter().collect();
     cands.sort_by_key(|c| c.rank.unwrap_or(usize::MAX));
     let with_usage = cands.iter().any(|c| c.usage.is_some());
+    let with_votes = !state.votes.is_empty() || !state.abstentions.is_empty();
     let rows: Vec<Vec<String>> = cands
         .iter()
         .map(|c| {
@@ -390,8 +391,12 @@ pub fn render_ranking(state: &RunState) -> String {
                 ),
                 c.branch.clone(),
             ];
+            if with_votes {
+                row.insert(4, c.votes.to_string());
+            }
             if with_usage {
-                row.insert(6, c.usage.as_ref().map_or("-".into(), usage_words));
+                let at = row.len() - 1;
+                row.insert(at, c.usage.as_ref().map_or("-".into(), usage_words));
             }
             row
         })
@@ -400,12 +405,33 @@ pub fn render_ranking(state: &RunState) -> String {
     let mut header = vec![
         "rank", "agent", "status", "tests", "agree", "change", "branch",
     ];
+    if with_votes {
+        header.insert(4, "votes");
+    }
     if with_usage {
-        header.insert(6, "tokens in/out, cost");
+        header.insert(header.len() - 1, "tokens in/out, cost");
     }
     out.push_str(&ui::table(&header, &rows));
     if let Some(reason) = &state.reason {
         out.push_str(&format!("\n{reason}\n"));
+    }
+    if let Some(t) = state.turns.last()
+        && (t.rounds > 1 || t.turn > 1)
+    {
+        out.push_str(&format!(
+            "{}{}{}\n",
+            if t.turn > 1 {
+                format!("turn {}: ", t.turn)
+            } else {
+                String::new()
+            },
+            ui::count(t.rounds as usize, "round"),
+            if t.converged {
+                ": converged (every agent voted without changing anything)"
+            } else {
+                ""
+            }
+        ));
     }
     for w in &state.warnings {
         out.push_str(&format!("warning: {w}\n"));

@@ -93,6 +93,47 @@ fn render_run(st: &RunState) -> String {
         .take(100)
         .collect();
     out.push_str(&format!("task:  {task}\n"));
+    if st.turns.len() > 1 || st.rounds > 1 {
+        out.push_str("turns:\n");
+        for t in &st.turns {
+            let prompt: String = t
+                .prompt
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(70)
+                .collect();
+            out.push_str(&format!(
+                "  {}. {prompt}\n     {}, {}{}, winner {}\n",
+                t.turn,
+                ui::count(t.agents.len(), "agent"),
+                ui::count(t.rounds as usize, "round"),
+                if t.converged { " (converged)" } else { "" },
+                t.winner.as_deref().unwrap_or("none")
+            ));
+        }
+    }
+    for v in &st.votes {
+        out.push_str(&format!(
+            "vote (turn {}, round {}): {} {} for {}: {}\n",
+            v.turn,
+            v.round,
+            match v.by {
+                crate::run::state::Voter::Judge => "judge",
+                crate::run::state::Voter::Agent => "agent",
+            },
+            v.judge,
+            v.candidate,
+            v.reason.lines().next().unwrap_or("")
+        ));
+    }
+    for a in &st.abstentions {
+        out.push_str(&format!(
+            "abstained (turn {}, round {}): judge {}: {}\n",
+            a.turn, a.round, a.judge, a.reason
+        ));
+    }
     if st.state == crate::run::state::Phase::Interrupted {
         out.push_str(&format!(
             "the run was interrupted; `git massgen clean {}` saves what the agents left onto their branches and removes the worktrees\n",

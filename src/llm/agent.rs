@@ -45,7 +45,17 @@ pub struct Spec {
     /// Agents sharing an `rpm` limit start this far apart (0 for the first).
     #[serde(default)]
     pub start_delay_ms: u64,
+    /// Where the conversation is kept when the agent stops, so that a later session (a
+    /// refinement round, a `run --continue` turn) goes on from it.
+    #[serde(default)]
+    pub conversation: Option<PathBuf>,
+    /// Go on from the kept conversation, with `prompt` as the next user message.
+    #[serde(default)]
+    pub resume: bool,
 }
+
+/// The session id the built-in agent reports: its conversation is kept in its home.
+pub const SESSION: &str = "conversation";
 
 /// Writes one event as a JSON line on stdout.
 fn emit(event: &AgentEvent) {
@@ -74,7 +84,16 @@ pub async fn run(spec: Spec) -> i32 {
         tools::kill_running();
         std::process::exit(143);
     });
-    match run_inner(&spec).await {
+    let mut messages = Vec::new();
+    let result = run_inner(&spec, &mut messages).await;
+    if let Some(path) = &spec.conversation
+        && !messages.is_empty()
+        && let Ok(text) = serde_json::to_vec(&messages)
+    {
+        // Images are not kept: a resumed conversation goes on without them.
+        let _ = std::fs::write(path, text);
+    }
+    match result {
         Ok(()) => 0,
         Err(message) => {
             emit(&AgentEvent::Error { message });
@@ -87,7 +106,7 @@ pub async fn run(spec: Spec) -> i32 {
     }
 }
 
-async fn run_inner(spec: &Spec) -> Result<(), String> {
+async fn run_inner(spec: &Spec, messages: &mut Vec<Message>) -> Result<(), String> {
     let key = match &spec.api_key_env {
         Some(var) => Some(
             std::env::var(var)
@@ -132,7 +151,7 @@ async fn run_inner(spec: &Spec) -> Result<(), String> {
     });
     emit(&AgentEvent::Started {
         model: Some(format!("{}/{}", spec.provider, spec.model)),
-        session: None,
+        session: spec.conversation.as_ref().map(|_| SESSION.to_owned()),
     });
 
     if spec.start_delay_ms > 0 {
@@ -145,14 +164,39 @@ async fn run_inner(spec: &Spec) -> Result<(), String> {
         });
         tokio::time::sleep(std::time::Duration::from_millis(spec.start_delay_ms)).await;
     }
-    let mut first = vec![Part::Text {
-        text: spec.prompt.clone(),
-    }];
-    first.extend(spec.images.iter().cloned().map(Part::Image));
-    let mut messages = vec![Message {
-        role: Role::User,
-        parts: first,
-    }];
+    let earlier: Option<Vec<Message>> = spec
+        .conversation
+        .as_ref()
+        .filter(|_| spec.resume)
+        .and_then(|path| std::fs::read(path).ok())
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    match earlier {
+        Some(earlier) if !earlier.is_empty() => {
+            *messages = earlier;
+            let next = Part::Text {
+                text: spec.prompt.clone(),
+            };
+            // Roles alternate: a conversation cut after tool results gets the text in the
+            // same user message.
+            match messages.last_mut() {
+                Some(last) if last.role == Role::User => last.parts.push(next),
+                _ => messages.push(Message {
+                    role: Role::User,
+                    parts: vec![next],
+                }),
+            }
+        }
+        _ => {
+            let mut first = vec![Part::Text {
+                text: spec.prompt.clone(),
+            }];
+            first.extend(spec.images.iter().cloned().map(Part::Image));
+            *messages = vec![Message {
+                role: Role::User,
+                parts: first,
+            }];
+        }
+    }
     let params = Params {
         model: &spec.model,
         system: &spec.system,
@@ -183,11 +227,11 @@ async fn run_inner(spec: &Spec) -> Result<(), String> {
                         spec.max_output_tokens
                     )
                 })?;
-            super::context::fit(&mut messages, budget)?;
+            super::context::fit(messages, budget)?;
         }
-        let body = wire::body(spec.protocol, &params, &messages, &specs);
+        let body = wire::body(spec.protocol, &params, messages, &specs);
         let estimate =
-            fixed + super::context::estimate_all(&messages) + u64::from(spec.max_output_tokens);
+            fixed + super::context::estimate_all(messages) + u64::from(spec.max_output_tokens);
         let mut on_notice = |n: Notice| match n {
             Notice::Retry {
                 attempt,

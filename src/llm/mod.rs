@@ -108,6 +108,8 @@ pub fn spec_for(a: &AgentConfig, shared: &Shared) -> Result<agent::Spec, String>
             .and_then(|v| v.parse().ok())
             .unwrap_or(1000),
         start_delay_ms: 0,
+        conversation: None,
+        resume: false,
     })
 }
 

@@ -3,6 +3,7 @@
 mod support;
 
 mod clis;
+mod consensus;
 mod errors;
 mod lifecycle;
 mod llm;

@@ -120,10 +120,11 @@ impl Preset {
         matches!(self, Preset::Codex)
     }
 
-    /// Whether a finished session can be continued with a follow-up prompt.
+    /// Whether a finished session can be continued with a follow-up prompt. (The built-in
+    /// agent keeps its conversation in its home; it answers questions itself, inside its own
+    /// loop, so it is never nudged from outside.)
     pub fn can_resume(self) -> bool {
-        // The built-in agent answers a question itself, inside its own loop.
-        !matches!(self, Preset::Aider | Preset::Llm)
+        !matches!(self, Preset::Aider)
     }
 }
 
@@ -206,6 +207,8 @@ impl CliAgent {
 fn llm_launch(agent: &CliAgent, ctx: &LaunchCtx<'_>) -> Launch {
     let mut spec = agent.llm.clone().expect("an llm agent has its spec");
     spec.prompt = ctx.prompt.to_owned();
+    spec.conversation = Some(ctx.home.join("conversation.json"));
+    spec.resume = ctx.resume.is_some();
     let path = ctx.home.join("spec.json");
     let mut l = Launch::new(&agent.bin);
     l.arg("llm-agent")
