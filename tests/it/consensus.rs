@@ -524,3 +524,177 @@ fn continue_refuses_what_it_cannot_continue() {
         .run();
     assert_ne!(cleaned.code, Some(0));
 }
+
+mod llm {
+    //! LLM judges and the built-in agent in rounds, against the loopback protocol server.
+
+    use serde_json::{Value, json};
+
+    use super::{answer, votes};
+    use crate::llm_server::{LlmServer, Mode, Step};
+    use crate::support::{TestRepo, candidate};
+
+    const KEY_VAR: &str = "MASSGEN_TEST_KEY";
+    const PROVIDERS: [&str; 4] = ["openai", "openai-responses", "anthropic", "gemini"];
+
+    fn vote(label: &str, reason: &str) -> Step {
+        Step::Tools(vec![(
+            "vote".into(),
+            json!({"candidate": label, "reason": reason}),
+        )])
+    }
+
+    fn judge_toml(name: &str, provider: &str, url: &str) -> String {
+        format!(
+            "[[judges]]\nname = \"{name}\"\nkind = \"llm\"\nprovider = \"{provider}\"\nmodel = \"test-model\"\nbase_url = \"{url}\"\napi_key_env = \"{KEY_VAR}\"\n"
+        )
+    }
+
+    /// The agent whose answer follows `## Candidate {label}` in a request body: `names[0]`
+    /// wrote `answer=1`, `names[1]` `answer=2`.
+    fn agent_behind(body: &str, label: &str, names: [&str; 2]) -> String {
+        let at = body
+            .find(&format!("## Candidate {label}"))
+            .unwrap_or_else(|| panic!("no candidate {label} in {body}"));
+        let rest = &body[at..];
+        let answer = &rest[rest.find("+answer=").unwrap() + "+answer=".len()..];
+        let value: String = answer.chars().take_while(char::is_ascii_digit).collect();
+        match value.as_str() {
+            "1" => names[0],
+            "2" => names[1],
+            other => panic!("unknown answer {other}"),
+        }
+        .to_owned()
+    }
+
+    #[test]
+    fn llm_judges_vote_through_the_tool_on_every_protocol_and_bad_votes_are_retried() {
+        let servers: Vec<LlmServer> = PROVIDERS
+            .iter()
+            .map(|_| {
+                LlmServer::start(Mode::Script(vec![
+                    Step::Text("B looks best to me.".into()),
+                    vote("Z", "there is no Z"),
+                    vote("B", "it is the clearer change"),
+                ]))
+            })
+            .collect();
+        let failing = LlmServer::start(Mode::Fail {
+            status: 401,
+            retry_after: None,
+        });
+        let repo = TestRepo::new();
+        let mut config = String::new();
+        for (p, s) in PROVIDERS.iter().zip(&servers) {
+            config.push_str(&judge_toml(p, p, &s.url()));
+        }
+        config.push_str(&judge_toml("locked-out", "anthropic", &failing.url()));
+        repo.configure(&config);
+        let json = repo
+            .massgen()
+            .env(KEY_VAR, "sk-judge")
+            .env("MASSGEN_RETRY_BASE_MS", "20")
+            .args(["run", "--json"])
+            .args(["--agent-cmd", &repo.agent("one", &answer("1", 1))])
+            .args(["--agent-cmd", &repo.agent("two", &answer("2", 1))])
+            .args(["--", "compute the answer"])
+            .expect_json(0);
+        let got = votes(&json);
+        assert_eq!(got.len(), 4, "{got:?}");
+        for (p, server) in PROVIDERS.iter().zip(&servers) {
+            let requests = server.model_requests();
+            assert_eq!(requests.len(), 3, "{p}");
+            let first = requests[0].body.to_string();
+            assert!(first.contains("\"vote\""), "{p}: the vote tool is offered");
+            assert!(first.contains("compute the answer"), "{p}");
+            for name in ["\"one\"", "\"two\"", "massgen/"] {
+                assert!(!first.contains(name), "{p}: the judge saw {name}");
+            }
+            assert!(
+                requests[1].body.to_string().contains("You did not vote"),
+                "{p}"
+            );
+            assert!(
+                requests[2]
+                    .body
+                    .to_string()
+                    .contains("is not a candidate; vote for one of A, B"),
+                "{p}"
+            );
+            let expected = agent_behind(&first, "B", ["one", "two"]);
+            let vote = json["votes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["judge"] == *p)
+                .unwrap_or_else(|| panic!("{p} did not vote"));
+            assert_eq!(vote["candidate"], expected.as_str(), "{p}");
+            assert_eq!(vote["reason"], "it is the clearer change");
+        }
+        let abstained = &json["abstentions"][0];
+        assert_eq!(abstained["judge"], "locked-out");
+        assert!(
+            abstained["reason"].as_str().unwrap().contains("401"),
+            "{abstained}"
+        );
+        // Judges' tokens count in the run's usage: 4 judges x 3 requests x 100 in.
+        assert_eq!(json["judge_usage"]["input_tokens"], 1200);
+        assert_eq!(json["usage"]["input_tokens"], 1200);
+    }
+
+    #[test]
+    fn the_built_in_agent_goes_on_from_its_conversation_in_round_two() {
+        let server = LlmServer::start(Mode::Script(vec![
+            Step::Tools(vec![(
+                "write_file".into(),
+                json!({"path": "answer.txt", "content": "answer=1\n"}),
+            )]),
+            Step::Tools(vec![("finish".into(), json!({"summary": "Wrote it."}))]),
+            Step::Text("Mine is right.\n\nVOTE: A - it is complete".into()),
+        ]));
+        let repo = TestRepo::new();
+        repo.configure(&format!(
+            "[[agents]]\nname = \"model\"\nkind = \"llm\"\nprovider = \"anthropic\"\nmodel = \"test-model\"\nbase_url = \"{}\"\napi_key_env = \"{KEY_VAR}\"\n",
+            server.url()
+        ));
+        let peer = repo.agent("peer", &answer("2", 1));
+        let json = repo
+            .massgen()
+            .env(KEY_VAR, "sk-agent")
+            .args(["run", "--json", "--rounds", "2", "--agent", "model"])
+            .args(["--agent-cmd", &peer])
+            .args(["--", "compute the answer"])
+            .expect_json(0);
+        let requests = server.model_requests();
+        assert_eq!(requests.len(), 3, "{json:#}");
+        // Round 2's request carries round 1's conversation, then the peers.
+        let round2: Value = requests[2].body.clone();
+        let text = round2.to_string();
+        assert!(
+            text.contains("write_file") && text.contains("Wrote it."),
+            "{text}"
+        );
+        assert!(
+            text.contains("Round 2") && text.contains("## Candidate B"),
+            "{text}"
+        );
+        let model = candidate(&json, "model");
+        let actions: Vec<&str> = model["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(actions, ["worked", "voted"], "{model:#}");
+        let cast: Vec<_> = votes(&json)
+            .into_iter()
+            .filter(|v| v.0 == "model")
+            .collect();
+        assert_eq!(cast.len(), 1, "{json:#}");
+        assert_eq!(cast[0].2, "agent");
+        assert_eq!(cast[0].3, 2);
+        let expected = agent_behind(&text, "A", ["model", "peer"]);
+        assert_eq!(cast[0].1, expected);
+        assert_eq!(model["usage"]["input_tokens"], 300);
+    }
+}
