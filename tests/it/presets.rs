@@ -793,3 +793,53 @@ fn doctor_does_not_wait_for_what_a_version_probe_leaves_behind() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+/// In a refinement round a CLI agent continues its own session: `--resume` with the round's
+/// prompt (the peers' candidates), `MASSGEN_ROUND`/`MASSGEN_PEERS` set, and a `VOTE:` line
+/// of its answer counted.
+#[test]
+fn a_claude_agent_continues_its_session_in_round_two_and_votes() {
+    let (first, _) = asking_streams();
+    let first = first.replace(QUESTION, "Done.");
+    let (_, resume) = asking_streams();
+    let resume = resume.replace(
+        ANSWERED,
+        "Both work; mine is fine.\\nVOTE: A - it is complete",
+    );
+    let fake = FakeClaude::new(&first, &resume, "");
+    let peer = fake.repo.agent("peer", "echo other > other.txt");
+    let json = fake
+        .repo
+        .massgen()
+        .env("MY_KEY", "sk-ant-test")
+        .args(["run", "--json", "--rounds", "2", "--agent", "cc"])
+        .args(["--agent-cmd", &peer, "--", "Say hello."])
+        .run()
+        .expect_code(0)
+        .json();
+    let round2 = fake.argv(2).expect("a second session");
+    assert_eq!(after(&round2, "--resume"), Some(ASK_SESSION), "{round2:?}");
+    let prompt = after(&round2, "-p").unwrap_or_else(|| round2.last().unwrap());
+    assert!(
+        round2
+            .iter()
+            .any(|a| a.contains("Round 2") && a.contains("## Candidate B")),
+        "{prompt}"
+    );
+    assert_eq!(fake.env(2, "MASSGEN_ROUND"), "2");
+    assert!(fake.env(2, "MASSGEN_PEERS").ends_with("peers.json"));
+    assert!(fake.argv(3).is_none(), "nudged after voting");
+    let c = candidate(&json, "cc");
+    let actions: Vec<&str> = c["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["worked", "voted"], "{c:#}");
+    let vote = &json["votes"][0];
+    assert_eq!(vote["judge"], "cc");
+    assert_eq!(vote["by"], "agent");
+    assert_eq!(vote["reason"], "it is complete");
+    assert_eq!(c["usage"]["input_tokens"], 30, "{c:#}");
+}
