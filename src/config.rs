@@ -539,6 +539,34 @@ timeout = "5m"
     }
 
     #[test]
+    fn judges_are_command_or_llm_and_checked_like_agents() {
+        let err = parse("[[judges]]\nname = \"j\"\nkind = \"claude\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("config.toml:2:8: "), "{err}");
+        assert!(
+            err.contains("judges are kind = \"command\" or kind = \"llm\""),
+            "{err}"
+        );
+        let err = parse("[[judges]]\nname = \"j\"\n").unwrap_err().to_string();
+        assert!(err.contains("judge `j` has no `command`"), "{err}");
+        let err = parse("[[judges]]\nname = \"j\"\ncommand = [\"x\"]\n[[judges]]\nname = \"j\"\ncommand = [\"y\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("judge `j` is defined twice"), "{err}");
+        let err = parse("[score.weights]\ntests = -1.0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("score.weights"), "{err}");
+        let err = parse("[judging]\nwhen = \"sometimes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("config.toml:2:8: "), "{err}");
+        let ok = parse("[judging]\nwhen = \"always\"\nmax_attempts = 2\n[[judges]]\nname = \"j\"\ncommand = [\"x\"]\n").unwrap();
+        assert_eq!(ok.judging.when, JudgeWhen::Always);
+    }
+
+    #[test]
     fn agent_names_are_ref_safe() {
         assert!(validate_agent_name("claude-1").is_ok());
         for bad in ["", "-x", ".x", "a/b", "a..b", "x.lock", "a b", "ü"] {

@@ -133,5 +133,8 @@ mod example_tests {
         let text = include_str!("../../templates/agents.example.toml");
         let c = crate::config::Config::parse(text, std::path::Path::new("x")).unwrap();
         assert_eq!(c.agents.len(), 14);
+        assert_eq!(c.judges.len(), 2);
+        assert_eq!(c.judging.max_attempts, Some(3));
+        assert_eq!(c.score.weights.map(|w| w.votes), Some(2.0));
     }
 }
