@@ -374,21 +374,56 @@ pub async fn continue_run(
             )));
         }
     }
+    // Worktrees removed after the last turn are checked out again from the branches. They
+    // are recorded before they exist, so that a process killed meanwhile leaves them
+    // listed for `clean`; if checking out fails, the run is left as it was.
+    let started = Instant::now();
+    let before = state.clone();
+    let mut items = Vec::new();
+    for a in &plan.agents {
+        let c = state.require_candidate(&a.name)?;
+        if c.worktree.as_ref().is_some_and(|w| w.join(".git").exists()) {
+            continue;
+        }
+        let path = state.worktree_root.join(&a.name);
+        items.push(git::worktree::NewWorktree {
+            branch: layout::branch_ref(run, &a.name),
+            path: path.clone(),
+        });
+        if let Some(c) = state.candidate_mut(&a.name) {
+            c.worktree = Some(path);
+        }
+    }
+    state.pid = std::process::id();
+    state.state = Phase::Created;
+    state.save(&dir)?;
+    let attached = {
+        let (repo, items) = (repo.clone(), items.clone());
+        tokio::task::spawn_blocking(move || {
+            git::worktree::attach_all(&repo, &items, &AtomicBool::new(false))
+        })
+        .await
+        .expect("worktree creation does not panic")
+    };
+    if let Err(e) = attached {
+        let mut before = before;
+        before.save(&dir)?;
+        return Err(e.into());
+    }
     let turn = state.turn() + 1;
-    let now = super::now_secs();
     state.turns.push(Turn {
         turn,
         prompt: follow_up.to_owned(),
         agents: plan.agents.iter().map(|a| a.name.clone()).collect(),
-        started_at: now,
+        started_at: super::now_secs(),
         rounds: 0,
         converged: false,
         winner: None,
         reason: None,
     });
     state.rounds = 0;
-    state.pid = std::process::id();
-    state.state = Phase::Created;
+    state.merged = false;
+    state.state = Phase::Running;
     state.test_command = plan.test.clone();
     state.save(&dir)?;
     let earlier: Vec<String> = state.turns[1..state.turns.len() - 1]
@@ -400,47 +435,13 @@ pub async fn continue_run(
         agents: plan.agents.len(),
         worktree_root: state.worktree_root.clone(),
     });
+    report(Event::WorktreesReady {
+        elapsed: started.elapsed(),
+    });
     let shared = new_shared(repo.clone(), dir, state, report);
     let worker = shared.clone();
     guarded(&shared, |cancel| async move {
         let shared = worker;
-        // Worktrees removed after the last turn are checked out again from the branches.
-        let started = Instant::now();
-        let state = shared.snapshot_state();
-        let mut items = Vec::new();
-        for a in &plan.agents {
-            let c = state.require_candidate(&a.name)?;
-            if c.worktree.as_ref().is_some_and(|w| w.join(".git").exists()) {
-                continue;
-            }
-            items.push(git::worktree::NewWorktree {
-                branch: layout::branch_ref(&state.run, &a.name),
-                path: state.worktree_root.join(&a.name),
-            });
-        }
-        let repo = shared.repo.clone();
-        let attached = items.clone();
-        tokio::task::spawn_blocking(move || {
-            git::worktree::attach_all(&repo, &attached, &AtomicBool::new(false))
-        })
-        .await
-        .expect("worktree creation does not panic")?;
-        shared.update(|s| {
-            for (item, a) in items.iter().zip(&plan.agents) {
-                let _ = a;
-                if let Some(c) = s
-                    .candidates
-                    .iter_mut()
-                    .find(|c| layout::branch_ref(&s.run, &c.agent) == item.branch)
-                {
-                    c.worktree = Some(item.path.clone());
-                }
-            }
-            s.state = Phase::Running;
-        })?;
-        (shared.report)(Event::WorktreesReady {
-            elapsed: started.elapsed(),
-        });
         let earlier = if earlier.is_empty() {
             "(none)".to_owned()
         } else {

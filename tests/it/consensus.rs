@@ -514,15 +514,34 @@ fn continue_refuses_what_it_cannot_continue() {
         .run()
         .expect_code(2);
     mixed.assert_stderr("--base");
+    // A branch deleted by hand: refused, and the run is left as it was.
+    repo.git(&["branch", "-D", &format!("massgen/{run}/bad")]);
+    let state_before = repo
+        .massgen()
+        .args(["status", "--json", run])
+        .expect_json(0);
+    let cleaned = repo
+        .massgen()
+        .args(["run", "--continue", run, "more"])
+        .run()
+        .expect_code(2);
+    cleaned.assert_stderr("has no candidate branch to continue from");
+    let state_after = repo
+        .massgen()
+        .args(["status", "--json", run])
+        .expect_json(0);
+    assert_eq!(state_after["turns"], state_before["turns"]);
+    assert_eq!(state_after["state"], state_before["state"]);
+    assert_eq!(repo.worktree_count(), 1);
     repo.massgen()
         .args(["clean", run, "--force"])
         .run()
         .expect_code(0);
-    let cleaned = repo
-        .massgen()
+    repo.massgen()
         .args(["run", "--continue", run, "more"])
-        .run();
-    assert_ne!(cleaned.code, Some(0));
+        .run()
+        .expect_code(2)
+        .assert_stderr(&format!("no run `{run}`"));
 }
 
 mod llm {
