@@ -8,10 +8,8 @@ use serde_json::json;
 use super::{Ballot, Judge, Secret, Setting, Verdict, View, check_vote};
 use crate::agent::events::Usage;
 use crate::llm::chat::{Message, Part, Role};
-use crate::llm::client::Client;
-use crate::llm::limits::Limiter;
 use crate::llm::tools::ToolSpec;
-use crate::llm::wire::{self, Params};
+use crate::llm::wire;
 
 /// The system prompt of every LLM judge.
 const SYSTEM: &str =
@@ -46,29 +44,13 @@ pub(super) async fn ask(
         judge: judge.name.clone(),
         ..Default::default()
     };
-    let client = Client::new(
-        spec.protocol,
-        &spec.provider,
-        &spec.base_url,
-        &spec.model,
-        key.map(|k| k.0.as_str()),
-    );
-    let mut client = match client {
-        Ok(c) => c,
+    let (client, limiter) = match spec.connect(key.map(|k| k.0.as_str())) {
+        Ok(connected) => connected,
         Err(e) => {
-            verdict.abstained = Some(e.0);
+            verdict.abstained = Some(e);
             return verdict;
         }
     };
-    client.max_attempts = spec.max_attempts;
-    client.base_delay = std::time::Duration::from_millis(spec.retry_base_ms);
-    let limiter = (!spec.limits.is_empty()).then(|| {
-        Limiter::new(
-            &spec.limits_dir,
-            &format!("{}/{}", spec.provider, spec.model),
-            spec.limits,
-        )
-    });
     let tools = [vote_tool(view)];
     let prompt = crate::agent::fill(
         &setting.template,
@@ -79,13 +61,7 @@ pub(super) async fn ask(
         ],
     );
     let mut messages = vec![Message::user_text(prompt)];
-    let params = Params {
-        model: &spec.model,
-        system: SYSTEM,
-        temperature: spec.temperature,
-        max_output_tokens: spec.max_output_tokens,
-        completion_tokens_field: matches!(spec.provider.as_str(), "openai" | "openrouter"),
-    };
+    let params = spec.params(SYSTEM);
     let mut usage = Usage::default();
     let mut last_problem = String::new();
     for attempt in 1..=setting.max_attempts {

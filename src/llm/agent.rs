@@ -54,6 +54,42 @@ pub struct Spec {
     pub resume: bool,
 }
 
+impl Spec {
+    /// The HTTP client of this spec's endpoint, and the shared rate limiter of its model
+    /// when it has limits.
+    pub fn connect(&self, key: Option<&str>) -> Result<(Client, Option<Limiter>), String> {
+        let mut client = Client::new(
+            self.protocol,
+            &self.provider,
+            &self.base_url,
+            &self.model,
+            key,
+        )
+        .map_err(|e| e.0)?;
+        client.max_attempts = self.max_attempts;
+        client.base_delay = std::time::Duration::from_millis(self.retry_base_ms);
+        let limiter = (!self.limits.is_empty()).then(|| {
+            Limiter::new(
+                &self.limits_dir,
+                &format!("{}/{}", self.provider, self.model),
+                self.limits,
+            )
+        });
+        Ok((client, limiter))
+    }
+
+    /// Request parameters with `system` as the system prompt.
+    pub fn params<'a>(&'a self, system: &'a str) -> Params<'a> {
+        Params {
+            model: &self.model,
+            system,
+            temperature: self.temperature,
+            max_output_tokens: self.max_output_tokens,
+            completion_tokens_field: matches!(self.provider.as_str(), "openai" | "openrouter"),
+        }
+    }
+}
+
 /// The session id the built-in agent reports: its conversation is kept in its home.
 pub const SESSION: &str = "conversation";
 
@@ -132,23 +168,7 @@ async fn run_inner(spec: &Spec, messages: &mut Vec<Message>) -> Result<(), Strin
         .map_err(|e| format!("cannot use the worktree: {e}"))?
         .hiding_env(hidden);
     let specs = tools::specs();
-    let mut client = Client::new(
-        spec.protocol,
-        &spec.provider,
-        &spec.base_url,
-        &spec.model,
-        key.as_deref(),
-    )
-    .map_err(|e| e.0)?;
-    client.max_attempts = spec.max_attempts;
-    client.base_delay = std::time::Duration::from_millis(spec.retry_base_ms);
-    let limiter = (!spec.limits.is_empty()).then(|| {
-        Limiter::new(
-            &spec.limits_dir,
-            &format!("{}/{}", spec.provider, spec.model),
-            spec.limits,
-        )
-    });
+    let (client, limiter) = spec.connect(key.as_deref())?;
     emit(&AgentEvent::Started {
         model: Some(format!("{}/{}", spec.provider, spec.model)),
         session: spec.conversation.as_ref().map(|_| SESSION.to_owned()),
@@ -197,13 +217,7 @@ async fn run_inner(spec: &Spec, messages: &mut Vec<Message>) -> Result<(), Strin
             }];
         }
     }
-    let params = Params {
-        model: &spec.model,
-        system: &spec.system,
-        temperature: spec.temperature,
-        max_output_tokens: spec.max_output_tokens,
-        completion_tokens_field: matches!(spec.provider.as_str(), "openai" | "openrouter"),
-    };
+    let params = spec.params(&spec.system);
     // What the context window must hold besides the messages.
     let fixed = super::context::estimate(&Message::user_text(format!(
         "{}{}",
