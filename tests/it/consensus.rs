@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::support::{BREAK, FIX, TestRepo, candidate};
+use crate::support::{BREAK, FIX, TestRepo, actions, candidate};
 
 /// A command judge (POSIX sh and awk): keeps a copy of its input in `$CAPTURE`, logs each
 /// attempt, and votes for the candidate whose patch contains `$WANT`.
@@ -322,14 +322,7 @@ fn an_agent_adopts_a_better_peer_in_round_two_and_the_run_converges() {
     let turn = &json["turns"][0];
     assert_eq!(turn["rounds"], 3);
     assert_eq!(turn["converged"], true);
-    let actions = |agent: &str| -> Vec<String> {
-        candidate(&json, agent)["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["action"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let actions = |agent: &str| actions(&json, agent);
     assert_eq!(actions("good"), ["worked", "voted", "voted"]);
     assert_eq!(actions("bad"), ["worked", "revised", "voted"]);
     // bad's round-2 commit builds on its round-1 commit, and now passes the tests.
@@ -551,7 +544,7 @@ mod llm {
 
     use super::{answer, votes};
     use crate::llm_server::{LlmServer, Mode, Step};
-    use crate::support::{TestRepo, candidate};
+    use crate::support::{TestRepo, actions, candidate};
 
     const KEY_VAR: &str = "MASSGEN_TEST_KEY";
     const PROVIDERS: [&str; 4] = ["openai", "openai-responses", "anthropic", "gemini"];
@@ -698,13 +691,7 @@ mod llm {
             "{text}"
         );
         let model = candidate(&json, "model");
-        let actions: Vec<&str> = model["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["action"].as_str().unwrap())
-            .collect();
-        assert_eq!(actions, ["worked", "voted"], "{model:#}");
+        assert_eq!(actions(&json, "model"), ["worked", "voted"], "{model:#}");
         let cast: Vec<_> = votes(&json)
             .into_iter()
             .filter(|v| v.0 == "model")

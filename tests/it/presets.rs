@@ -830,13 +830,11 @@ fn a_claude_agent_continues_its_session_in_round_two_and_votes() {
     assert!(fake.env(2, "MASSGEN_PEERS").ends_with("peers.json"));
     assert!(fake.argv(3).is_none(), "nudged after voting");
     let c = candidate(&json, "cc");
-    let actions: Vec<&str> = c["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["action"].as_str().unwrap())
-        .collect();
-    assert_eq!(actions, ["worked", "voted"], "{c:#}");
+    assert_eq!(
+        crate::support::actions(&json, "cc"),
+        ["worked", "voted"],
+        "{c:#}"
+    );
     let vote = &json["votes"][0];
     assert_eq!(vote["judge"], "cc");
     assert_eq!(vote["by"], "agent");

@@ -320,6 +320,16 @@ pub fn candidate<'a>(run: &'a serde_json::Value, agent: &str) -> &'a serde_json:
         .unwrap_or_else(|| panic!("no candidate {agent} in {run}"))
 }
 
+/// What `agent` did in each round of a run (`worked`, `revised`, `voted`, ...).
+pub fn actions(run: &serde_json::Value, agent: &str) -> Vec<String> {
+    candidate(run, agent)["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| h["action"].as_str().expect("an action").to_owned())
+        .collect()
+}
+
 /// Agent bodies for the calculator project.
 pub const FIX: &str = "sed 's/\\$2 - \\$3/$2 + $3/' calc.sh > calc.tmp && mv calc.tmp calc.sh";
 pub const BREAK: &str = "sed -e 's/\\$2 - \\$3/$2 + $3/' -e 's/\\$2 \\* \\$3/$2 + $3/' calc.sh > calc.tmp && mv calc.tmp calc.sh";
