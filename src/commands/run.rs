@@ -138,6 +138,7 @@ fn continue_run(
 ) -> Result<Exit, CliError> {
     let run = crate::run::state::resolve(&layout::runs_dir(&repo), run)?;
     let state = RunState::load(&layout::RunDir::new(&repo, &run))?;
+    let with_candidate = |c: &&crate::run::state::Candidate| c.commit.is_some();
     let mut names: Vec<String> = if args.winner_only {
         vec![state.winner.clone().ok_or_else(|| {
             CliError::new(
@@ -148,14 +149,35 @@ fn continue_run(
                 "continue every agent: git massgen run --continue {run} \"...\""
             ))
         })?]
+    } else if !args.agents.is_empty() {
+        args.agents.clone()
     } else {
-        state.candidates.iter().map(|c| c.agent.clone()).collect()
+        // Agents that never left a candidate (they could not start) have nothing to go on.
+        state
+            .candidates
+            .iter()
+            .filter(with_candidate)
+            .map(|c| c.agent.clone())
+            .collect()
     };
     if !args.agents.is_empty() {
         for a in &args.agents {
             state.require_candidate(a)?;
         }
         names.retain(|n| args.agents.contains(n));
+    }
+    if names.is_empty() {
+        return Err(CliError::usage(format!(
+            "no agent of run {run} to continue{}",
+            if args.winner_only {
+                " (the winner is not among the agents named)"
+            } else {
+                ""
+            }
+        ))
+        .hint(format!(
+            "see the run's agents with: git massgen status {run}"
+        )));
     }
     let mut agents = Vec::new();
     for name in &names {

@@ -26,19 +26,28 @@ pub(super) async fn ask(
         ..Default::default()
     };
     let stem = format!("{}.t{}r{}", judge.name, setting.turn, setting.round);
-    let input = setting.dir.join(format!("{stem}.candidates.json"));
-    let written = std::fs::create_dir_all(&setting.dir).and_then(|()| {
-        std::fs::write(
-            &input,
-            serde_json::to_vec_pretty(&view.json).expect("a view serializes"),
-        )
-    });
+    // The judge works in a directory of its own holding only its input: the run's
+    // directory (state, patches, logs) names the agents.
+    let room = match tempfile::Builder::new().prefix("massgen-judge-").tempdir() {
+        Ok(room) => room,
+        Err(e) => {
+            verdict.abstained = Some(format!("cannot create a directory for the judge: {e}"));
+            return verdict;
+        }
+    };
+    let input = room.path().join("candidates.json");
+    let task_copy = room.path().join("task.txt");
+    let text = serde_json::to_vec_pretty(&view.json).expect("a view serializes");
+    let written = std::fs::create_dir_all(&setting.dir)
+        .and_then(|()| std::fs::write(setting.dir.join(format!("{stem}.candidates.json")), &text))
+        .and_then(|()| std::fs::write(&input, &text))
+        .and_then(|()| std::fs::write(&task_copy, &ballot.task));
     if let Err(e) = written {
-        verdict.abstained = Some(format!("cannot write {}: {e}", input.display()));
+        verdict.abstained = Some(format!("cannot write the judge's input: {e}"));
         return verdict;
     }
     let input_s = input.display().to_string();
-    let task_file = setting.task_file.display().to_string();
+    let task_file = task_copy.display().to_string();
     let round = setting.round.to_string();
     let argv: Vec<String> = argv
         .iter()
@@ -81,7 +90,7 @@ pub(super) async fn ask(
         ]);
         let job = Job {
             argv: &argv,
-            cwd: &setting.dir,
+            cwd: room.path(),
             env: vars,
             env_remove: GIT_REPO_ENV,
             stdout,

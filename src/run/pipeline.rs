@@ -495,6 +495,16 @@ where
         Err(RunError::Interrupted) => {
             shared.update(|s| {
                 s.state = Phase::Interrupted;
+                // A round cut short may have moved candidates past what was scored: no
+                // winner stands until the run is scored again (merge one by name).
+                if s.rounds > 1 || s.turns.len() > 1 {
+                    s.winner = None;
+                    s.reason = Some(format!(
+                        "interrupted in round {} of turn {}; no winner (merge a candidate by name, or clean the run)",
+                        s.rounds,
+                        s.turn()
+                    ));
+                }
                 for c in &mut s.candidates {
                     if matches!(c.status, Status::Running | Status::Pending) {
                         c.status = Status::Failed;
@@ -579,10 +589,18 @@ async fn run_turn(
                         round,
                         prompt,
                         resume,
-                        env: vec![
-                            ("MASSGEN_TURN".into(), turn.to_string()),
-                            ("MASSGEN_ROUND".into(), round.to_string()),
-                        ],
+                        env: {
+                            let mut env = vec![
+                                ("MASSGEN_TURN".into(), turn.to_string()),
+                                ("MASSGEN_ROUND".into(), round.to_string()),
+                            ];
+                            if turn > 1
+                                && let Some(t) = state.turns.last()
+                            {
+                                env.push(("MASSGEN_FOLLOW_UP".into(), t.prompt.clone()));
+                            }
+                            env
+                        },
                         ballot: None,
                     }
                 }

@@ -47,12 +47,19 @@ pub(super) async fn score_round(
             let cancel = cancel.clone();
             let test = test.clone();
             let timeout = plan.test_timeout;
+            // A worktree that will be worked in again is put back to its candidate, so
+            // that what the tests wrote does not become part of the next snapshot.
+            let restore = plan.rounds > 1 || plan.keep || state.turn() > 1;
             tasks.spawn(async move {
                 let _permit = permits
                     .acquire_owned()
                     .await
                     .expect("semaphore is never closed");
-                run_tests(&shared, &agent, &wt, &test, timeout, cancel).await
+                run_tests(&shared, &agent, &wt, &test, timeout, cancel).await?;
+                if restore {
+                    restore_worktree(&shared, &agent, &wt).await;
+                }
+                Ok::<(), RunError>(())
             });
         }
         while let Some(joined) = tasks.join_next().await {
@@ -171,6 +178,25 @@ pub(super) async fn score_round(
             });
         s.state = previous;
     })
+}
+
+/// Puts a worktree back to its candidate commit: tracked files reset, untracked files that
+/// are not ignored removed (the candidate commit holds everything the agent left).
+async fn restore_worktree(shared: &Arc<Shared>, agent: &str, wt: &std::path::Path) {
+    let wt = wt.to_owned();
+    let done = tokio::task::spawn_blocking(move || {
+        crate::git::cmd::Git::new(&wt)
+            .args(["reset", "-q", "--hard", "HEAD"])
+            .run()?;
+        crate::git::cmd::Git::new(&wt).args(["clean", "-fdq"]).run()
+    })
+    .await
+    .expect("restoring does not panic");
+    if let Err(e) = done {
+        (shared.report)(Event::Warning(format!(
+            "{agent}: cannot put the worktree back after its tests: {e}"
+        )));
+    }
 }
 
 /// Asks every judge in parallel and records their votes and abstentions.

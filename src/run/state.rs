@@ -352,10 +352,18 @@ impl RunState {
                 continue;
             }
             let counts = match v.by {
-                Voter::Judge => !self
-                    .abstentions
-                    .iter()
-                    .any(|a| a.turn == turn && a.judge == v.judge && a.round > v.round),
+                // Not if it abstained later, or the candidate it chose changed since.
+                Voter::Judge => {
+                    !self
+                        .abstentions
+                        .iter()
+                        .any(|a| a.turn == turn && a.judge == v.judge && a.round > v.round)
+                        && !self.candidate(&v.candidate).is_some_and(|c| {
+                            c.history.iter().any(|h| {
+                                h.turn == turn && h.round > v.round && h.action == Action::Revised
+                            })
+                        })
+                }
                 Voter::Agent => self.candidate(&v.judge).is_some_and(|c| {
                     c.history
                         .iter()

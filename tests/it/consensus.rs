@@ -10,6 +10,7 @@ use crate::support::{BREAK, FIX, TestRepo, actions, candidate};
 const JUDGE: &str = r#"
 cp "$MASSGEN_CANDIDATES" "$CAPTURE/$MASSGEN_JUDGE.json"
 echo "attempt $MASSGEN_ATTEMPT feedback=$MASSGEN_FEEDBACK" >> "$CAPTURE/$MASSGEN_JUDGE.log"
+ls -a .. > "$CAPTURE/$MASSGEN_JUDGE.around"
 label=$(awk -v want="$WANT" '
   /"label":/ { l = $0; sub(/.*"label": "/, "", l); sub(/".*/, "", l) }
   /"patch":/ && index($0, want) { print l; exit }' "$MASSGEN_CANDIDATES")
@@ -116,6 +117,12 @@ fn judges_decide_when_tests_cannot_and_never_see_agent_names() {
             assert!(c["tests"].is_null());
         }
     }
+    // Judges work where nothing names the agents (not in the run's directory).
+    let around = std::fs::read_to_string(capture.join("j1.around")).unwrap();
+    assert!(
+        !around.contains("state.json") && !around.contains("patches"),
+        "{around}"
+    );
     // The ranking table shows the votes.
     let shown = repo
         .massgen()
@@ -370,8 +377,9 @@ fn rounds_end_when_nothing_changes_and_single_round_runs_are_unchanged() {
     let repo = TestRepo::new();
     // Agents that do their work once and then neither change nor vote.
     let once = "[ \"$MASSGEN_ROUND\" = 1 ] || exit 0; ";
+    // The test command leaves a file behind: it must not become part of a candidate.
     let json = repo.run_json(
-        &["--rounds", "4", "--test", "sh test.sh"],
+        &["--rounds", "4", "--test", "date > artefact.txt; sh test.sh"],
         &[
             ("a", &format!("{once}{FIX}")),
             ("b", &format!("{once}{BREAK}")),
@@ -385,6 +393,7 @@ fn rounds_end_when_nothing_changes_and_single_round_runs_are_unchanged() {
     let history = candidate(&json, "b")["history"].as_array().unwrap().clone();
     assert_eq!(history[1]["action"], "stopped");
     assert_eq!(history[1]["commit"], history[0]["commit"]);
+    assert_eq!(actions(&json, "a"), ["worked", "stopped"]);
     let plain = repo.run_json(&[], &[("a", FIX)], "fix add", 0);
     assert_eq!(plain["rounds"], 1);
     assert_eq!(candidate(&plain, "a")["history"][0]["action"], "worked");
@@ -397,7 +406,7 @@ fn continue_builds_on_the_candidates_and_keeps_the_turns() {
     let body = |name: &str, first: &str| {
         format!(
             r#"cp "$MASSGEN_PROMPT_FILE" "{c}/{name}.turn$MASSGEN_TURN.prompt"
-if [ "$MASSGEN_TURN" = 1 ]; then {first}; else echo "turn $MASSGEN_TURN by {name}" >> NOTES; fi"#,
+if [ "$MASSGEN_TURN" = 1 ]; then {first}; else echo "turn $MASSGEN_TURN by {name}: $MASSGEN_FOLLOW_UP" >> NOTES; fi"#,
             c = capture.display()
         )
     };
@@ -433,7 +442,7 @@ if [ "$MASSGEN_TURN" = 1 ]; then {first}; else echo "turn $MASSGEN_TURN by {name
         );
         assert_eq!(
             repo.git(&["show", &format!("{commit}:NOTES")]),
-            format!("turn 2 by {agent}")
+            format!("turn 2 by {agent}: write NOTES")
         );
         let prompt =
             std::fs::read_to_string(capture.join(format!("{agent}.turn2.prompt"))).unwrap();
@@ -470,7 +479,7 @@ if [ "$MASSGEN_TURN" = 1 ]; then {first}; else echo "turn $MASSGEN_TURN by {name
         .to_owned();
     assert_eq!(
         repo.git(&["show", &format!("{good}:NOTES")]),
-        "turn 2 by good\nturn 3 by good"
+        "turn 2 by good: write NOTES\nturn 3 by good: more NOTES"
     );
     let status = repo.massgen().args(["status", &run]).run().expect_code(0);
     status.assert_stdout("turns:");
@@ -480,7 +489,10 @@ if [ "$MASSGEN_TURN" = 1 ]; then {first}; else echo "turn $MASSGEN_TURN by {name
 
     // The merged result holds every turn's work.
     repo.massgen().args(["merge", &run]).run().expect_code(0);
-    assert_eq!(repo.read("NOTES"), "turn 2 by good\nturn 3 by good\n");
+    assert_eq!(
+        repo.read("NOTES"),
+        "turn 2 by good: write NOTES\nturn 3 by good: more NOTES\n"
+    );
     assert!(repo.read("calc.sh").contains("$2 + $3"));
 }
 
