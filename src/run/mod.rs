@@ -3,6 +3,7 @@
 
 mod attempt;
 pub mod layout;
+mod peers;
 pub mod pipeline;
 mod scoring;
 mod session;
