@@ -240,7 +240,6 @@ pub struct Setting {
     pub round: u32,
     /// Where the judge's files (input, output, logs) go.
     pub dir: PathBuf,
-    pub task_file: PathBuf,
     pub max_attempts: u32,
     /// `judge.md`: `{task}`, `{candidates}`, `{labels}`.
     pub template: String,

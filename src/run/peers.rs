@@ -66,12 +66,11 @@ pub(super) fn refinement(
         let e = &ballot.entries[*i];
         let patch = dir.join(format!("{label}.patch"));
         std::fs::write(&patch, &e.patch).map_err(RunError::io("cannot write", &patch))?;
-        let shown = view.json["candidates"]
+        let mut shown = view.json["candidates"]
             .as_array()
             .and_then(|c| c.iter().find(|c| c["label"] == label.as_str()))
             .cloned()
             .unwrap_or_default();
-        let mut shown = shown;
         shown["patch"] = serde_json::Value::String(patch.display().to_string());
         if let Some(o) = shown.as_object_mut() {
             o.remove("patch_cut");

@@ -217,7 +217,6 @@ async fn judge_all(
         turn,
         round,
         dir: shared.dir.dir.join("judges"),
-        task_file: shared.dir.task_file(),
         max_attempts: plan.judging.max_attempts,
         template: plan.judging.template.clone(),
     };
