@@ -44,6 +44,10 @@ pub enum Command {
     Merge(commands::merge::MergeArgs),
     /// Remove finished runs' worktrees and branches (unmerged work only with --force).
     Clean(commands::clean::CleanArgs),
+    /// Several reviewers look at a change; findings enough of them agree on are reported.
+    Review(commands::review::ReviewArgs),
+    /// Install or remove the review hooks (pre-commit, pre-push), chained to existing ones.
+    Hooks(commands::hooks::HooksArgs),
     /// Check every configured agent: binary, version, credentials, endpoint.
     Doctor(commands::doctor::DoctorArgs),
     /// Run the whole pipeline on a throw-away repository with three built-in agents.
@@ -108,6 +112,8 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
         Command::Diff(args) => commands::diff::diff(ctx, &args),
         Command::Merge(args) => commands::merge::merge(ctx, &args),
         Command::Clean(args) => commands::clean::clean(ctx, &args),
+        Command::Review(args) => commands::review::review(ctx, args),
+        Command::Hooks(args) => commands::hooks::hooks(ctx, &args),
         Command::Doctor(args) => commands::doctor::doctor(ctx, &args),
         Command::Demo(args) => commands::demo::demo(ctx, &args),
         Command::DemoAgent(args) => commands::demo::demo_agent(&args),

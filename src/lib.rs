@@ -15,6 +15,7 @@ pub mod error;
 pub mod git;
 pub mod judge;
 pub mod llm;
+pub mod review;
 pub mod run;
 pub mod score;
 pub mod ui;

@@ -4,8 +4,10 @@ pub mod clean;
 pub mod demo;
 pub mod diff;
 pub mod doctor;
+pub mod hooks;
 pub mod init;
 pub mod merge;
+pub mod review;
 pub mod run;
 pub mod status;
 

@@ -1,0 +1,1 @@
+//! Grouping findings across reviewers and keeping those a quorum agrees on.

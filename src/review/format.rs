@@ -1,0 +1,1 @@
+//! Writing a review in the formats people and CI tools read.
