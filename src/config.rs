@@ -52,6 +52,12 @@ pub struct Config {
     pub judges: Vec<AgentConfig>,
     #[serde(default)]
     pub judging: JudgingSection,
+    /// Reviewers for `git massgen review`: `kind = "command"`, `"llm"` or a CLI preset, with
+    /// the same keys as agents of that kind.
+    #[serde(default)]
+    pub reviewers: Vec<AgentConfig>,
+    #[serde(default)]
+    pub review: ReviewSection,
     /// Rate limits per `"provider/model"`, over the shipped profiles.
     #[serde(default)]
     pub limits: BTreeMap<String, crate::llm::limits::Limits>,
@@ -123,6 +129,27 @@ pub struct JudgingSection {
     /// Time limit of one judge.
     #[serde(default, deserialize_with = "duration")]
     pub timeout: Option<Duration>,
+}
+
+/// `[review]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewSection {
+    /// How many reviewers must report a finding for it to be kept (default: a majority).
+    pub quorum: Option<usize>,
+    /// The least severity of a kept finding that fails the review: `error` (default),
+    /// `warning`, `info` or `never`.
+    pub fail_on: Option<String>,
+    /// Whether a reviewer that fails fails the review.
+    #[serde(default)]
+    pub strict: bool,
+    /// Time limit of one reviewer.
+    #[serde(default, deserialize_with = "duration")]
+    pub timeout: Option<Duration>,
+    /// Characters of the diff an LLM reviewer is given in its prompt.
+    pub diff_budget: Option<usize>,
+    /// Answers a reviewer may give before it counts as failed (invalid answers are retried).
+    pub max_attempts: Option<u32>,
 }
 
 /// The kinds of agent this version knows: `command`, or the name of a CLI preset.
@@ -401,6 +428,48 @@ impl Config {
                     why.replace("agent `", "judge `"),
                 ));
             }
+        }
+        let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
+        for reviewer in &config.reviewers {
+            let name = reviewer.name.get_ref();
+            let why = validate_agent_name(name)
+                .err()
+                .or_else(|| {
+                    seen.insert(name, ()).map(|()| {
+                        format!("reviewer `{name}` is defined twice; names must be unique")
+                    })
+                })
+                .or_else(|| reviewer.check_kind_fields().err());
+            if let Some(why) = why {
+                return Err(invalid(
+                    path,
+                    text,
+                    reviewer.name.span(),
+                    why.replace("agent `", "reviewer `"),
+                ));
+            }
+        }
+        let review = &config.review;
+        let review_problem = if review.quorum == Some(0) {
+            Some("`review.quorum` must be at least 1".to_owned())
+        } else if review.max_attempts == Some(0) || review.diff_budget == Some(0) {
+            Some("`review.max_attempts` and `review.diff_budget` must be at least 1".to_owned())
+        } else {
+            review
+                .fail_on
+                .as_deref()
+                .filter(|f| *f != "never" && crate::review::Severity::parse(f).is_none())
+                .map(|f| {
+                    format!("`review.fail_on = \"{f}\"`: expected error, warning, info or never")
+                })
+        };
+        if let Some(message) = review_problem {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                line: 0,
+                column: 0,
+                message,
+            });
         }
         if let Some(w) = config.score.weights
             && !([w.tests, w.votes, w.agreement, w.size]

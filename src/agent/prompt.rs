@@ -23,6 +23,9 @@ pub enum Template {
     /// `continue.md`: a turn of `run --continue` (`{task}`, `{earlier}`, `{follow_up}`,
     /// `{worktree}`, `{test_rule}`, `{agent}`, `{run}`).
     Continue,
+    /// `review.md`: what a CLI or LLM reviewer is asked (`{target}`, `{files}`, `{diff}`,
+    /// `{diff_file}`, `{worktree}`, `{base}`, `{head}`).
+    Review,
 }
 
 impl Template {
@@ -34,6 +37,7 @@ impl Template {
             Template::Judge => "judge.md",
             Template::Round => "round.md",
             Template::Continue => "continue.md",
+            Template::Review => "review.md",
         }
     }
 
@@ -45,6 +49,7 @@ impl Template {
             Template::Judge => include_str!("../../templates/judge.md"),
             Template::Round => include_str!("../../templates/round.md"),
             Template::Continue => include_str!("../../templates/continue.md"),
+            Template::Review => include_str!("../../templates/review.md"),
         }
     }
 

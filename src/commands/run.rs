@@ -81,24 +81,13 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
     let repo = ctx.repo()?;
     let config = Config::load(&repo.massgen_dir().join("config.toml"))?;
     let images = load_images(&args.images)?;
-    let llm = crate::llm::Shared {
-        system: Template::LlmSystem.load(&repo.massgen_dir())?,
-        nudge: Template::Nudge.load(&repo.massgen_dir())?,
-        prices: {
-            let path = repo.massgen_dir().join("prices.toml");
-            let text = std::fs::read_to_string(&path).ok();
-            crate::llm::provider::prices(text.as_deref()).map_err(CliError::usage)?
-        },
-        limits: {
-            let mut l = crate::llm::limits::shipped();
-            l.extend(config.limits.clone());
-            l
-        },
-        flag: args.rate_limit,
-        unlimited: args.no_rate_limit,
-        images: images.clone(),
-        limits_dir: crate::llm::limits::Limiter::default_dir(),
-    };
+    let llm = llm_shared(
+        &repo,
+        &config,
+        args.rate_limit,
+        args.no_rate_limit,
+        images.clone(),
+    )?;
     if let Some(run) = &args.continue_run {
         return continue_run(ctx, repo, &config, &args, &llm, run, task);
     }
@@ -119,7 +108,57 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
     finish(ctx, &repo, state, args.merge, args.json)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+/// What every built-in agent, judge and reviewer shares: prompts, prices, rate limits.
+pub(super) fn llm_shared(
+    repo: &crate::git::Repo,
+    config: &Config,
+    flag: Option<crate::llm::limits::Limits>,
+    unlimited: bool,
+    images: Vec<crate::llm::chat::Image>,
+) -> Result<crate::llm::Shared, CliError> {
+    Ok(crate::llm::Shared {
+        system: Template::LlmSystem.load(&repo.massgen_dir())?,
+        nudge: Template::Nudge.load(&repo.massgen_dir())?,
+        prices: {
+            let path = repo.massgen_dir().join("prices.toml");
+            let text = std::fs::read_to_string(&path).ok();
+            crate::llm::provider::prices(text.as_deref()).map_err(CliError::usage)?
+        },
+        limits: {
+            let mut l = crate::llm::limits::shipped();
+            l.extend(config.limits.clone());
+            l
+        },
+        flag,
+        unlimited,
+        images,
+        limits_dir: crate::llm::limits::Limiter::default_dir(),
+    })
+}
+
+/// An in-process LLM (a judge or a reviewer): its spec, and its key from its `env` table or
+/// the environment. `role` names it in messages ("judge", "reviewer").
+pub(super) fn in_process_llm(
+    c: &config::AgentConfig,
+    llm: &crate::llm::Shared,
+    role: &str,
+) -> Result<(crate::llm::agent::Spec, Option<judge::Secret>), CliError> {
+    let spec = crate::llm::spec_for(c, llm).map_err(|e| {
+        CliError::usage(e.replacen("agent `", &format!("{role} `"), 1)).hint(format!(
+            "check the {role}'s provider and key, or remove it from the configuration"
+        ))
+    })?;
+    let key = spec.api_key_env.as_ref().and_then(|var| {
+        c.env
+            .get(var)
+            .cloned()
+            .or_else(|| std::env::var(var).ok())
+            .filter(|k| !k.is_empty())
+    });
+    Ok((spec, key.map(judge::Secret)))
+}
+
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -303,20 +342,10 @@ fn judges(config: &Config, llm: &crate::llm::Shared) -> Result<Vec<Judge>, CliEr
         .map(|j| {
             let name = j.name.get_ref().clone();
             let kind = if j.kind == config::AgentKind::Llm {
-                let spec = crate::llm::spec_for(j, llm).map_err(|e| {
-                    CliError::usage(e.replacen("agent `", "judge `", 1))
-                        .hint("check the judge's provider and key, or remove it from [[judges]]")
-                })?;
-                let key = spec.api_key_env.as_ref().and_then(|var| {
-                    j.env
-                        .get(var)
-                        .cloned()
-                        .or_else(|| std::env::var(var).ok())
-                        .filter(|k| !k.is_empty())
-                });
+                let (spec, key) = in_process_llm(j, llm, "judge")?;
                 JudgeKind::Llm {
                     spec: Box::new(spec),
-                    key: key.map(judge::Secret),
+                    key,
                 }
             } else {
                 JudgeKind::Command {

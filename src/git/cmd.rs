@@ -62,6 +62,13 @@ impl Git {
         self
     }
 
+    /// Sets an environment variable (after the sealing, so `GIT_INDEX_FILE` can be given
+    /// back on purpose).
+    pub fn env(&mut self, key: &str, value: impl AsRef<OsStr>) -> &mut Git {
+        self.cmd.env(key, value);
+        self
+    }
+
     /// The command line as the user would type it, for messages.
     pub fn cmdline(&self) -> String {
         shell_words::join(&self.line)

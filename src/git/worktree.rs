@@ -85,6 +85,34 @@ pub fn attach_all(
     Ok(created)
 }
 
+/// Checks out `commit` with a detached HEAD at `path` (a read-only view: a review). No
+/// branch is created; remove it with [`remove`] or [`discard`].
+pub fn create_detached(
+    repo: &Repo,
+    commit: ObjectId,
+    path: &Path,
+    interrupt: &AtomicBool,
+) -> Result<(), GitError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| GitError::Io {
+            what: "cannot create the worktree directory",
+            path: parent.to_owned(),
+            source,
+        })?;
+    }
+    let prepared = repo
+        .local()
+        .prepare_add_worktree(path, gix::worktree::add::Head::Detached(commit), interrupt)
+        .ctx(|| format!("cannot create worktree {}", path.display()))?;
+    let checked_out = prepared
+        .checkout(gix::progress::Discard, interrupt)
+        .ctx(|| format!("cannot check out worktree {}", path.display()));
+    if checked_out.is_err() {
+        let _ = remove(repo, path);
+    }
+    checked_out.map(|_| ())
+}
+
 fn prepare_one(
     repo: &Repo,
     item: &NewWorktree,

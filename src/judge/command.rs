@@ -136,7 +136,7 @@ pub(super) async fn ask(
 }
 
 /// The whole output as a JSON object, or else its last line that is one.
-fn parse(output: &str) -> Result<Value, String> {
+pub(crate) fn parse(output: &str) -> Result<Value, String> {
     if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(output.trim()) {
         return Ok(v);
     }
@@ -154,7 +154,7 @@ fn parse(output: &str) -> Result<Value, String> {
         })
 }
 
-fn last_line(text: &str) -> Option<String> {
+pub(crate) fn last_line(text: &str) -> Option<String> {
     text.lines()
         .rev()
         .map(str::trim)

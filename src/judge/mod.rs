@@ -110,7 +110,7 @@ fn fnv(s: &str) -> u64 {
 }
 
 /// `patch` cut at a line boundary to at most `budget` characters, and whether it was cut.
-fn cut(patch: &str, budget: usize) -> (String, bool) {
+pub(crate) fn cut(patch: &str, budget: usize) -> (String, bool) {
     if patch.chars().count() <= budget {
         return (patch.to_owned(), false);
     }

@@ -7,6 +7,9 @@
 
 pub mod cluster;
 pub mod format;
+pub mod reviewer;
+pub mod session;
+pub mod target;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -113,6 +113,7 @@ pub(super) async fn run_cli(
             worktree: inv.worktree,
             home: &home,
             resume: resume.as_deref(),
+            read_only: false,
         });
         if let Err(e) = launch.write_files() {
             return Ok(Ended {

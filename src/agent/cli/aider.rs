@@ -25,6 +25,9 @@ pub(super) fn launch(agent: &CliAgent, ctx: &LaunchCtx<'_>) -> Launch {
         .arg(home("chat.history.md"))
         .arg("--input-history-file")
         .arg(home("input.history"));
+    if ctx.read_only {
+        l.arg("--dry-run");
+    }
     if let Some(model) = &agent.model {
         // With an OpenAI-compatible endpoint, aider needs the `openai/` prefix.
         let model = if agent.base_url.is_some() && !model.contains('/') {

@@ -14,8 +14,13 @@ pub(super) fn launch(agent: &CliAgent, ctx: &LaunchCtx<'_>) -> Launch {
         .arg(ctx.prompt)
         .arg("--output-format")
         .arg("stream-json")
-        .arg("--verbose")
-        .arg("--dangerously-skip-permissions");
+        .arg("--verbose");
+    if ctx.read_only {
+        // Print mode denies every tool not allowed here.
+        l.arg("--allowedTools").arg("Read,Grep,Glob,LS");
+    } else {
+        l.arg("--dangerously-skip-permissions");
+    }
     if let Some(session) = ctx.resume {
         l.arg("--resume").arg(session);
     }

@@ -16,8 +16,12 @@ pub(super) fn launch(agent: &CliAgent, ctx: &LaunchCtx<'_>) -> Launch {
         l.arg("resume").arg(session);
     }
     l.arg("--json")
-        .arg("--skip-git-repo-check")
-        .arg("--dangerously-bypass-approvals-and-sandbox");
+        .arg("--skip-git-repo-check");
+    if ctx.read_only {
+        l.arg("--sandbox").arg("read-only");
+    } else {
+        l.arg("--dangerously-bypass-approvals-and-sandbox");
+    }
     if ctx.resume.is_none() {
         l.arg("-C").arg(ctx.worktree.display().to_string());
     }

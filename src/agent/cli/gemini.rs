@@ -14,7 +14,11 @@ pub(super) fn launch(agent: &CliAgent, ctx: &LaunchCtx<'_>) -> Launch {
     let qwen = agent.preset == Preset::Qwen;
     let mut l = Launch::new(&agent.bin);
     l.arg("-p").arg(ctx.prompt);
-    l.arg("--output-format").arg("stream-json").arg("--yolo");
+    l.arg("--output-format").arg("stream-json");
+    if !ctx.read_only {
+        // Without it, non-interactive mode offers no tool that edits or runs commands.
+        l.arg("--yolo");
+    }
     if let Some(session) = ctx.resume {
         l.arg("--resume").arg(session);
     }

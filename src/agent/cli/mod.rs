@@ -231,6 +231,8 @@ pub struct LaunchCtx<'a> {
     pub home: &'a Path,
     /// The session to continue.
     pub resume: Option<&'a str>,
+    /// A review: the CLI may read but not edit (where it has a mode for that).
+    pub read_only: bool,
 }
 
 /// How to start one session.

@@ -13,9 +13,11 @@ pub(super) fn launch(agent: &CliAgent, ctx: &LaunchCtx<'_>) -> Launch {
     let mut l = Launch::new(&agent.bin);
     l.arg("run")
         .arg("--format")
-        .arg("json")
-        .arg("--auto")
-        .arg("--dir")
+        .arg("json");
+    if !ctx.read_only {
+        l.arg("--auto");
+    }
+    l.arg("--dir")
         .arg(ctx.worktree.display().to_string());
     if let Some(session) = ctx.resume {
         l.arg("--session").arg(session);

@@ -211,6 +211,7 @@ fn launches_keep_the_prompt_one_argument_and_keys_out_of_files() {
             worktree: std::path::Path::new("/w t"),
             home,
             resume: None,
+            read_only: false,
         };
         let l = agent(preset).launch(&ctx);
         assert_eq!(
@@ -233,6 +234,7 @@ fn resume_flags() {
         worktree: std::path::Path::new("/w"),
         home: std::path::Path::new("/h"),
         resume: Some("S1"),
+        read_only: false,
     };
     let argv = |p: Preset| agent(p).launch(&ctx).argv.join(" ");
     assert!(argv(Preset::Claude).contains("--resume S1"));
@@ -240,4 +242,23 @@ fn resume_flags() {
     assert!(argv(Preset::Gemini).contains("--resume S1"));
     assert!(argv(Preset::Qwen).contains("--resume S1"));
     assert!(argv(Preset::Opencode).contains("--session S1"));
+}
+
+#[test]
+fn read_only_launches_cannot_edit() {
+    let ctx = LaunchCtx {
+        prompt: "review",
+        worktree: std::path::Path::new("/w"),
+        home: std::path::Path::new("/h"),
+        resume: None,
+        read_only: true,
+    };
+    let argv = |p: Preset| agent(p).launch(&ctx).argv.join(" ");
+    assert!(argv(Preset::Claude).contains("--allowedTools Read,Grep,Glob,LS"));
+    assert!(!argv(Preset::Claude).contains("dangerously"));
+    assert!(argv(Preset::Codex).contains("--sandbox read-only"));
+    assert!(!argv(Preset::Codex).contains("dangerously"));
+    assert!(!argv(Preset::Gemini).contains("--yolo"));
+    assert!(!argv(Preset::Opencode).contains("--auto"));
+    assert!(argv(Preset::Aider).contains("--dry-run"));
 }

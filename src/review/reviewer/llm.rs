@@ -1,0 +1,163 @@
+//! LLM reviewers: one conversation over the built-in HTTP backends (shared rate limits,
+//! retries and usage included). The model may read the reviewed tree with the read-only
+//! tools (`list_files`, `read_file`, `search`) and answers with `report_findings`.
+
+use serde_json::json;
+
+use super::{Reviewer, Setting, findings_in_text};
+use crate::agent::events::Usage;
+use crate::judge::Secret;
+use crate::llm::chat::{Message, Part, Role};
+use crate::llm::tools::{ToolSpec, Tools};
+use crate::llm::wire;
+use crate::review::{Parsed, ReviewerOutcome, parse_findings};
+
+const SYSTEM: &str = "You are a careful, precise code reviewer. You read the change and the \
+    code around it, report only real problems, and answer by calling `report_findings`.";
+
+const READ_ONLY: [&str; 3] = ["list_files", "read_file", "search"];
+
+fn report_tool() -> ToolSpec {
+    ToolSpec {
+        name: "report_findings",
+        description: "Report your review: every problem you found in the change (an empty list when there is none). Call it once, at the end.",
+        schema: json!({
+            "type": "object",
+            "properties": {
+                "findings": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "path": { "type": "string", "description": "File, relative to the repository root." },
+                            "line": { "type": "integer", "minimum": 1 },
+                            "end_line": { "type": "integer", "minimum": 1 },
+                            "severity": { "type": "string", "enum": ["error", "warning", "info"] },
+                            "title": { "type": "string", "description": "The problem in a few words." },
+                            "message": { "type": "string", "description": "What is wrong and why it matters." },
+                            "suggestion": { "type": "string", "description": "How to fix it." },
+                        },
+                        "required": ["path", "line", "severity", "title", "message"],
+                    },
+                },
+            },
+            "required": ["findings"],
+        }),
+    }
+}
+
+pub(super) async fn review(
+    reviewer: &Reviewer,
+    spec: &crate::llm::agent::Spec,
+    key: Option<&Secret>,
+    setting: &Setting,
+    outcome: &mut ReviewerOutcome,
+) -> Result<Parsed, String> {
+    let (client, limiter) = spec.connect(key.map(|k| k.0.as_str()))?;
+    let tools = Tools::new(&setting.worktree)
+        .map_err(|e| format!("cannot read the reviewed tree: {e}"))?;
+    let mut specs: Vec<ToolSpec> = crate::llm::tools::specs()
+        .into_iter()
+        .filter(|t| READ_ONLY.contains(&t.name))
+        .collect();
+    specs.push(report_tool());
+    let mut messages = vec![Message::user_text(setting.prompt.clone())];
+    let params = spec.params(SYSTEM);
+    let mut usage = Usage::default();
+    let mut attempts = 0;
+    let mut last_problem = String::from("no answer");
+    let log = setting.log(&reviewer.name, "conversation");
+    for _turn in 1..=spec.max_turns.max(1) {
+        let body = wire::body(spec.protocol, &params, &messages, &specs);
+        let estimate =
+            crate::llm::context::estimate_all(&messages) + u64::from(spec.max_output_tokens);
+        let reply = client
+            .complete(&body, limiter.as_ref(), estimate, &mut |_| {})
+            .await;
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                outcome.usage = Some(usage);
+                return Err(e.0);
+            }
+        };
+        usage.input_tokens += reply.input_tokens;
+        usage.output_tokens += reply.output_tokens;
+        if let Some((input, output)) = spec.price {
+            *usage.cost_usd.get_or_insert(0.0) += (reply.input_tokens as f64 * input
+                + reply.output_tokens as f64 * output)
+                / 1_000_000.0;
+        }
+        outcome.usage = Some(usage.clone());
+        let mut said = Vec::new();
+        if !reply.text.trim().is_empty() {
+            said.push(Part::Text {
+                text: reply.text.clone(),
+            });
+        }
+        said.extend(reply.calls.iter().cloned().map(Part::ToolCall));
+        if said.is_empty() {
+            said.push(Part::Text {
+                text: "(no answer)".into(),
+            });
+        }
+        messages.push(Message {
+            role: Role::Assistant,
+            parts: said,
+        });
+        let _ = std::fs::write(&log, serde_json::to_vec_pretty(&messages).unwrap_or_default());
+        if reply.calls.is_empty() {
+            // Some models answer in text; take that when it is the JSON asked for.
+            if let Ok(parsed) = findings_in_text(&reply.text).and_then(|v| parse_findings(&v)) {
+                return Ok(parsed);
+            }
+            attempts += 1;
+            last_problem = "the reply called no tool".into();
+            if attempts >= setting.max_attempts {
+                break;
+            }
+            messages.push(Message::user_text(
+                "Finish the review by calling `report_findings` (with an empty list when the change has no problem).",
+            ));
+            continue;
+        }
+        let mut results = Vec::new();
+        for call in &reply.calls {
+            let (output, is_error) = if call.name == "report_findings" {
+                match parse_findings(&call.args) {
+                    Ok(parsed) => return Ok(parsed),
+                    Err(why) => {
+                        attempts += 1;
+                        last_problem = why.clone();
+                        (format!("error: {why}. Call report_findings again."), true)
+                    }
+                }
+            } else if READ_ONLY.contains(&call.name.as_str()) {
+                let out = tools.call(&call.name, &call.args).await;
+                (out.output, out.is_error)
+            } else {
+                (
+                    format!(
+                        "error: there is no tool `{}` in a review; the tree is read-only",
+                        call.name
+                    ),
+                    true,
+                )
+            };
+            results.push(Part::ToolResult {
+                id: call.id.clone(),
+                name: call.name.clone(),
+                output,
+                is_error,
+            });
+        }
+        if attempts >= setting.max_attempts {
+            break;
+        }
+        messages.push(Message {
+            role: Role::User,
+            parts: results,
+        });
+    }
+    Err(format!("no valid review: {last_problem}"))
+}

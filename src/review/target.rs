@@ -1,0 +1,346 @@
+//! What a review looks at: a base and a reviewed commit, resolved from a range, the staged
+//! change, a merge base, or what a hook is about to commit or push; and the reviewed tree
+//! checked out in a detached worktree of its own.
+
+use std::path::{Path, PathBuf};
+
+use crate::git::cmd::Git;
+use crate::git::{GitError, ObjectId, Repo};
+
+/// What the user asked to review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Spec {
+    /// `A..B` or `A...B` (the change B brings since it forked from A), `A..` / `..B` (HEAD
+    /// for the missing side), or one revision (that commit's own change).
+    Range(String),
+    /// The index against HEAD; `index` is the index file git's hook environment names
+    /// (`git commit -a` and `git commit PATH` commit a temporary index).
+    Staged { index: Option<PathBuf> },
+    /// The merge base of REV and HEAD, to HEAD.
+    Base(String),
+}
+
+/// A resolved review target.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// As the user would name it.
+    pub label: String,
+    /// The tree reviewed against (a commit's tree, or the empty tree).
+    pub base: ObjectId,
+    /// The commit reviewed against, when there is one.
+    pub base_commit: Option<ObjectId>,
+    /// The reviewed commit (for staged changes, a commit of the index that no ref holds).
+    pub head: ObjectId,
+}
+
+/// Errors resolving a target: what was wrong, with a hint.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("{message}")]
+    Usage { message: String, hint: String },
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
+
+fn usage(message: impl Into<String>, hint: impl Into<String>) -> TargetError {
+    TargetError::Usage {
+        message: message.into(),
+        hint: hint.into(),
+    }
+}
+
+/// The id of the empty tree (written if missing, as git does).
+fn empty_tree(repo: &Repo) -> Result<ObjectId, GitError> {
+    let out = Git::new(&repo.workdir)
+        .args(["hash-object", "-w", "-t", "tree", "/dev/null"])
+        .run()?;
+    parse_id(&out.stdout)
+}
+
+fn parse_id(bytes: &[u8]) -> Result<ObjectId, GitError> {
+    let text = String::from_utf8_lossy(bytes);
+    ObjectId::from_hex(text.trim().as_bytes())
+        .map_err(|e| GitError::Other(format!("git printed `{}`, not an id: {e}", text.trim())))
+}
+
+fn commit(repo: &Repo, rev: &str) -> Result<ObjectId, TargetError> {
+    repo.resolve_commit(rev).map_err(|e| match e {
+        GitError::BadRevision { .. } => usage(
+            format!("`{rev}` is not a commit in this repository"),
+            "name a branch, tag or commit id (`git log --oneline` lists them)",
+        ),
+        other => other.into(),
+    })
+}
+
+/// The first parent of a commit, if it has one.
+fn parent(repo: &Repo, id: ObjectId) -> Result<Option<ObjectId>, GitError> {
+    let local = repo.local();
+    let commit = local
+        .find_commit(id)
+        .map_err(|e| GitError::Other(format!("cannot read commit {id}: {e}")))?;
+    Ok(commit.parent_ids().next().map(|p| p.detach()))
+}
+
+/// Resolves what to review.
+pub fn resolve(repo: &Repo, spec: &Spec) -> Result<Target, TargetError> {
+    match spec {
+        Spec::Range(range) => resolve_range(repo, range),
+        Spec::Base(rev) => {
+            let (head, _) = repo.head()?;
+            let other = commit(repo, rev)?;
+            let base = repo.merge_base(other, head)?.ok_or_else(|| {
+                usage(
+                    format!("`{rev}` and HEAD have no common history"),
+                    "give a range instead: git massgen review A..B",
+                )
+            })?;
+            Ok(Target {
+                label: format!("{rev}...HEAD"),
+                base: repo.tree_of(base)?,
+                base_commit: Some(base),
+                head,
+            })
+        }
+        Spec::Staged { index } => staged(repo, index.as_deref()),
+    }
+}
+
+fn resolve_range(repo: &Repo, range: &str) -> Result<Target, TargetError> {
+    let range = range.trim();
+    if range.is_empty() || range.starts_with('-') {
+        return Err(usage(
+            format!("`{range}` is not a range"),
+            "give A..B, A...B or one commit",
+        ));
+    }
+    let split = range
+        .split_once("...")
+        .or_else(|| range.split_once(".."))
+        .map(|(a, b)| {
+            let side = |s: &str| if s.is_empty() { "HEAD" } else { s }.to_owned();
+            (side(a), side(b))
+        });
+    match split {
+        Some((a, b)) => {
+            let (a_id, b_id) = (commit(repo, &a)?, commit(repo, &b)?);
+            // The change B brings, as a pull request shows it: from where it forked from A.
+            let base = repo.merge_base(a_id, b_id)?.unwrap_or(a_id);
+            Ok(Target {
+                label: range.to_owned(),
+                base: repo.tree_of(base)?,
+                base_commit: Some(base),
+                head: b_id,
+            })
+        }
+        None => {
+            let head = commit(repo, range)?;
+            let base_commit = parent(repo, head)?;
+            let base = match base_commit {
+                Some(p) => repo.tree_of(p)?,
+                None => empty_tree(repo)?,
+            };
+            Ok(Target {
+                label: range.to_owned(),
+                base,
+                base_commit,
+                head,
+            })
+        }
+    }
+}
+
+/// The index as a commit on top of HEAD (objects only: no ref, no reflog, nothing in the
+/// work tree changes).
+fn staged(repo: &Repo, index: Option<&Path>) -> Result<Target, TargetError> {
+    let mut write = Git::new(&repo.workdir);
+    write.arg("write-tree");
+    if let Some(index) = index {
+        write.env("GIT_INDEX_FILE", index);
+    }
+    let out = write.output()?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(if stderr.contains("unmerged") {
+            usage(
+                "the index has unresolved merge conflicts",
+                "resolve them and `git add` the files, then review again",
+            )
+        } else {
+            GitError::Other(format!("git write-tree failed: {}", stderr.trim())).into()
+        });
+    }
+    let tree = parse_id(&out.stdout)?;
+    let head = match repo.head() {
+        Ok((id, _)) => Some(id),
+        Err(GitError::UnbornHead) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let base = match head {
+        Some(h) => repo.tree_of(h)?,
+        None => empty_tree(repo)?,
+    };
+    let mut make = Git::new(&repo.workdir);
+    make.args(["commit-tree", "--no-gpg-sign", "-m", "git-massgen review: staged changes"]);
+    if let Some(h) = head {
+        make.arg("-p").arg(h.to_string());
+    }
+    make.arg(tree.to_string());
+    for (k, v) in [
+        ("GIT_AUTHOR_NAME", "git-massgen"),
+        ("GIT_AUTHOR_EMAIL", "git-massgen@localhost"),
+        ("GIT_COMMITTER_NAME", "git-massgen"),
+        ("GIT_COMMITTER_EMAIL", "git-massgen@localhost"),
+    ] {
+        make.env(k, v);
+    }
+    let commit = parse_id(&make.run()?.stdout)?;
+    Ok(Target {
+        label: "staged changes".into(),
+        base,
+        base_commit: head,
+        head: commit,
+    })
+}
+
+/// One pushed ref, from git's pre-push hook input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    pub local_ref: String,
+    pub local: String,
+    pub remote_ref: String,
+    pub remote: String,
+}
+
+/// Reads git's pre-push lines: `<local ref> <local sha> <remote ref> <remote sha>`.
+pub fn parse_pre_push(input: &str) -> Result<Vec<Pushed>, String> {
+    input
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f.as_slice() {
+                [lr, l, rr, r] => Ok(Pushed {
+                    local_ref: (*lr).to_owned(),
+                    local: (*l).to_owned(),
+                    remote_ref: (*rr).to_owned(),
+                    remote: (*r).to_owned(),
+                }),
+                _ => Err(format!("not a pre-push line: {l:?}")),
+            }
+        })
+        .collect()
+}
+
+fn is_zero(id: &str) -> bool {
+    id.bytes().all(|b| b == b'0')
+}
+
+/// The review of one pushed ref: its commits the remote does not have. `None` for a
+/// deletion or when nothing new is pushed.
+pub fn pushed_target(
+    repo: &Repo,
+    remote_name: &str,
+    p: &Pushed,
+) -> Result<Option<Target>, TargetError> {
+    if is_zero(&p.local) {
+        return Ok(None);
+    }
+    let local = commit(repo, &p.local)?;
+    let label = format!(
+        "{} -> {}",
+        p.local_ref.trim_start_matches("refs/heads/"),
+        p.remote_ref.trim_start_matches("refs/heads/")
+    );
+    // An update of a ref whose old value we have: what is new since the fork point.
+    if !is_zero(&p.remote)
+        && let Ok(remote) = repo.resolve_commit(&p.remote)
+    {
+        let base = repo.merge_base(remote, local)?.unwrap_or(remote);
+        if base == local {
+            return Ok(None);
+        }
+        return Ok(Some(Target {
+            label,
+            base: repo.tree_of(base)?,
+            base_commit: Some(base),
+            head: local,
+        }));
+    }
+    // A new ref (or an old value we do not have): the commits no ref of the remote holds.
+    let mut rev_list = Git::new(&repo.workdir);
+    rev_list
+        .args(["rev-list", "--topo-order", "--reverse"])
+        .arg(local.to_string())
+        .arg("--not")
+        .arg(format!("--remotes={remote_name}"));
+    let out = rev_list.run()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some(first) = text.lines().next() else {
+        return Ok(None);
+    };
+    let first = parse_id(first.as_bytes())?;
+    let base_commit = parent(repo, first)?;
+    let base = match base_commit {
+        Some(b) => repo.tree_of(b)?,
+        None => empty_tree(repo)?,
+    };
+    Ok(Some(Target {
+        label,
+        base,
+        base_commit,
+        head: local,
+    }))
+}
+
+/// The change as a unified diff, and the changed paths.
+pub fn diff(repo: &Repo, target: &Target) -> Result<(String, Vec<String>), GitError> {
+    let (base, head) = (target.base.to_string(), target.head.to_string());
+    let common = [
+        "-c",
+        "core.quotepath=off",
+        "diff",
+        "--no-color",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--src-prefix=a/",
+        "--dst-prefix=b/",
+        "--find-renames",
+    ];
+    let out = Git::new(&repo.workdir)
+        .args(common)
+        .arg(&base)
+        .arg(&head)
+        .run()?;
+    let patch = String::from_utf8_lossy(&out.stdout).into_owned();
+    let out = Git::new(&repo.workdir)
+        .args(common)
+        .args(["--name-only", "-z"])
+        .arg(&base)
+        .arg(&head)
+        .run()?;
+    let files = out
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    Ok((patch, files))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pre_push_lines_are_read() {
+        let z = "0".repeat(40);
+        let a = "a".repeat(40);
+        let got =
+            parse_pre_push(&format!("refs/heads/x {a} refs/heads/x {z}\n\n")).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].remote, z);
+        assert!(is_zero(&got[0].remote));
+        assert!(parse_pre_push("refs/heads/x abc").is_err());
+    }
+}
