@@ -88,8 +88,10 @@ pub fn review(ctx: &Ctx, args: ReviewArgs) -> Result<Exit, CliError> {
     if let Some(hook) = args.hook
         && let Some(why) = skipped()
     {
-        ctx.ui
-            .info(&format!("git-massgen: review skipped in the {} hook ({why})", hook_name(hook)));
+        ctx.ui.info(&format!(
+            "git-massgen: review skipped in the {} hook ({why})",
+            hook_name(hook)
+        ));
         return Ok(Exit::Success);
     }
     let repo = ctx.repo()?;
@@ -201,7 +203,10 @@ fn progress(ui: &crate::ui::Ui, o: &ReviewerOutcome) {
             o.name,
             o.findings.len()
         )),
-        Some(e) => ui.warn(&format!("reviewer `{}` failed after {secs:.1}s: {e}", o.name)),
+        Some(e) => ui.warn(&format!(
+            "reviewer `{}` failed after {secs:.1}s: {e}",
+            o.name
+        )),
     }
 }
 
@@ -357,12 +362,15 @@ fn reviewers(
                 .iter()
                 .map(|r| r.name.get_ref().as_str())
                 .collect();
-            return Err(CliError::usage(format!("no reviewer `{name}` in the configuration"))
-                .hint(if known.is_empty() {
-                    "add [[reviewers]] to .massgen/config.toml".to_owned()
-                } else {
-                    format!("configured reviewers: {}", known.join(", "))
-                }));
+            return Err(
+                CliError::usage(format!("no reviewer `{name}` in the configuration")).hint(
+                    if known.is_empty() {
+                        "add [[reviewers]] to .massgen/config.toml".to_owned()
+                    } else {
+                        format!("configured reviewers: {}", known.join(", "))
+                    },
+                ),
+            );
         }
     }
     let llm = super::run::llm_shared(repo, config, None, false, Vec::new())?;
@@ -372,7 +380,8 @@ fn reviewers(
         if !args.reviewers.is_empty() && !args.reviewers.contains(&name) {
             continue;
         }
-        let env: Vec<(String, String)> = c.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let env: Vec<(String, String)> =
+            c.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let kind = match Preset::from_kind(c.kind) {
             None => ReviewerKind::Command {
                 argv: c.command.clone(),

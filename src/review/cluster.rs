@@ -178,20 +178,44 @@ mod tests {
             outcome(
                 "a",
                 vec![
-                    f("src/db.rs", 10, Error, "SQL injection", "User input is concatenated into the SQL query"),
+                    f(
+                        "src/db.rs",
+                        10,
+                        Error,
+                        "SQL injection",
+                        "User input is concatenated into the SQL query",
+                    ),
                     f("src/db.rs", 40, Info, "Typo in comment", "recieve"),
                 ],
             ),
             outcome(
                 "b",
-                vec![f("src/db.rs", 11, Warning, "Possible SQL injection", "query built by concatenating input")],
+                vec![f(
+                    "src/db.rs",
+                    11,
+                    Warning,
+                    "Possible SQL injection",
+                    "query built by concatenating input",
+                )],
             ),
             outcome(
                 "c",
                 vec![
-                    f("src/db.rs", 10, Error, "Injection risk in SQL query", "concatenated user input"),
+                    f(
+                        "src/db.rs",
+                        10,
+                        Error,
+                        "Injection risk in SQL query",
+                        "concatenated user input",
+                    ),
                     // Same line, a different problem: not the same finding.
-                    f("src/db.rs", 10, Warning, "Unused variable", "`conn` is never read"),
+                    f(
+                        "src/db.rs",
+                        10,
+                        Warning,
+                        "Unused variable",
+                        "`conn` is never read",
+                    ),
                 ],
             ),
             ReviewerOutcome {
@@ -217,9 +241,18 @@ mod tests {
     fn other_paths_and_far_lines_do_not_merge() {
         use Severity::*;
         let outcomes = vec![
-            outcome("a", vec![f("x.rs", 1, Error, "Null dereference", "p may be null")]),
-            outcome("b", vec![f("y.rs", 1, Error, "Null dereference", "p may be null")]),
-            outcome("c", vec![f("x.rs", 30, Error, "Null dereference", "p may be null")]),
+            outcome(
+                "a",
+                vec![f("x.rs", 1, Error, "Null dereference", "p may be null")],
+            ),
+            outcome(
+                "b",
+                vec![f("y.rs", 1, Error, "Null dereference", "p may be null")],
+            ),
+            outcome(
+                "c",
+                vec![f("x.rs", 30, Error, "Null dereference", "p may be null")],
+            ),
         ];
         let (kept, dropped) = cluster(&outcomes, 2);
         assert!(kept.is_empty());
@@ -229,8 +262,20 @@ mod tests {
     #[test]
     fn similarity_is_symmetric_and_bounded() {
         use Severity::*;
-        let a = f("x", 1, Error, "Off-by-one in loop bound", "the loop reads past the end");
-        let b = f("x", 1, Error, "Loop bound off by one", "reads one element past the end");
+        let a = f(
+            "x",
+            1,
+            Error,
+            "Off-by-one in loop bound",
+            "the loop reads past the end",
+        );
+        let b = f(
+            "x",
+            1,
+            Error,
+            "Loop bound off by one",
+            "reads one element past the end",
+        );
         let s = similarity(&a, &b);
         assert!((similarity(&b, &a) - s).abs() < 1e-9);
         assert!((MIN_SIMILARITY..=1.0).contains(&s), "{s}");

@@ -87,7 +87,9 @@ impl Finding {
                     .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
                     .filter(|n| (1..=u64::from(u32::MAX)).contains(n))
                     .map(|n| Some(n as u32))
-                    .ok_or_else(|| format!("finding {path}: \"{key}\" must be a line number (1 or more)")),
+                    .ok_or_else(|| {
+                        format!("finding {path}: \"{key}\" must be a line number (1 or more)")
+                    }),
             }
         };
         let line = number("line")?.unwrap_or(1);
@@ -104,7 +106,9 @@ impl Finding {
             .map(str::to_owned)
             .or_else(|| message.lines().next().map(|l| l.chars().take(80).collect()))
             .filter(|t: &String| !t.is_empty())
-            .ok_or_else(|| format!("finding {path}:{line} has neither \"title\" nor \"message\""))?;
+            .ok_or_else(|| {
+                format!("finding {path}:{line} has neither \"title\" nor \"message\"")
+            })?;
         let suggestion = text("suggestion")
             .filter(|s| !s.is_empty())
             .map(str::to_owned);

@@ -152,7 +152,8 @@ pub async fn run(
     let diff_file = dir.join("diff.patch");
     let files_file = dir.join("files.txt");
     std::fs::write(&diff_file, &patch).map_err(io("cannot write", &diff_file))?;
-    std::fs::write(&files_file, files.join("\n") + "\n").map_err(io("cannot write", &files_file))?;
+    std::fs::write(&files_file, files.join("\n") + "\n")
+        .map_err(io("cannot write", &files_file))?;
     if files.is_empty() {
         write_report(&dir, &report);
         return Ok(Done {

@@ -181,7 +181,12 @@ fn staged(repo: &Repo, index: Option<&Path>) -> Result<Target, TargetError> {
         None => empty_tree(repo)?,
     };
     let mut make = Git::new(&repo.workdir);
-    make.args(["commit-tree", "--no-gpg-sign", "-m", "git-massgen review: staged changes"]);
+    make.args([
+        "commit-tree",
+        "--no-gpg-sign",
+        "-m",
+        "git-massgen review: staged changes",
+    ]);
     if let Some(h) = head {
         make.arg("-p").arg(h.to_string());
     }
@@ -336,8 +341,7 @@ mod tests {
     fn pre_push_lines_are_read() {
         let z = "0".repeat(40);
         let a = "a".repeat(40);
-        let got =
-            parse_pre_push(&format!("refs/heads/x {a} refs/heads/x {z}\n\n")).unwrap();
+        let got = parse_pre_push(&format!("refs/heads/x {a} refs/heads/x {z}\n\n")).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].remote, z);
         assert!(is_zero(&got[0].remote));

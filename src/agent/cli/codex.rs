@@ -15,8 +15,7 @@ pub(super) fn launch(agent: &CliAgent, ctx: &LaunchCtx<'_>) -> Launch {
     if let Some(session) = ctx.resume {
         l.arg("resume").arg(session);
     }
-    l.arg("--json")
-        .arg("--skip-git-repo-check");
+    l.arg("--json").arg("--skip-git-repo-check");
     if ctx.read_only {
         l.arg("--sandbox").arg("read-only");
     } else {

@@ -11,14 +11,11 @@ use super::{AgentEvent, CliAgent, Launch, LaunchCtx, Parser, str_at, tool_events
 
 pub(super) fn launch(agent: &CliAgent, ctx: &LaunchCtx<'_>) -> Launch {
     let mut l = Launch::new(&agent.bin);
-    l.arg("run")
-        .arg("--format")
-        .arg("json");
+    l.arg("run").arg("--format").arg("json");
     if !ctx.read_only {
         l.arg("--auto");
     }
-    l.arg("--dir")
-        .arg(ctx.worktree.display().to_string());
+    l.arg("--dir").arg(ctx.worktree.display().to_string());
     if let Some(session) = ctx.resume {
         l.arg("--session").arg(session);
     }

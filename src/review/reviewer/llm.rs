@@ -54,8 +54,8 @@ pub(super) async fn review(
     outcome: &mut ReviewerOutcome,
 ) -> Result<Parsed, String> {
     let (client, limiter) = spec.connect(key.map(|k| k.0.as_str()))?;
-    let tools = Tools::new(&setting.worktree)
-        .map_err(|e| format!("cannot read the reviewed tree: {e}"))?;
+    let tools =
+        Tools::new(&setting.worktree).map_err(|e| format!("cannot read the reviewed tree: {e}"))?;
     let mut specs: Vec<ToolSpec> = crate::llm::tools::specs()
         .into_iter()
         .filter(|t| READ_ONLY.contains(&t.name))
@@ -105,7 +105,10 @@ pub(super) async fn review(
             role: Role::Assistant,
             parts: said,
         });
-        let _ = std::fs::write(&log, serde_json::to_vec_pretty(&messages).unwrap_or_default());
+        let _ = std::fs::write(
+            &log,
+            serde_json::to_vec_pretty(&messages).unwrap_or_default(),
+        );
         if reply.calls.is_empty() {
             // Some models answer in text; take that when it is the JSON asked for.
             if let Ok(parsed) = findings_in_text(&reply.text).and_then(|v| parse_findings(&v)) {

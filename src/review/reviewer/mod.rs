@@ -77,7 +77,9 @@ pub struct Setting {
 
 impl Setting {
     fn log(&self, reviewer: &str, stream: &str) -> PathBuf {
-        self.dir.join("logs").join(format!("{reviewer}.{stream}.log"))
+        self.dir
+            .join("logs")
+            .join(format!("{reviewer}.{stream}.log"))
     }
 }
 
@@ -293,9 +295,12 @@ async fn run_cli(
             resume: session.as_deref(),
             read_only: true,
         });
-        launch
-            .write_files()
-            .map_err(|e| format!("cannot write the configuration of {}: {e}", cli.preset.title()))?;
+        launch.write_files().map_err(|e| {
+            format!(
+                "cannot write the configuration of {}: {e}",
+                cli.preset.title()
+            )
+        })?;
         let parser = Arc::new(Mutex::new(cli.parser()));
         let report = Arc::new(Mutex::new(Report::default()));
         let watcher: process::LineWatcher = {

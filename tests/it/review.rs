@@ -1,0 +1,456 @@
+//! `git massgen review`: real repositories, real reviewer processes, real git.
+
+use serde_json::{Value, json};
+
+use crate::llm_server::{LlmServer, Mode, Step};
+use crate::support::TestRepo;
+
+/// A command reviewer: reports every line holding `BUG` in the changed files of the
+/// reviewed tree, with severity `$SEV` (default error), plus `$EXTRA` (a JSON finding).
+pub const BUG_FINDER: &str = r#"tmp=$(mktemp)
+while IFS= read -r f; do
+  [ -f "$MASSGEN_WORKTREE/$f" ] || continue
+  grep -n 'BUG' "$MASSGEN_WORKTREE/$f" | cut -d: -f1 | while read -r n; do
+    printf '{"path": "%s", "line": %s, "severity": "%s", "title": "Bug marker left in the code", "message": "line %s still says BUG"}\n' "$f" "$n" "${SEV:-error}" "$n"
+  done
+done < "$MASSGEN_FILES" > "$tmp"
+[ -n "$EXTRA" ] && printf '%s\n' "$EXTRA" >> "$tmp"
+printf '{"findings": [%s]}\n' "$(paste -sd, "$tmp")"
+rm -f "$tmp""#;
+
+/// `[[reviewers]]` entries running [`BUG_FINDER`] with the given env tables.
+pub fn finders(repo: &TestRepo, reviewers: &[(&str, &str)]) -> String {
+    let script = repo.script("finder.sh", BUG_FINDER);
+    reviewers
+        .iter()
+        .map(|(name, env)| {
+            format!(
+                "[[reviewers]]\nname = \"{name}\"\ncommand = [\"sh\", {}]\nenv = {{ {env} }}\n\n",
+                toml::Value::String(script.display().to_string())
+            )
+        })
+        .collect()
+}
+
+const LONE: &str = r#"EXTRA = '{"path": "app.txt", "line": 1, "severity": "error", "title": "Rename the variable", "message": "only this reviewer cares"}'"#;
+
+fn review_json(repo: &TestRepo, args: &[&str], code: i32) -> Value {
+    repo.massgen()
+        .args(["review", "--json"])
+        .args(args)
+        .expect_json(code)
+}
+
+fn refs(repo: &TestRepo) -> String {
+    repo.git(&["for-each-ref", "--format=%(refname) %(objectname)"])
+}
+
+#[test]
+fn quorum_keeps_agreed_findings_and_drops_lone_ones() {
+    let repo = TestRepo::new();
+    repo.configure(&finders(&repo, &[("a", ""), ("b", ""), ("c", LONE)]));
+    repo.write("app.txt", "one\nBUG two\nthree\n");
+    repo.git(&["add", "app.txt"]);
+    let (status, refs_before) = (repo.git(&["status", "--porcelain"]), refs(&repo));
+    let json = review_json(&repo, &["--staged"], 1);
+    assert_eq!(json["target"], "staged changes");
+    assert_eq!(json["files"], json!(["app.txt"]));
+    assert_eq!(json["quorum"], 2);
+    let kept = json["findings"].as_array().unwrap();
+    assert_eq!(kept.len(), 1, "{json:#}");
+    assert_eq!(kept[0]["path"], "app.txt");
+    assert_eq!(kept[0]["line"], 2);
+    assert_eq!(kept[0]["severity"], "error");
+    assert_eq!(kept[0]["reviewers"], json!(["a", "b", "c"]));
+    assert_eq!(json["dropped"], 1, "the lone finding is dropped");
+    assert!(
+        json["reviewers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["ok"] == true)
+    );
+    // Not failing on it, or needing all three for the lone one too.
+    review_json(&repo, &["--staged", "--fail-on", "never"], 0);
+    let all = review_json(&repo, &["--staged", "--quorum", "1"], 1);
+    assert_eq!(all["findings"].as_array().unwrap().len(), 2);
+    // Warnings fail only from --fail-on warning.
+    let mut config = finders(
+        &repo,
+        &[("a", "SEV = \"warning\""), ("b", "SEV = \"warning\"")],
+    );
+    config.push_str("[review]\nquorum = 2\n");
+    repo.write(".massgen/config.toml", &config);
+    review_json(&repo, &["--staged"], 0);
+    review_json(&repo, &["--staged", "--fail-on", "warning"], 1);
+    // Nothing of the user's changed; nothing of ours is left.
+    repo.git(&["reset", "-q", ".massgen/config.toml"]);
+    repo.git(&["checkout", "-q", ".massgen/config.toml"]);
+    assert_eq!(repo.git(&["status", "--porcelain"]), status);
+    assert_eq!(refs(&repo), refs_before);
+    assert_eq!(repo.worktree_count(), 1);
+    repo.assert_fsck_clean();
+}
+
+#[test]
+fn reviewers_see_what_is_staged_not_the_work_tree() {
+    let repo = TestRepo::new();
+    repo.configure(&finders(&repo, &[("a", "")]));
+    repo.write("app.txt", "BUG\n");
+    repo.git(&["add", "app.txt"]);
+    repo.write("app.txt", "fixed in the work tree only\n");
+    let json = review_json(&repo, &["--staged"], 1);
+    assert_eq!(json["findings"][0]["line"], 1);
+    repo.write("app.txt", "clean\n");
+    repo.git(&["add", "app.txt"]);
+    repo.write("app.txt", "BUG, not staged\n");
+    let json = review_json(&repo, &["--staged"], 0);
+    assert_eq!(json["findings"], json!([]));
+    // Nothing staged at all: nothing to review, no reviewer started.
+    repo.git(&["reset", "-q"]);
+    let json = review_json(&repo, &["--staged"], 0);
+    assert_eq!(json["files"], json!([]));
+    assert_eq!(json["reviewers"], json!([]));
+}
+
+#[test]
+fn ranges_commits_and_merge_bases() {
+    let repo = TestRepo::new();
+    repo.configure(&finders(&repo, &[("a", "")]));
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.write("feature.txt", "BUG in the feature\n");
+    repo.commit_all("feature");
+    repo.git(&["checkout", "-q", "main"]);
+    repo.write("main.txt", "BUG on main after the fork\n");
+    repo.commit_all("main moves on");
+    // A range reviews what the feature brings since it forked, not main's later work.
+    for range in ["main..feature", "main...feature"] {
+        let json = review_json(&repo, &[range], 1);
+        assert_eq!(json["files"], json!(["feature.txt"]), "{range}");
+        assert_eq!(json["target"], range);
+    }
+    // One commit: its own change.
+    let json = review_json(&repo, &["feature"], 1);
+    assert_eq!(json["files"], json!(["feature.txt"]));
+    let json = review_json(&repo, &["HEAD"], 1);
+    assert_eq!(json["files"], json!(["main.txt"]));
+    // --base: from the merge base to HEAD.
+    repo.git(&["checkout", "-q", "feature"]);
+    let json = review_json(&repo, &["--base", "main"], 1);
+    assert_eq!(json["files"], json!(["feature.txt"]));
+    // The root commit is reviewed against the empty tree.
+    let root = repo.git(&["rev-list", "--max-parents=0", "HEAD"]);
+    let json = review_json(&repo, &[&root], 0);
+    assert!(json["files"].as_array().unwrap().len() >= 3, "{json}");
+}
+
+#[test]
+fn every_format_from_the_command_line() {
+    let repo = TestRepo::new();
+    let lone = r#"EXTRA = '{"path": "dir with space/a,b.txt", "line": 1, "severity": "warning", "title": "50% done: really, no", "message": "first line\nsecond: line"}'"#;
+    let mut config = finders(&repo, &[("a", lone), ("b", "")]);
+    config.push_str("[review]\nquorum = 1\n");
+    repo.configure(&config);
+    repo.write("dir with space/a,b.txt", "BUG\n");
+    repo.git(&["add", "-A"]);
+    let out = |format: &str| {
+        let run = repo
+            .massgen()
+            .args(["review", "--staged", "--format", format])
+            .run()
+            .expect_code(1);
+        run.stdout.clone()
+    };
+    // SARIF, valid against the 2.1.0 schema.
+    let sarif: Value = serde_json::from_str(&out("sarif")).unwrap();
+    let schema: Value = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/sarif-schema-2.1.0.json"
+    )))
+    .unwrap();
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler.enable_format_assertions();
+    compiler.add_resource("sarif.json", schema).unwrap();
+    let id = compiler.compile("sarif.json", &mut schemas).unwrap();
+    if let Err(e) = schemas.validate(&sarif, id) {
+        panic!("invalid SARIF: {e:#}\n{sarif:#}");
+    }
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    assert!(
+        results.iter().any(
+            |r| r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                == "dir%20with%20space/a,b.txt"
+        ),
+        "{sarif:#}"
+    );
+    // GitHub workflow commands, escaped.
+    let github = out("github");
+    assert!(
+        github.contains("::error file=dir with space/a%2Cb.txt,line=1,"),
+        "{github}"
+    );
+    assert!(
+        github.contains("title=50%25 done%3A really%2C no::first line%0Asecond: line"),
+        "{github}"
+    );
+    // rdjsonl: one diagnostic per line.
+    let lines: Vec<Value> = out("rdjsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines.iter().any(|d| d["severity"] == "ERROR"));
+    assert_eq!(lines[0]["location"]["path"], "dir with space/a,b.txt");
+    // GitLab code quality: unique fingerprints.
+    let gitlab: Value = serde_json::from_str(&out("gitlab")).unwrap();
+    let prints: std::collections::BTreeSet<&str> = gitlab
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["fingerprint"].as_str().unwrap())
+        .collect();
+    assert_eq!(prints.len(), 2);
+    assert!(gitlab[0]["severity"] == "critical" || gitlab[1]["severity"] == "critical");
+    // Text, and --output instead of stdout.
+    assert!(out("text").contains("dir with space/a,b.txt:1: error:"));
+    let file = repo.root.join("review.sarif");
+    let run = repo
+        .massgen()
+        .args(["review", "--staged", "--format", "sarif", "--output"])
+        .args([&file])
+        .run()
+        .expect_code(1);
+    assert!(run.stdout.is_empty());
+    let written: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(written["version"], "2.1.0");
+}
+
+#[test]
+fn reviewer_failures_are_reported_and_strict_fails_the_review() {
+    let repo = TestRepo::new();
+    let flaky = repo.script(
+        "flaky.sh",
+        r#"if [ "$MASSGEN_ATTEMPT" = 1 ]; then echo 'I think it is fine'; else echo "$MASSGEN_FEEDBACK" > "$OUT/feedback"; echo '{"findings": []}'; fi"#,
+    );
+    let out = repo.scratch("seen");
+    let mut config = finders(&repo, &[("a", "")]);
+    config.push_str(&format!(
+        "[[reviewers]]\nname = \"flaky\"\ncommand = [\"sh\", {}]\nenv = {{ OUT = {} }}\n\n[[reviewers]]\nname = \"crash\"\ncommand = [\"sh\", \"-c\", \"echo oops >&2; exit 3\"]\n",
+        toml::Value::String(flaky.display().to_string()),
+        toml::Value::String(out.display().to_string())
+    ));
+    repo.configure(&config);
+    repo.write("app.txt", "clean\n");
+    repo.git(&["add", "app.txt"]);
+    let run = repo
+        .massgen()
+        .args(["review", "--staged", "--json"])
+        .run()
+        .expect_code(0);
+    run.assert_stderr("reviewer `crash` failed");
+    run.assert_stderr("exited with code 3: oops");
+    let json = run.json();
+    let crash = &json["reviewers"][2];
+    assert_eq!(crash["ok"], false);
+    assert!(crash["error"].as_str().unwrap().contains("oops"));
+    // The flaky reviewer was asked again, told what was wrong.
+    assert_eq!(json["reviewers"][1]["ok"], true);
+    let feedback = std::fs::read_to_string(out.join("feedback")).unwrap();
+    assert!(feedback.contains("not a JSON object"), "{feedback}");
+    repo.massgen()
+        .args(["review", "--staged", "--strict"])
+        .run()
+        .expect_code(1);
+    // No reviewer at all could review: a failure, not a pass.
+    let run = repo
+        .massgen()
+        .args(["review", "--staged", "--reviewer", "crash"])
+        .run()
+        .expect_code(4);
+    run.assert_stderr("no reviewer could review staged changes");
+    assert_eq!(repo.worktree_count(), 1);
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let repo = TestRepo::new();
+    let none = repo
+        .massgen()
+        .args(["review", "--staged"])
+        .run()
+        .expect_code(2);
+    none.assert_stderr("no reviewers");
+    none.assert_stderr("hint: add [[reviewers]]");
+    repo.configure(&finders(&repo, &[("a", "")]));
+    repo.massgen().args(["review"]).run().expect_code(2);
+    repo.massgen()
+        .args(["review", "--staged", "HEAD"])
+        .run()
+        .expect_code(2);
+    let bad = repo
+        .massgen()
+        .args(["review", "nope..HEAD"])
+        .run()
+        .expect_code(2);
+    bad.assert_stderr("`nope` is not a commit");
+    let bad = repo
+        .massgen()
+        .args(["review", "HEAD", "--quorum", "2"])
+        .run()
+        .expect_code(2);
+    bad.assert_stderr("quorum 2 is more than the 1 reviewer(s)");
+    let bad = repo
+        .massgen()
+        .args(["review", "HEAD", "--reviewer", "zed"])
+        .run()
+        .expect_code(2);
+    bad.assert_stderr("configured reviewers: a");
+    repo.write(
+        ".massgen/config.toml",
+        "[[reviewers]]\nname = \"x\"\nkind = \"nope\"\n",
+    );
+    let bad = repo.massgen().args(["review", "HEAD"]).run().expect_code(2);
+    bad.assert_stderr("config.toml:3:");
+    let elsewhere = repo.scratch("not-a-repo");
+    crate::support::Massgen::new(&repo.root, &elsewhere)
+        .args(["review", "--staged"])
+        .run()
+        .expect_code(3);
+}
+
+#[test]
+fn an_llm_reviewer_reads_the_tree_and_reports_through_its_tool() {
+    let finding = json!({"findings": [{"path": "app.txt", "line": 2, "severity": "error", "title": "Bug marker left in", "message": "BUG is still there"}]});
+    let server = LlmServer::start(Mode::Script(vec![
+        Step::Tools(vec![("read_file".into(), json!({"path": "app.txt"}))]),
+        Step::Tools(vec![(
+            "write_file".into(),
+            json!({"path": "x", "content": "y"}),
+        )]),
+        Step::Tools(vec![("report_findings".into(), finding)]),
+    ]));
+    let repo = TestRepo::new();
+    let mut config = finders(&repo, &[("a", "")]);
+    config.push_str(&format!(
+        "[[reviewers]]\nname = \"model\"\nkind = \"llm\"\nprovider = \"openai\"\nmodel = \"test-model\"\nbase_url = \"{}\"\napi_key_env = \"REVIEW_KEY\"\n",
+        server.url()
+    ));
+    repo.configure(&config);
+    repo.write("app.txt", "one\nBUG two\n");
+    repo.git(&["add", "app.txt"]);
+    let json = repo
+        .massgen()
+        .env("REVIEW_KEY", "sk-review")
+        .env("MASSGEN_RETRY_BASE_MS", "20")
+        .args(["review", "--staged", "--json"])
+        .expect_json(1);
+    let kept = json["findings"].as_array().unwrap();
+    assert_eq!(kept.len(), 1, "{json:#}");
+    assert_eq!(kept[0]["reviewers"], json!(["a", "model"]));
+    assert_eq!(json["reviewers"][1]["usage"]["input_tokens"], 300);
+    let requests = server.model_requests();
+    assert_eq!(requests.len(), 3);
+    let first = requests[0].body.to_string();
+    assert!(
+        first.contains("report_findings") && first.contains("+BUG two"),
+        "{first}"
+    );
+    assert!(
+        !first.contains("\"write_file\""),
+        "only read-only tools are offered"
+    );
+    assert!(
+        requests[1].body.to_string().contains("BUG two"),
+        "the file was read"
+    );
+    assert!(
+        requests[2]
+            .body
+            .to_string()
+            .contains("the tree is read-only")
+    );
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some("Bearer sk-review")
+    );
+}
+
+#[test]
+fn a_cli_reviewer_runs_read_only_and_answers_in_its_final_message() {
+    let repo = TestRepo::new();
+    let out = repo.scratch("seen");
+    let answer = r#"Looked at it.\n```json\n{\"findings\": [{\"path\": \"app.txt\", \"line\": 1, \"severity\": \"warning\", \"title\": \"Leftover BUG\", \"message\": \"remove it\"}]}\n```"#;
+    let stream = format!(
+        "{}\n{}\n{}\n",
+        r#"{"type":"system","subtype":"init","session_id":"S1","model":"m"}"#,
+        format_args!(
+            r#"{{"type":"assistant","message":{{"content":[{{"type":"text","text":"{answer}"}}]}}}}"#
+        ),
+        r#"{"type":"result","subtype":"success","is_error":false,"num_turns":1,"session_id":"S1","usage":{"input_tokens":10,"output_tokens":5},"total_cost_usd":0.01}"#
+    );
+    std::fs::write(out.join("stream.jsonl"), stream).unwrap();
+    let bin = repo.script(
+        "fake-claude",
+        r#"for a in "$@"; do printf '%s\n' "$a"; done > "$OUT/argv"; pwd > "$OUT/cwd"; cat "$OUT/stream.jsonl""#,
+    );
+    repo.configure(&format!(
+        "[[reviewers]]\nname = \"cc\"\nkind = \"claude\"\nbin = {}\nenv = {{ OUT = {} }}\n",
+        toml::Value::String(make_executable(&bin)),
+        toml::Value::String(out.display().to_string())
+    ));
+    repo.write("app.txt", "BUG\n");
+    repo.git(&["add", "app.txt"]);
+    let json = review_json(&repo, &["--staged"], 0);
+    assert_eq!(json["findings"][0]["title"], "Leftover BUG", "{json:#}");
+    assert_eq!(json["reviewers"][0]["kind"], "claude");
+    let argv = std::fs::read_to_string(out.join("argv")).unwrap();
+    assert!(
+        argv.contains("--allowedTools\nRead,Grep,Glob,LS\n"),
+        "{argv}"
+    );
+    assert!(!argv.contains("--dangerously-skip-permissions"), "{argv}");
+    assert!(
+        argv.contains("Answer with only this JSON object"),
+        "the review prompt"
+    );
+    let cwd = std::fs::read_to_string(out.join("cwd")).unwrap();
+    assert!(
+        cwd.contains("/reviews/"),
+        "it ran in the reviewed tree: {cwd}"
+    );
+    assert_eq!(repo.worktree_count(), 1);
+}
+
+fn make_executable(path: &std::path::Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn a_killed_review_leaves_a_worktree_the_next_review_removes() {
+    let repo = TestRepo::new();
+    let slow = repo.script("slow.sh", "sleep 30; echo '{\"findings\": []}'");
+    repo.configure(&format!(
+        "[[reviewers]]\nname = \"slow\"\ncommand = [\"sh\", {}]\n",
+        toml::Value::String(slow.display().to_string())
+    ));
+    repo.write("app.txt", "x\n");
+    repo.git(&["add", "app.txt"]);
+    let mut child = repo.massgen().args(["review", "--staged"]).spawn();
+    crate::support::wait_for("the review's worktree", || repo.worktree_count() == 2);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::process::Command::new("pkill")
+        .args(["-f", &slow.display().to_string()])
+        .status();
+    assert_eq!(repo.worktree_count(), 2, "a kill leaves the worktree");
+    repo.configure(&finders(&repo, &[("a", "")]));
+    repo.write("app.txt", "y\n");
+    repo.git(&["add", "app.txt"]);
+    review_json(&repo, &["--staged"], 0);
+    assert_eq!(repo.worktree_count(), 1, "the next review removed it");
+    repo.assert_fsck_clean();
+}
