@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the real agent CLIs at pinned versions into a cache directory, for the
-# integration tests in tests/it/clis.rs. Nothing is installed globally and no user
-# configuration is touched.
+# integration tests in tests/it/clis.rs, and the pre-commit framework for tests/it/hooks.rs.
+# Nothing is installed globally and no user configuration is touched.
 #
 #   scripts/install-clis.sh            install what is missing, print the bin directory
 #   MASSGEN_CLI_CACHE=DIR scripts/...  choose the cache (default: $XDG_CACHE_HOME/git-massgen/clis)
@@ -21,6 +21,8 @@ GEMINI=0.61.0
 OPENCODE=1.18.33
 QWEN=0.15.10
 AIDER=0.86.2
+# The pre-commit framework, for the test of our .pre-commit-hooks.yaml (tests/it/hooks.rs).
+PRE_COMMIT=4.7.0
 
 # A finished install leaves "$dir/.installed"; anything else is removed and retried.
 npm_cli() { # name version package binary
@@ -64,6 +66,7 @@ npm_cli gemini "$GEMINI" @google/gemini-cli gemini &
 npm_cli opencode "$OPENCODE" opencode-ai opencode &
 npm_cli qwen "$QWEN" @qwen-code/qwen-code qwen &
 wait
+pip_cli pre-commit "$PRE_COMMIT" pre-commit pre-commit
 if [ "${MASSGEN_SKIP_AIDER:-}" != 1 ]; then
     pip_cli aider "$AIDER" aider-chat aider
 fi

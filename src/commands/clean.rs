@@ -46,6 +46,15 @@ pub fn clean(ctx: &Ctx, args: &CleanArgs) -> Result<Exit, CliError> {
             .map(|st| (RunDir::new(&repo, &st.run), st))
             .collect(),
     };
+    // Reviews killed before they could clean up leave a worktree of the reviewed tree.
+    if args.run.is_none() {
+        for wt in crate::review::session::sweep(&repo) {
+            ctx.ui.info(&format!(
+                "removed the worktree of an interrupted review: {}",
+                wt.display()
+            ));
+        }
+    }
     let mut kept_any = false;
     for (dir, st) in targets {
         let kept = clean_run(ctx, &repo, &dir, st, args.force)?;

@@ -96,15 +96,14 @@ pub fn sweep(repo: &Repo) -> Vec<PathBuf> {
         let active = std::fs::read(path.join("active.json"))
             .ok()
             .and_then(|b| serde_json::from_slice::<Active>(&b).ok());
-        match active {
-            Some(a) if crate::run::state::process_alive(a.pid) => continue,
-            Some(a) => {
-                if crate::git::worktree::remove(repo, &a.worktree).is_ok() {
-                    removed.push(a.worktree);
-                    let _ = std::fs::remove_file(path.join("active.json"));
-                }
+        if let Some(a) = active {
+            if crate::run::state::process_alive(a.pid) {
+                continue;
             }
-            None => {}
+            if crate::git::worktree::remove(repo, &a.worktree).is_ok() {
+                removed.push(a.worktree);
+                let _ = std::fs::remove_file(path.join("active.json"));
+            }
         }
         live += 1;
         if live > KEEP_REVIEWS {

@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::git::Repo;
 
 /// The `.gitignore` written into `.massgen/` so runtime state never shows in `git status`.
-pub const MASSGEN_GITIGNORE: &str =
-    "# git-massgen runtime state; config.toml and templates/ are meant to be committed\n/runs/\n";
+pub const MASSGEN_GITIGNORE: &str = "# git-massgen runtime state; config.toml and templates/ are meant to be committed\n/runs/\n/reviews/\n";
 
 /// Paths of one run.
 #[derive(Debug, Clone)]

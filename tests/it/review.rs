@@ -454,3 +454,98 @@ fn a_killed_review_leaves_a_worktree_the_next_review_removes() {
     assert_eq!(repo.worktree_count(), 1, "the next review removed it");
     repo.assert_fsck_clean();
 }
+
+/// `pre-commit` from `scripts/install-clis.sh`, or on PATH.
+fn pre_commit_framework() -> Option<std::path::PathBuf> {
+    let cache = std::env::var_os("MASSGEN_CLI_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| {
+                    std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                        .join(".cache")
+                })
+                .join("git-massgen/clis/bin")
+        })
+        .join("pre-commit");
+    if cache.exists() {
+        return Some(cache);
+    }
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("pre-commit"))
+        .find(|p| p.exists())
+}
+
+#[test]
+#[allow(clippy::print_stderr)] // says loudly why it is skipped
+fn the_pre_commit_framework_runs_the_review_hook_from_this_repository() {
+    let Some(framework) = pre_commit_framework() else {
+        eprintln!(
+            "SKIPPED: the pre-commit framework is not installed (run scripts/install-clis.sh)"
+        );
+        return;
+    };
+    let repo = TestRepo::new();
+    repo.configure(&finders(&repo, &[("a", "")]));
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_git-massgen"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .unwrap();
+    let try_repo = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(&framework);
+        crate::support::seal(&mut cmd, &repo.root);
+        let out = cmd
+            .current_dir(&repo.path)
+            .env("PATH", &path)
+            .env("PRE_COMMIT_HOME", repo.root.join("pre-commit-home"))
+            .args([
+                "try-repo",
+                env!("CARGO_MANIFEST_DIR"),
+                "massgen-review-system",
+            ])
+            .args(["--verbose", "--color", "never"])
+            .args(extra)
+            .output()
+            .expect("pre-commit starts");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    // At commit time: the staged change.
+    repo.write("app.txt", "BUG\n");
+    repo.git(&["add", "app.txt"]);
+    let (code, text) = try_repo(&[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("app.txt:1: error: Bug marker left in the code"),
+        "{text}"
+    );
+    repo.write("app.txt", "clean\n");
+    repo.git(&["add", "app.txt"]);
+    let (code, text) = try_repo(&[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("Passed"), "{text}");
+    // At push time: the framework's PRE_COMMIT_FROM_REF..PRE_COMMIT_TO_REF.
+    repo.commit_all("clean");
+    repo.write("pushed.txt", "BUG pushed\n");
+    repo.commit_all("bug");
+    let (code, text) = try_repo(&[
+        "--hook-stage",
+        "pre-push",
+        "--from-ref",
+        "HEAD~1",
+        "--to-ref",
+        "HEAD",
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("pushed.txt:1: error"), "{text}");
+    assert_eq!(repo.worktree_count(), 1);
+}
