@@ -54,6 +54,13 @@ pub fn clean(ctx: &Ctx, args: &CleanArgs) -> Result<Exit, CliError> {
                 wt.display()
             ));
         }
+        // The kept review worktree goes too; the next review checks it out again.
+        let config = crate::config::Config::load(&repo.massgen_dir().join("config.toml"))?;
+        let root = crate::run::layout::worktree_root(&repo, config.run.worktree_root.as_deref());
+        if let Some(wt) = crate::review::session::remove_slot(&repo, &root)? {
+            ctx.ui
+                .info(&format!("removed the review worktree {}", wt.display()));
+        }
     }
     let mut kept_any = false;
     for (dir, st) in targets {

@@ -6,6 +6,14 @@
 //! `.gitignore` of `*`): `diff.patch`, `files.txt`, `logs/`, `report.json`, and while it runs
 //! `active.json` naming its process and worktree. A review killed before it could clean up
 //! leaves `active.json` behind; the next review removes that worktree.
+//!
+//! Checking out a whole tree is the slow part of a review (seconds for a few thousand files
+//! on a journaled disk), so one review at a time reuses a kept worktree,
+//! `<worktree root>/reviews/tree`: it is moved to the reviewed commit with a forced checkout
+//! and `git clean -fdx`, which rewrites only what differs. `.massgen/reviews/tree.lock` holds
+//! the pid of the review using it; a second review at the same time, or one that finds the
+//! kept worktree unusable, checks out a worktree of its own and removes it afterwards.
+//! `git massgen clean` removes the kept worktree.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -113,6 +121,72 @@ pub fn sweep(repo: &Repo) -> Vec<PathBuf> {
     removed
 }
 
+/// The kept worktree, and the lock file saying which review uses it.
+fn slot_paths(repo: &Repo, worktree_root: &Path) -> (PathBuf, PathBuf) {
+    (
+        worktree_root.join("reviews").join("tree"),
+        reviews_dir(repo).join("tree.lock"),
+    )
+}
+
+/// Takes the kept worktree's lock, unless a live review holds it.
+fn lock_slot(lock: &Path) -> bool {
+    for _ in 0..2 {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(lock)
+        {
+            Ok(mut f) => {
+                use std::io::Write as _;
+                return write!(f, "{}", std::process::id()).is_ok();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let holder = std::fs::read_to_string(lock)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<u32>().ok());
+                if holder.is_some_and(crate::run::state::process_alive) {
+                    return false;
+                }
+                // Left by a review that was killed: take it over.
+                let _ = std::fs::remove_file(lock);
+            }
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// Moves the kept worktree to `commit` (creating it when missing or unusable).
+fn prepare_slot(repo: &Repo, path: &Path, commit: crate::git::ObjectId) -> Result<(), GitError> {
+    use crate::git::cmd::Git;
+    if path.exists() && crate::git::worktree::registration(repo, path).is_some() {
+        let moved = Git::new(path)
+            .args(["checkout", "-q", "--detach", "--force"])
+            .arg(commit.to_string())
+            .run()
+            .and_then(|_| Git::new(path).args(["clean", "-fdxq"]).run());
+        if moved.is_ok() {
+            return Ok(());
+        }
+    }
+    if path.exists() {
+        crate::git::worktree::remove(repo, path)?;
+    }
+    crate::git::worktree::create_detached(repo, commit, path, &AtomicBool::new(false))
+}
+
+/// Removes the kept review worktree, unless a review is using it. Returns it when removed.
+pub fn remove_slot(repo: &Repo, worktree_root: &Path) -> Result<Option<PathBuf>, GitError> {
+    let (path, lock) = slot_paths(repo, worktree_root);
+    if !path.exists() || !lock_slot(&lock) {
+        return Ok(None);
+    }
+    let removed = crate::git::worktree::remove(repo, &path);
+    let _ = std::fs::remove_file(&lock);
+    removed.map(|()| Some(path))
+}
+
 /// Runs a review. `on_done` is told about each reviewer as it finishes.
 pub async fn run(
     repo: Arc<Repo>,
@@ -162,24 +236,37 @@ pub async fn run(
         });
     }
 
-    // Recorded before it exists, so that a kill at any point leaves it findable.
-    let worktree = req.worktree_root.join("reviews").join(&id);
+    let (slot, lock) = slot_paths(&repo, &req.worktree_root);
+    let slotted = lock_slot(&lock);
+    let worktree = if slotted {
+        slot
+    } else {
+        req.worktree_root.join("reviews").join(&id)
+    };
+    // A worktree of its own is recorded before it exists, so that a kill at any point
+    // leaves it findable.
     let active = dir.join("active.json");
-    let record = serde_json::to_vec(&Active {
-        pid: std::process::id(),
-        worktree: worktree.clone(),
-    })
-    .expect("serializes");
-    std::fs::write(&active, record).map_err(io("cannot write", &active))?;
+    if !slotted {
+        let record = serde_json::to_vec(&Active {
+            pid: std::process::id(),
+            worktree: worktree.clone(),
+        })
+        .expect("serializes");
+        std::fs::write(&active, record).map_err(io("cannot write", &active))?;
+    }
     let (head, wt) = (req.target.head, worktree.clone());
     let made_repo = repo.clone();
     let made = tokio::task::spawn_blocking(move || {
-        crate::git::worktree::create_detached(&made_repo, head, &wt, &AtomicBool::new(false))
+        if slotted {
+            prepare_slot(&made_repo, &wt, head)
+        } else {
+            crate::git::worktree::create_detached(&made_repo, head, &wt, &AtomicBool::new(false))
+        }
     })
     .await
     .unwrap_or_else(|e| Err(GitError::Other(format!("checkout thread failed: {e}"))));
     if let Err(e) = made {
-        let _ = std::fs::remove_file(&active);
+        let _ = std::fs::remove_file(if slotted { &lock } else { &active });
         return Err(e.into());
     }
 
@@ -247,19 +334,26 @@ pub async fn run(
     outcomes.sort_by_key(|o| req.reviewers.iter().position(|r| r.name == o.name));
 
     let modified = modified_paths(&worktree);
-    let discard_repo = repo.clone();
-    let trash = crate::run::trash::dir(&req.worktree_root);
-    let wt = worktree.clone();
-    let removed = tokio::task::spawn_blocking(move || {
-        let r = crate::git::worktree::discard(&discard_repo, &wt, &trash);
-        crate::run::trash::purge_in_background(&trash);
-        r
-    })
-    .await
-    .unwrap_or_else(|e| Err(GitError::Other(format!("cleanup thread failed: {e}"))));
-    if removed.is_ok() {
-        let _ = std::fs::remove_file(&active);
-    }
+    let removed = if slotted {
+        // Kept for the next review, which puts it at its own commit.
+        let _ = std::fs::remove_file(&lock);
+        Ok(())
+    } else {
+        let discard_repo = repo.clone();
+        let trash = crate::run::trash::dir(&req.worktree_root);
+        let wt = worktree.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            let r = crate::git::worktree::discard(&discard_repo, &wt, &trash);
+            crate::run::trash::purge_in_background(&trash);
+            r
+        })
+        .await
+        .unwrap_or_else(|e| Err(GitError::Other(format!("cleanup thread failed: {e}"))));
+        if removed.is_ok() {
+            let _ = std::fs::remove_file(&active);
+        }
+        removed
+    };
 
     let (kept, dropped) = cluster::cluster(&outcomes, req.quorum);
     report.reviewers = outcomes;

@@ -279,8 +279,11 @@ fn init_detects_the_test_command_and_refuses_to_overwrite() {
     let config = repo.read(".massgen/config.toml");
     assert!(config.contains("test = \"cargo test\""), "{config}");
     assert_eq!(
-        repo.read(".massgen/.gitignore").lines().last(),
-        Some("/runs/")
+        repo.read(".massgen/.gitignore")
+            .lines()
+            .skip(1)
+            .collect::<Vec<_>>(),
+        ["/runs/", "/reviews/"]
     );
     let again = repo.massgen().args(["init"]).run().expect_code(2);
     assert!(

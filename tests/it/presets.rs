@@ -139,8 +139,11 @@ fn init_writes_an_agent_for_each_cli_on_path() {
     let names: Vec<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
     run.assert_stdout(&format!("agents: {}", names.join(", ")));
     assert_eq!(
-        repo.read(".massgen/.gitignore").lines().last(),
-        Some("/runs/")
+        repo.read(".massgen/.gitignore")
+            .lines()
+            .skip(1)
+            .collect::<Vec<_>>(),
+        ["/runs/", "/reviews/"]
     );
 
     // The written file is a valid configuration, and its agents resolve to the fakes.

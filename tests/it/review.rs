@@ -41,6 +41,22 @@ fn review_json(repo: &TestRepo, args: &[&str], code: i32) -> Value {
         .expect_json(code)
 }
 
+/// After a review only the kept review worktree is left besides the main one, and
+/// `git massgen clean` removes it.
+pub fn assert_only_the_review_worktree_is_left(repo: &TestRepo) {
+    let list = repo.git(&["worktree", "list", "--porcelain"]);
+    let trees: Vec<&str> = list
+        .lines()
+        .filter_map(|l| l.strip_prefix("worktree "))
+        .collect();
+    assert!(trees.len() <= 2, "{list}");
+    if let Some(kept) = trees.get(1) {
+        assert!(kept.ends_with("/reviews/tree"), "{list}");
+    }
+    repo.massgen().args(["clean"]).run().expect_code(0);
+    assert_eq!(repo.worktree_count(), 1);
+}
+
 fn refs(repo: &TestRepo) -> String {
     repo.git(&["for-each-ref", "--format=%(refname) %(objectname)"])
 }
@@ -88,7 +104,7 @@ fn quorum_keeps_agreed_findings_and_drops_lone_ones() {
     repo.git(&["checkout", "-q", ".massgen/config.toml"]);
     assert_eq!(repo.git(&["status", "--porcelain"]), status);
     assert_eq!(refs(&repo), refs_before);
-    assert_eq!(repo.worktree_count(), 1);
+    assert_only_the_review_worktree_is_left(&repo);
     repo.assert_fsck_clean();
 }
 
@@ -270,7 +286,7 @@ fn reviewer_failures_are_reported_and_strict_fails_the_review() {
         .run()
         .expect_code(4);
     run.assert_stderr("no reviewer could review staged changes");
-    assert_eq!(repo.worktree_count(), 1);
+    assert_only_the_review_worktree_is_left(&repo);
 }
 
 #[test]
@@ -420,7 +436,7 @@ fn a_cli_reviewer_runs_read_only_and_answers_in_its_final_message() {
         cwd.contains("/reviews/"),
         "it ran in the reviewed tree: {cwd}"
     );
-    assert_eq!(repo.worktree_count(), 1);
+    assert_only_the_review_worktree_is_left(&repo);
 }
 
 fn make_executable(path: &std::path::Path) -> String {
@@ -430,7 +446,7 @@ fn make_executable(path: &std::path::Path) -> String {
 }
 
 #[test]
-fn a_killed_review_leaves_a_worktree_the_next_review_removes() {
+fn killed_reviews_leave_nothing_the_next_review_does_not_take_over_or_remove() {
     let repo = TestRepo::new();
     let slow = repo.script("slow.sh", "sleep 30; echo '{\"findings\": []}'");
     repo.configure(&format!(
@@ -439,19 +455,30 @@ fn a_killed_review_leaves_a_worktree_the_next_review_removes() {
     ));
     repo.write("app.txt", "x\n");
     repo.git(&["add", "app.txt"]);
-    let mut child = repo.massgen().args(["review", "--staged"]).spawn();
-    crate::support::wait_for("the review's worktree", || repo.worktree_count() == 2);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // Two reviews at once: the first takes the kept worktree, the second checks out its own.
+    let mut first = repo.massgen().args(["review", "--staged"]).spawn();
+    crate::support::wait_for("the kept worktree", || repo.worktree_count() == 2);
+    let mut second = repo.massgen().args(["review", "--staged"]).spawn();
+    crate::support::wait_for("a second worktree", || repo.worktree_count() == 3);
+    for child in [&mut first, &mut second] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
     let _ = std::process::Command::new("pkill")
         .args(["-f", &slow.display().to_string()])
         .status();
-    assert_eq!(repo.worktree_count(), 2, "a kill leaves the worktree");
+    assert_eq!(repo.worktree_count(), 3, "a kill leaves both worktrees");
+    // The next review takes over the kept worktree (its holder is dead) and removes the
+    // other one.
     repo.configure(&finders(&repo, &[("a", "")]));
-    repo.write("app.txt", "y\n");
+    repo.write("app.txt", "BUG\n");
     repo.git(&["add", "app.txt"]);
-    review_json(&repo, &["--staged"], 0);
-    assert_eq!(repo.worktree_count(), 1, "the next review removed it");
+    let json = review_json(&repo, &["--staged"], 1);
+    assert_eq!(
+        json["findings"][0]["path"], "app.txt",
+        "the kept tree moved to the change"
+    );
+    assert_only_the_review_worktree_is_left(&repo);
     repo.assert_fsck_clean();
 }
 
@@ -547,5 +574,5 @@ fn the_pre_commit_framework_runs_the_review_hook_from_this_repository() {
     ]);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("pushed.txt:1: error"), "{text}");
-    assert_eq!(repo.worktree_count(), 1);
+    assert_only_the_review_worktree_is_left(&repo);
 }
