@@ -8,7 +8,9 @@
 # that read the diff and find nothing. Measured (median of REPS, default 7):
 #   git        git write-tree + commit-tree, git worktree add --detach, git diff, the three
 #              reviewer scripts one after another, git worktree remove
-#   review     git massgen review --staged with the three reviewers
+#   cold       git massgen review --staged with the three reviewers, after `git massgen
+#              clean` removed the kept review worktree (a first review checks it out)
+#   review     the same again: the kept worktree is moved to the reviewed commit
 #   commit     git commit (no hook), then reset
 #   hooked     git commit with `git massgen hooks install`ed, then reset
 set -eu
@@ -59,10 +61,12 @@ git_by_hand() {
   git worktree remove --force "$tmp/wt"
 }
 
-: > "$tmp/git"; : > "$tmp/review"; : > "$tmp/commit"; : > "$tmp/hooked"
+: > "$tmp/git"; : > "$tmp/cold"; : > "$tmp/review"; : > "$tmp/commit"; : > "$tmp/hooked"
 r=0
 while [ $r -lt "$reps" ]; do
   t0=$(now); git_by_hand; t1=$(now); ms "$t0" "$t1" >> "$tmp/git"
+  "$bin" clean -q > /dev/null
+  t0=$(now); "$bin" review -q --staged > /dev/null; t1=$(now); ms "$t0" "$t1" >> "$tmp/cold"
   t0=$(now); "$bin" review -q --staged > /dev/null; t1=$(now); ms "$t0" "$t1" >> "$tmp/review"
   t0=$(now); git commit -qm c; t1=$(now); ms "$t0" "$t1" >> "$tmp/commit"
   git reset -q --soft HEAD~1
@@ -73,6 +77,6 @@ while [ $r -lt "$reps" ]; do
   r=$((r + 1))
 done
 printf '| 3 reviewers, %s-file repository, 3 files staged | median ms (%s runs) |\n|---|---|\n' "$files" "$reps"
-for k in git review commit hooked; do
+for k in git cold review commit hooked; do
   printf '| %s | %s |\n' "$k" "$(median < "$tmp/$k")"
 done
