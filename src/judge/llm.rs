@@ -80,29 +80,8 @@ pub(super) async fn ask(
                 return verdict;
             }
         };
-        usage.input_tokens += reply.input_tokens;
-        usage.output_tokens += reply.output_tokens;
-        if let Some((input, output)) = spec.price {
-            *usage.cost_usd.get_or_insert(0.0) += (reply.input_tokens as f64 * input
-                + reply.output_tokens as f64 * output)
-                / 1_000_000.0;
-        }
-        let mut said = Vec::new();
-        if !reply.text.trim().is_empty() {
-            said.push(Part::Text {
-                text: reply.text.clone(),
-            });
-        }
-        said.extend(reply.calls.iter().cloned().map(Part::ToolCall));
-        if said.is_empty() {
-            said.push(Part::Text {
-                text: "(no answer)".into(),
-            });
-        }
-        messages.push(Message {
-            role: Role::Assistant,
-            parts: said,
-        });
+        spec.count(&mut usage, &reply);
+        messages.push(Message::from_reply(&reply));
         let Some(call) = reply.calls.first() else {
             last_problem = "the reply called no tool".into();
             messages.push(Message::user_text(format!(

@@ -78,6 +78,17 @@ impl Spec {
         Ok((client, limiter))
     }
 
+    /// Adds one reply's tokens, and their cost when the price is known, to `usage`.
+    pub fn count(&self, usage: &mut crate::agent::events::Usage, reply: &super::chat::Reply) {
+        usage.input_tokens += reply.input_tokens;
+        usage.output_tokens += reply.output_tokens;
+        if let Some((input, output)) = self.price {
+            *usage.cost_usd.get_or_insert(0.0) += (reply.input_tokens as f64 * input
+                + reply.output_tokens as f64 * output)
+                / 1_000_000.0;
+        }
+    }
+
     /// Request parameters with `system` as the system prompt.
     pub fn params<'a>(&'a self, system: &'a str) -> Params<'a> {
         Params {

@@ -59,6 +59,27 @@ impl Message {
         }
     }
 
+    /// The assistant's turn as it goes back into the conversation: its text, then its tool
+    /// calls (an empty reply still takes its place, so that roles alternate).
+    pub fn from_reply(reply: &Reply) -> Message {
+        let mut parts = Vec::new();
+        if !reply.text.trim().is_empty() {
+            parts.push(Part::Text {
+                text: reply.text.clone(),
+            });
+        }
+        parts.extend(reply.calls.iter().cloned().map(Part::ToolCall));
+        if parts.is_empty() {
+            parts.push(Part::Text {
+                text: "(no answer)".into(),
+            });
+        }
+        Message {
+            role: Role::Assistant,
+            parts,
+        }
+    }
+
     /// Whether this message holds tool results (and so must follow its tool calls).
     pub fn has_tool_results(&self) -> bool {
         self.parts

@@ -81,30 +81,9 @@ pub(super) async fn review(
                 return Err(e.0);
             }
         };
-        usage.input_tokens += reply.input_tokens;
-        usage.output_tokens += reply.output_tokens;
-        if let Some((input, output)) = spec.price {
-            *usage.cost_usd.get_or_insert(0.0) += (reply.input_tokens as f64 * input
-                + reply.output_tokens as f64 * output)
-                / 1_000_000.0;
-        }
+        spec.count(&mut usage, &reply);
         outcome.usage = Some(usage.clone());
-        let mut said = Vec::new();
-        if !reply.text.trim().is_empty() {
-            said.push(Part::Text {
-                text: reply.text.clone(),
-            });
-        }
-        said.extend(reply.calls.iter().cloned().map(Part::ToolCall));
-        if said.is_empty() {
-            said.push(Part::Text {
-                text: "(no answer)".into(),
-            });
-        }
-        messages.push(Message {
-            role: Role::Assistant,
-            parts: said,
-        });
+        messages.push(Message::from_reply(&reply));
         let _ = std::fs::write(
             &log,
             serde_json::to_vec_pretty(&messages).unwrap_or_default(),
