@@ -232,6 +232,14 @@ pub fn hooks(ctx: &Ctx, args: &HooksArgs) -> Result<Exit, CliError> {
         HooksAction::Install(sel) => (sel, install(&dir, &selected(&sel.hooks))?),
         HooksAction::Uninstall(sel) => (sel, uninstall(&dir, &selected(&sel.hooks))?),
     };
+    if matches!(args.action, HooksAction::Install(_)) {
+        let config = crate::config::Config::load(&repo.massgen_dir().join("config.toml"))?;
+        if config.reviewers.is_empty() {
+            ctx.ui.warn(
+                "no [[reviewers]] in .massgen/config.toml: the hook refuses commits until you add some (README.md, \"Code review\")",
+            );
+        }
+    }
     if selection.json {
         ctx.ui.json(&Report {
             hooks_dir: dir.to_string_lossy().into_owned(),

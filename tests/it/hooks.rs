@@ -125,7 +125,9 @@ fn entries(dir: &Path) -> Vec<String> {
 fn install_writes_the_shipped_script_and_commits_go_through() {
     let repo = TestRepo::new();
     let dir = repo.path.join(".git/hooks");
-    let json = hooks(&repo, &["install", "--json"], 0).json();
+    let run = hooks(&repo, &["install", "--json"], 0);
+    run.assert_stderr("no [[reviewers]] in .massgen/config.toml");
+    let json = run.json();
     assert_eq!(json["hooks_dir"], dir.to_str().unwrap());
     assert_eq!(
         json["hooks"],
