@@ -576,3 +576,41 @@ fn the_pre_commit_framework_runs_the_review_hook_from_this_repository() {
     assert!(text.contains("pushed.txt:1: error"), "{text}");
     assert_only_the_review_worktree_is_left(&repo);
 }
+
+#[test]
+fn this_repository_reviews_itself_with_scripts_review_diff() {
+    let repo = TestRepo::new();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/review-diff.sh");
+    repo.write(
+        "src/lib.rs",
+        "fn f() {\n    // dbg!(in a comment)\n    dbg!(1);\n}\n",
+    );
+    repo.write("notes.txt", "a\n<<<<<<< HEAD\n");
+    repo.git(&["add", "-A"]);
+    let json = review_json(
+        &repo,
+        &["--staged", "--reviewer-cmd", &format!("self=sh {script}")],
+        1,
+    );
+    let got: Vec<(String, u64)> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_owned(),
+                f["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [("notes.txt".to_owned(), 2), ("src/lib.rs".to_owned(), 3)],
+        "{json:#}"
+    );
+    // This repository's own configuration is valid and names it.
+    let config =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.massgen/config.toml"))
+            .unwrap();
+    assert!(config.contains("scripts/review-diff.sh"));
+}
