@@ -1,13 +1,13 @@
 #!/bin/sh
 # A command reviewer for `git massgen review` (this repository uses it on itself): reports
-# added lines that should not be committed: conflict markers, and in Rust sources `dbg!`,
+# added lines that should not be committed: conflict markers, and in src/**.rs `dbg!`,
 # `todo!`, `unimplemented!` and `println!`/`eprintln!` (output goes through ui.rs).
 #
 # Reads the unified diff named by $MASSGEN_DIFF (or its first argument), prints
 # {"findings": [...]} with the line numbers of the new file.
 diff=${MASSGEN_DIFF:-${1:?usage: review-diff.sh DIFF}}
 awk '
-function esc(s) { gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); gsub(/\t/, "\\t", s); return s }
+function esc(s) { gsub(/\\/, "&&", s); gsub(/"/, "\\\"", s); gsub(/\t/, "\\t", s); gsub(/\r/, "\\r", s); return s }
 function report(sev, title, msg) {
   printf "%s{\"path\": \"%s\", \"line\": %d, \"severity\": \"%s\", \"title\": \"%s\", \"message\": \"%s\"}", sep, esc(path), line, sev, title, esc(msg)
   sep = ",\n  "
@@ -19,10 +19,10 @@ BEGIN { printf "{\"findings\": [\n  "; sep = "" }
 /^\+/ {
   text = substr($0, 2)
   if (text ~ /^(<<<<<<<|>>>>>>>)( |$)/ || text == "=======") report("error", "Conflict marker", "a merge conflict marker was committed: " text)
-  else if (path ~ /\.rs$/ && text !~ /^[ \t]*\/\//) {
+  else if (path ~ /^src\/.*\.rs$/ && text !~ /^[ \t]*\/\//) {
     if (text ~ /dbg!\(/) report("error", "Debug macro left in", "dbg! prints to stderr in released code: " text)
     else if (text ~ /(todo|unimplemented)!\(/) report("error", "Unfinished code", "this panics when reached: " text)
-    else if (path ~ /^src\// && text ~ /(^|[^e])println!\(|eprintln!\(/) report("warning", "Direct printing", "output goes through ui.rs, never println!/eprintln!: " text)
+    else if (text ~ /(^|[^e])println!\(|eprintln!\(/) report("warning", "Direct printing", "output goes through ui.rs, never println!/eprintln!: " text)
   }
   line++
   next

@@ -583,8 +583,9 @@ fn this_repository_reviews_itself_with_scripts_review_diff() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/review-diff.sh");
     repo.write(
         "src/lib.rs",
-        "fn f() {\n    // dbg!(in a comment)\n    dbg!(1);\n}\n",
+        "fn f() {\n    // dbg!(in a comment)\n    dbg!(\"a\\\"b\\\\c\");\n}\n",
     );
+    repo.write("tests/t.rs", "fn t() { dbg!(1); }\n");
     repo.write("notes.txt", "a\n<<<<<<< HEAD\n");
     repo.git(&["add", "-A"]);
     let json = review_json(
@@ -608,6 +609,8 @@ fn this_repository_reviews_itself_with_scripts_review_diff() {
         [("notes.txt".to_owned(), 2), ("src/lib.rs".to_owned(), 3)],
         "{json:#}"
     );
+    let message = json["findings"][1]["message"].as_str().unwrap();
+    assert!(message.ends_with(r#"dbg!("a\"b\\c");"#), "{message}");
     // This repository's own configuration is valid and names it.
     let config =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.massgen/config.toml"))
