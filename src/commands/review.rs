@@ -115,7 +115,7 @@ pub fn review(ctx: &Ctx, args: ReviewArgs) -> Result<Exit, CliError> {
         Some(level) => Severity::parse(level),
     };
     let strict = args.strict || config.review.strict;
-    let targets = targets(ctx, &repo, &args)?;
+    let targets = targets(&repo, &args)?;
     let format = if args.json { Format::Json } else { args.format };
     if targets.is_empty() {
         ctx.ui.info("git-massgen: nothing to review");
@@ -275,7 +275,7 @@ fn verdict(
 }
 
 /// What to review, from the arguments (or the calling hook).
-fn targets(ctx: &Ctx, repo: &crate::git::Repo, args: &ReviewArgs) -> Result<Vec<Target>, CliError> {
+fn targets(repo: &crate::git::Repo, args: &ReviewArgs) -> Result<Vec<Target>, CliError> {
     let one = |spec: Spec| -> Result<Vec<Target>, CliError> {
         Ok(vec![target::resolve(repo, &spec).map_err(target_error)?])
     };
@@ -284,7 +284,7 @@ fn targets(ctx: &Ctx, repo: &crate::git::Repo, args: &ReviewArgs) -> Result<Vec<
     let hook_index = || {
         std::env::var_os("GIT_INDEX_FILE")
             .filter(|v| !v.is_empty())
-            .map(|v| ctx.cwd.join(PathBuf::from(v)))
+            .and_then(|v| std::path::absolute(v).ok())
     };
     if let Some(range) = &args.range {
         return one(Spec::Range(range.clone()));
