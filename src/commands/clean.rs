@@ -47,16 +47,16 @@ pub fn clean(ctx: &Ctx, args: &CleanArgs) -> Result<Exit, CliError> {
             .collect(),
     };
     // Reviews killed before they could clean up leave a worktree of the reviewed tree.
+    // The kept review worktree goes too; the next review checks it out again.
     if args.run.is_none() {
-        for wt in crate::review::session::sweep(&repo) {
+        let config = crate::config::Config::load(&repo.massgen_dir().join("config.toml"))?;
+        let root = crate::run::layout::worktree_root(&repo, config.run.worktree_root.as_deref());
+        for wt in crate::review::session::sweep(&repo, &root) {
             ctx.ui.info(&format!(
                 "removed the worktree of an interrupted review: {}",
                 wt.display()
             ));
         }
-        // The kept review worktree goes too; the next review checks it out again.
-        let config = crate::config::Config::load(&repo.massgen_dir().join("config.toml"))?;
-        let root = crate::run::layout::worktree_root(&repo, config.run.worktree_root.as_deref());
         if let Some(wt) = crate::review::session::remove_slot(&repo, &root)? {
             ctx.ui
                 .info(&format!("removed the review worktree {}", wt.display()));

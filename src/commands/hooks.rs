@@ -141,6 +141,10 @@ pub enum HooksError {
     /// `uninstall` found a hook that is not ours.
     #[error("{} is not a git-massgen hook; leaving it alone", path.display())]
     Foreign { path: PathBuf },
+    /// The hooks directory belongs to a hook manager that finds its scripts by the name the
+    /// hook was started as, which chaining would change.
+    #[error("the hooks directory {} is managed by {manager}", dir.display())]
+    Managed { dir: PathBuf, manager: &'static str },
     /// `git rev-parse --git-path hooks` failed.
     #[error("cannot find the hooks directory")]
     HooksDir(#[source] crate::git::GitError),
@@ -177,6 +181,12 @@ impl From<HooksError> for CliError {
                 "git-massgen's hook is not installed there: this one was put there by something \
                  else; remove it by hand if it should go",
             ),
+            HooksError::Managed { manager, .. } => {
+                let hint = format!(
+                    "add `git massgen review --hook pre-commit` (or `--hook pre-push --remote \"$1\"`) to the {manager} hook scripts instead, e.g. .husky/pre-commit"
+                );
+                CliError::usage(err).hint(hint)
+            }
             HooksError::HooksDir(_) | HooksError::Io { .. } => CliError::new(Exit::Failure, err),
         }
     }
@@ -358,7 +368,23 @@ struct Planned {
 }
 
 /// Installs `hooks` into `dir`: all or none.
+/// The hook manager owning `dir`, if one does. husky runs `.husky/<name>` by the basename of
+/// `$0`: a chained hook renamed to `<name>.pre-massgen` would silently find nothing to run.
+fn manager(dir: &Path) -> Option<&'static str> {
+    let husky = dir.join("h").is_file()
+        || dir.join("husky.sh").is_file()
+        || dir.join("_").join("husky.sh").is_file()
+        || dir.components().any(|c| c.as_os_str() == ".husky");
+    husky.then_some("husky")
+}
+
 pub fn install(dir: &Path, hooks: &[Hook]) -> Result<Vec<Outcome>, HooksError> {
+    if let Some(manager) = manager(dir) {
+        return Err(HooksError::Managed {
+            dir: dir.to_owned(),
+            manager,
+        });
+    }
     apply(dir, plan_install(dir, hooks)?, install_step)
 }
 

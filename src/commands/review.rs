@@ -96,6 +96,18 @@ pub fn review(ctx: &Ctx, args: ReviewArgs) -> Result<Exit, CliError> {
     }
     let repo = ctx.repo()?;
     let config = Config::load(&repo.massgen_dir().join("config.toml"))?;
+    if let Some(hook) = args.hook
+        && config.reviewers.is_empty()
+        && args.reviewer_cmds.is_empty()
+    {
+        // A hooks directory shared by many repositories (a global core.hooksPath) must not
+        // block commits in those that have no reviewers.
+        ctx.ui.warn(&format!(
+            "no [[reviewers]] in .massgen/config.toml: the {} review is skipped",
+            hook_name(hook)
+        ));
+        return Ok(Exit::Success);
+    }
     let reviewers = reviewers(&repo, &config, &args)?;
     let quorum = args
         .quorum
@@ -123,6 +135,7 @@ pub fn review(ctx: &Ctx, args: ReviewArgs) -> Result<Exit, CliError> {
     let repo = Arc::new(repo);
     let rt = super::run::runtime()?;
     let mut exit = Exit::Success;
+    let mut failure: Option<CliError> = None;
     let mut output = String::new();
     for target in targets {
         let req = Request {
@@ -161,19 +174,25 @@ pub fn review(ctx: &Ctx, args: ReviewArgs) -> Result<Exit, CliError> {
             ));
         }
         output.push_str(&format::render(&done.report, format));
-        let this = verdict(ctx, &done.report, fail_on, strict, args.hook.is_some())?;
-        if done.interrupted {
-            exit = Exit::Interrupted;
-        } else if exit == Exit::Success {
-            exit = this;
+        match verdict(ctx, &done.report, fail_on, strict, args.hook.is_some()) {
+            _ if done.interrupted => exit = Exit::Interrupted,
+            Ok(this) if exit == Exit::Success => exit = this,
+            Ok(_) => {}
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
         }
     }
+    // What was reviewed is written even when a review failed.
     match &args.output {
         Some(path) => crate::run::state::write_atomic(path, output.as_bytes())
             .map_err(|e| CliError::new(Exit::Failure, e))?,
         None => ctx.ui.out(&output),
     }
-    Ok(exit)
+    match failure {
+        Some(e) if exit != Exit::Interrupted => Err(e),
+        _ => Ok(exit),
+    }
 }
 
 /// Why a hook's review is skipped, if it is.
@@ -300,16 +319,32 @@ fn targets(repo: &crate::git::Repo, args: &ReviewArgs) -> Result<Vec<Target>, Cl
             index: hook_index(),
         }),
         HookKind::PreCommitFramework => {
-            let var = |names: [&str; 2]| {
+            let var = |names: &[&str]| {
                 names
                     .iter()
                     .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
             };
-            match (
-                var(["PRE_COMMIT_FROM_REF", "PRE_COMMIT_SOURCE"]),
-                var(["PRE_COMMIT_TO_REF", "PRE_COMMIT_ORIGIN"]),
-            ) {
+            let to = var(&["PRE_COMMIT_TO_REF", "PRE_COMMIT_ORIGIN"]);
+            match (var(&["PRE_COMMIT_FROM_REF", "PRE_COMMIT_SOURCE"]), &to) {
                 (Some(from), Some(to)) => one(Spec::Range(format!("{from}..{to}"))),
+                // A push the framework gave no range for (a new branch reaching a root
+                // commit): what the remote's tracking refs do not hold.
+                _ if var(&["PRE_COMMIT_HOOK_STAGE"]).is_some_and(|s| s == "pre-push") => {
+                    let local = repo.resolve_commit(to.as_deref().unwrap_or("HEAD"))?;
+                    let remote =
+                        var(&["PRE_COMMIT_REMOTE_NAME"]).unwrap_or_else(|| "origin".into());
+                    let pushed = target::Pushed {
+                        local_ref: "HEAD".into(),
+                        local: local.to_string(),
+                        remote_ref: var(&["PRE_COMMIT_REMOTE_BRANCH"])
+                            .unwrap_or_else(|| "HEAD".into()),
+                        remote: "0".repeat(40),
+                    };
+                    Ok(target::pushed_target(repo, &remote, &pushed)
+                        .map_err(target_error)?
+                        .into_iter()
+                        .collect())
+                }
                 _ => one(Spec::Staged {
                     index: hook_index(),
                 }),

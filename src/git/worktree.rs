@@ -260,6 +260,14 @@ fn gitfile_points_to(path: &Path, admin_dir: &Path) -> bool {
     })
 }
 
+/// The registration of the worktree at `path`, when the two still point at each other: the
+/// registration names `path`, and `path/.git` names the registration. Only then may git be
+/// run in `path` as that worktree (with `--git-dir` set to the registration): a worktree
+/// whose `.git` was deleted or replaced would otherwise resolve to an enclosing repository.
+pub fn intact_registration(repo: &Repo, path: &Path) -> Option<PathBuf> {
+    registration(repo, path).filter(|admin| gitfile_points_to(path, admin))
+}
+
 /// The registration (`<common dir>/worktrees/<name>`) whose `gitdir` file names the worktree
 /// at `path`, found by reading the registrations (git's own way to repair a worktree).
 pub fn registration(repo: &Repo, path: &Path) -> Option<PathBuf> {

@@ -57,6 +57,16 @@ fn jaccard(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
 /// How alike two findings' words are, 0 to 1: the better of their titles' and their whole
 /// texts' similarity.
 pub fn similarity(a: &Finding, b: &Finding) -> f64 {
+    // Texts too short to have words ("UB", "i++") still match when they are the same.
+    let plain = |t: &str| {
+        t.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    if plain(&a.title) == plain(&b.title) || plain(&a.message) == plain(&b.message) {
+        return 1.0;
+    }
     let title = jaccard(&words(&a.title), &words(&b.title));
     let all = |f: &Finding| words(&format!("{} {}", f.title, f.message));
     title.max(jaccard(&all(a), &all(b)))
@@ -257,6 +267,16 @@ mod tests {
         let (kept, dropped) = cluster(&outcomes, 2);
         assert!(kept.is_empty());
         assert_eq!(dropped, 3);
+    }
+
+    #[test]
+    fn the_same_short_text_is_the_same_finding() {
+        use Severity::*;
+        let a = f("x.c", 4, Error, "UB", "i++ + i++");
+        let b = f("x.c", 4, Error, "ub", "i++ +  i++");
+        assert_eq!(similarity(&a, &b), 1.0);
+        let (kept, _) = cluster(&[outcome("r1", vec![a]), outcome("r2", vec![b])], 2);
+        assert_eq!(kept.len(), 1);
     }
 
     #[test]

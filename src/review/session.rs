@@ -10,15 +10,19 @@
 //! Checking out a whole tree is the slow part of a review (seconds for a few thousand files
 //! on a journaled disk), so one review at a time reuses a kept worktree,
 //! `<worktree root>/reviews/tree`: it is moved to the reviewed commit with a forced checkout
-//! and `git clean -fdx`, which rewrites only what differs. `.massgen/reviews/tree.lock` holds
-//! the pid of the review using it; a second review at the same time, or one that finds the
-//! kept worktree unusable, checks out a worktree of its own and removes it afterwards.
+//! and `git clean -fdx`, which rewrites only what differs. The review using it holds an
+//! exclusive `flock` on `.massgen/reviews/tree.lock`; a second review at the same time
+//! checks out a worktree of its own and removes it afterwards. Git runs in a review
+//! worktree only with `--git-dir` naming its registration, after checking that its `.git`
+//! still points there: a reviewer that deletes `.git` cannot make git act on the user's
+//! repository.
 //! `git massgen clean` removes the kept worktree.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -87,7 +91,12 @@ struct Active {
 
 /// Removes the worktrees of reviews whose process is gone, and all but the newest
 /// [`KEEP_REVIEWS`] review directories. Returns the worktrees removed.
-pub fn sweep(repo: &Repo) -> Vec<PathBuf> {
+///
+/// A record is trusted only as far as git confirms it: its worktree must lie under
+/// `<worktree_root>/reviews/` and be a registered worktree of this repository whose `.git`
+/// points back at its registration. Anything else is left alone (a record can come from
+/// anywhere, even a commit).
+pub fn sweep(repo: &Repo, worktree_root: &Path) -> Vec<PathBuf> {
     let dir = reviews_dir(repo);
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return Vec::new();
@@ -98,6 +107,7 @@ pub fn sweep(repo: &Repo) -> Vec<PathBuf> {
         .filter(|p| p.is_dir())
         .collect();
     ids.sort();
+    let ours = worktree_root.join("reviews");
     let mut removed = Vec::new();
     let mut live = 0;
     for path in ids.iter().rev() {
@@ -108,10 +118,17 @@ pub fn sweep(repo: &Repo) -> Vec<PathBuf> {
             if crate::run::state::process_alive(a.pid) {
                 continue;
             }
-            if crate::git::worktree::remove(repo, &a.worktree).is_ok() {
-                removed.push(a.worktree);
-                let _ = std::fs::remove_file(path.join("active.json"));
+            let wt = &a.worktree;
+            let confirmed = wt.is_absolute()
+                && wt.starts_with(&ours)
+                && !wt
+                    .components()
+                    .any(|c| c == std::path::Component::ParentDir)
+                && crate::git::worktree::intact_registration(repo, wt).is_some();
+            if confirmed && crate::git::worktree::remove(repo, wt).is_ok() {
+                removed.push(a.worktree.clone());
             }
+            let _ = std::fs::remove_file(path.join("active.json"));
         }
         live += 1;
         if live > KEEP_REVIEWS {
@@ -129,48 +146,44 @@ fn slot_paths(repo: &Repo, worktree_root: &Path) -> (PathBuf, PathBuf) {
     )
 }
 
-/// Takes the kept worktree's lock, unless a live review holds it.
-fn lock_slot(lock: &Path) -> bool {
-    for _ in 0..2 {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(lock)
-        {
-            Ok(mut f) => {
-                use std::io::Write as _;
-                return write!(f, "{}", std::process::id()).is_ok();
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let holder = std::fs::read_to_string(lock)
-                    .ok()
-                    .and_then(|t| t.trim().parse::<u32>().ok());
-                if holder.is_some_and(crate::run::state::process_alive) {
-                    return false;
-                }
-                // Left by a review that was killed: take it over.
-                let _ = std::fs::remove_file(lock);
-            }
-            Err(_) => return false,
-        }
+/// Takes the kept worktree's lock (an exclusive `flock`, released by the kernel when the
+/// process ends however it ends), unless another review holds it.
+fn lock_slot(lock: &Path) -> Option<Flock<std::fs::File>> {
+    if let Some(dir) = lock.parent() {
+        std::fs::create_dir_all(dir).ok()?;
     }
-    false
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock)
+        .ok()?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).ok()
+}
+
+/// `git` in a worktree whose registration is `admin`, never in an enclosing repository,
+/// and without the repository's hooks (a checkout would run post-checkout).
+fn git_in(path: &Path, admin: &Path) -> crate::git::cmd::Git {
+    let mut git = crate::git::cmd::Git::new(path);
+    git.args(["-c", "core.hooksPath=/dev/null"])
+        .arg(format!("--git-dir={}", admin.display()))
+        .arg(format!("--work-tree={}", path.display()));
+    git
 }
 
 /// Moves the kept worktree to `commit` (creating it when missing or unusable).
 fn prepare_slot(repo: &Repo, path: &Path, commit: crate::git::ObjectId) -> Result<(), GitError> {
-    use crate::git::cmd::Git;
-    if path.exists() && crate::git::worktree::registration(repo, path).is_some() {
-        let moved = Git::new(path)
+    if let Some(admin) = crate::git::worktree::intact_registration(repo, path) {
+        let moved = git_in(path, &admin)
             .args(["checkout", "-q", "--detach", "--force"])
             .arg(commit.to_string())
             .run()
-            .and_then(|_| Git::new(path).args(["clean", "-fdxq"]).run());
+            .and_then(|_| git_in(path, &admin).args(["clean", "-fdxq"]).run());
         if moved.is_ok() {
             return Ok(());
         }
     }
-    if path.exists() {
+    if path.exists() || crate::git::worktree::registration(repo, path).is_some() {
         crate::git::worktree::remove(repo, path)?;
     }
     crate::git::worktree::create_detached(repo, commit, path, &AtomicBool::new(false))
@@ -179,12 +192,13 @@ fn prepare_slot(repo: &Repo, path: &Path, commit: crate::git::ObjectId) -> Resul
 /// Removes the kept review worktree, unless a review is using it. Returns it when removed.
 pub fn remove_slot(repo: &Repo, worktree_root: &Path) -> Result<Option<PathBuf>, GitError> {
     let (path, lock) = slot_paths(repo, worktree_root);
-    if !path.exists() || !lock_slot(&lock) {
+    if !path.exists() && crate::git::worktree::registration(repo, &path).is_none() {
         return Ok(None);
     }
-    let removed = crate::git::worktree::remove(repo, &path);
-    let _ = std::fs::remove_file(&lock);
-    removed.map(|()| Some(path))
+    let Some(_held) = lock_slot(&lock) else {
+        return Ok(None);
+    };
+    crate::git::worktree::remove(repo, &path).map(|()| Some(path))
 }
 
 /// Runs a review. `on_done` is told about each reviewer as it finishes.
@@ -202,8 +216,8 @@ pub async fn run(
             .map_err(io("cannot write", &ignore))?;
     }
     let _ = crate::run::layout::ensure_gitignore(&repo);
-    let swept_repo = repo.clone();
-    tokio::task::spawn_blocking(move || sweep(&swept_repo))
+    let (swept_repo, swept_root) = (repo.clone(), req.worktree_root.clone());
+    tokio::task::spawn_blocking(move || sweep(&swept_repo, &swept_root))
         .await
         .unwrap_or_default();
     let dir = root.join(&id);
@@ -237,7 +251,8 @@ pub async fn run(
     }
 
     let (slot, lock) = slot_paths(&repo, &req.worktree_root);
-    let slotted = lock_slot(&lock);
+    let held = lock_slot(&lock);
+    let slotted = held.is_some();
     let worktree = if slotted {
         slot
     } else {
@@ -266,9 +281,13 @@ pub async fn run(
     .await
     .unwrap_or_else(|e| Err(GitError::Other(format!("checkout thread failed: {e}"))));
     if let Err(e) = made {
-        let _ = std::fs::remove_file(if slotted { &lock } else { &active });
+        if !slotted {
+            let _ = std::fs::remove_file(&active);
+        }
         return Err(e.into());
     }
+    // Where git may be run for this worktree (reviewers can delete or replace its `.git`).
+    let admin = crate::git::worktree::intact_registration(&repo, &worktree);
 
     let (cut, was_cut) = crate::judge::cut(&patch, req.diff_budget);
     let diff_text = if was_cut {
@@ -325,7 +344,7 @@ pub async fn run(
                 }),
                 None => break,
             },
-            _ = tokio::signal::ctrl_c(), if !interrupted => {
+            _ = stop_signal(), if !interrupted => {
                 interrupted = true;
                 let _ = cancel_tx.send(true);
             }
@@ -333,10 +352,16 @@ pub async fn run(
     }
     outcomes.sort_by_key(|o| req.reviewers.iter().position(|r| r.name == o.name));
 
-    let modified = modified_paths(&worktree);
+    let mut modified = Vec::new();
+    if crate::git::worktree::intact_registration(&repo, &worktree).is_none() {
+        modified.push(".git (the worktree's link to the repository)".to_owned());
+    }
+    if let Some(admin) = &admin {
+        modified.extend(modified_paths(&worktree, admin));
+    }
     let removed = if slotted {
         // Kept for the next review, which puts it at its own commit.
-        let _ = std::fs::remove_file(&lock);
+        drop(held);
         Ok(())
     } else {
         let discard_repo = repo.clone();
@@ -375,8 +400,8 @@ fn write_report(dir: &Path, report: &Report) {
 }
 
 /// Paths the reviewers changed in the reviewed tree.
-fn modified_paths(worktree: &Path) -> Vec<String> {
-    crate::git::cmd::Git::new(worktree)
+fn modified_paths(worktree: &Path, admin: &Path) -> Vec<String> {
+    git_in(worktree, admin)
         .args(["status", "--porcelain", "--untracked-files=all"])
         .output()
         .map(|o| {
@@ -386,4 +411,24 @@ fn modified_paths(worktree: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Ctrl-C, SIGTERM or SIGHUP: the review stops its reviewers and cleans up.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(mut term), Ok(mut hup)) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+                _ = hup.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

@@ -272,30 +272,74 @@ pub fn pushed_target(
             head: local,
         }));
     }
-    // A new ref (or an old value we do not have): the commits no ref of the remote holds.
-    let mut rev_list = Git::new(&repo.workdir);
-    rev_list
-        .args(["rev-list", "--topo-order", "--reverse"])
-        .arg(local.to_string())
-        .arg("--not")
-        .arg(format!("--remotes={remote_name}"));
-    let out = rev_list.run()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let Some(first) = text.lines().next() else {
+    // A new ref (or an old value we do not have): from the closest point the remote already
+    // has, that is the merge base with its tracking refs nearest to what is pushed. `$1` of
+    // a pre-push hook may be a URL rather than a remote's name: then every tracking ref
+    // counts.
+    let Some(base_commit) = nearest_remote_base(repo, remote_name, local)? else {
+        // The remote has nothing we know of: everything up to `local` is new to it.
+        return Ok(Some(Target {
+            label,
+            base: empty_tree(repo)?,
+            base_commit: None,
+            head: local,
+        }));
+    };
+    if base_commit == local {
         return Ok(None);
-    };
-    let first = parse_id(first.as_bytes())?;
-    let base_commit = parent(repo, first)?;
-    let base = match base_commit {
-        Some(b) => repo.tree_of(b)?,
-        None => empty_tree(repo)?,
-    };
+    }
     Ok(Some(Target {
         label,
-        base,
-        base_commit,
+        base: repo.tree_of(base_commit)?,
+        base_commit: Some(base_commit),
         head: local,
     }))
+}
+
+/// The merge base of `local` with the remote's tracking refs (all remotes' when it has
+/// none) that leaves the fewest commits to review.
+fn nearest_remote_base(
+    repo: &Repo,
+    remote_name: &str,
+    local: ObjectId,
+) -> Result<Option<ObjectId>, GitError> {
+    let tracking = |pattern: &str| -> Result<Vec<ObjectId>, GitError> {
+        let out = Git::new(&repo.workdir)
+            .args(["for-each-ref", "--format=%(objectname)"])
+            .arg(pattern)
+            .run()?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| ObjectId::from_hex(l.trim().as_bytes()).ok())
+            .collect())
+    };
+    let mut refs = tracking(&format!("refs/remotes/{remote_name}/"))?;
+    if refs.is_empty() {
+        refs = tracking("refs/remotes/")?;
+    }
+    let mut bases: Vec<ObjectId> = Vec::new();
+    for r in refs {
+        if let Some(b) = repo.merge_base(local, r)?
+            && !bases.contains(&b)
+        {
+            bases.push(b);
+        }
+    }
+    let mut best: Option<(u64, ObjectId)> = None;
+    for b in bases {
+        let out = Git::new(&repo.workdir)
+            .args(["rev-list", "--count"])
+            .arg(format!("{b}..{local}"))
+            .run()?;
+        let n: u64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(u64::MAX);
+        if best.is_none_or(|(m, _)| n < m) {
+            best = Some((n, b));
+        }
+    }
+    Ok(best.map(|(_, b)| b))
 }
 
 /// The change as a unified diff, and the changed paths.

@@ -617,3 +617,168 @@ fn this_repository_reviews_itself_with_scripts_review_diff() {
             .unwrap();
     assert!(config.contains("scripts/review-diff.sh"));
 }
+
+#[test]
+fn a_review_record_from_anywhere_never_deletes_what_is_not_ours() {
+    let repo = TestRepo::new();
+    let victim = repo.scratch("victim");
+    std::fs::write(victim.join("precious"), "keep me").unwrap();
+    for (id, path) in [
+        ("20990101-000000-dead", victim.display().to_string()),
+        ("20990101-000001-dead", "src".into()),
+    ] {
+        repo.write(
+            &format!(".massgen/reviews/{id}/active.json"),
+            &json!({"pid": 4_000_000, "worktree": path}).to_string(),
+        );
+    }
+    repo.write("src/keep.txt", "keep\n");
+    repo.configure(&finders(&repo, &[("a", "")]));
+    repo.write("app.txt", "x\n");
+    repo.git(&["add", "app.txt"]);
+    review_json(&repo, &["--staged"], 0);
+    repo.massgen().args(["clean"]).run().expect_code(0);
+    assert_eq!(
+        std::fs::read_to_string(victim.join("precious")).unwrap(),
+        "keep me"
+    );
+    assert_eq!(repo.read("src/keep.txt"), "keep\n");
+}
+
+#[test]
+fn a_reviewer_that_deletes_git_cannot_touch_the_users_repository() {
+    let repo = TestRepo::new();
+    let out = repo.scratch("seen");
+    let vandal = repo.script(
+        "vandal.sh",
+        r#"rm -f .git; git rev-parse --show-toplevel > "$OUT/top" 2>&1; echo '{"findings": []}'"#,
+    );
+    repo.write(".gitignore", ".wt/\n");
+    repo.configure(&format!(
+        "[run]\nworktree_root = \".wt\"\n\n[[reviewers]]\nname = \"vandal\"\ncommand = [\"sh\", {}]\nenv = {{ OUT = {} }}\n",
+        toml::Value::String(vandal.display().to_string()),
+        toml::Value::String(out.display().to_string())
+    ));
+    repo.write("README", "edited, not staged\n");
+    repo.write("new.txt", "staged\n");
+    repo.git(&["add", "new.txt"]);
+    let status = repo.git(&["status", "--porcelain"]);
+    for _ in 0..2 {
+        let run = repo.massgen().args(["review", "HEAD"]).run().expect_code(0);
+        run.assert_stderr("reviewers changed");
+        let top = std::fs::read_to_string(out.join("top")).unwrap();
+        assert!(
+            top.contains("not a git repository"),
+            "git found a repository: {top}"
+        );
+    }
+    assert_eq!(repo.git(&["symbolic-ref", "HEAD"]), "refs/heads/main");
+    assert_eq!(repo.git(&["status", "--porcelain"]), status);
+    assert_eq!(repo.read("README"), "edited, not staged\n");
+    assert_only_the_review_worktree_is_left(&repo);
+    repo.assert_fsck_clean();
+}
+
+#[test]
+fn sigterm_stops_the_reviewers_and_cleans_up() {
+    let repo = TestRepo::new();
+    let slow = repo.script("slow-term.sh", "sleep 30; echo '{\"findings\": []}'");
+    repo.configure(&format!(
+        "[[reviewers]]\nname = \"slow\"\ncommand = [\"sh\", {}]\n",
+        toml::Value::String(slow.display().to_string())
+    ));
+    repo.write("app.txt", "x\n");
+    repo.git(&["add", "app.txt"]);
+    let child = repo.massgen().args(["review", "--staged"]).spawn();
+    let running = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", &slow.display().to_string()])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    crate::support::wait_for("the reviewer", running);
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    crate::support::wait_for("the reviewer to be stopped", || !running());
+    assert_only_the_review_worktree_is_left(&repo);
+}
+
+#[test]
+fn pushed_commits_are_reviewed_from_what_the_remote_has() {
+    let repo = TestRepo::new();
+    repo.configure(&finders(&repo, &[("a", "")]));
+    let bare = repo.root.join("remote.git");
+    repo.git(&["init", "-q", "--bare", bare.to_str().unwrap()]);
+    repo.git(&["remote", "add", "origin", bare.to_str().unwrap()]);
+    repo.git(&["push", "-q", "origin", "main"]);
+    repo.git(&["checkout", "-q", "-b", "feat"]);
+    repo.write("feature.txt", "BUG in the feature\n");
+    repo.commit_all("feature");
+    repo.git(&["checkout", "-q", "main"]);
+    repo.write("main.txt", "BUG already pushed\n");
+    repo.commit_all("main moves on");
+    repo.git(&["push", "-q", "origin", "main"]);
+    repo.git(&["checkout", "-q", "feat"]);
+    repo.git(&["merge", "-q", "--no-edit", "main"]);
+    let tip = repo.git(&["rev-parse", "HEAD"]);
+    let line = format!("refs/heads/feat {tip} refs/heads/feat {}\n", "0".repeat(40));
+    // By remote name, and by URL (as `git push /path/to/remote.git feat` gives it).
+    for remote in ["origin", bare.to_str().unwrap()] {
+        let json = repo
+            .massgen()
+            .args(["review", "--json", "--hook", "pre-push", "--remote", remote])
+            .stdin(&line)
+            .expect_json(1);
+        assert_eq!(json["files"], json!(["feature.txt"]), "{remote}");
+    }
+    // A deletion, or nothing new: nothing to review.
+    let delete = format!("(delete) {} refs/heads/old {tip}\n", "0".repeat(40));
+    repo.massgen()
+        .args(["review", "--hook", "pre-push", "--remote", "origin"])
+        .stdin(&delete)
+        .run()
+        .expect_code(0)
+        .assert_stderr("nothing to review");
+}
+
+#[test]
+fn hooks_in_a_repository_without_reviewers_skip_and_managers_are_respected() {
+    let repo = TestRepo::new();
+    repo.write("app.txt", "x\n");
+    repo.git(&["add", "app.txt"]);
+    repo.massgen()
+        .args(["review", "--hook", "pre-commit"])
+        .run()
+        .expect_code(0)
+        .assert_stderr(
+            "no [[reviewers]] in .massgen/config.toml: the pre-commit review is skipped",
+        );
+    // husky finds its scripts by the name the hook runs as: chaining would silence it.
+    repo.write(".husky/_/h", "# husky\n");
+    repo.git(&["config", "core.hooksPath", ".husky/_"]);
+    let run = repo
+        .massgen()
+        .args(["hooks", "install"])
+        .run()
+        .expect_code(2);
+    run.assert_stderr("managed by husky");
+    run.assert_stderr("git massgen review --hook pre-commit");
+    assert!(!repo.path.join(".husky/_/pre-commit").exists());
+}
+
+#[test]
+fn clean_removes_the_kept_worktree_even_without_the_reviews_directory() {
+    let repo = TestRepo::new();
+    repo.configure(&finders(&repo, &[("a", "")]));
+    review_json(&repo, &["HEAD"], 0);
+    assert_eq!(repo.worktree_count(), 2);
+    std::fs::remove_dir_all(repo.path.join(".massgen/reviews")).unwrap();
+    assert_only_the_review_worktree_is_left(&repo);
+}

@@ -157,6 +157,17 @@ fn review_env(reviewer: &Reviewer, setting: &Setting) -> Vec<(String, String)> {
         ("MASSGEN_HEAD", setting.head.clone()),
         // Anything it commits must not start a review of its own.
         ("MASSGEN_ACTIVE", "1".into()),
+        // git run by the reviewer never finds a repository above the reviewed tree, even
+        // if the tree's `.git` is gone.
+        (
+            "GIT_CEILING_DIRECTORIES",
+            setting
+                .worktree
+                .parent()
+                .unwrap_or(&setting.worktree)
+                .display()
+                .to_string(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
