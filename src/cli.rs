@@ -48,6 +48,12 @@ pub enum Command {
     Review(commands::review::ReviewArgs),
     /// Install or remove the review hooks (pre-commit, pre-push), chained to existing ones.
     Hooks(commands::hooks::HooksArgs),
+    /// Write one self-contained HTML page of a run: ranking, evidence, diffs, comparisons.
+    Report(commands::report::ReportArgs),
+    /// Write the man pages (git-massgen.1 and one per command) where man finds them.
+    InstallMan(commands::docs::InstallManArgs),
+    /// Print shell completions (bash, zsh, fish).
+    Completions(commands::docs::CompletionsArgs),
     /// Check every configured agent: binary, version, credentials, endpoint.
     Doctor(commands::doctor::DoctorArgs),
     /// Run the whole pipeline on a throw-away repository with three built-in agents.
@@ -114,6 +120,9 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
         Command::Clean(args) => commands::clean::clean(ctx, &args),
         Command::Review(args) => commands::review::review(ctx, args),
         Command::Hooks(args) => commands::hooks::hooks(ctx, &args),
+        Command::Report(args) => commands::report::report(ctx, &args),
+        Command::InstallMan(args) => commands::docs::install_man(ctx, &args),
+        Command::Completions(args) => commands::docs::completions(ctx, &args),
         Command::Doctor(args) => commands::doctor::doctor(ctx, &args),
         Command::Demo(args) => commands::demo::demo(ctx, &args),
         Command::DemoAgent(args) => commands::demo::demo_agent(&args),

@@ -3,10 +3,12 @@
 pub mod clean;
 pub mod demo;
 pub mod diff;
+pub mod docs;
 pub mod doctor;
 pub mod hooks;
 pub mod init;
 pub mod merge;
+pub mod report;
 pub mod review;
 pub mod run;
 pub mod status;
