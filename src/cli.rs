@@ -1,6 +1,7 @@
 //! Argument parsing and dispatch: one exhaustive match over the commands, errors mapped to
 //! exit codes at this boundary only.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,6 +27,10 @@ pub struct Cli {
     /// Print no progress on stderr (errors and warnings still appear).
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Colour the output: auto (a terminal, unless NO_COLOR or color.massgen / color.ui say
+    /// otherwise), always, never.
+    #[arg(long, global = true, value_enum, value_name = "WHEN")]
+    pub color: Option<crate::settings::ColorWhen>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -86,7 +91,6 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let ui = Ui::new(cli.quiet);
     let cwd = match cli
         .dir
         .clone()
@@ -95,11 +99,32 @@ pub fn main() -> ExitCode {
     {
         Ok(dir) => dir,
         Err(e) => {
-            ui.error(&CliError::new(Exit::Failure, e));
+            Ui::new(cli.quiet).error(&CliError::new(Exit::Failure, e));
             return ExitCode::from(Exit::Failure as u8);
         }
     };
-    let ctx = Ctx { ui, cwd };
+    let settings = crate::settings::GitSettings::read(&cwd);
+    let no_color = std::env::var("NO_COLOR").ok();
+    // git counts a pager it started for us as a terminal.
+    let pager_in_use = std::env::var("GIT_PAGER_IN_USE")
+        .is_ok_and(|v| crate::settings::bool_value(&v) != Some(false));
+    let terminal = |t: bool| t || pager_in_use;
+    let ui = Ui::with_color(
+        cli.quiet,
+        crate::settings::use_color(
+            cli.color,
+            no_color.as_deref(),
+            &settings,
+            terminal(std::io::stdout().is_terminal()),
+        ),
+        crate::settings::use_color(
+            cli.color,
+            no_color.as_deref(),
+            &settings,
+            std::io::stderr().is_terminal(),
+        ),
+    );
+    let ctx = Ctx { ui, cwd, settings };
     let result = dispatch(&ctx, cli.command);
     match result {
         Ok(exit) => ExitCode::from(exit as u8),

@@ -18,4 +18,5 @@ pub mod llm;
 pub mod review;
 pub mod run;
 pub mod score;
+pub mod settings;
 pub mod ui;

@@ -12,16 +12,110 @@ use crate::error::CliError;
 /// The output sink shared by every command.
 pub struct Ui {
     quiet: bool,
+    /// Colour on stdout and on stderr (`--color`, `NO_COLOR`, `color.massgen`, `color.ui`,
+    /// terminals; see `settings::use_color`).
+    color_out: bool,
+    color_err: bool,
     stderr_lock: Mutex<()>,
+}
+
+/// What a piece of output is, for its colour (git's choices: green for added and good, red
+/// for removed and bad, yellow for warnings and hunk context, bold for headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paint {
+    Good,
+    Bad,
+    Warn,
+    Meta,
+    Frag,
+    Bold,
+}
+
+impl Paint {
+    fn code(self) -> &'static str {
+        match self {
+            Paint::Good => "32",
+            Paint::Bad => "31",
+            Paint::Warn => "33",
+            Paint::Meta => "1",
+            Paint::Frag => "36",
+            Paint::Bold => "1",
+        }
+    }
+}
+
+/// `text` in an ANSI colour.
+pub fn paint(on: bool, style: Paint, text: &str) -> String {
+    if on && !text.is_empty() {
+        format!("\x1b[{}m{text}\x1b[m", style.code())
+    } else {
+        text.to_owned()
+    }
+}
+
+/// A unified diff coloured the way `git diff` colours it.
+pub fn color_patch(patch: &str) -> String {
+    let mut out = String::with_capacity(patch.len() + patch.len() / 8);
+    for line in patch.split_inclusive('\n') {
+        let (body, nl) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        let style = if body.starts_with("diff --git")
+            || body.starts_with("index ")
+            || body.starts_with("+++ ")
+            || body.starts_with("--- ")
+            || body.starts_with("new file mode")
+            || body.starts_with("deleted file mode")
+        {
+            Some(Paint::Meta)
+        } else if body.starts_with("@@") {
+            Some(Paint::Frag)
+        } else if body.starts_with('+') {
+            Some(Paint::Good)
+        } else if body.starts_with('-') {
+            Some(Paint::Bad)
+        } else {
+            None
+        };
+        match style {
+            Some(s) => out.push_str(&paint(true, s, body)),
+            None => out.push_str(body),
+        }
+        out.push_str(nl);
+    }
+    out
 }
 
 impl Ui {
     /// A sink writing to the process's stdout and stderr.
     pub fn new(quiet: bool) -> Self {
+        Ui::with_color(quiet, false, false)
+    }
+
+    /// A sink with colour decided for stdout and stderr.
+    pub fn with_color(quiet: bool, color_out: bool, color_err: bool) -> Self {
         Ui {
             quiet,
+            color_out,
+            color_err,
             stderr_lock: Mutex::new(()),
         }
+    }
+
+    /// Another sink with the same settings (for progress reported from other threads).
+    pub fn sibling(&self) -> Ui {
+        Ui::with_color(self.quiet, self.color_out, self.color_err)
+    }
+
+    /// Whether stdout is coloured.
+    pub fn color(&self) -> bool {
+        self.color_out
+    }
+
+    /// Whether stderr is coloured.
+    pub fn color_err(&self) -> bool {
+        self.color_err
     }
 
     /// Whether progress is suppressed.
@@ -35,6 +129,34 @@ impl Ui {
         // A closed pipe (`| head`) is success, not an error worth reporting.
         let _ = stdout.write_all(text.as_bytes());
         let _ = stdout.flush();
+    }
+
+    /// Writes text to stdout through `pager` (a shell command line from the user's own git
+    /// configuration or environment, run with `sh -c` as git runs it), or directly when
+    /// there is none or it cannot start.
+    pub fn page(&self, text: &str, pager: Option<&str>) {
+        use std::process::{Command, Stdio};
+        let Some(pager) = pager else {
+            return self.out(text);
+        };
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(pager).stdin(Stdio::piped());
+        // git's defaults: quit if one screen, keep colours, no init; and tell children.
+        if std::env::var_os("LESS").is_none() {
+            cmd.env("LESS", "FRX");
+        }
+        if std::env::var_os("LV").is_none() {
+            cmd.env("LV", "-c");
+        }
+        cmd.env("GIT_PAGER_IN_USE", "true");
+        let Ok(mut child) = cmd.spawn() else {
+            return self.out(text);
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            // The pager quitting early (q) closes the pipe: not an error.
+            let _ = stdin.write_all(text.as_bytes());
+        }
+        let _ = child.wait();
     }
 
     /// Writes one line to stdout.
@@ -58,7 +180,8 @@ impl Ui {
 
     /// A warning on stderr (shown even with `--quiet`).
     pub fn warn(&self, text: &str) {
-        self.stderr_line(&format!("warning: {text}"));
+        let label = paint(self.color_err, Paint::Warn, "warning:");
+        self.stderr_line(&format!("{label} {text}"));
     }
 
     fn stderr_line(&self, text: &str) {
@@ -70,7 +193,11 @@ impl Ui {
     /// Prints an error with its causes and hints, git style.
     pub fn error(&self, err: &CliError) {
         let chain = err.chain();
-        let mut text = format!("error: {}\n", chain[0]);
+        let mut text = format!(
+            "{} {}\n",
+            paint(self.color_err, Paint::Bad, "error:"),
+            chain[0]
+        );
         for cause in &chain[1..] {
             text.push_str(&format!("caused by: {cause}\n"));
         }
@@ -124,7 +251,18 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::table;
+    use super::*;
+
+    #[test]
+    fn patches_are_coloured_like_git() {
+        let p = "diff --git a/x b/x\n@@ -1 +1 @@\n-old\n+new\n ctx\n";
+        let c = color_patch(p);
+        assert!(c.contains("\x1b[31m-old\x1b[m\n"), "{c:?}");
+        assert!(c.contains("\x1b[32m+new\x1b[m\n"));
+        assert!(c.contains("\x1b[36m@@ -1 +1 @@\x1b[m"));
+        assert!(c.ends_with(" ctx\n"));
+        assert_eq!(paint(false, Paint::Bad, "x"), "x");
+    }
 
     #[test]
     fn table_aligns_columns() {

@@ -49,7 +49,7 @@ pub fn clean(ctx: &Ctx, args: &CleanArgs) -> Result<Exit, CliError> {
     // Reviews killed before they could clean up leave a worktree of the reviewed tree.
     // The kept review worktree goes too; the next review checks it out again.
     if args.run.is_none() {
-        let config = crate::config::Config::load(&repo.massgen_dir().join("config.toml"))?;
+        let config = ctx.config(&repo)?;
         let root = crate::run::layout::worktree_root(&repo, config.run.worktree_root.as_deref());
         for wt in crate::review::session::sweep(&repo, &root) {
             ctx.ui.info(&format!(

@@ -1,5 +1,7 @@
 //! `git massgen diff`: a candidate against its base, or two candidates against each other.
 
+use std::io::IsTerminal as _;
+
 use crate::commands::{Ctx, load_run};
 use crate::error::{CliError, Exit};
 use crate::git::{ObjectId, diff};
@@ -34,17 +36,25 @@ pub fn diff(ctx: &Ctx, args: &DiffArgs) -> Result<Exit, CliError> {
         Some(other) => (commit_of(&state, &agent)?, commit_of(&state, other)?),
     };
     let rendered = diff::render(&repo, old, new)?;
-    if args.stat {
-        for path in &rendered.paths {
-            ctx.ui.line(path);
-        }
-        ctx.ui.line(&format!(
-            "{} files changed, {} insertions(+), {} deletions(-)",
+    let text = if args.stat {
+        let mut text: String = rendered.paths.iter().map(|p| format!("{p}\n")).collect();
+        text.push_str(&format!(
+            "{} files changed, {} insertions(+), {} deletions(-)\n",
             rendered.stat.files, rendered.stat.insertions, rendered.stat.deletions
         ));
+        text
+    } else if ctx.ui.color() {
+        crate::ui::color_patch(&rendered.patch)
     } else {
-        ctx.ui.out(&rendered.patch);
-    }
+        rendered.patch
+    };
+    // Paged the way git pages its diff (GIT_PAGER, core.pager, pager.massgen, PAGER).
+    let pager = crate::settings::pager(
+        &|k| std::env::var(k).ok(),
+        &ctx.settings,
+        std::io::stdout().is_terminal(),
+    );
+    ctx.ui.page(&text, pager.as_deref());
     Ok(Exit::Success)
 }
 

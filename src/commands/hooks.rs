@@ -243,7 +243,7 @@ pub fn hooks(ctx: &Ctx, args: &HooksArgs) -> Result<Exit, CliError> {
         HooksAction::Uninstall(sel) => (sel, uninstall(&dir, &selected(&sel.hooks))?),
     };
     if matches!(args.action, HooksAction::Install(_)) {
-        let config = crate::config::Config::load(&repo.massgen_dir().join("config.toml"))?;
+        let config = ctx.config(&repo)?;
         if config.reviewers.is_empty() {
             ctx.ui.warn(
                 "no [[reviewers]] in .massgen/config.toml: the hook refuses commits until you add some (README.md, \"Code review\")",

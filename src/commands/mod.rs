@@ -25,12 +25,25 @@ use crate::ui::Ui;
 pub struct Ctx {
     pub ui: Ui,
     pub cwd: PathBuf,
+    /// git's configuration as it concerns us (`massgen.*`, colour, pager).
+    pub settings: crate::settings::GitSettings,
 }
 
 impl Ctx {
     /// The repository containing the working directory.
     pub fn repo(&self) -> Result<Repo, CliError> {
         Ok(Repo::discover(&self.cwd)?)
+    }
+
+    /// `.massgen/config.toml` with git's `massgen.*` settings over it (flags go over both).
+    pub fn config(&self, repo: &Repo) -> Result<crate::config::Config, CliError> {
+        let mut config = crate::config::Config::load(&repo.massgen_dir().join("config.toml"))?;
+        for key in self.settings.overlay(&mut config)? {
+            self.ui.warn(&format!(
+                "unknown setting {key} in git's configuration (ignored); see README.md, \"Settings from git config\""
+            ));
+        }
+        Ok(config)
     }
 }
 

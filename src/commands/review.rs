@@ -95,7 +95,7 @@ pub fn review(ctx: &Ctx, args: ReviewArgs) -> Result<Exit, CliError> {
         return Ok(Exit::Success);
     }
     let repo = ctx.repo()?;
-    let config = Config::load(&repo.massgen_dir().join("config.toml"))?;
+    let config = ctx.config(&repo)?;
     if let Some(hook) = args.hook
         && config.reviewers.is_empty()
         && args.reviewer_cmds.is_empty()
@@ -161,7 +161,7 @@ pub fn review(ctx: &Ctx, args: ReviewArgs) -> Result<Exit, CliError> {
             req.target.label,
             reviewers.len()
         ));
-        let ui = Arc::new(crate::ui::Ui::new(ctx.ui.is_quiet()));
+        let ui = Arc::new(ctx.ui.sibling());
         let on_done = Arc::new(move |o: &ReviewerOutcome| progress(&ui, o));
         let done = rt
             .block_on(session::run(repo.clone(), req, on_done))

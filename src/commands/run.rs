@@ -79,7 +79,7 @@ pub struct RunArgs {
 pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
     let task = read_task(&args)?;
     let repo = ctx.repo()?;
-    let config = Config::load(&repo.massgen_dir().join("config.toml"))?;
+    let config = ctx.config(&repo)?;
     let images = load_images(&args.images)?;
     let llm = llm_shared(
         &repo,
@@ -259,7 +259,7 @@ fn continue_run(
     }
     let repo = Arc::new(repo);
     let rt = runtime()?;
-    let ui = Arc::new(Ui::new(ctx.ui.is_quiet()));
+    let ui = Arc::new(ctx.ui.sibling());
     let reporter = {
         let ui = ui.clone();
         Arc::new(move |e: Event| progress(&ui, e))
@@ -368,7 +368,7 @@ pub async fn execute(
     repo: Arc<crate::git::Repo>,
     plan: Plan,
 ) -> Result<RunState, CliError> {
-    let ui = Arc::new(Ui::new(ctx.ui.is_quiet()));
+    let ui = Arc::new(ctx.ui.sibling());
     let reporter = {
         let ui = ui.clone();
         Arc::new(move |e: Event| progress(&ui, e))

@@ -13,3 +13,4 @@ mod merge;
 mod presets;
 mod review;
 mod run;
+mod settings;
