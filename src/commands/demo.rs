@@ -97,7 +97,13 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::new(Exit::Failure, e))?;
-    let state = rt.block_on(super::run::execute(ctx, repo.clone(), plan))?;
+    let progress = std::sync::Arc::new(super::progress::Progress::new(
+        std::sync::Arc::new(ctx.ui.sibling()),
+        std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.json && !ctx.ui.is_quiet(),
+        None,
+        "",
+    ));
+    let state = rt.block_on(super::run::execute(repo.clone(), plan, progress))?;
     let exit = super::run::finish(ctx, &repo, state.clone(), true, args.json)?;
     if !args.json {
         ctx.ui.line(&format!(

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::agent::cli::{CliAgent, Preset};
-use crate::agent::events::AgentEvent;
 use crate::agent::prompt::Template;
 use crate::agent::{self, AgentSpec, Kind};
 use crate::commands::Ctx;
@@ -15,8 +14,8 @@ use crate::error::{CliError, Exit};
 use crate::judge::{self, Judge, JudgeKind};
 use crate::run::layout;
 use crate::run::pipeline::{self, Event, Plan};
-use crate::run::state::{Action, RunState, Voter};
-use crate::ui::{self, Ui};
+use crate::run::state::RunState;
+use crate::ui;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -53,6 +52,10 @@ pub struct RunArgs {
     /// Print the result as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Write every progress event as a JSON line (`time`, `run`, `agent`, `kind`, `data`)
+    /// to PATH, or to stdout with `-`.
+    #[arg(long, value_name = "PATH")]
+    pub events: Option<PathBuf>,
     /// Attach an image to the task (repeatable): PNG, JPEG, GIF or WebP, at most 5 MiB.
     #[arg(long = "image", value_name = "PATH")]
     pub images: Vec<PathBuf>,
@@ -104,8 +107,43 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
     let plan = plan(&repo, &config, &args, &llm, task, base, base_branch, agents)?;
     let repo = Arc::new(repo);
     let rt = runtime()?;
-    let state = rt.block_on(execute(ctx, repo.clone(), plan))?;
+    let progress = progress_for(ctx, &args, "")?;
+    let state = rt.block_on(execute(repo.clone(), plan, progress))?;
     finish(ctx, &repo, state, args.merge, args.json)
+}
+
+/// The progress display of a run: live lines on a terminal (not with `--json` or
+/// `--quiet`), plain lines otherwise, and the `--events` stream.
+pub fn progress_for(
+    ctx: &Ctx,
+    args: &RunArgs,
+    run: &str,
+) -> Result<Arc<super::progress::Progress>, CliError> {
+    use std::io::IsTerminal as _;
+    let events = match &args.events {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => {
+            if args.json {
+                return Err(
+                    CliError::usage("--events - and --json would both write to stdout")
+                        .hint("write the events to a file: --events run.ndjson"),
+                );
+            }
+            Some(super::progress::EventSink::Stdout)
+        }
+        Some(p) => Some(super::progress::EventSink::File(
+            std::fs::File::create(p).map_err(|e| {
+                CliError::usage(format!("cannot write the events to {}: {e}", p.display()))
+            })?,
+        )),
+    };
+    let live = std::io::stderr().is_terminal() && !args.json && !ctx.ui.is_quiet();
+    Ok(Arc::new(super::progress::Progress::new(
+        Arc::new(ctx.ui.sibling()),
+        live,
+        events,
+        run,
+    )))
 }
 
 /// What every built-in agent, judge and reviewer shares: prompts, prices, rate limits.
@@ -259,10 +297,10 @@ fn continue_run(
     }
     let repo = Arc::new(repo);
     let rt = runtime()?;
-    let ui = Arc::new(ctx.ui.sibling());
+    let progress = progress_for(ctx, args, &run)?;
     let reporter = {
-        let ui = ui.clone();
-        Arc::new(move |e: Event| progress(&ui, e))
+        let progress = progress.clone();
+        Arc::new(move |e: Event| progress.report(e))
     };
     let state = rt.block_on(pipeline::continue_run(
         repo.clone(),
@@ -270,8 +308,9 @@ fn continue_run(
         &run,
         &follow_up,
         reporter,
-    ))?;
-    finish(ctx, &repo, state, args.merge, args.json)
+    ));
+    progress.finish();
+    finish(ctx, &repo, state?, args.merge, args.json)
 }
 
 /// The plan of a run (or of a turn of `--continue`) from flags and configuration.
@@ -362,18 +401,19 @@ fn judges(config: &Config, llm: &crate::llm::Shared) -> Result<Vec<Judge>, CliEr
         .collect()
 }
 
-/// Runs a plan with progress on stderr.
+/// Runs a plan, reporting its progress.
 pub async fn execute(
-    ctx: &Ctx,
     repo: Arc<crate::git::Repo>,
     plan: Plan,
+    progress: Arc<super::progress::Progress>,
 ) -> Result<RunState, CliError> {
-    let ui = Arc::new(ctx.ui.sibling());
     let reporter = {
-        let ui = ui.clone();
-        Arc::new(move |e: Event| progress(&ui, e))
+        let progress = progress.clone();
+        Arc::new(move |e: Event| progress.report(e))
     };
-    Ok(pipeline::execute(repo, plan, reporter).await?)
+    let state = pipeline::execute(repo, plan, reporter).await;
+    progress.finish();
+    Ok(state?)
 }
 
 /// Prints the result (and merges when asked); the exit code says whether a winner exists.
@@ -501,105 +541,6 @@ pub fn usage_words(u: &crate::agent::events::Usage) -> String {
     }
     let cost = u.cost_usd.map_or_else(String::new, |c| format!(" ${c:.4}"));
     format!("{}/{}{cost}", k(u.input_tokens), k(u.output_tokens))
-}
-
-fn progress(ui: &Ui, event: Event) {
-    match event {
-        Event::Created {
-            run,
-            agents,
-            worktree_root,
-        } => ui.info(&format!(
-            "massgen: run {run}: {agents} agent(s), worktrees in {}",
-            worktree_root.display()
-        )),
-        Event::WorktreesReady { elapsed } => ui.info(&format!(
-            "massgen: worktrees ready in {} ms",
-            elapsed.as_millis()
-        )),
-        Event::AgentStarted { agent } => ui.info(&format!("massgen: {agent}: running")),
-        Event::AgentFinished {
-            agent,
-            how,
-            elapsed,
-        } => ui.info(&format!(
-            "massgen: {agent}: {how} after {:.1}s",
-            elapsed.as_secs_f64()
-        )),
-        Event::Snapshotted {
-            agent,
-            status,
-            action,
-            files,
-            insertions,
-            deletions,
-        } => ui.info(&format!(
-            "massgen: {agent}: {} ({}, +{insertions} -{deletions})",
-            match action {
-                Action::Worked | Action::Failed => status.as_str(),
-                other => other.as_str(),
-            },
-            ui::count(files, "file")
-        )),
-        Event::RoundStarted {
-            turn,
-            round,
-            agents,
-        } => ui.info(&format!(
-            "massgen: {}round {round}: {agents} agent(s) see their peers' candidates",
-            if turn > 1 {
-                format!("turn {turn}, ")
-            } else {
-                String::new()
-            }
-        )),
-        Event::JudgesStarted { judges, candidates } => ui.info(&format!(
-            "massgen: {} choosing between {candidates} candidates",
-            ui::count(judges, "judge")
-        )),
-        Event::JudgesSkipped { why } => ui.info(&format!("massgen: judges not asked: {why}")),
-        Event::Voted {
-            voter,
-            by,
-            candidate,
-            reason,
-        } => ui.info(&format!(
-            "massgen: {} {voter} votes for {candidate}: {}",
-            match by {
-                Voter::Judge => "judge",
-                Voter::Agent => "agent",
-            },
-            reason.lines().next().unwrap_or("")
-        )),
-        Event::Abstained { judge, reason } => {
-            ui.info(&format!("massgen: judge {judge} abstains: {reason}"))
-        }
-        Event::Settled { round, converged } => ui.info(&if converged {
-            format!(
-                "massgen: converged in round {round}: every agent voted without changing anything"
-            )
-        } else {
-            format!("massgen: round {round} changed nothing; stopping")
-        }),
-        Event::TestsStarted { agent } => ui.info(&format!("massgen: {agent}: testing")),
-        Event::TestsFinished { agent, summary } => {
-            ui.info(&format!("massgen: {agent}: tests {summary}"))
-        }
-        Event::Agent { agent, event } => match &event {
-            AgentEvent::Retry { .. }
-            | AgentEvent::Error { .. }
-            | AgentEvent::Waiting { .. }
-            | AgentEvent::AskedForInput { .. } => {
-                ui.info(&format!("massgen: {agent}: {}", event.describe()))
-            }
-            _ => {}
-        },
-        Event::Nudged { agent, question } => ui.info(&format!(
-            "massgen: {agent}: asked \"{}\"; told to finish on its own",
-            question.lines().last().unwrap_or("").trim()
-        )),
-        Event::Warning(w) => ui.warn(&w),
-    }
 }
 
 fn read_task(args: &RunArgs) -> Result<String, CliError> {
