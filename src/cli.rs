@@ -76,8 +76,8 @@ pub enum Command {
     /// Deletes discarded worktrees in the background (internal).
     #[command(hide = true)]
     PurgeTrash {
-        /// The trash directory.
-        dir: PathBuf,
+        /// The trash directory (not named `dir`: that is the global -C).
+        trash: PathBuf,
     },
 }
 
@@ -152,8 +152,8 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
         Command::Demo(args) => commands::demo::demo(ctx, &args),
         Command::DemoAgent(args) => commands::demo::demo_agent(&args),
         Command::LlmAgent { spec } => commands::llm_agent(&spec),
-        Command::PurgeTrash { dir } => {
-            crate::run::trash::purge(&dir);
+        Command::PurgeTrash { trash } => {
+            crate::run::trash::purge(&trash);
             Ok(Exit::Success)
         }
     }
