@@ -173,7 +173,12 @@ pub fn review(ctx: &Ctx, args: ReviewArgs) -> Result<Exit, CliError> {
                 done.modified.join(", ")
             ));
         }
-        output.push_str(&format::render(&done.report, format));
+        let rendered = format::render(&done.report, format);
+        if format == Format::Text && args.output.is_none() && ctx.ui.color() {
+            output.push_str(&color_text(&rendered));
+        } else {
+            output.push_str(&rendered);
+        }
         match verdict(ctx, &done.report, fail_on, strict, args.hook.is_some()) {
             _ if done.interrupted => exit = Exit::Interrupted,
             Ok(this) if exit == Exit::Success => exit = this,
@@ -193,6 +198,27 @@ pub fn review(ctx: &Ctx, args: ReviewArgs) -> Result<Exit, CliError> {
         Some(e) if exit != Exit::Interrupted => Err(e),
         _ => Ok(exit),
     }
+}
+
+/// The text format with severities coloured as git colours good and bad.
+fn color_text(text: &str) -> String {
+    use crate::ui::{Paint, paint};
+    text.lines()
+        .map(|line| {
+            for (word, style) in [
+                (": error: ", Paint::Bad),
+                (": warning: ", Paint::Warn),
+                (": info: ", Paint::Frag),
+            ] {
+                if let Some(i) = line.find(word) {
+                    let (head, rest) = line.split_at(i + 2);
+                    let (sev, tail) = rest.split_at(word.len() - 4);
+                    return format!("{head}{}{tail}\n", paint(true, style, sev));
+                }
+            }
+            format!("{line}\n")
+        })
+        .collect()
 }
 
 /// Why a hook's review is skipped, if it is.

@@ -117,6 +117,9 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 fn text(report: &Report) -> String {
+    if report.files.is_empty() && report.reviewers.is_empty() {
+        return format!("Nothing to review: {} changes nothing.\n", report.target);
+    }
     let mut out = String::new();
     for kept in &report.findings {
         let f = &kept.finding;
