@@ -15,6 +15,7 @@ pub mod error;
 pub mod git;
 pub mod judge;
 pub mod llm;
+pub mod report;
 pub mod review;
 pub mod run;
 pub mod score;

@@ -430,6 +430,12 @@ pub fn finish(
         let outcome = super::merge::merge_candidate(repo, &dir, &mut state, &winner, false, false)?;
         merge_outcome = Some(outcome);
     }
+    // The HTML report beside the run's state; a failure to write it is only a warning.
+    let dir = crate::run::layout::RunDir::new(repo, &state.run);
+    match crate::report::write_report(repo, &dir, &state) {
+        Ok(path) => ctx.ui.info(&format!("massgen: report: {}", path.display())),
+        Err(e) => ctx.ui.warn(&format!("cannot write the run's report: {e}")),
+    }
     if json {
         let mut value = serde_json::to_value(&state).expect("state serializes");
         if let Some(m) = &merge_outcome {

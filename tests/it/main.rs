@@ -4,6 +4,7 @@ mod support;
 
 mod clis;
 mod consensus;
+mod docs;
 mod errors;
 mod hooks;
 mod lifecycle;
@@ -11,6 +12,8 @@ mod llm;
 mod llm_server;
 mod merge;
 mod presets;
+mod progress;
+mod report;
 mod review;
 mod run;
 mod settings;
