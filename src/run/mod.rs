@@ -54,36 +54,46 @@ impl RunError {
     }
 }
 
-/// A new run id: UTC time to the second (sortable, readable) and 4 random hex digits.
-pub fn new_run_id() -> String {
+/// The current UTC time: date, time of day, and the time since the epoch.
+struct Utc {
+    ymd: (i64, u32, u32),
+    hms: (u64, u64, u64),
+    now: std::time::Duration,
+}
+
+fn utc_now() -> Utc {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let secs = now.as_secs();
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
+    Utc {
+        ymd: civil_from_days((secs / 86_400) as i64),
+        hms: (rem / 3600, rem / 60 % 60, rem % 60),
+        now,
+    }
+}
+
+/// A new run id: UTC time to the second (sortable, readable) and 4 random hex digits.
+pub fn new_run_id() -> String {
+    let Utc {
+        ymd: (y, m, d),
+        hms: (h, mi, s),
+        now,
+    } = utc_now();
     let salt = (now.subsec_nanos() ^ std::process::id().rotate_left(16)) & 0xffff;
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{salt:04x}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    format!("{y:04}{m:02}{d:02}-{h:02}{mi:02}{s:02}-{salt:04x}")
 }
 
 /// The current UTC time as RFC 3339 with milliseconds, `2026-11-22T01:40:00.123Z`.
 pub fn rfc3339_now() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs();
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
+    let Utc {
+        ymd: (y, m, d),
+        hms: (h, mi, s),
+        now,
+    } = utc_now();
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
+        "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
         now.subsec_millis()
     )
 }
