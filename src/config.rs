@@ -27,6 +27,9 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// A `massgen.*` setting in git's configuration.
+    #[error("git config {key}: {message}")]
+    Setting { key: String, message: String },
     #[error("{path}:{line}:{column}: {message}")]
     Invalid {
         path: PathBuf,

@@ -65,10 +65,8 @@ impl GitSettings {
             let Some(name) = key.strip_prefix("massgen.") else {
                 continue;
             };
-            let bad = |why: String| ConfigError::Invalid {
-                path: format!("git config {key}").into(),
-                line: 0,
-                column: 0,
+            let bad = |why: String| ConfigError::Setting {
+                key: key.clone(),
                 message: format!("`{value}`: {why}"),
             };
             let duration = || parse_duration(value).map_err(&bad);
@@ -83,7 +81,7 @@ impl GitSettings {
             match name {
                 "jobs" => config.run.jobs = Some(number()?),
                 "timeout" => config.run.timeout = Some(duration()?),
-                "worktreeroot" => config.run.worktree_root = Some(value.into()),
+                "worktreeroot" => config.run.worktree_root = Some(expand_home(value)),
                 "test" => config.score.test = Some(value.clone()),
                 "testtimeout" => config.score.test_timeout = Some(duration()?),
                 "reviewquorum" => config.review.quorum = Some(number()?),
@@ -103,6 +101,16 @@ impl GitSettings {
             }
         }
         Ok(unknown)
+    }
+}
+
+/// `~/x` as git's `--type=path` reads it: under `$HOME`.
+fn expand_home(value: &str) -> std::path::PathBuf {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    match (value.strip_prefix("~/"), home) {
+        (Some(rest), Some(home)) => home.join(rest),
+        (None, Some(home)) if value == "~" => home,
+        _ => value.into(),
     }
 }
 
@@ -152,7 +160,8 @@ pub fn use_color(
 
 /// The pager for paged output, as git chooses it: none when stdout is not a terminal or
 /// git already started one (`GIT_PAGER_IN_USE`), or `pager.massgen` is false; else
-/// `GIT_PAGER`, `core.pager`, `PAGER`, `less`. `cat` and the empty string mean none.
+/// `GIT_PAGER`, `pager.massgen` when it names a command, `core.pager`, `PAGER`, `less`.
+/// `cat` and the empty string mean none.
 pub fn pager(
     env: &dyn Fn(&str) -> Option<String>,
     settings: &GitSettings,
@@ -165,12 +174,12 @@ pub fn pager(
     if configured.is_some_and(|v| bool_value(v) == Some(false)) {
         return None;
     }
-    // `pager.massgen = <command>` names the pager itself.
+    // As git orders them: GIT_PAGER, then `pager.<cmd> = <command>`, then core.pager.
     let own = configured
         .filter(|v| bool_value(v).is_none())
         .map(str::to_owned);
-    let cmd = own
-        .or_else(|| env("GIT_PAGER"))
+    let cmd = env("GIT_PAGER")
+        .or(own)
         .or_else(|| settings.get("core.pager").map(str::to_owned))
         .or_else(|| env("PAGER"))
         .unwrap_or_else(|| "less".to_owned());
@@ -253,10 +262,11 @@ mod tests {
         assert_eq!(pager(&env(&[("GIT_PAGER", "cat")]), &none, true), None);
         let off = settings(&[("pager.massgen", "false"), ("core.pager", "more")]);
         assert_eq!(pager(&env(&[]), &off, true), None);
-        let own = settings(&[("pager.massgen", "less -S")]);
+        let own = settings(&[("pager.massgen", "less -S"), ("core.pager", "more")]);
+        assert_eq!(pager(&env(&[]), &own, true).as_deref(), Some("less -S"));
         assert_eq!(
             pager(&env(&[("GIT_PAGER", "x")]), &own, true).as_deref(),
-            Some("less -S")
+            Some("x")
         );
     }
 

@@ -56,18 +56,20 @@ pub fn paint(on: bool, style: Paint, text: &str) -> String {
 /// A unified diff coloured the way `git diff` colours it.
 pub fn color_patch(patch: &str) -> String {
     let mut out = String::with_capacity(patch.len() + patch.len() / 8);
+    // Header lines (`--- a/x`, `index …`) come between `diff --git` and the first hunk; in
+    // a hunk, a line `--- x` is a removed line.
+    let mut in_header = false;
     for line in patch.split_inclusive('\n') {
         let (body, nl) = match line.strip_suffix('\n') {
             Some(b) => (b, "\n"),
             None => (line, ""),
         };
-        let style = if body.starts_with("diff --git")
-            || body.starts_with("index ")
-            || body.starts_with("+++ ")
-            || body.starts_with("--- ")
-            || body.starts_with("new file mode")
-            || body.starts_with("deleted file mode")
-        {
+        if body.starts_with("diff --git") {
+            in_header = true;
+        } else if body.starts_with("@@") {
+            in_header = false;
+        }
+        let style = if in_header {
             Some(Paint::Meta)
         } else if body.starts_with("@@") {
             Some(Paint::Frag)
@@ -133,11 +135,35 @@ impl Ui {
 
     /// Writes text to stdout through `pager` (a shell command line from the user's own git
     /// configuration or environment, run with `sh -c` as git runs it), or directly when
-    /// there is none or it cannot start.
-    pub fn page(&self, text: &str, pager: Option<&str>) {
+    /// there is none or it cannot run. Returns whether a signal (Ctrl-C) came while paging.
+    ///
+    /// Like git, we wait for the pager whatever happens: a Ctrl-C typed into `less` reaches
+    /// us too, and dying then would leave the pager reading the terminal behind the shell.
+    pub fn page(&self, text: &str, pager: Option<&str>) -> bool {
         use std::process::{Command, Stdio};
+        use tokio::signal::unix::{SignalKind, signal};
         let Some(pager) = pager else {
-            return self.out(text);
+            self.out(text);
+            return false;
+        };
+        // Registering handlers replaces the default action (terminate) for the rest of the
+        // process, which ends right after paging.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        let mut signals = match &rt {
+            Ok(rt) => rt.block_on(async {
+                [
+                    SignalKind::interrupt(),
+                    SignalKind::quit(),
+                    SignalKind::terminate(),
+                    SignalKind::hangup(),
+                ]
+                .into_iter()
+                .filter_map(|k| signal(k).ok())
+                .collect::<Vec<_>>()
+            }),
+            Err(_) => Vec::new(),
         };
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(pager).stdin(Stdio::piped());
@@ -150,13 +176,31 @@ impl Ui {
         }
         cmd.env("GIT_PAGER_IN_USE", "true");
         let Ok(mut child) = cmd.spawn() else {
-            return self.out(text);
+            self.out(text);
+            return false;
         };
         if let Some(mut stdin) = child.stdin.take() {
             // The pager quitting early (q) closes the pipe: not an error.
             let _ = stdin.write_all(text.as_bytes());
         }
-        let _ = child.wait();
+        let status = child.wait();
+        if status.as_ref().is_ok_and(|s| s.code() == Some(127)) {
+            // The pager could not be run (`sh` said why): the output is not lost.
+            self.warn(&format!(
+                "cannot run the pager `{pager}`; printing directly"
+            ));
+            self.out(text);
+        }
+        use futures_util::FutureExt as _;
+        signals
+            .iter_mut()
+            .any(|s| s.recv().now_or_never().is_some())
+    }
+
+    /// Writes text to stderr as is (a result meant for people when stdout carries data).
+    pub fn err_out(&self, text: &str) {
+        let _guard = self.stderr_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = io::stderr().lock().write_all(text.as_bytes());
     }
 
     /// Writes one line to stdout.
@@ -255,9 +299,11 @@ mod tests {
 
     #[test]
     fn patches_are_coloured_like_git() {
-        let p = "diff --git a/x b/x\n@@ -1 +1 @@\n-old\n+new\n ctx\n";
+        let p = "diff --git a/x b/x\n--- a/x\n@@ -1 +1 @@\n-old\n--- not a header\n+new\n ctx\n";
         let c = color_patch(p);
         assert!(c.contains("\x1b[31m-old\x1b[m\n"), "{c:?}");
+        assert!(c.contains("\x1b[1m--- a/x\x1b[m\n"));
+        assert!(c.contains("\x1b[31m--- not a header\x1b[m\n"));
         assert!(c.contains("\x1b[32m+new\x1b[m\n"));
         assert!(c.contains("\x1b[36m@@ -1 +1 @@\x1b[m"));
         assert!(c.ends_with(" ctx\n"));

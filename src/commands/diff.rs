@@ -54,7 +54,9 @@ pub fn diff(ctx: &Ctx, args: &DiffArgs) -> Result<Exit, CliError> {
         &ctx.settings,
         std::io::stdout().is_terminal(),
     );
-    ctx.ui.page(&text, pager.as_deref());
+    if ctx.ui.page(&text, pager.as_deref()) {
+        return Ok(Exit::Interrupted);
+    }
     Ok(Exit::Success)
 }
 

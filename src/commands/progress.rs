@@ -46,14 +46,38 @@ impl Progress {
         }
     }
 
+    /// Whether the event stream has stdout (the result then goes to stderr).
+    pub fn owns_stdout(&self) -> bool {
+        self.events
+            .as_ref()
+            .is_some_and(|s| matches!(*lock(s), EventSink::Stdout))
+    }
+
+    /// The last event of a run: how it ended.
+    pub fn finished(&self, state: &crate::run::state::RunState) {
+        self.emit(
+            None,
+            "finished",
+            json!({"state": state.state, "winner": state.winner, "reason": state.reason}),
+        );
+    }
+
     /// Reports one event.
     pub fn report(&self, event: Event) {
         if let Event::Created { run, .. } = &event {
-            *self.run.lock().unwrap_or_else(|e| e.into_inner()) = run.clone();
+            *lock(&self.run) = run.clone();
         }
+        let (agent, kind, data) = record(&event);
+        self.emit(agent, kind, data);
+        match &self.live {
+            Some(live) => live.show(event),
+            None => plain(&self.ui, event),
+        }
+    }
+
+    fn emit(&self, agent: Option<String>, kind: &str, data: Value) {
         if let Some(sink) = &self.events {
-            let run = self.run.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let (agent, kind, data) = record(&event);
+            let run = lock(&self.run).clone();
             // Fields in a fixed order, for people reading the stream too.
             let text = format!(
                 "{{\"time\":{},\"run\":{},\"agent\":{},\"kind\":{},\"data\":{}}}\n",
@@ -68,10 +92,6 @@ impl Progress {
                 EventSink::Stdout => std::io::stdout().lock().write_all(text.as_bytes()),
                 EventSink::File(f) => f.write_all(text.as_bytes()),
             };
-        }
-        match &self.live {
-            Some(live) => live.show(event),
-            None => plain(&self.ui, event),
         }
     }
 
@@ -276,7 +296,6 @@ pub fn plain(ui: &Ui, event: Event) {
 /// The live view: a line per agent.
 struct Live {
     multi: MultiProgress,
-    style: ProgressStyle,
     color: bool,
     state: Mutex<LiveState>,
 }
@@ -287,32 +306,70 @@ struct LiveState {
     agents: BTreeMap<String, AgentLine>,
 }
 
+/// What a line shows that changes between events: read on every redraw.
+#[derive(Default)]
+struct LineData {
+    /// Paths written so far in this session, from the file watcher.
+    touched: HashSet<PathBuf>,
+    /// Files in the candidate once snapshotted.
+    snapshot: Option<usize>,
+    /// How long the session took, once it ended.
+    took: Option<Duration>,
+}
+
 struct AgentLine {
     bar: ProgressBar,
+    data: Arc<Mutex<LineData>>,
+    /// The file watcher, set up off the event path; dropped when the session ends.
+    watcher: Arc<Mutex<Option<notify::RecommendedWatcher>>>,
     state: String,
-    /// Paths changed so far, shared with its file watcher.
-    changed: Arc<Mutex<HashSet<PathBuf>>>,
-    _watcher: Option<notify::RecommendedWatcher>,
     tokens: u64,
     cost: Option<f64>,
     last: String,
 }
 
+/// Most directories watched per agent; a larger tree shows the snapshot's count only (and
+/// leaves the user's inotify watches alone).
+const MAX_WATCHED_DIRS: usize = 1000;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Live {
     fn new(color: bool) -> Live {
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
-        let style = ProgressStyle::with_template("{spinner} {prefix:16} {elapsed:>4} {wide_msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner());
         Live {
-            multi,
-            style,
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10)),
             color,
             state: Mutex::new(LiveState::default()),
         }
     }
 
+    /// A line's style: its file count and time are read from `data` on every redraw, so
+    /// they move while the agent works even when it reports nothing.
+    fn style(data: &Arc<Mutex<LineData>>) -> ProgressStyle {
+        let (files, took) = (data.clone(), data.clone());
+        ProgressStyle::with_template("{spinner} {prefix:16} {took:>4} {files:>9}  {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner())
+            .with_key(
+                "files",
+                move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let d = lock(&files);
+                    let n = d.snapshot.unwrap_or(d.touched.len());
+                    let _ = w.write_str(&ui::count(n, "file"));
+                },
+            )
+            .with_key(
+                "took",
+                move |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let d = lock(&took).took.unwrap_or_else(|| s.elapsed());
+                    let _ = write!(w, "{}s", d.as_secs());
+                },
+            )
+    }
+
     fn show(&self, event: Event) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = lock(&self.state);
         match &event {
             Event::Created { worktree_root, .. } => {
                 st.worktree_root = Some(worktree_root.clone());
@@ -320,24 +377,32 @@ impl Live {
             Event::AgentStarted { agent } => {
                 let wt = st.worktree_root.as_ref().map(|r| r.join(agent));
                 let line = st.agents.entry(agent.clone()).or_insert_with(|| {
+                    let data = Arc::new(Mutex::new(LineData::default()));
                     let bar = self.multi.add(ProgressBar::new_spinner());
-                    bar.set_style(self.style.clone());
+                    bar.set_style(Live::style(&data));
                     bar.set_prefix(agent.clone());
                     bar.enable_steady_tick(Duration::from_millis(120));
                     AgentLine {
                         bar,
+                        data,
+                        watcher: Arc::default(),
                         state: String::new(),
-                        changed: Arc::default(),
-                        _watcher: None,
                         tokens: 0,
                         cost: None,
                         last: String::new(),
                     }
                 });
                 line.bar.reset_elapsed();
+                *lock(&line.data) = LineData::default();
                 line.state = "running".into();
                 if let Some(wt) = wt {
-                    line._watcher = watch_files(&wt, line.changed.clone());
+                    // Walking and watching a large tree takes a while: not on the way of
+                    // the run's events, and not under this lock.
+                    let (slot, data) = (line.watcher.clone(), line.data.clone());
+                    std::thread::spawn(move || {
+                        let watcher = watch_files(&wt, data);
+                        *lock(&slot) = watcher;
+                    });
                 }
             }
             Event::Agent { agent, event } => {
@@ -357,7 +422,8 @@ impl Live {
                 if let Some(line) = st.agents.get_mut(agent) {
                     line.state = "snapshotting".into();
                     line.last = how.clone();
-                    line._watcher = None;
+                    lock(&line.data).took = Some(line.bar.elapsed());
+                    lock(&line.watcher).take();
                 }
             }
             Event::Snapshotted {
@@ -367,10 +433,11 @@ impl Live {
                 ..
             } => {
                 if let Some(line) = st.agents.get_mut(agent) {
-                    line.state = status.as_str().replace('_', " ");
-                    let mut changed = line.changed.lock().unwrap_or_else(|e| e.into_inner());
-                    changed.clear();
-                    changed.extend((0..*files).map(|i| PathBuf::from(i.to_string())));
+                    line.state = match status.as_str() {
+                        "timeout" => "timed out".to_owned(),
+                        other => other.replace('_', " "),
+                    };
+                    lock(&line.data).snapshot = Some(*files);
                 }
             }
             Event::TestsStarted { agent } => {
@@ -380,7 +447,7 @@ impl Live {
             }
             Event::TestsFinished { agent, summary } => {
                 if let Some(line) = st.agents.get_mut(agent) {
-                    line.state = "done".into();
+                    line.state = "tested".into();
                     line.last = format!("tests {summary}");
                 }
             }
@@ -390,12 +457,9 @@ impl Live {
             }
             other => {
                 // Run-wide events (rounds, judges, votes) as lines above the agents.
-                let (_, kind, _) = record(other);
-                if kind != "worktrees_ready" {
-                    let text = describe(other);
-                    if !text.is_empty() {
-                        let _ = self.multi.println(text);
-                    }
+                let text = describe(other);
+                if !text.is_empty() {
+                    let _ = self.multi.println(text);
                 }
             }
         }
@@ -405,8 +469,12 @@ impl Live {
     }
 
     fn finish(&self) {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        for line in st.agents.values() {
+        let mut st = lock(&self.state);
+        for line in st.agents.values_mut() {
+            lock(&line.watcher).take();
+            if matches!(line.state.as_str(), "running" | "snapshotting" | "testing") {
+                line.state = "stopped".into();
+            }
             line.bar.finish_with_message(line.message(self.color));
         }
     }
@@ -414,14 +482,13 @@ impl Live {
 
 impl AgentLine {
     fn message(&self, color: bool) -> String {
-        let files = self.changed.lock().map(|c| c.len()).unwrap_or(0);
         let padded = format!("{:<12}", self.state);
         let state = match self.state.as_str() {
-            "done" | "finished" => ui::paint(color, ui::Paint::Good, &padded),
-            "failed" | "timed out" | "interrupted" => ui::paint(color, ui::Paint::Bad, &padded),
+            "done" | "tested" => ui::paint(color, ui::Paint::Good, &padded),
+            "failed" | "timed out" | "stopped" => ui::paint(color, ui::Paint::Bad, &padded),
             _ => padded,
         };
-        let mut parts = vec![state, ui::count(files, "file")];
+        let mut parts = vec![state];
         if self.tokens > 0 {
             parts.push(format!("{} tok", self.tokens));
         }
@@ -464,14 +531,25 @@ fn describe(event: &Event) -> String {
     }
 }
 
-/// Watches a worktree for changed files, leaving out `.git` and ignored files. `None` when
-/// the system will not watch it (too many directories for inotify, say): the line then
-/// shows the count from the snapshot only.
-fn watch_files(
-    worktree: &Path,
-    changed: Arc<Mutex<HashSet<PathBuf>>>,
-) -> Option<notify::RecommendedWatcher> {
+/// Watches a worktree's directories (those git does not ignore, `.git` left out, at most
+/// [`MAX_WATCHED_DIRS`]) and records the files written in them. `None` when the tree is
+/// larger or the system will not watch: the line then shows the snapshot's count.
+fn watch_files(worktree: &Path, data: Arc<Mutex<LineData>>) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher as _;
+    let mut dirs = Vec::new();
+    let walk = ignore::WalkBuilder::new(worktree)
+        .hidden(false)
+        .require_git(false)
+        .filter_entry(|e| e.file_name() != ".git")
+        .build();
+    for entry in walk.flatten() {
+        if entry.file_type().is_some_and(|t| t.is_dir()) {
+            dirs.push(entry.into_path());
+            if dirs.len() > MAX_WATCHED_DIRS {
+                return None;
+            }
+        }
+    }
     let root = worktree.to_owned();
     let ignore = {
         let mut b = ignore::gitignore::GitignoreBuilder::new(&root);
@@ -489,32 +567,21 @@ fn watch_files(
             let Ok(rel) = path.strip_prefix(&root) else {
                 continue;
             };
-            if rel
-                .components()
-                .next()
-                .is_some_and(|c| c.as_os_str() == ".git")
+            if path.is_dir()
+                || ignore
+                    .as_ref()
+                    .is_some_and(|g| g.matched_path_or_any_parents(rel, false).is_ignore())
             {
                 continue;
             }
-            let is_dir = path.is_dir();
-            if is_dir {
-                continue;
-            }
-            if ignore
-                .as_ref()
-                .is_some_and(|g| g.matched_path_or_any_parents(rel, false).is_ignore())
-            {
-                continue;
-            }
-            changed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(rel.to_owned());
+            lock(&data).touched.insert(rel.to_owned());
         }
     })
     .ok()?;
-    watcher
-        .watch(worktree, notify::RecursiveMode::Recursive)
-        .ok()?;
+    for dir in &dirs {
+        watcher
+            .watch(dir, notify::RecursiveMode::NonRecursive)
+            .ok()?;
+    }
     Some(watcher)
 }

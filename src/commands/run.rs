@@ -108,8 +108,16 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
     let repo = Arc::new(repo);
     let rt = runtime()?;
     let progress = progress_for(ctx, &args, "")?;
-    let state = rt.block_on(execute(repo.clone(), plan, progress))?;
-    finish(ctx, &repo, state, args.merge, args.json)
+    let state = rt.block_on(execute(repo.clone(), plan, progress.clone()))?;
+    progress.finished(&state);
+    finish(
+        ctx,
+        &repo,
+        state,
+        args.merge,
+        args.json,
+        progress.owns_stdout(),
+    )
 }
 
 /// The progress display of a run: live lines on a terminal (not with `--json` or
@@ -132,7 +140,7 @@ pub fn progress_for(
             Some(super::progress::EventSink::Stdout)
         }
         Some(p) => Some(super::progress::EventSink::File(
-            std::fs::File::create(p).map_err(|e| {
+            std::fs::File::create(ctx.cwd.join(p)).map_err(|e| {
                 CliError::usage(format!("cannot write the events to {}: {e}", p.display()))
             })?,
         )),
@@ -310,7 +318,16 @@ fn continue_run(
         reporter,
     ));
     progress.finish();
-    finish(ctx, &repo, state?, args.merge, args.json)
+    let state = state?;
+    progress.finished(&state);
+    finish(
+        ctx,
+        &repo,
+        state,
+        args.merge,
+        args.json,
+        progress.owns_stdout(),
+    )
 }
 
 /// The plan of a run (or of a turn of `--continue`) from flags and configuration.
@@ -423,6 +440,7 @@ pub fn finish(
     mut state: RunState,
     merge: bool,
     json: bool,
+    stdout_taken: bool,
 ) -> Result<Exit, CliError> {
     let mut merge_outcome = None;
     if merge && let Some(winner) = state.winner.clone() {
@@ -443,14 +461,20 @@ pub fn finish(
         }
         ctx.ui.json(&value);
     } else {
-        ctx.ui.out(&render_ranking(&state));
+        // With the event stream on stdout, the result for people goes to stderr.
+        let mut text = render_ranking(&state);
         if let Some(m) = &merge_outcome {
-            ctx.ui.out(&super::merge::render_outcome(m));
+            text.push_str(&super::merge::render_outcome(m));
         } else if state.winner.is_some() {
-            ctx.ui.line(&format!(
-                "\nmerge it with: git massgen merge {}   (or look first: git massgen diff {})",
+            text.push_str(&format!(
+                "\nmerge it with: git massgen merge {}   (or look first: git massgen diff {})\n",
                 state.run, state.run
             ));
+        }
+        if stdout_taken {
+            ctx.ui.err_out(&text);
+        } else {
+            ctx.ui.out(&text);
         }
     }
     let merge_failed = merge_outcome.as_ref().is_some_and(|m| !m.merged);

@@ -304,9 +304,11 @@ fn diff_view(i: usize, c: &Candidate, rendered: &Result<diff::Rendered, String>)
         Ok(r) if r.patch.is_empty() => (Some("no change against the base".into()), false, vec![]),
         Ok(r) => {
             let mut budget = MAX_DIFF_LINES;
-            let mut truncated = false;
+            // Only what can be shown is highlighted: a million-line patch costs no more
+            // than the lines kept (file headers take a few lines each, hence the slack).
+            let (shown, mut truncated) = head_of(&r.patch, MAX_DIFF_LINES * 2);
             let mut files = Vec::new();
-            for (path, mut lines) in highlight::files(&r.patch) {
+            for (path, mut lines) in highlight::files(&shown) {
                 if budget == 0 {
                     truncated = true;
                     break;
@@ -332,6 +334,26 @@ fn diff_view(i: usize, c: &Candidate, rendered: &Result<diff::Rendered, String>)
         truncated,
         files,
     }
+}
+
+/// The first `max` lines of a patch, each cut to a little over [`MAX_LINE_CHARS`]
+/// characters, and whether anything was left out.
+fn head_of(patch: &str, max: usize) -> (String, bool) {
+    let mut out = String::new();
+    let mut cut = false;
+    for (i, line) in patch.lines().enumerate() {
+        if i == max {
+            cut = true;
+            break;
+        }
+        let mut chars = line.char_indices();
+        match chars.nth(MAX_LINE_CHARS + 1) {
+            Some((end, _)) => out.push_str(&line[..end]),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    (out, cut)
 }
 
 /// Cuts a line's tokens to [`MAX_LINE_CHARS`] characters in all.

@@ -139,8 +139,17 @@ fn the_event_stream_is_one_json_object_per_event() {
         ])
         .run()
         .expect_code(0);
-    let first: Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
-    assert_eq!(first["kind"], "created");
+    // stdout is the stream alone; the ranking went to stderr.
+    let lines: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines[0]["kind"], "created");
+    let last = lines.last().unwrap();
+    assert_eq!(last["kind"], "finished");
+    assert_eq!(last["data"]["winner"], "a");
+    run.assert_stderr("rank  agent");
 }
 
 #[test]
@@ -151,7 +160,7 @@ fn a_terminal_gets_a_live_line_per_agent() {
         return;
     }
     let repo = TestRepo::new();
-    let slow = "for i in 1 2 3; do echo $i > f$i.txt; sleep 0.3; done";
+    let slow = "for i in 1 2 3 4; do echo $i > f$i.txt; sleep 0.4; done";
     let bin = Path::new(env!("CARGO_BIN_EXE_git-massgen"));
     let command = format!(
         "{} run --test 'sh test.sh' --agent-cmd {} --agent-cmd {} -- 'a task'",
@@ -170,7 +179,10 @@ fn a_terminal_gets_a_live_line_per_agent() {
     let screen = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     // The lines are redrawn in place; their last state shows each agent's result.
     assert!(screen.contains("\u{1b}[1A"), "redrawn in place: {screen:?}");
-    for want in ["slow", "fixer", "running", "3 files", "tests"] {
+    // The count moves while the agent works, before it reports anything.
+    let moving = regex::Regex::new(r"[1-3] files?\s+running").unwrap();
+    assert!(moving.is_match(&screen), "no live count: {screen}");
+    for want in ["slow", "fixer", "running", "4 files", "tests"] {
         assert!(screen.contains(want), "{want}: {screen}");
     }
     assert!(screen.contains("rank  agent"), "then the ranking");

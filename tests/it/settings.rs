@@ -150,6 +150,13 @@ fn diff_is_paged_like_git_on_a_terminal_only() {
     )
     .unwrap();
     assert!(!out.contains("PAGED:"), "{out}");
+    // A pager that cannot run is said, and the diff is not lost.
+    let out = on_a_terminal(&repo, &run, "", &[("GIT_PAGER", "no-such-pager")]).unwrap();
+    assert!(
+        out.contains("cannot run the pager `no-such-pager`"),
+        "{out}"
+    );
+    assert!(out.contains("diff --git"), "{out}");
     // Not a terminal: never paged.
     let (_, out, _) = git_massgen(&repo, &["massgen", "diff", &run], &[("GIT_PAGER", &pager)]);
     assert!(!out.contains("PAGED:"));
