@@ -196,27 +196,39 @@ pub fn record(event: &Event) -> (Option<String>, &'static str, Value) {
 /// One plain line per event on stderr (not a terminal, or `--json`).
 pub fn plain(ui: &Ui, event: Event) {
     match event {
+        Event::Warning(w) => ui.warn(&w),
+        other => {
+            if let Some(text) = plain_text(&other) {
+                ui.info(&text);
+            }
+        }
+    }
+}
+
+/// An event in one line for people; `None` for what is not worth a line (and warnings,
+/// which are said as warnings).
+fn plain_text(event: &Event) -> Option<String> {
+    Some(match event {
         Event::Created {
             run,
             agents,
             worktree_root,
-        } => ui.info(&format!(
+        } => format!(
             "massgen: run {run}: {agents} agent(s), worktrees in {}",
             worktree_root.display()
-        )),
-        Event::WorktreesReady { elapsed } => ui.info(&format!(
-            "massgen: worktrees ready in {} ms",
-            elapsed.as_millis()
-        )),
-        Event::AgentStarted { agent } => ui.info(&format!("massgen: {agent}: running")),
+        ),
+        Event::WorktreesReady { elapsed } => {
+            format!("massgen: worktrees ready in {} ms", elapsed.as_millis())
+        }
+        Event::AgentStarted { agent } => format!("massgen: {agent}: running"),
         Event::AgentFinished {
             agent,
             how,
             elapsed,
-        } => ui.info(&format!(
+        } => format!(
             "massgen: {agent}: {how} after {:.1}s",
             elapsed.as_secs_f64()
-        )),
+        ),
         Event::Snapshotted {
             agent,
             status,
@@ -224,73 +236,73 @@ pub fn plain(ui: &Ui, event: Event) {
             files,
             insertions,
             deletions,
-        } => ui.info(&format!(
+        } => format!(
             "massgen: {agent}: {} ({}, +{insertions} -{deletions})",
             match action {
                 Action::Worked | Action::Failed => status.as_str(),
                 other => other.as_str(),
             },
-            ui::count(files, "file")
-        )),
+            ui::count(*files, "file")
+        ),
         Event::RoundStarted {
             turn,
             round,
             agents,
-        } => ui.info(&format!(
+        } => format!(
             "massgen: {}round {round}: {agents} agent(s) see their peers' candidates",
-            if turn > 1 {
+            if *turn > 1 {
                 format!("turn {turn}, ")
             } else {
                 String::new()
             }
-        )),
-        Event::JudgesStarted { judges, candidates } => ui.info(&format!(
+        ),
+        Event::JudgesStarted { judges, candidates } => format!(
             "massgen: {} choosing between {candidates} candidates",
-            ui::count(judges, "judge")
-        )),
-        Event::JudgesSkipped { why } => ui.info(&format!("massgen: judges not asked: {why}")),
+            ui::count(*judges, "judge")
+        ),
+        Event::JudgesSkipped { why } => format!("massgen: judges not asked: {why}"),
         Event::Voted {
             voter,
             by,
             candidate,
             reason,
-        } => ui.info(&format!(
+        } => format!(
             "massgen: {} {voter} votes for {candidate}: {}",
             match by {
                 Voter::Judge => "judge",
                 Voter::Agent => "agent",
             },
             reason.lines().next().unwrap_or("")
-        )),
+        ),
         Event::Abstained { judge, reason } => {
-            ui.info(&format!("massgen: judge {judge} abstains: {reason}"))
+            format!("massgen: judge {judge} abstains: {reason}")
         }
-        Event::Settled { round, converged } => ui.info(&if converged {
-            format!(
-                "massgen: converged in round {round}: every agent voted without changing anything"
-            )
-        } else {
-            format!("massgen: round {round} changed nothing; stopping")
-        }),
-        Event::TestsStarted { agent } => ui.info(&format!("massgen: {agent}: testing")),
-        Event::TestsFinished { agent, summary } => {
-            ui.info(&format!("massgen: {agent}: tests {summary}"))
+        Event::Settled { round, converged } => {
+            if *converged {
+                format!(
+                    "massgen: converged in round {round}: every agent voted without changing anything"
+                )
+            } else {
+                format!("massgen: round {round} changed nothing; stopping")
+            }
         }
-        Event::Agent { agent, event } => match &event {
+        Event::TestsStarted { agent } => format!("massgen: {agent}: testing"),
+        Event::TestsFinished { agent, summary } => format!("massgen: {agent}: tests {summary}"),
+        Event::Agent { agent, event } => match event {
             AgentEvent::Retry { .. }
             | AgentEvent::Error { .. }
             | AgentEvent::Waiting { .. }
             | AgentEvent::AskedForInput { .. } => {
-                ui.info(&format!("massgen: {agent}: {}", event.describe()))
+                format!("massgen: {agent}: {}", event.describe())
             }
-            _ => {}
+            _ => return None,
         },
-        Event::Nudged { agent, question } => ui.info(&format!(
+        Event::Nudged { agent, question } => format!(
             "massgen: {agent}: asked \"{}\"; told to finish on its own",
             question.lines().last().unwrap_or("").trim()
-        )),
-        Event::Warning(w) => ui.warn(&w),
-    }
+        ),
+        Event::Warning(_) => return None,
+    })
 }
 
 /// The live view: a line per agent.
@@ -457,8 +469,7 @@ impl Live {
             }
             other => {
                 // Run-wide events (rounds, judges, votes) as lines above the agents.
-                let text = describe(other);
-                if !text.is_empty() {
+                if let Some(text) = plain_text(other) {
                     let _ = self.multi.println(text);
                 }
             }
@@ -507,27 +518,6 @@ impl AgentLine {
             parts.push(last);
         }
         parts.join("  ")
-    }
-}
-
-/// A run-wide event in a few words, as the plain lines say it.
-fn describe(event: &Event) -> String {
-    match event {
-        Event::RoundStarted { turn, round, .. } => format!("massgen: turn {turn}, round {round}"),
-        Event::JudgesStarted { judges, candidates } => format!(
-            "massgen: {} choosing between {candidates} candidates",
-            ui::count(*judges, "judge")
-        ),
-        Event::JudgesSkipped { why } => format!("massgen: judges not asked: {why}"),
-        Event::Voted {
-            voter, candidate, ..
-        } => format!("massgen: {voter} votes for {candidate}"),
-        Event::Abstained { judge, reason } => format!("massgen: judge {judge} abstains: {reason}"),
-        Event::Settled { round, converged } => {
-            format!("massgen: round {round} settled (converged: {converged})")
-        }
-        Event::Nudged { agent, .. } => format!("massgen: {agent} asked a question; told to finish"),
-        _ => String::new(),
     }
 }
 
