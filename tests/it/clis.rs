@@ -367,3 +367,66 @@ fn an_agent_that_asks_is_nudged_and_finishes() {
         assert_eq!(file.trim_end(), CONTENT.trim_end(), "{name}");
     }
 }
+
+/// A review by each real CLI, started read-only: the CLI accepts the read-only flags, its
+/// final message carries the findings, and the reviewed tree is left as it was.
+#[test]
+fn every_cli_reviews_read_only_and_its_findings_are_read() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // aider reports no final message to read findings from.
+    let clis = installed(
+        "every_cli_reviews_read_only_and_its_findings_are_read",
+        &["claude", "codex", "gemini", "opencode", "qwen"],
+    );
+    if clis.is_empty() {
+        return;
+    }
+    let answer = "I read the change.\n```json\n{\"findings\": [{\"path\": \"app.txt\", \"line\": 1, \"severity\": \"error\", \"title\": \"Bug marker left in\", \"message\": \"app.txt still says BUG\"}]}\n```";
+    let servers: Vec<LlmServer> = clis
+        .iter()
+        .map(|_| {
+            LlmServer::start(Mode::Script(vec![crate::llm_server::Step::Text(
+                answer.into(),
+            )]))
+        })
+        .collect();
+    let repo = TestRepo::new();
+    let mut text = String::from("[review]\nquorum = 1\n\n");
+    for ((name, bin), server) in clis.iter().zip(&servers) {
+        text.push_str(
+            &agent_entry(name, name, bin, &server.url(), "180s")
+                .replace("[[agents]]", "[[reviewers]]"),
+        );
+    }
+    repo.configure(&text);
+    repo.write("app.txt", "BUG\n");
+    repo.git(&["add", "app.txt"]);
+    let run = repo
+        .massgen()
+        .env(KEY_VAR, KEY)
+        .args(["review", "--staged", "--json"])
+        .run();
+    let json = run.json();
+    for (name, _) in &clis {
+        let r = json["reviewers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == *name)
+            .unwrap();
+        assert_eq!(r["ok"], true, "{name}: {r:#}\n{}", run.stderr);
+        assert_eq!(
+            r["findings"][0]["title"], "Bug marker left in",
+            "{name}: {r:#}"
+        );
+    }
+    let kept = &json["findings"][0];
+    assert_eq!(
+        kept["reviewers"].as_array().unwrap().len(),
+        clis.len(),
+        "{json:#}"
+    );
+    assert!(!run.stderr.contains("reviewers changed"), "{}", run.stderr);
+    assert_eq!(run.code, Some(1));
+    assert_eq!(repo.git(&["status", "--porcelain"]), "A  app.txt");
+}
