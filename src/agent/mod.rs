@@ -97,6 +97,17 @@ impl Invocation<'_> {
             ("MASSGEN_BASE", self.base.to_owned()),
             // Lets hooks and nested tools know they run inside a massgen agent.
             ("MASSGEN_ACTIVE", "1".to_owned()),
+            // git run by the agent stops at its worktree: if the worktree's `.git` is
+            // deleted, git finds no repository rather than one above it (a worktree root
+            // configured inside the user's work tree).
+            (
+                "GIT_CEILING_DIRECTORIES",
+                self.worktree
+                    .parent()
+                    .unwrap_or(self.worktree)
+                    .display()
+                    .to_string(),
+            ),
         ]
     }
 }
@@ -158,6 +169,17 @@ mod tests {
             worktree: Path::new("/w t"),
             base: "abc",
         }
+    }
+
+    #[test]
+    fn git_in_an_agent_stops_at_its_worktree() {
+        let i = Invocation {
+            worktree: Path::new("/cache/wt/run/a"),
+            ..inv("t")
+        };
+        let env = i.env();
+        let ceiling = env.iter().find(|(k, _)| *k == "GIT_CEILING_DIRECTORIES");
+        assert_eq!(ceiling.map(|(_, v)| v.as_str()), Some("/cache/wt/run"));
     }
 
     #[test]
