@@ -136,7 +136,7 @@ pub fn review(ctx: &Ctx, args: ReviewArgs) -> Result<Exit, CliError> {
     let rt = super::run::runtime()?;
     let mut exit = Exit::Success;
     let mut failure: Option<CliError> = None;
-    let mut output = String::new();
+    let mut reports = Vec::new();
     for target in targets {
         let req = Request {
             target,
@@ -173,12 +173,7 @@ pub fn review(ctx: &Ctx, args: ReviewArgs) -> Result<Exit, CliError> {
                 done.modified.join(", ")
             ));
         }
-        let rendered = format::render(&done.report, format);
-        if format == Format::Text && args.output.is_none() && ctx.ui.color() {
-            output.push_str(&color_text(&rendered));
-        } else {
-            output.push_str(&rendered);
-        }
+        reports.push(done.report.clone());
         match verdict(ctx, &done.report, fail_on, strict, args.hook.is_some()) {
             _ if done.interrupted => exit = Exit::Interrupted,
             Ok(this) if exit == Exit::Success => exit = this,
@@ -189,6 +184,10 @@ pub fn review(ctx: &Ctx, args: ReviewArgs) -> Result<Exit, CliError> {
         }
     }
     // What was reviewed is written even when a review failed.
+    let mut output = format::render_all(&reports, format);
+    if format == Format::Text && args.output.is_none() && ctx.ui.color() {
+        output = color_text(&output);
+    }
     match &args.output {
         Some(path) => crate::run::state::write_atomic(path, output.as_bytes())
             .map_err(|e| CliError::new(Exit::Failure, e))?,

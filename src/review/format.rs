@@ -55,6 +55,38 @@ pub fn render(report: &Report, format: Format) -> String {
     }
 }
 
+/// Writes several reviews (a push of several refs) as one output of `format`: text and the
+/// line formats one after another, JSON as an array, SARIF as one log with a run per
+/// review, GitLab as one list with fingerprints unique across all.
+pub fn render_all(reports: &[Report], format: Format) -> String {
+    match (reports, format) {
+        ([], _) => String::new(),
+        ([one], _) => render(one, format),
+        (_, Format::Text | Format::Rdjsonl | Format::Github) => {
+            reports.iter().map(|r| render(r, format)).collect()
+        }
+        (_, Format::Json) => {
+            let mut out = serde_json::to_string_pretty(reports).expect("reports serialize");
+            out.push('\n');
+            out
+        }
+        (_, Format::Sarif) => {
+            let mut log = sarif(&reports[0]);
+            let runs: Vec<Value> = reports
+                .iter()
+                .flat_map(|r| sarif(r)["runs"].as_array().cloned().unwrap_or_default())
+                .collect();
+            log["runs"] = Value::Array(runs);
+            pretty(&log)
+        }
+        (_, Format::Gitlab) => {
+            let mut all = reports[0].clone();
+            all.findings = reports.iter().flat_map(|r| r.findings.clone()).collect();
+            pretty(&gitlab(&all))
+        }
+    }
+}
+
 /// A stable identity for a finding: the same path, title and severity always give the same
 /// 32 hex digits, whatever the line, so a finding keeps it when code above it moves. The
 /// title is compared without regard to case or runs of whitespace.
@@ -552,6 +584,33 @@ mod tests {
             .compile(&url, &mut schemas)
             .expect("schema compiles");
         (schemas, index)
+    }
+
+    #[test]
+    fn several_reviews_make_one_valid_output() {
+        let (a, b) = (sample(), sample());
+        let both = [a, b];
+        let json: Value = serde_json::from_str(&render_all(&both, Format::Json)).unwrap();
+        assert_eq!(json.as_array().unwrap().len(), 2);
+        let sarif: Value = serde_json::from_str(&render_all(&both, Format::Sarif)).unwrap();
+        assert_eq!(sarif["runs"].as_array().unwrap().len(), 2);
+        let (schemas, index) = sarif_validator();
+        assert!(schemas.validate(&sarif, index).is_ok());
+        let gitlab: Value = serde_json::from_str(&render_all(&both, Format::Gitlab)).unwrap();
+        let prints: HashSet<&str> = gitlab
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["fingerprint"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            prints.len(),
+            2 * both[0].findings.len(),
+            "unique across reviews"
+        );
+        let text = render_all(&both, Format::Text);
+        assert_eq!(text, render(&both[0], Format::Text).repeat(2));
+        assert_eq!(render_all(&[], Format::Json), "");
     }
 
     #[test]

@@ -742,6 +742,23 @@ fn pushed_commits_are_reviewed_from_what_the_remote_has() {
             .expect_json(1);
         assert_eq!(json["files"], json!(["feature.txt"]), "{remote}");
     }
+    // Two refs pushed at once: one output holding both reviews.
+    repo.git(&["branch", "feat2", "feat~1"]);
+    let tip2 = repo.git(&["rev-parse", "feat2"]);
+    let two = format!(
+        "{line}refs/heads/feat2 {tip2} refs/heads/feat2 {}\n",
+        "0".repeat(40)
+    );
+    let run = repo
+        .massgen()
+        .args([
+            "review", "--format", "sarif", "--hook", "pre-push", "--remote", "origin",
+        ])
+        .stdin(&two)
+        .run()
+        .expect_code(1);
+    let sarif: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(sarif["runs"].as_array().unwrap().len(), 2, "{sarif:#}");
     // A deletion, or nothing new: nothing to review.
     let delete = format!("(delete) {} refs/heads/old {tip}\n", "0".repeat(40));
     repo.massgen()
