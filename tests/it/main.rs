@@ -15,5 +15,6 @@ mod presets;
 mod progress;
 mod report;
 mod review;
+mod review_safety;
 mod run;
 mod settings;
