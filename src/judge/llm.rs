@@ -9,7 +9,6 @@ use super::{Ballot, Judge, Secret, Setting, Verdict, View, check_vote};
 use crate::agent::events::Usage;
 use crate::llm::chat::{Message, Part, Role};
 use crate::llm::tools::ToolSpec;
-use crate::llm::wire;
 
 /// The system prompt of every LLM judge.
 const SYSTEM: &str =
@@ -61,22 +60,18 @@ pub(super) async fn ask(
         ],
     );
     let mut messages = vec![Message::user_text(prompt)];
-    let params = spec.params(SYSTEM);
     let mut usage = Usage::default();
     let mut last_problem = String::new();
     for attempt in 1..=setting.max_attempts {
         verdict.attempts = attempt;
-        let body = wire::body(spec.protocol, &params, &messages, &tools);
-        let estimate =
-            crate::llm::context::estimate_all(&messages) + u64::from(spec.max_output_tokens);
-        let reply = client
-            .complete(&body, limiter.as_ref(), estimate, &mut |_| {})
+        let reply = spec
+            .turn(&client, limiter.as_ref(), SYSTEM, &messages, &tools)
             .await;
         let reply = match reply {
             Ok(r) => r,
             Err(e) => {
                 verdict.usage = Some(usage);
-                verdict.abstained = Some(e.0);
+                verdict.abstained = Some(e);
                 return verdict;
             }
         };

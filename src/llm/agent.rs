@@ -78,6 +78,24 @@ impl Spec {
         Ok((client, limiter))
     }
 
+    /// One turn of an in-process conversation (a judge, a reviewer): the request built
+    /// for the spec's protocol, sized for the rate limiter, sent with retries.
+    pub async fn turn(
+        &self,
+        client: &Client,
+        limiter: Option<&Limiter>,
+        system: &str,
+        messages: &[Message],
+        tools: &[tools::ToolSpec],
+    ) -> Result<super::chat::Reply, String> {
+        let body = wire::body(self.protocol, &self.params(system), messages, tools);
+        let estimate = super::context::estimate_all(messages) + u64::from(self.max_output_tokens);
+        client
+            .complete(&body, limiter, estimate, &mut |_| {})
+            .await
+            .map_err(|e| e.0)
+    }
+
     /// Adds one reply's tokens, and their cost when the price is known, to `usage`.
     pub fn count(&self, usage: &mut crate::agent::events::Usage, reply: &super::chat::Reply) {
         usage.input_tokens += reply.input_tokens;

@@ -9,7 +9,6 @@ use crate::agent::events::Usage;
 use crate::judge::Secret;
 use crate::llm::chat::{Message, Part, Role};
 use crate::llm::tools::{ToolSpec, Tools};
-use crate::llm::wire;
 use crate::review::{Parsed, ReviewerOutcome, parse_findings};
 
 const SYSTEM: &str = "You are a careful, precise code reviewer. You read the change and the \
@@ -62,23 +61,19 @@ pub(super) async fn review(
         .collect();
     specs.push(report_tool());
     let mut messages = vec![Message::user_text(setting.prompt.clone())];
-    let params = spec.params(SYSTEM);
     let mut usage = Usage::default();
     let mut attempts = 0;
     let mut last_problem = String::from("no answer");
     let log = setting.log(&reviewer.name, "conversation");
     for _turn in 1..=spec.max_turns.max(1) {
-        let body = wire::body(spec.protocol, &params, &messages, &specs);
-        let estimate =
-            crate::llm::context::estimate_all(&messages) + u64::from(spec.max_output_tokens);
-        let reply = client
-            .complete(&body, limiter.as_ref(), estimate, &mut |_| {})
+        let reply = spec
+            .turn(&client, limiter.as_ref(), SYSTEM, &messages, &specs)
             .await;
         let reply = match reply {
             Ok(r) => r,
             Err(e) => {
                 outcome.usage = Some(usage);
-                return Err(e.0);
+                return Err(e);
             }
         };
         spec.count(&mut usage, &reply);
