@@ -103,7 +103,17 @@ pub fn main() -> ExitCode {
             return ExitCode::from(Exit::Failure as u8);
         }
     };
-    let settings = crate::settings::GitSettings::read(&cwd);
+    // Internal commands (one per agent process, say) need no git settings: no `git config`
+    // run for them.
+    let internal = matches!(
+        cli.command,
+        Command::DemoAgent(_) | Command::LlmAgent { .. } | Command::PurgeTrash { .. }
+    );
+    let settings = if internal {
+        crate::settings::GitSettings::default()
+    } else {
+        crate::settings::GitSettings::read(&cwd)
+    };
     let no_color = std::env::var("NO_COLOR").ok();
     // git counts a pager it started for us as a terminal.
     let pager_in_use = std::env::var("GIT_PAGER_IN_USE")

@@ -109,15 +109,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
     let rt = runtime()?;
     let progress = progress_for(ctx, &args, "")?;
     let state = rt.block_on(execute(repo.clone(), plan, progress.clone()))?;
-    progress.finished(&state);
-    finish(
-        ctx,
-        &repo,
-        state,
-        args.merge,
-        args.json,
-        progress.owns_stdout(),
-    )
+    finish(ctx, &repo, state, args.merge, args.json, Some(&progress))
 }
 
 /// The progress display of a run: live lines on a terminal (not with `--json` or
@@ -318,16 +310,7 @@ fn continue_run(
         reporter,
     ));
     progress.finish();
-    let state = state?;
-    progress.finished(&state);
-    finish(
-        ctx,
-        &repo,
-        state,
-        args.merge,
-        args.json,
-        progress.owns_stdout(),
-    )
+    finish(ctx, &repo, state?, args.merge, args.json, Some(&progress))
 }
 
 /// The plan of a run (or of a turn of `--continue`) from flags and configuration.
@@ -440,8 +423,12 @@ pub fn finish(
     mut state: RunState,
     merge: bool,
     json: bool,
-    stdout_taken: bool,
+    progress: Option<&super::progress::Progress>,
 ) -> Result<Exit, CliError> {
+    if let Some(p) = progress {
+        p.finished(&state);
+    }
+    let stdout_taken = progress.is_some_and(|p| p.owns_stdout());
     let mut merge_outcome = None;
     if merge && let Some(winner) = state.winner.clone() {
         let dir = crate::run::layout::RunDir::new(repo, &state.run);
