@@ -2,7 +2,7 @@
 //! agents the event stream read as it comes, with follow-ups for an agent that asked a
 //! question instead of finishing.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -126,29 +126,13 @@ pub(super) async fn run_cli(
                 asked,
             });
         }
-        let parser = Arc::new(Mutex::new(cli.parser()));
-        let report = Arc::new(Mutex::new(Report::default()));
-        let watch: process::LineWatcher = {
-            let (parser, report, shared) = (parser.clone(), report.clone(), shared.clone());
-            let name = agent.name.clone();
-            Box::new(move |line: &str| {
-                let (events, fatal) = {
-                    let mut parser = parser.lock().unwrap_or_else(|e| e.into_inner());
-                    let events = parser.line(line);
-                    let fatal = events.iter().find_map(|e| parser.fatal(e));
-                    (events, fatal)
-                };
-                for event in events {
-                    report
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .apply(&event);
-                    (shared.report)(Event::Agent {
-                        agent: name.clone(),
-                        event,
-                    });
-                }
-                fatal
+        let (reading, watch) = {
+            let (shared, name) = (shared.clone(), agent.name.clone());
+            cli.reading(move |event| {
+                (shared.report)(Event::Agent {
+                    agent: name.clone(),
+                    event,
+                })
             })
         };
         first = false;
@@ -166,10 +150,7 @@ pub(super) async fn run_cli(
             cancel,
         )
         .await?;
-        let mut this = report.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        for event in parser.lock().unwrap_or_else(|e| e.into_inner()).finish() {
-            this.apply(&event);
-        }
+        let this = reading.report();
         total.merge(&this, cli.preset.cumulative_usage());
         let Ok(finished) = &session else {
             return Ok(Ended {

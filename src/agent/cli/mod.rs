@@ -191,6 +191,37 @@ impl CliAgent {
         launch
     }
 
+    /// Reads one session's stdout as it comes: the returned watcher parses each line, sums
+    /// the events into the session's [`Report`], hands each event to `on_event`, and stops
+    /// the process on a fatal one; [`Reading::report`] gives the sum afterwards.
+    pub fn reading(
+        &self,
+        on_event: impl Fn(AgentEvent) + Send + 'static,
+    ) -> (Reading, crate::agent::process::LineWatcher) {
+        let reading = Reading {
+            parser: std::sync::Arc::new(std::sync::Mutex::new(self.parser())),
+            report: std::sync::Arc::default(),
+        };
+        let (parser, report) = (reading.parser.clone(), reading.report.clone());
+        let watcher = Box::new(move |line: &str| {
+            let (events, fatal) = {
+                let mut parser = parser.lock().unwrap_or_else(|e| e.into_inner());
+                let events = parser.line(line);
+                let fatal = events.iter().find_map(|e| parser.fatal(e));
+                (events, fatal)
+            };
+            for event in events {
+                report
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .apply(&event);
+                on_event(event);
+            }
+            fatal
+        });
+        (reading, watcher)
+    }
+
     /// A fresh parser for this preset's output.
     pub fn parser(&self) -> Parser {
         Parser {
@@ -219,6 +250,32 @@ fn llm_launch(agent: &CliAgent, ctx: &LaunchCtx<'_>) -> Launch {
         serde_json::to_string_pretty(&spec).expect("a spec serializes"),
     ));
     l
+}
+
+/// One session's output as read so far (see [`CliAgent::reading`]).
+pub struct Reading {
+    parser: std::sync::Arc<std::sync::Mutex<Parser>>,
+    report: std::sync::Arc<std::sync::Mutex<crate::agent::events::Report>>,
+}
+
+impl Reading {
+    /// The session's report, with what the parser held back until the end.
+    pub fn report(&self) -> crate::agent::events::Report {
+        let mut report = self
+            .report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for event in self
+            .parser
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .finish()
+        {
+            report.apply(&event);
+        }
+        report
+    }
 }
 
 /// What one session is given.

@@ -3,7 +3,6 @@
 //! with what was wrong, up to the attempts allowed, and then the reviewer has failed.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -11,7 +10,6 @@ use tokio::sync::watch;
 
 use super::{Parsed, ReviewerOutcome, parse_findings};
 use crate::agent::cli::{CliAgent, LaunchCtx};
-use crate::agent::events::Report;
 use crate::agent::process::{self, Job};
 use crate::git::cmd::GIT_REPO_ENV;
 use crate::judge::Secret;
@@ -312,21 +310,7 @@ async fn run_cli(
                 cli.preset.title()
             )
         })?;
-        let parser = Arc::new(Mutex::new(cli.parser()));
-        let report = Arc::new(Mutex::new(Report::default()));
-        let watcher: process::LineWatcher = {
-            let (parser, report) = (parser.clone(), report.clone());
-            Box::new(move |line: &str| {
-                let mut parser = parser.lock().unwrap_or_else(|e| e.into_inner());
-                let events = parser.line(line);
-                let fatal = events.iter().find_map(|e| parser.fatal(e));
-                let mut report = report.lock().unwrap_or_else(|e| e.into_inner());
-                for e in &events {
-                    report.apply(e);
-                }
-                fatal
-            })
-        };
+        let (reading, watcher) = cli.reading(|_| {});
         let mut vars = launch.env.clone();
         vars.extend(env.iter().cloned());
         vars.extend(review_env(reviewer, setting));
@@ -350,10 +334,7 @@ async fn run_cli(
                 ),
                 _ => format!("cannot start `{}`: {e}", launch.argv[0]),
             })?;
-        let mut this = report.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        for event in parser.lock().unwrap_or_else(|e| e.into_inner()).finish() {
-            this.apply(&event);
-        }
+        let this = reading.report();
         if this.has_usage {
             if cli.preset.cumulative_usage() {
                 usage = this.usage.clone();
