@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod git;
 pub mod judge;
+pub mod killpoint;
 pub mod llm;
 pub mod report;
 pub mod review;

@@ -11,7 +11,7 @@ use crate::git::{self, ObjectId, Repo};
 use crate::run::RunError;
 use crate::run::layout::{RunDir, branch_ref, runs_dir};
 use crate::run::pipeline::discard_worktrees;
-use crate::run::state::{self, RunState};
+use crate::run::state::{self, Phase, RunState};
 
 #[derive(Debug, clap::Args)]
 pub struct CleanArgs {
@@ -110,6 +110,16 @@ fn clean_run(
             continue;
         };
         if !wt.exists() {
+            continue;
+        }
+        // A worktree made by a run killed before its agents started, or one whose checkout
+        // was cut short, holds no agent work; a snapshot of it would record the deletion of
+        // every file not yet checked out.
+        if st.state == Phase::Created || !git::worktree::is_ready(repo, &wt) {
+            ctx.ui.info(&format!(
+                "massgen: {}'s worktree was never completely set up (the run stopped before its agents started); discarded without a snapshot",
+                c.agent
+            ));
             continue;
         }
         let branch = branch_ref(&st.run, &c.agent);

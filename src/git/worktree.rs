@@ -54,6 +54,7 @@ pub fn attach_all(
             Err(e) => results.push(Err(e)),
         }
     }
+    crate::killpoint::reached("worktrees-registered");
     let checked_out: Vec<Result<PathBuf, GitError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = prepared
             .into_iter()
@@ -145,8 +146,38 @@ fn checkout_one(
     let (wt, _outcome) = prepared
         .checkout(gix::progress::Discard, interrupt)
         .ctx(|| format!("cannot check out worktree {}", item.path.display()))?;
+    crate::killpoint::reached("worktree-checked-out");
     record_pristine_index(&wt);
+    mark_ready(&wt)?;
     Ok(item.path.clone())
+}
+
+/// Name of the file, in a candidate worktree's private git directory, written once its
+/// checkout is complete. Only a worktree that has it can hold an agent's work: one whose
+/// checkout was cut short (a crash while the worktrees were made) lacks files that the base
+/// has, and a snapshot of it would record their deletion.
+pub const READY_FILE: &str = "massgen-ready";
+
+fn mark_ready(wt: &gix::Repository) -> Result<(), GitError> {
+    let path = wt.git_dir().join(READY_FILE);
+    let file = std::fs::File::create(&path).and_then(|f| f.sync_all());
+    file.map_err(|source| GitError::Io {
+        what: "cannot mark the worktree as checked out",
+        path,
+        source,
+    })
+}
+
+/// Whether the worktree at `path` was completely checked out: it is registered and its
+/// registration carries [`READY_FILE`]. Worktrees made before that file existed count as
+/// complete when gix finished them (its `locked` file, written while a worktree is being
+/// added, is gone) and they have an index.
+pub fn is_ready(repo: &Repo, path: &Path) -> bool {
+    let Some(admin) = registration(repo, path) else {
+        return false;
+    };
+    admin.join(READY_FILE).is_file()
+        || (!admin.join("locked").exists() && admin.join("index").is_file())
 }
 
 /// Name of the file, in a candidate worktree's private git directory, that holds the checksum

@@ -4,6 +4,7 @@ mod support;
 
 mod clis;
 mod consensus;
+mod crash;
 mod docs;
 mod errors;
 mod hooks;
