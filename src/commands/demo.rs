@@ -104,7 +104,14 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
         "",
     ));
     let state = rt.block_on(super::run::execute(repo.clone(), plan, progress))?;
-    let exit = super::run::finish(ctx, &repo, state.clone(), true, args.json, None)?;
+    let exit = super::run::finish(
+        ctx,
+        &repo,
+        state.clone(),
+        Some(super::merge::MergeOptions::default()),
+        args.json,
+        None,
+    )?;
     if !args.json {
         ctx.ui.line(&format!(
             "\nthe demo repository: {}\n  git -C {} log --oneline --graph --all\n  git massgen -C {} status {}\n  git massgen -C {} diff {} hasty",

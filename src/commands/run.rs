@@ -9,6 +9,7 @@ use crate::agent::cli::{CliAgent, Preset};
 use crate::agent::prompt::Template;
 use crate::agent::{self, AgentSpec, Kind};
 use crate::commands::Ctx;
+use crate::commands::merge::MergeOptions;
 use crate::config::{self, Config};
 use crate::error::{CliError, Exit};
 use crate::judge::{self, Judge, JudgeKind};
@@ -46,6 +47,10 @@ pub struct RunArgs {
     /// Merge the winner into the current branch when done.
     #[arg(long)]
     pub merge: bool,
+    /// With --merge: merge even though something changed in your repository while the
+    /// agents ran (a breach; without this flag it refuses).
+    #[arg(long, requires = "merge")]
+    pub allow_breach: bool,
     /// Keep the worktrees after scoring (default: remove them, keep the branches).
     #[arg(long)]
     pub keep: bool,
@@ -83,6 +88,9 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
     let task = read_task(&args)?;
     let repo = ctx.repo()?;
     let config = ctx.config(&repo)?;
+    if args.merge {
+        check_merge_target(&repo)?;
+    }
     let images = load_images(&args.images)?;
     let llm = llm_shared(
         &repo,
@@ -109,7 +117,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
     let rt = runtime()?;
     let progress = progress_for(ctx, &args, "")?;
     let state = rt.block_on(execute(repo.clone(), plan, progress.clone()))?;
-    finish(ctx, &repo, state, args.merge, args.json, Some(&progress))
+    finish(ctx, &repo, state, merge_options(&args), args.json, Some(&progress))
 }
 
 /// The progress display of a run: live lines on a terminal (not with `--json` or
@@ -310,7 +318,7 @@ fn continue_run(
         reporter,
     ));
     progress.finish();
-    finish(ctx, &repo, state?, args.merge, args.json, Some(&progress))
+    finish(ctx, &repo, state?, merge_options(&args), args.json, Some(&progress))
 }
 
 /// The plan of a run (or of a turn of `--continue`) from flags and configuration.
@@ -416,12 +424,46 @@ pub async fn execute(
     Ok(state?)
 }
 
+/// `--merge` (with `--allow-breach`) as merge options.
+fn merge_options(args: &RunArgs) -> Option<MergeOptions> {
+    args.merge.then_some(MergeOptions {
+        allow_breach: args.allow_breach,
+        ..MergeOptions::default()
+    })
+}
+
+/// What `--merge` needs, checked before any agent starts: a branch with a commit to merge
+/// into and no git operation paused in the work tree.
+fn check_merge_target(repo: &crate::git::Repo) -> Result<(), CliError> {
+    match repo.head() {
+        Err(crate::git::GitError::UnbornHead) => {
+            return Err(CliError::new(
+                Exit::Repository,
+                "--merge needs a current branch with a commit; HEAD has no commit yet",
+            )
+            .hint("commit something first, or run without --merge and merge a candidate later"));
+        }
+        Err(e) => return Err(e.into()),
+        Ok(_) => {}
+    }
+    if let Some((what, how)) = crate::git::merge::operation_in_progress(repo) {
+        return Err(CliError::new(
+            Exit::Negative,
+            format!("--merge cannot merge while {what} is in progress in your work tree; no agent was started"),
+        )
+        .hint(format!(
+            "finish it ({how}) first, or run without --merge"
+        )));
+    }
+    Ok(())
+}
+
 /// Prints the result (and merges when asked); the exit code says whether a winner exists.
 pub fn finish(
     ctx: &Ctx,
     repo: &crate::git::Repo,
     mut state: RunState,
-    merge: bool,
+    merge: Option<MergeOptions>,
     json: bool,
     progress: Option<&super::progress::Progress>,
 ) -> Result<Exit, CliError> {
@@ -430,10 +472,20 @@ pub fn finish(
     }
     let stdout_taken = progress.is_some_and(|p| p.owns_stdout());
     let mut merge_outcome = None;
-    if merge && let Some(winner) = state.winner.clone() {
-        let dir = crate::run::layout::RunDir::new(repo, &state.run);
-        let outcome = super::merge::merge_candidate(repo, &dir, &mut state, &winner, false, false)?;
-        merge_outcome = Some(outcome);
+    let mut refused = None;
+    if let Some(options) = merge
+        && let Some(winner) = state.winner.clone()
+    {
+        if !state.breaches.is_empty() && !options.allow_breach {
+            refused = Some(super::merge::breach_refusal(&state));
+        } else {
+            let dir = crate::run::layout::RunDir::new(repo, &state.run);
+            let waiting =
+                || ctx.ui.info("massgen: waiting for another git massgen merge to finish");
+            let outcome =
+                super::merge::merge_candidate(repo, &dir, &mut state, &winner, options, &waiting)?;
+            merge_outcome = Some(outcome);
+        }
     }
     // The HTML report beside the run's state; a failure to write it is only a warning.
     let dir = crate::run::layout::RunDir::new(repo, &state.run);
@@ -463,6 +515,9 @@ pub fn finish(
         } else {
             ctx.ui.out(&text);
         }
+    }
+    if let Some(refused) = refused {
+        return Err(refused);
     }
     let merge_failed = merge_outcome.as_ref().is_some_and(|m| !m.merged);
     Ok(if state.winner.is_none() || merge_failed {
@@ -543,6 +598,15 @@ pub fn render_ranking(state: &RunState) -> String {
     }
     for w in &state.warnings {
         out.push_str(&format!("warning: {w}\n"));
+    }
+    if !state.breaches.is_empty() {
+        out.push_str(&format!(
+            "\nchanged in your repository while the agents ran ({}; merging is refused without --allow-breach):\n",
+            match state.breaches.len() { 1 => "1 breach".to_owned(), n => format!("{n} breaches") }
+        ));
+        for b in &state.breaches {
+            out.push_str(&format!("  breach: {b}\n"));
+        }
     }
     out
 }

@@ -41,6 +41,8 @@ pub struct Plan {
     pub conflicts: Vec<Conflict>,
     /// Paths whose content differs between HEAD's tree and the merged tree.
     pub changed_paths: Vec<String>,
+    /// Of those, the files the merge deletes.
+    pub deleted_paths: Vec<String>,
 }
 
 /// Merges `theirs` into `ours` in memory. Nothing outside the object database is written.
@@ -53,6 +55,7 @@ pub fn plan(repo: &Repo, ours: ObjectId, theirs: ObjectId) -> Result<Plan, GitEr
         tree: ours_tree,
         conflicts: Vec::new(),
         changed_paths: Vec::new(),
+        deleted_paths: Vec::new(),
     };
     // One merge-base walk tells all three cases apart.
     let base = repo.merge_base(ours, theirs)?;
@@ -102,10 +105,12 @@ pub fn plan(repo: &Repo, ours: ObjectId, theirs: ObjectId) -> Result<Plan, GitEr
             .ctx(|| "cannot write the merged tree".into())?
             .detach();
     }
-    plan.changed_paths = super::diff::tree_changes(repo, ours_tree, plan.tree)?
-        .into_iter()
-        .map(|c| c.path)
-        .collect();
+    for c in super::diff::tree_changes(repo, ours_tree, plan.tree)? {
+        if c.new.is_none() {
+            plan.deleted_paths.push(c.path.clone());
+        }
+        plan.changed_paths.push(c.path);
+    }
     Ok(plan)
 }
 
@@ -192,11 +197,100 @@ pub fn apply(repo: &Repo, plan: &Plan, squash: bool, message: &str) -> Result<Ob
             plan.ours
         )));
     }
-    Git::new(&repo.workdir)
+    crate::killpoint::reached("merge-committed");
+    let moved = Git::new(&repo.workdir)
         .args(["merge", "--ff-only", "--no-stat", "--quiet"])
         .arg(target.to_string())
-        .run()?;
+        .run();
+    if let Err(GitError::Command { stderr, .. }) = &moved
+        && stderr.contains("index.lock")
+    {
+        return Err(GitError::Other(format!(
+            "another git process is using your index ({}); nothing was changed. Wait for it to finish and merge again (remove that file only if no git process is running)",
+            repo.git_dir.join("index.lock").display()
+        )));
+    }
+    moved?;
+    crate::killpoint::reached("merge-applied");
     Ok(target)
+}
+
+/// The git operation that is paused in the user's work tree (a merge, rebase, cherry-pick,
+/// revert, `git am` or bisect), with the commands that finish or abort it. Merging on top of
+/// one would fold our commit into it.
+pub fn operation_in_progress(repo: &Repo) -> Option<(&'static str, &'static str)> {
+    let dir = &repo.git_dir;
+    let has = |name: &str| dir.join(name).exists();
+    if has("rebase-merge") || (has("rebase-apply") && !has("rebase-apply/applying")) {
+        Some(("a rebase", "git rebase --continue or git rebase --abort"))
+    } else if has("rebase-apply") {
+        Some(("git am", "git am --continue or git am --abort"))
+    } else if has("MERGE_HEAD") {
+        Some(("a merge", "commit it, or git merge --abort"))
+    } else if has("CHERRY_PICK_HEAD") || has("sequencer/todo") && has("sequencer/opts") {
+        Some((
+            "a cherry-pick",
+            "git cherry-pick --continue or git cherry-pick --abort",
+        ))
+    } else if has("REVERT_HEAD") {
+        Some(("a revert", "git revert --continue or git revert --abort"))
+    } else if has("BISECT_LOG") {
+        Some(("a bisect", "git bisect reset"))
+    } else {
+        None
+    }
+}
+
+/// An exclusive lock on merging into this repository, held while a merge is planned and
+/// applied, so that two `git massgen merge` (or `run --merge`) at once go one after the
+/// other, the second planned on what the first left. Released when dropped (or by the
+/// kernel, however the process ends). `waiting` is called once if the lock is taken.
+pub fn lock(
+    repo: &Repo,
+    timeout: std::time::Duration,
+    waiting: &dyn Fn(),
+) -> Result<nix::fcntl::Flock<std::fs::File>, GitError> {
+    use nix::fcntl::{Flock, FlockArg};
+    let path = repo.common_dir.join("massgen-merge.lock");
+    let open = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| GitError::Io {
+                what: "cannot open the merge lock",
+                path: path.clone(),
+                source,
+            })
+    };
+    let start = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        match Flock::lock(open()?, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {}
+            Err((_, errno)) => {
+                return Err(GitError::Io {
+                    what: "cannot take the merge lock",
+                    path,
+                    source: errno.into(),
+                });
+            }
+        }
+        if start.elapsed() >= timeout {
+            return Err(GitError::Other(format!(
+                "another git massgen merge has held {} for {}s; nothing was changed",
+                path.display(),
+                timeout.as_secs()
+            )));
+        }
+        if !told {
+            waiting();
+            told = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 fn commit(

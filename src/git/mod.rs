@@ -7,6 +7,7 @@
 
 pub mod cmd;
 pub mod diff;
+pub mod guard;
 pub mod merge;
 pub mod snapshot;
 pub mod worktree;

@@ -43,22 +43,22 @@ pub fn attach_all(
     items: &[NewWorktree],
     interrupt: &AtomicBool,
 ) -> Result<Vec<PathBuf>, GitError> {
-    // Registration is sequential: gix writes a new registration's files non-atomically, and
-    // a concurrent registration reading it half-written fails. Checkout, the slow part, runs
-    // in parallel.
-    let mut prepared = Vec::new();
+    // Registration is quick and sequential; checkout, the slow part, runs in parallel.
+    let mut registered = Vec::new();
     let mut results: Vec<Result<PathBuf, GitError>> = Vec::new();
     for item in items {
-        match prepare_one(repo, item, interrupt) {
-            Ok(p) => prepared.push((item, p)),
+        match register(repo, &item.path, &format!("ref: {}", item.branch)) {
+            Ok(_) => registered.push(item),
             Err(e) => results.push(Err(e)),
         }
     }
     crate::killpoint::reached("worktrees-registered");
     let checked_out: Vec<Result<PathBuf, GitError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = prepared
-            .into_iter()
-            .map(|(item, p)| scope.spawn(move || checkout_one(item, p, interrupt)))
+        let handles: Vec<_> = registered
+            .iter()
+            .map(|item| {
+                scope.spawn(move || checkout(repo, &item.path, interrupt).map(|()| item.path.clone()))
+            })
             .collect();
         handles
             .into_iter()
@@ -69,21 +69,13 @@ pub fn attach_all(
             .collect()
     });
     results.extend(checked_out);
-    let mut created = Vec::new();
-    let mut first_error = None;
-    for r in results {
-        match r {
-            Ok(c) => created.push(c),
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
+    if let Some(i) = results.iter().position(Result::is_err) {
+        for item in &registered {
+            let _ = remove(repo, &item.path);
         }
+        return Err(results.swap_remove(i).expect_err("an error"));
     }
-    if let Some(e) = first_error {
-        rollback(repo, &[], &created);
-        return Err(e);
-    }
-    Ok(created)
+    Ok(results.into_iter().flatten().collect())
 }
 
 /// Checks out `commit` with a detached HEAD at `path` (a read-only view: a review). No
@@ -94,62 +86,180 @@ pub fn create_detached(
     path: &Path,
     interrupt: &AtomicBool,
 ) -> Result<(), GitError> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| GitError::Io {
-            what: "cannot create the worktree directory",
-            path: parent.to_owned(),
-            source,
-        })?;
-    }
-    let prepared = repo
-        .local()
-        .prepare_add_worktree(path, gix::worktree::add::Head::Detached(commit), interrupt)
-        .ctx(|| format!("cannot create worktree {}", path.display()))?;
-    let checked_out = prepared
-        .checkout(gix::progress::Discard, interrupt)
-        .ctx(|| format!("cannot check out worktree {}", path.display()));
-    if checked_out.is_err() {
+    register(repo, path, &commit.to_string())?;
+    checkout(repo, path, interrupt).inspect_err(|_| {
         let _ = remove(repo, path);
-    }
-    checked_out.map(|_| ())
+    })
 }
 
-fn prepare_one(
-    repo: &Repo,
-    item: &NewWorktree,
-    interrupt: &AtomicBool,
-) -> Result<gix::worktree::add::PrepareCheckout, GitError> {
-    if let Some(parent) = item.path.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| GitError::Io {
-            what: "cannot create the worktree directory",
-            path: parent.to_owned(),
-            source,
-        })?;
+/// Registers a linked worktree at `path` whose HEAD is `head` (`ref: <branch>` or a commit
+/// id), as `git worktree add --no-checkout` does, but atomically: the registration's files
+/// are written in a staging directory beside `worktrees/` and renamed into it in one step
+/// (never over an existing one), so that git, gix and concurrent git-massgen processes
+/// never read a half-written registration, and a crash never leaves one without a valid
+/// HEAD. Then `path/.git` points at it. Returns the registration directory.
+fn register(repo: &Repo, path: &Path, head: &str) -> Result<PathBuf, GitError> {
+    fn io(what: &'static str, p: &Path) -> impl FnOnce(std::io::Error) -> GitError {
+        let path = p.to_owned();
+        move |source| GitError::Io { what, path, source }
     }
-    let local = repo.local();
-    let name = gix::refs::FullName::try_from(item.branch.as_str())
-        .ctx(|| format!("invalid branch name {}", item.branch))?;
-    local
-        .prepare_add_worktree(
-            &item.path,
-            gix::worktree::add::Head::Attached(name),
-            interrupt,
-        )
-        .ctx(|| format!("cannot create worktree {}", item.path.display()))
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(io("cannot create the worktree directory", parent))?;
+    }
+    match std::fs::create_dir(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let empty = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none());
+            if !empty {
+                return Err(GitError::Other(format!(
+                    "cannot create worktree {}: the directory exists and is not empty",
+                    path.display()
+                )));
+            }
+        }
+        Err(e) => return Err(io("cannot create the worktree directory", path)(e)),
+    }
+    let path = std::fs::canonicalize(path).map_err(io("cannot resolve", path))?;
+    let leaf: String = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "worktree".into())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let staging_root = repo.common_dir.join("massgen-registering");
+    let staging = staging_root.join(format!(
+        "{leaf}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    std::fs::create_dir_all(&staging).map_err(io("cannot register the worktree", &staging))?;
+    let written = [
+        ("HEAD", format!("{head}\n")),
+        ("commondir", "../..\n".to_owned()),
+        ("gitdir", format!("{}\n", path.join(".git").display())),
+    ]
+    .iter()
+    .try_for_each(|(name, text)| std::fs::write(staging.join(name), text));
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(io("cannot register the worktree", &staging)(e));
+    }
+    let worktrees = repo.common_dir.join("worktrees");
+    let _ = std::fs::create_dir_all(&worktrees);
+    let mut admin = None;
+    for n in 0..1000 {
+        let name = if n == 0 {
+            leaf.clone()
+        } else {
+            format!("{leaf}{n}")
+        };
+        let target = worktrees.join(&name);
+        match rename_noreplace(&staging, &target) {
+            Ok(()) => {
+                admin = Some(target);
+                break;
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists
+                    || e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {}
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(io("cannot register the worktree", &target)(e));
+            }
+        }
+    }
+    let Some(admin) = admin else {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(GitError::Other(format!(
+            "cannot register worktree {}: no free name under {}",
+            path.display(),
+            worktrees.display()
+        )));
+    };
+    // Empty once no registration is being written (another process may be writing one).
+    let _ = std::fs::remove_dir(&staging_root);
+    if let Err(e) = write_gitfile(&path.join(".git"), &admin) {
+        let _ = std::fs::remove_dir_all(&admin);
+        return Err(e);
+    }
+    Ok(admin)
 }
 
-fn checkout_one(
-    item: &NewWorktree,
-    prepared: gix::worktree::add::PrepareCheckout,
-    interrupt: &AtomicBool,
-) -> Result<PathBuf, GitError> {
-    let (wt, _outcome) = prepared
-        .checkout(gix::progress::Discard, interrupt)
-        .ctx(|| format!("cannot check out worktree {}", item.path.display()))?;
+/// `rename` that fails instead of replacing an existing (even empty) directory.
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+        renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE)
+            .map_err(std::io::Error::from)
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        if to.exists() {
+            return Err(std::io::ErrorKind::AlreadyExists.into());
+        }
+        std::fs::rename(from, to)
+    }
+}
+
+/// Checks out the tree of a registered worktree's HEAD into its empty directory and writes
+/// its index, then marks it ready ([`READY_FILE`]).
+fn checkout(repo: &Repo, path: &Path, interrupt: &AtomicBool) -> Result<(), GitError> {
+    let what = || format!("cannot check out worktree {}", path.display());
+    let wt = repo.open_worktree(path)?;
+    let tree = wt
+        .head_commit()
+        .ctx(what)?
+        .tree_id()
+        .ctx(what)?
+        .detach();
+    let mut index = wt.index_from_tree(&tree).ctx(what)?;
+    let mut options = wt
+        .checkout_options(gix::worktree::stack::state::attributes::Source::IdMapping)
+        .ctx(what)?;
+    options.destination_is_initially_empty = true;
+    let objects = wt.objects.clone().into_arc().ctx(what)?;
+    let progress = gix::progress::Discard;
+    gix::worktree::state::checkout(
+        &mut index,
+        path,
+        objects,
+        &progress,
+        &progress,
+        interrupt,
+        options,
+    )
+    .ctx(what)?;
+    index.write(Default::default()).ctx(what)?;
     crate::killpoint::reached("worktree-checked-out");
     record_pristine_index(&wt);
-    mark_ready(&wt)?;
-    Ok(item.path.clone())
+    mark_ready(&wt)
+}
+
+/// Name of the file, in a candidate worktree's private git directory, that holds the checksum
+/// of the index as it was checked out. While the index still has that checksum the agent
+/// has not staged or committed anything, and a snapshot can skip comparing HEAD with the
+/// index (a tree-wide diff).
+pub const PRISTINE_INDEX_FILE: &str = "massgen-pristine-index";
+
+fn record_pristine_index(wt: &gix::Repository) {
+    if let Ok(index) = wt.index()
+        && let Some(checksum) = index.checksum()
+    {
+        // Only an optimisation: a missing file makes snapshots take the full path.
+        let _ = std::fs::write(wt.git_dir().join(PRISTINE_INDEX_FILE), checksum.to_string());
+    }
 }
 
 /// Name of the file, in a candidate worktree's private git directory, written once its
@@ -169,30 +279,15 @@ fn mark_ready(wt: &gix::Repository) -> Result<(), GitError> {
 }
 
 /// Whether the worktree at `path` was completely checked out: it is registered and its
-/// registration carries [`READY_FILE`]. Worktrees made before that file existed count as
-/// complete when gix finished them (its `locked` file, written while a worktree is being
-/// added, is gone) and they have an index.
+/// registration carries [`READY_FILE`]. Worktrees made by earlier versions (with gix's
+/// `add_worktree`) count as complete when gix finished them: its `locked` file, written
+/// while a worktree is being added, is gone and the index exists.
 pub fn is_ready(repo: &Repo, path: &Path) -> bool {
     let Some(admin) = registration(repo, path) else {
         return false;
     };
     admin.join(READY_FILE).is_file()
         || (!admin.join("locked").exists() && admin.join("index").is_file())
-}
-
-/// Name of the file, in a candidate worktree's private git directory, that holds the checksum
-/// of the index as it was checked out. While the index still has that checksum the agent
-/// has not staged or committed anything, and a snapshot can skip comparing HEAD with the
-/// index (a tree-wide diff).
-pub const PRISTINE_INDEX_FILE: &str = "massgen-pristine-index";
-
-fn record_pristine_index(wt: &gix::Repository) {
-    if let Ok(index) = wt.index()
-        && let Some(checksum) = index.checksum()
-    {
-        // Only an optimisation: a missing file makes snapshots take the full path.
-        let _ = std::fs::write(wt.git_dir().join(PRISTINE_INDEX_FILE), checksum.to_string());
-    }
 }
 
 fn rollback(repo: &Repo, branches: &[String], paths: &[PathBuf]) {

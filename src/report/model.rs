@@ -41,6 +41,8 @@ pub struct Page {
     pub usage: Option<UsageView>,
     pub judge_usage: Option<UsageView>,
     pub warnings: Vec<String>,
+    /// Changes made in the user's repository while agents ran; they block merging.
+    pub breaches: Vec<String>,
     pub heatmap: Heatmap,
     pub diffs: Vec<DiffView>,
     pub version: &'static str,
@@ -264,6 +266,7 @@ pub(super) fn build(
         usage: state.usage.as_ref().map(usage_view),
         judge_usage: state.judge_usage.as_ref().map(usage_view),
         warnings: state.warnings.clone(),
+        breaches: state.breaches.clone(),
         heatmap: heatmap(&order, state, &rendered),
         diffs,
         version: env!("CARGO_PKG_VERSION"),

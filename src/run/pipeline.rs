@@ -283,6 +283,7 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
             reason: None,
         }],
         judge_usage: None,
+        breaches: Vec::new(),
     };
     state.save(&dir)?;
     report(Event::Created {
@@ -657,8 +658,9 @@ async fn run_turn(
     Ok(())
 }
 
-/// Runs the asked agents, at most `jobs` at once, and checks that none of them moved the
-/// user's branches.
+/// Runs the asked agents, at most `jobs` at once, and checks that none of them changed the
+/// user's repository (invariant 6): a fingerprint taken before they start is compared with
+/// one taken after they end, and every difference is recorded as a breach.
 async fn run_agents(
     shared: &Arc<Shared>,
     plan: &Plan,
@@ -666,8 +668,7 @@ async fn run_agents(
     permits: &Arc<Semaphore>,
     cancel: &watch::Receiver<bool>,
 ) -> Result<(), RunError> {
-    let id = shared.dir.id.clone();
-    let tips_before = user_tips(&shared.repo, &id)?;
+    let before = fingerprint(shared).await?;
     let mut tasks = tokio::task::JoinSet::new();
     for (agent, ask) in asks {
         let shared = shared.clone();
@@ -682,45 +683,48 @@ async fn run_agents(
             run_agent(&shared, &plan, &agent, ask, cancel).await
         });
     }
+    let mut result = Ok(());
     while let Some(joined) = tasks.join_next().await {
-        joined.expect("agent task does not panic")?;
-    }
-    if *cancel.borrow() {
-        return Err(RunError::Interrupted);
-    }
-    let tips_after = user_tips(&shared.repo, &id)?;
-    for (name, before) in &tips_before {
-        let after = tips_after.get(name);
-        if after != Some(before) {
-            let msg = format!(
-                "{name} changed during the run ({} -> {}); if no one else changed it, an agent wrote outside its worktree",
-                short(before),
-                after.map_or("deleted", |a| short(a))
-            );
-            (shared.report)(Event::Warning(msg.clone()));
-            shared.update(|s| s.warnings.push(msg))?;
+        let done = joined.expect("agent task does not panic");
+        if result.is_ok() {
+            result = done;
         }
     }
-    for name in tips_after.keys().filter(|n| !tips_before.contains_key(*n)) {
-        let msg = format!("{name} was created during the run");
-        (shared.report)(Event::Warning(msg.clone()));
-        shared.update(|s| s.warnings.push(msg))?;
+    // Checked however the agents ended: an interrupted run keeps its breaches too.
+    let after = fingerprint(shared).await?;
+    let found = git::guard::changes(&before, &after);
+    if !found.is_empty() {
+        let known = shared.snapshot_state().breaches;
+        let new: Vec<String> = found.into_iter().filter(|b| !known.contains(b)).collect();
+        for b in &new {
+            (shared.report)(Event::Warning(format!(
+                "breach: {b} while the agents ran; merging is refused without --allow-breach"
+            )));
+        }
+        shared.update(|s| s.breaches.extend(new))?;
+    }
+    result?;
+    if *cancel.borrow() {
+        return Err(RunError::Interrupted);
     }
     Ok(())
 }
 
-fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
-}
-
-/// Branch tips and HEAD of the user, without this run's own branches.
-fn user_tips(repo: &Repo, run: &str) -> Result<BTreeMap<String, String>, RunError> {
-    let own = format!("refs/heads/massgen/{run}/");
-    Ok(repo
-        .branch_tips()?
-        .into_iter()
-        .filter(|(name, _)| !name.starts_with(&own))
-        .collect())
+/// The user's repository as agents must leave it; candidate branches of runs are left out
+/// (this run's own and those of runs going on beside it).
+async fn fingerprint(shared: &Arc<Shared>) -> Result<git::guard::Fingerprint, RunError> {
+    let repo = shared.repo.clone();
+    let runs = layout::runs_dir(&repo);
+    let fp = tokio::task::spawn_blocking(move || {
+        git::guard::take(&repo, &|name: &str| {
+            name.strip_prefix("refs/heads/massgen/")
+                .and_then(|rest| rest.split_once('/'))
+                .is_some_and(|(run, _)| runs.join(run).join("state.json").is_file())
+        })
+    })
+    .await
+    .expect("fingerprinting does not panic")?;
+    Ok(fp)
 }
 
 async fn remove_worktrees(shared: &Arc<Shared>) -> Result<(), RunError> {

@@ -306,6 +306,11 @@ pub struct RunState {
     /// Tokens and cost of LLM judges.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge_usage: Option<Usage>,
+    /// What changed in the user's repository while agents ran (work tree, index, HEAD,
+    /// refs, config, hooks), one line each. Any breach blocks merging without
+    /// `--allow-breach`.
+    #[serde(default)]
+    pub breaches: Vec<String>,
 }
 
 impl RunState {

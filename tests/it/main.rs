@@ -2,6 +2,7 @@
 
 mod support;
 
+mod breach;
 mod clis;
 mod consensus;
 mod crash;

@@ -346,10 +346,10 @@ fn an_agent_touching_the_users_branches_is_reported() {
         "fix",
         0,
     );
-    let warnings = json["warnings"].to_string();
+    let breaches = json["breaches"].to_string();
     assert!(
-        warnings.contains("refs/heads/sneaky was created during the run"),
-        "{warnings}"
+        breaches.contains("ref refs/heads/sneaky was created"),
+        "{breaches}"
     );
 }
 

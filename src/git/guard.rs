@@ -1,0 +1,211 @@
+//! What agents must leave alone in the user's repository, taken as a fingerprint before they
+//! start and compared after they end: the work tree (tracked and untracked files that git
+//! does not ignore), the index, HEAD, every ref, the configuration and the hooks. Any
+//! difference is a breach of the agents' confinement, reported by name.
+//!
+//! Files are compared by their stat data (size, modification and change times, inode,
+//! mode): a write of the same bytes still counts. The index is compared by its entries
+//! (path, mode, object, stage), not its bytes, because `git status` refreshes the stat data
+//! it caches without changing anything the user staged.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use gix::bstr::ByteSlice;
+
+use super::cmd::Git;
+use super::{GitError, GixContext, Repo};
+
+/// The state of everything an agent must not change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    head: String,
+    refs: BTreeMap<String, String>,
+    index: BTreeMap<String, String>,
+    files: BTreeMap<String, String>,
+    config: BTreeMap<String, String>,
+    hooks: BTreeMap<String, String>,
+}
+
+/// Takes the fingerprint of `repo`. Refs for which `ignore_ref` holds (the candidate
+/// branches of runs) and files under `.massgen/runs/` and `.massgen/reviews/` (our own
+/// runtime state) are left out.
+pub fn take(repo: &Repo, ignore_ref: &dyn Fn(&str) -> bool) -> Result<Fingerprint, GitError> {
+    let local = repo.local();
+    let head = std::fs::read_to_string(repo.git_dir.join("HEAD"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let head = match local.head_id() {
+        Ok(id) => format!("{head} ({id})"),
+        Err(_) => head,
+    };
+
+    let mut refs = BTreeMap::new();
+    let platform = local.references().ctx(|| "cannot list refs".into())?;
+    for r in platform.all().ctx(|| "cannot list refs".into())? {
+        let r = r.map_err(|e| GitError::Other(format!("cannot read a ref: {e}")))?;
+        let name = r.name().as_bstr().to_string();
+        if ignore_ref(&name) {
+            continue;
+        }
+        let target = match r.target().try_id() {
+            Some(id) => id.to_string(),
+            None => format!("-> {:?}", r.target()),
+        };
+        refs.insert(name, target);
+    }
+
+    let mut index = BTreeMap::new();
+    if let Ok(file) = local.open_index() {
+        for e in file.entries() {
+            let path = e.path(&file).to_str_lossy().into_owned();
+            index.insert(
+                format!("{path}:{}", e.stage_raw()),
+                format!("{:o} {}", e.mode.bits(), e.id),
+            );
+        }
+    }
+
+    let mut files = BTreeMap::new();
+    let listed = Git::new(&repo.workdir)
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+            "--full-name",
+        ])
+        .run()?;
+    for raw in listed.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()) {
+        let path = String::from_utf8_lossy(raw).into_owned();
+        if path.starts_with(".massgen/runs/") || path.starts_with(".massgen/reviews/") {
+            continue;
+        }
+        let stamp = stamp(&repo.workdir.join(&path));
+        files.insert(path, stamp);
+    }
+
+    let mut config = BTreeMap::new();
+    for (name, path) in [
+        ("config", repo.common_dir.join("config")),
+        ("config.worktree", repo.git_dir.join("config.worktree")),
+    ] {
+        config.insert(name.to_owned(), content(&path));
+    }
+
+    let mut hooks = BTreeMap::new();
+    let hooks_dir = repo.common_dir.join("hooks");
+    walk(&hooks_dir, &hooks_dir, &mut hooks);
+    if let Some(custom) = local.config_snapshot().string("core.hooksPath")
+        && let Ok(custom) = gix::path::from_bstr(custom.as_bstr())
+    {
+        let custom = repo.workdir.join(custom);
+        if custom != hooks_dir {
+            walk(&custom, &custom, &mut hooks);
+        }
+    }
+    Ok(Fingerprint {
+        head,
+        refs,
+        index,
+        files,
+        config,
+        hooks,
+    })
+}
+
+/// What changed between two fingerprints, one line per difference, by name.
+pub fn changes(before: &Fingerprint, after: &Fingerprint) -> Vec<String> {
+    let mut out = Vec::new();
+    if before.head != after.head {
+        out.push(format!(
+            "HEAD of your work tree moved: {} -> {}",
+            before.head, after.head
+        ));
+    }
+    diff_maps(&before.refs, &after.refs, &mut out, |name, what| {
+        format!("ref {name} {what}")
+    });
+    diff_maps(&before.index, &after.index, &mut out, |key, what| {
+        let path = key.rsplit_once(':').map_or(key, |(p, _)| p);
+        format!("your index: {path} {what}")
+    });
+    diff_maps(&before.files, &after.files, &mut out, |path, what| {
+        format!("your work tree: {path} {what}")
+    });
+    diff_maps(&before.config, &after.config, &mut out, |name, _| {
+        format!("your repository's {name} file was changed")
+    });
+    diff_maps(&before.hooks, &after.hooks, &mut out, |name, what| {
+        format!("hook {name} {what}")
+    });
+    out
+}
+
+fn diff_maps(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+    out: &mut Vec<String>,
+    line: impl Fn(&str, &str) -> String,
+) {
+    for (k, v) in before {
+        match after.get(k) {
+            None => out.push(line(k, "was deleted")),
+            Some(w) if w != v => out.push(line(k, "was changed")),
+            Some(_) => {}
+        }
+    }
+    for k in after.keys().filter(|k| !before.contains_key(*k)) {
+        out.push(line(k, "was created"));
+    }
+}
+
+/// Size, times, inode and mode of a file (not following a link); "missing" when it is gone.
+fn stamp(path: &Path) -> String {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => format!(
+            "{} {}.{} {}.{} {} {:o}",
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+            m.ino(),
+            m.mode()
+        ),
+        Err(_) => "missing".into(),
+    }
+}
+
+/// A small file's bytes, or "missing".
+fn content(path: &Path) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => "missing".into(),
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            walk(root, &path, out);
+        } else {
+            let name = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+            out.insert(
+                format!("{}/{name}", root.display()),
+                format!(
+                    "{:o} {}",
+                    entry.metadata().map(|m| m.mode()).unwrap_or(0),
+                    content(&path)
+                ),
+            );
+        }
+    }
+}
