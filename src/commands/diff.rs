@@ -37,7 +37,17 @@ pub fn diff(ctx: &Ctx, args: &DiffArgs) -> Result<Exit, CliError> {
     };
     let rendered = diff::render(&repo, old, new)?;
     let text = if args.stat {
-        let mut text: String = rendered.paths.iter().map(|p| format!("{p}\n")).collect();
+        let mut text: String = rendered
+            .paths
+            .iter()
+            .map(|p| {
+                if rendered.deleted.contains(p) {
+                    format!("{p} (deleted)\n")
+                } else {
+                    format!("{p}\n")
+                }
+            })
+            .collect();
         text.push_str(&format!(
             "{} files changed, {} insertions(+), {} deletions(-)\n",
             rendered.stat.files, rendered.stat.insertions, rendered.stat.deletions

@@ -575,6 +575,14 @@ pub fn render_ranking(state: &RunState) -> String {
         header.insert(header.len() - 1, "tokens in/out, cost");
     }
     out.push_str(&ui::table(&header, &rows));
+    for c in cands.iter().filter(|c| !c.deleted.is_empty()) {
+        out.push_str(&format!(
+            "{} deletes {}: {}\n",
+            c.agent,
+            ui::count(c.deleted.len(), "file"),
+            super::merge::name_some(&c.deleted)
+        ));
+    }
     if let Some(reason) = &state.reason {
         out.push_str(&format!("\n{reason}\n"));
     }

@@ -38,6 +38,8 @@ pub struct Rendered {
     pub changed_lines: String,
     /// The changed paths, sorted.
     pub paths: Vec<String>,
+    /// Of those, the deleted files.
+    pub deleted: Vec<String>,
 }
 
 /// The blob-level changes between the trees of two commits (renames are not tracked: a
@@ -118,6 +120,9 @@ pub fn render(repo: &Repo, old: ObjectId, new: ObjectId) -> Result<Rendered, Git
     for change in changes(repo, old, new)? {
         out.stat.files += 1;
         out.paths.push(change.path.clone());
+        if change.new.is_none() {
+            out.deleted.push(change.path.clone());
+        }
         let read = |side: &Option<(EntryMode, ObjectId)>| -> Result<Vec<u8>, GitError> {
             match side {
                 Some((mode, id)) if !mode.is_commit() => Ok(local

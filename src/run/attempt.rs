@@ -274,6 +274,7 @@ pub(super) async fn run_agent(
         c.files_changed = rendered.stat.files;
         c.insertions = rendered.stat.insertions;
         c.deletions = rendered.stat.deletions;
+        c.deleted = rendered.deleted.clone();
         c.warnings.extend(snap.warnings.iter().cloned());
         if changed_now {
             c.tests = None;

@@ -118,6 +118,9 @@ pub struct Candidate {
     pub files_changed: usize,
     pub insertions: usize,
     pub deletions: usize,
+    /// The files the candidate deletes (relative to the base).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<String>,
     pub tests: Option<TestResult>,
     pub agreement: f64,
     pub rank: Option<usize>,

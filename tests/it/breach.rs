@@ -169,21 +169,55 @@ fn run_merge_on_an_unborn_branch_fails_before_any_agent_runs() {
 }
 
 #[test]
-fn deleted_files_are_named_in_the_merge_and_its_message() {
+fn deleted_files_are_named_in_the_ranking_the_stat_and_the_merge_message() {
     let repo = TestRepo::new();
     repo.write("old.txt", "old\n");
     repo.commit_all("add old");
-    // The agent resets its branch below the base: the candidate deletes old.txt.
+    // The agent resets its branch below the base: its candidate deletes old.txt.
     let body = "git reset -q --hard HEAD~1";
     let run = repo
         .massgen()
-        .args(["run", "--merge", "--agent-cmd", &repo.agent("a", body), "task"])
-        .run();
-    let text = format!("{}{}", run.stdout, run.stderr);
-    assert!(text.contains("deleted 1 file: old.txt"), "{text}");
+        .args(["run", "--agent-cmd", &repo.agent("a", body), "task"])
+        .run()
+        .expect_code(0);
+    run.assert_stdout("a deletes 1 file: old.txt");
+    let stat = repo.massgen().args(["diff", "latest", "a", "--stat"]).run();
+    stat.assert_stdout("old.txt (deleted)");
+    // A squash merge writes its own message, which names the deletion.
+    let merge = repo
+        .massgen()
+        .args(["merge", "latest", "a", "--squash"])
+        .run()
+        .expect_code(0);
+    merge.assert_stdout("deleted 1 file: old.txt");
     let message = repo.git(&["log", "-1", "--format=%B"]);
-    let merged = !std::path::Path::new(&repo.path.join("old.txt")).exists();
-    if merged && message.contains("Merge") {
-        assert!(message.contains("Deletes: old.txt"), "{message}");
+    assert!(message.contains("Deletes: old.txt"), "{message}");
+    assert!(!repo.path.join("old.txt").exists());
+}
+
+#[test]
+fn two_run_merge_at_once_go_one_after_the_other() {
+    let repo = TestRepo::new();
+    let spawn = |name: &str, file: &str| {
+        let body = format!("echo {name} > {file}");
+        repo.massgen()
+            .args(["run", "--merge", "--agent-cmd", &repo.agent(name, &body), "task"])
+            .spawn()
+    };
+    let children = [spawn("a", "a.txt"), spawn("b", "b.txt")];
+    let mut merged = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("index.lock"), "{stderr}");
+        match out.status.code() {
+            Some(0) => merged += 1,
+            // The other run's merge moved main while this one's agents ran: a breach.
+            Some(1) => assert!(stderr.contains("breach"), "{stderr}"),
+            code => panic!("exit {code:?}: {stderr}"),
+        }
     }
+    assert!(merged >= 1);
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+    repo.assert_fsck_clean();
 }
