@@ -123,6 +123,9 @@ impl From<crate::run::RunError> for CliError {
             RunError::Busy { .. } => {
                 CliError::new(Exit::Failure, err).hint("wait for it to finish, or stop it first")
             }
+            RunError::State { .. } => CliError::new(Exit::Failure, err).hint(
+                "the run's state file is damaged; `git massgen clean RUN` saves what its worktrees hold and sets it aside",
+            ),
             _ => CliError::new(Exit::Failure, err),
         }
     }

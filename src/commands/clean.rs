@@ -4,6 +4,8 @@
 //! snapshotted onto their branches, and a candidate branch whose commit is not contained in
 //! any other branch is kept (and its run with it) unless `--force` is given.
 
+use std::collections::BTreeSet;
+
 use crate::agent::process;
 use crate::commands::{Ctx, load_run};
 use crate::error::{CliError, Exit};
@@ -28,38 +30,60 @@ pub struct CleanArgs {
 
 pub fn clean(ctx: &Ctx, args: &CleanArgs) -> Result<Exit, CliError> {
     let repo = ctx.repo()?;
-    let targets: Vec<(RunDir, RunState)> = match &args.run {
+    let config = ctx.config(&repo)?;
+    let root = crate::run::layout::worktree_root(&repo, config.run.worktree_root.as_deref());
+    let scan = state::scan(&runs_dir(&repo))?;
+    let mut targets: Vec<(RunDir, RunState)> = Vec::new();
+    let mut unreadable: Vec<state::Unreadable> = Vec::new();
+    match &args.run {
         Some(run) => {
-            let (dir, st) = load_run(&repo, run)?;
-            if st.effective_phase().is_active() {
-                return Err(RunError::Busy {
-                    run: st.run,
-                    pid: st.pid,
+            if let Some(u) = scan.unreadable.iter().find(|u| u.run == *run) {
+                unreadable.push(u.clone());
+            } else {
+                let (dir, st) = load_run(&repo, run)?;
+                if st.effective_phase().is_active() {
+                    return Err(RunError::Busy {
+                        run: st.run,
+                        pid: st.pid,
+                    }
+                    .into());
                 }
-                .into());
+                targets.push((dir, st));
             }
-            vec![(dir, st)]
         }
-        None => state::list(&runs_dir(&repo))?
-            .into_iter()
-            .filter(|st| !st.effective_phase().is_active())
-            .map(|st| (RunDir::new(&repo, &st.run), st))
-            .collect(),
-    };
-    // Reviews killed before they could clean up leave a worktree of the reviewed tree.
-    // The kept review worktree goes too; the next review checks it out again.
-    if args.run.is_none() {
-        let config = ctx.config(&repo)?;
-        let root = crate::run::layout::worktree_root(&repo, config.run.worktree_root.as_deref());
-        for wt in crate::review::session::sweep(&repo, &root) {
-            ctx.ui.info(&format!(
-                "removed the worktree of an interrupted review: {}",
-                wt.display()
-            ));
-        }
-        if let Some(wt) = crate::review::session::remove_slot(&repo, &root)? {
-            ctx.ui
-                .info(&format!("removed the review worktree {}", wt.display()));
+        None => {
+            for st in scan.runs.iter().cloned() {
+                if st.effective_phase().is_active() {
+                    ctx.ui.info(&format!(
+                        "massgen: skipped run {}: it is still running (process {}); stop it first",
+                        st.run, st.pid
+                    ));
+                } else {
+                    targets.push((RunDir::new(&repo, &st.run), st));
+                }
+            }
+            unreadable = scan.unreadable.clone();
+            for dir in &scan.abandoned {
+                std::fs::remove_dir_all(dir).map_err(RunError::io("cannot remove", dir))?;
+                ctx.ui.info(&format!(
+                    "massgen: removed {}, left by a run killed as it was created",
+                    dir.display()
+                ));
+            }
+            // Reviews killed before they could clean up leave a worktree of the reviewed
+            // tree. The kept review worktree goes too; the next review checks it out again.
+            for wt in crate::review::session::sweep(&repo, &root) {
+                ctx.ui.info(&format!(
+                    "massgen: removed the worktree of an interrupted review: {}",
+                    wt.display()
+                ));
+            }
+            if let Some(wt) = crate::review::session::remove_slot(&repo, &root)? {
+                ctx.ui.info(&format!(
+                    "massgen: removed the review worktree {}",
+                    wt.display()
+                ));
+            }
         }
     }
     let mut kept_any = false;
@@ -67,12 +91,175 @@ pub fn clean(ctx: &Ctx, args: &CleanArgs) -> Result<Exit, CliError> {
         let kept = clean_run(ctx, &repo, &dir, st, args.force)?;
         kept_any |= kept > 0;
     }
+    for u in &unreadable {
+        let kept = clean_leftovers(ctx, &repo, &root, &u.run, args.force)?;
+        kept_any |= kept > 0;
+        if kept == 0 {
+            std::fs::remove_dir_all(&u.dir).map_err(RunError::io("cannot remove", &u.dir))?;
+            ctx.ui
+                .info(&format!("massgen: removed run {} ({})", u.run, u.error));
+        } else {
+            let aside = runs_dir(&repo).join(".unreadable").join(&u.run);
+            std::fs::create_dir_all(aside.parent().expect("has a parent"))
+                .map_err(RunError::io("cannot create", &aside))?;
+            std::fs::rename(&u.dir, &aside).map_err(RunError::io("cannot move", &u.dir))?;
+            ctx.ui.info(&format!(
+                "massgen: run {} is unreadable ({}); its files were set aside in {}",
+                u.run,
+                u.error,
+                aside.display()
+            ));
+        }
+    }
+    if args.run.is_none() {
+        // Branches and worktree directories of runs whose directory is gone altogether.
+        let known: BTreeSet<&str> = scan
+            .runs
+            .iter()
+            .map(|r| r.run.as_str())
+            .chain(unreadable.iter().map(|u| u.run.as_str()))
+            .collect();
+        let runs = runs_dir(&repo);
+        for id in orphan_runs(&repo, &root)? {
+            // Looked at again now: a run created since the scan is not an orphan.
+            let staged = std::fs::read_dir(&runs).is_ok_and(|mut d| {
+                d.any(|e| {
+                    e.is_ok_and(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(&format!(".{id}.new-"))
+                    })
+                })
+            });
+            if !known.contains(id.as_str()) && !runs.join(&id).exists() && !staged {
+                let kept = clean_leftovers(ctx, &repo, &root, &id, args.force)?;
+                kept_any |= kept > 0;
+            }
+        }
+    }
     if kept_any {
         ctx.ui.info(
             "hint: unmerged candidate branches were kept; `git massgen clean --force` deletes them",
         );
     }
     Ok(Exit::Success)
+}
+
+/// Ids of runs that have candidate branches or a worktree directory.
+fn orphan_runs(repo: &Repo, root: &std::path::Path) -> Result<BTreeSet<String>, CliError> {
+    let mut ids = BTreeSet::new();
+    for (name, _) in repo.branch_tips()? {
+        if let Some((id, _)) = name
+            .strip_prefix("refs/heads/massgen/")
+            .and_then(|rest| rest.split_once('/'))
+        {
+            ids.insert(id.to_owned());
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if looks_like_run_id(&name) && e.path().is_dir() {
+                ids.insert(name);
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// `20261206-121530-ab12`
+fn looks_like_run_id(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() == 20
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 15 => *c == b'-',
+            16..=19 => c.is_ascii_hexdigit(),
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// Cleans what a run left when its state is unreadable or gone: its processes, its
+/// worktrees (what a complete one holds is saved onto its branch first), its worktree
+/// directory, and its branches (merged ones, or all with `--force`). Returns how many
+/// branches were kept.
+fn clean_leftovers(
+    ctx: &Ctx,
+    repo: &Repo,
+    root: &std::path::Path,
+    run: &str,
+    force: bool,
+) -> Result<usize, CliError> {
+    let stray = process::kill_run_processes(run);
+    if stray > 0 {
+        ctx.ui.info(&format!(
+            "massgen: stopped {stray} leftover process(es) of run {run}"
+        ));
+    }
+    let run_root = root.join(run);
+    let trash = crate::run::trash::dir(root);
+    let own = format!("refs/heads/massgen/{run}/");
+    for (wt, branch) in git::worktree::registered_under(repo, &run_root) {
+        if let Some(branch) = branch.filter(|b| b.starts_with(&own))
+            && git::worktree::is_ready(repo, &wt)
+            && let Some(tip) = repo.ref_target(&branch)?
+        {
+            let message = format!("massgen: work left in run {run}\n");
+            match git::snapshot::snapshot(repo, &wt, &branch, tip, &message, false) {
+                Ok(snap) if snap.commit != tip => ctx.ui.info(&format!(
+                    "massgen: saved the work in {} onto {}",
+                    wt.display(),
+                    branch.trim_start_matches("refs/heads/")
+                )),
+                Ok(_) => {}
+                Err(e) => ctx.ui.warn(&format!(
+                    "cannot snapshot {} before removal: {e}",
+                    wt.display()
+                )),
+            }
+        }
+        if let Err(e) = git::worktree::discard(repo, &wt, &trash) {
+            ctx.ui
+                .warn(&format!("cannot remove worktree {}: {e}", wt.display()));
+        }
+    }
+    if run_root.is_dir() {
+        let _ = std::fs::create_dir_all(&trash);
+        let target = trash.join(format!("{run}-leftovers-{}", std::process::id()));
+        match std::fs::rename(&run_root, &target) {
+            Ok(()) => ctx.ui.info(&format!(
+                "massgen: removed the worktree directory {} of run {run}",
+                run_root.display()
+            )),
+            Err(e) => ctx
+                .ui
+                .warn(&format!("cannot remove {}: {e}", run_root.display())),
+        }
+        crate::run::trash::purge_in_background(&trash);
+    }
+    let protected = other_branch_tips(repo, run)?;
+    let mut kept = 0;
+    for (name, tip) in repo.branch_tips()? {
+        if !name.starts_with(&own) {
+            continue;
+        }
+        let Ok(tip) = ObjectId::from_hex(tip.as_bytes()) else {
+            continue;
+        };
+        let merged = protected
+            .iter()
+            .any(|&p| repo.is_ancestor(tip, p).unwrap_or(false));
+        let short = name.trim_start_matches("refs/heads/");
+        if force || merged {
+            repo.delete_ref(&name)?;
+            ctx.ui.info(&format!("massgen: deleted branch {short}"));
+        } else {
+            kept += 1;
+            ctx.ui.info(&format!(
+                "massgen: kept unmerged branch {short} (its run {run} has no readable state)"
+            ));
+        }
+    }
+    Ok(kept)
 }
 
 /// Cleans one run; returns how many branches were kept.

@@ -117,7 +117,14 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
     let rt = runtime()?;
     let progress = progress_for(ctx, &args, "")?;
     let state = rt.block_on(execute(repo.clone(), plan, progress.clone()))?;
-    finish(ctx, &repo, state, merge_options(&args), args.json, Some(&progress))
+    finish(
+        ctx,
+        &repo,
+        state,
+        merge_options(&args),
+        args.json,
+        Some(&progress),
+    )
 }
 
 /// The progress display of a run: live lines on a terminal (not with `--json` or
@@ -318,7 +325,14 @@ fn continue_run(
         reporter,
     ));
     progress.finish();
-    finish(ctx, &repo, state?, merge_options(&args), args.json, Some(&progress))
+    finish(
+        ctx,
+        &repo,
+        state?,
+        merge_options(args),
+        args.json,
+        Some(&progress),
+    )
 }
 
 /// The plan of a run (or of a turn of `--continue`) from flags and configuration.
@@ -480,8 +494,10 @@ pub fn finish(
             refused = Some(super::merge::breach_refusal(&state));
         } else {
             let dir = crate::run::layout::RunDir::new(repo, &state.run);
-            let waiting =
-                || ctx.ui.info("massgen: waiting for another git massgen merge to finish");
+            let waiting = || {
+                ctx.ui
+                    .info("massgen: waiting for another git massgen merge to finish")
+            };
             let outcome =
                 super::merge::merge_candidate(repo, &dir, &mut state, &winner, options, &waiting)?;
             merge_outcome = Some(outcome);

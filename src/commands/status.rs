@@ -36,13 +36,18 @@ pub fn status(ctx: &Ctx, args: &StatusArgs) -> Result<Exit, CliError> {
             }
         }
         None => {
-            let runs: Vec<RunState> = state::list(&runs_dir(&repo))?
-                .into_iter()
-                .map(shown)
-                .collect();
+            let scan = state::scan(&runs_dir(&repo))?;
+            let unreadable = scan.unreadable;
+            let runs: Vec<RunState> = scan.runs.into_iter().map(shown).collect();
             if args.json {
-                ctx.ui.json(&runs);
-            } else if runs.is_empty() {
+                let mut list = serde_json::to_value(&runs).expect("runs serialize");
+                if let Some(items) = list.as_array_mut() {
+                    items.extend(unreadable.iter().map(|u| {
+                        serde_json::json!({"run": u.run, "state": "unreadable", "error": u.error})
+                    }));
+                }
+                ctx.ui.json(&list);
+            } else if runs.is_empty() && unreadable.is_empty() {
                 ctx.ui
                     .line("no runs yet; start one with: git massgen run \"<task>\"");
             } else {
@@ -66,10 +71,25 @@ pub fn status(ctx: &Ctx, args: &StatusArgs) -> Result<Exit, CliError> {
                         ]
                     })
                     .collect();
+                let mut rows = rows;
+                for u in &unreadable {
+                    rows.push(vec![
+                        u.run.clone(),
+                        "unreadable".into(),
+                        "-".into(),
+                        "-".into(),
+                        u.error.clone(),
+                    ]);
+                }
                 ctx.ui.out(&ui::table(
                     &["run", "state", "agents", "winner", "task"],
                     &rows,
                 ));
+                if !unreadable.is_empty() {
+                    ctx.ui.info(
+                        "hint: `git massgen clean` saves what unreadable runs' worktrees hold and removes them",
+                    );
+                }
             }
         }
     }

@@ -197,7 +197,11 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
             walk(root, &path, out);
         } else {
-            let name = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+            let name = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
             out.insert(
                 format!("{}/{name}", root.display()),
                 format!(

@@ -57,7 +57,9 @@ pub fn attach_all(
         let handles: Vec<_> = registered
             .iter()
             .map(|item| {
-                scope.spawn(move || checkout(repo, &item.path, interrupt).map(|()| item.path.clone()))
+                scope.spawn(move || {
+                    checkout(repo, &item.path, interrupt).map(|()| item.path.clone())
+                })
             })
             .collect();
         handles
@@ -218,12 +220,7 @@ fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
 fn checkout(repo: &Repo, path: &Path, interrupt: &AtomicBool) -> Result<(), GitError> {
     let what = || format!("cannot check out worktree {}", path.display());
     let wt = repo.open_worktree(path)?;
-    let tree = wt
-        .head_commit()
-        .ctx(what)?
-        .tree_id()
-        .ctx(what)?
-        .detach();
+    let tree = wt.head_commit().ctx(what)?.tree_id().ctx(what)?.detach();
     let mut index = wt.index_from_tree(&tree).ctx(what)?;
     let mut options = wt
         .checkout_options(gix::worktree::stack::state::attributes::Source::IdMapping)
@@ -232,13 +229,7 @@ fn checkout(repo: &Repo, path: &Path, interrupt: &AtomicBool) -> Result<(), GitE
     let objects = wt.objects.clone().into_arc().ctx(what)?;
     let progress = gix::progress::Discard;
     gix::worktree::state::checkout(
-        &mut index,
-        path,
-        objects,
-        &progress,
-        &progress,
-        interrupt,
-        options,
+        &mut index, path, objects, &progress, &progress, interrupt, options,
     )
     .ctx(what)?;
     index.write(Default::default()).ctx(what)?;
@@ -446,4 +437,34 @@ fn write_gitfile(gitfile: &Path, admin_dir: &Path) -> Result<(), GitError> {
             source,
         }
     })
+}
+
+/// The registered worktrees of this repository whose directory lies under `dir`, with the
+/// branch their HEAD names (if any): what a run left when its state is gone.
+pub fn registered_under(repo: &Repo, dir: &Path) -> Vec<(PathBuf, Option<String>)> {
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(repo.common_dir.join("worktrees")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for admin in entries.flatten().map(|e| e.path()) {
+        let Ok(gitdir) = std::fs::read_to_string(admin.join("gitdir")) else {
+            continue;
+        };
+        let Some(path) = Path::new(gitdir.trim()).parent().map(Path::to_owned) else {
+            continue;
+        };
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        if !path.starts_with(&dir) {
+            continue;
+        }
+        let branch = std::fs::read_to_string(admin.join("HEAD"))
+            .ok()
+            .and_then(|h| h.trim().strip_prefix("ref: ").map(str::to_owned));
+        out.push((path, branch));
+    }
+    out.sort();
+    out
 }

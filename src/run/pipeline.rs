@@ -225,12 +225,19 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
     let id = super::new_run_id();
     let dir = RunDir::new(&repo, &id);
     layout::ensure_gitignore(&repo).map_err(RunError::io("cannot write", repo.massgen_dir()))?;
+    // The run's directory is made under a name of its own and renamed into place with its
+    // state in it: `.massgen/runs/<id>/` never exists without `state.json`, and one left by a
+    // process killed meanwhile is known by its pid.
+    let staging = RunDir {
+        id: id.clone(),
+        dir: layout::runs_dir(&repo).join(format!(".{id}.new-{}", std::process::id())),
+    };
     for sub in ["logs", "patches"] {
-        std::fs::create_dir_all(dir.dir.join(sub))
-            .map_err(RunError::io("cannot create", &dir.dir))?;
+        std::fs::create_dir_all(staging.dir.join(sub))
+            .map_err(RunError::io("cannot create", &staging.dir))?;
     }
-    std::fs::write(dir.task_file(), &plan.task)
-        .map_err(RunError::io("cannot write", dir.task_file()))?;
+    std::fs::write(staging.task_file(), &plan.task)
+        .map_err(RunError::io("cannot write", staging.task_file()))?;
 
     // Worktrees discarded by an earlier run whose purge did not finish.
     super::trash::purge_in_background(&super::trash::dir(&plan.worktree_root));
@@ -285,7 +292,9 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
         judge_usage: None,
         breaches: Vec::new(),
     };
-    state.save(&dir)?;
+    state.save(&staging)?;
+    crate::killpoint::reached("run-staged");
+    std::fs::rename(&staging.dir, &dir.dir).map_err(RunError::io("cannot create", &dir.dir))?;
     report(Event::Created {
         run: id.clone(),
         agents: plan.agents.len(),
@@ -764,7 +773,21 @@ pub fn discard_worktrees(repo: &Repo, state: &mut RunState) -> Vec<String> {
             }
         }
     }
-    let _ = std::fs::remove_dir(&state.worktree_root);
+    if std::fs::remove_dir(&state.worktree_root).is_err()
+        && errors.is_empty()
+        && state.worktree_root.is_dir()
+        && state.worktree_root.file_name() == Some(std::ffi::OsStr::new(&state.run))
+    {
+        // What agents wrote beside their worktrees (`../`) goes with them.
+        let _ = std::fs::create_dir_all(&trash);
+        let target = trash.join(format!("{}-leftovers-{}", state.run, std::process::id()));
+        if let Err(e) = std::fs::rename(&state.worktree_root, &target) {
+            errors.push(format!(
+                "cannot remove {}: {e}",
+                state.worktree_root.display()
+            ));
+        }
+    }
     super::trash::purge_in_background(&trash);
     errors
 }

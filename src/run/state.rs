@@ -471,22 +471,80 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
-/// Every run of the repository, oldest first (run ids sort by time).
-pub fn list(runs_dir: &Path) -> Result<Vec<RunState>, RunError> {
-    let mut out = Vec::new();
+/// A run directory whose state cannot be read: `state.json` is missing (a process killed
+/// as the run was created by an earlier version) or damaged.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Unreadable {
+    pub run: String,
+    pub dir: PathBuf,
+    /// Why, in words.
+    pub error: String,
+}
+
+/// What is in `.massgen/runs/`.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Readable runs, oldest first (run ids sort by time).
+    pub runs: Vec<RunState>,
+    pub unreadable: Vec<Unreadable>,
+    /// Directories of runs being created (`.<id>.new-<pid>`) whose process is gone.
+    pub abandoned: Vec<PathBuf>,
+}
+
+/// Reads every run of the repository. One unreadable run never hides the others.
+pub fn scan(runs_dir: &Path) -> Result<Scan, RunError> {
+    let mut out = Scan::default();
     let entries = match std::fs::read_dir(runs_dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
         Err(e) => return Err(RunError::io("cannot list runs", runs_dir)(e)),
     };
     for entry in entries.flatten() {
-        let state = entry.path().join("state.json");
-        if state.is_file() {
-            out.push(load_file(&state)?);
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let dir = entry.path();
+        if !dir.is_dir() {
+            continue;
+        }
+        if let Some(rest) = name.strip_prefix('.') {
+            let pid = rest
+                .rsplit_once(".new-")
+                .and_then(|(_, pid)| pid.parse::<u32>().ok());
+            if let Some(pid) = pid
+                && !process_alive(pid)
+            {
+                out.abandoned.push(dir);
+            }
+            continue;
+        }
+        let state = dir.join("state.json");
+        match load_file(&state) {
+            Ok(st) => out.runs.push(st),
+            Err(e) => {
+                let error = if state.exists() {
+                    let mut text = e.to_string();
+                    if let RunError::State { source, .. } = &e {
+                        text = format!("state.json is damaged ({source})");
+                    }
+                    text
+                } else {
+                    "no state.json (the run was killed as it was created)".to_owned()
+                };
+                out.unreadable.push(Unreadable {
+                    run: name,
+                    dir,
+                    error,
+                });
+            }
         }
     }
-    out.sort_by(|a, b| a.run.cmp(&b.run));
+    out.runs.sort_by(|a, b| a.run.cmp(&b.run));
+    out.unreadable.sort_by(|a, b| a.run.cmp(&b.run));
     Ok(out)
+}
+
+/// Every readable run of the repository, oldest first (run ids sort by time).
+pub fn list(runs_dir: &Path) -> Result<Vec<RunState>, RunError> {
+    Ok(scan(runs_dir)?.runs)
 }
 
 /// Resolves a run argument: an exact id, a unique prefix, or `latest`.
@@ -498,7 +556,10 @@ pub fn resolve(runs_dir: &Path, arg: &str) -> Result<String, RunError> {
             .map(|r| r.run.clone())
             .ok_or_else(|| RunError::UnknownRun { run: arg.into() });
     }
-    if runs.iter().any(|r| r.run == arg) {
+    let plain = !arg.is_empty() && !arg.starts_with('.') && !arg.contains('/');
+    if runs.iter().any(|r| r.run == arg)
+        || (plain && runs_dir.join(arg).join("state.json").is_file())
+    {
         return Ok(arg.to_owned());
     }
     let matches: Vec<&RunState> = runs.iter().filter(|r| r.run.starts_with(arg)).collect();

@@ -86,7 +86,11 @@ fn every_escape_is_named_and_blocks_the_merge() {
             assert_eq!(repo.git(&["rev-parse", "main"]), head, "{what}");
         }
         // `merge` refuses the same way; `--allow-breach` merges.
-        let again = repo.massgen().args(["merge", "latest"]).run().expect_code(1);
+        let again = repo
+            .massgen()
+            .args(["merge", "latest"])
+            .run()
+            .expect_code(1);
         again.assert_stderr("breach:");
         if *what == "tag" || *what == "config" || *what == "hook" {
             repo.massgen()
@@ -104,7 +108,13 @@ fn an_honest_run_has_no_breach_even_beside_another_run() {
     let slow = format!("sleep 1; {FIX}");
     let spawn = |name: &str| {
         repo.massgen()
-            .args(["run", "--json", "--agent-cmd", &repo.agent(name, &slow), "fix"])
+            .args([
+                "run",
+                "--json",
+                "--agent-cmd",
+                &repo.agent(name, &slow),
+                "fix",
+            ])
             .spawn()
     };
     let (a, b) = (spawn("a"), spawn("b"));
@@ -123,10 +133,19 @@ fn merge_refuses_while_a_git_operation_is_paused() {
     // A rebase stopped at an `edit` step.
     repo.write("other.txt", "1\n");
     repo.commit_all("second");
-    let out = repo
-        .git_output(&["-c", "sequence.editor=sed -i 1s/^pick/edit/", "rebase", "-qi", "HEAD~1"]);
+    let out = repo.git_output(&[
+        "-c",
+        "sequence.editor=sed -i 1s/^pick/edit/",
+        "rebase",
+        "-qi",
+        "HEAD~1",
+    ]);
     assert!(out.status.success(), "{out:?}");
-    let merge = repo.massgen().args(["merge", "latest", "a"]).run().expect_code(1);
+    let merge = repo
+        .massgen()
+        .args(["merge", "latest", "a"])
+        .run()
+        .expect_code(1);
     merge.assert_stderr("a rebase is in progress");
     merge.assert_stderr("git rebase --continue");
     // `run --merge` says so before any agent starts.
@@ -134,7 +153,13 @@ fn merge_refuses_while_a_git_operation_is_paused() {
     let body = format!("touch '{}'", marker.display());
     let run = repo
         .massgen()
-        .args(["run", "--merge", "--agent-cmd", &repo.agent("b", &body), "task"])
+        .args([
+            "run",
+            "--merge",
+            "--agent-cmd",
+            &repo.agent("b", &body),
+            "task",
+        ])
         .run()
         .expect_code(1);
     run.assert_stderr("no agent was started");
@@ -147,7 +172,11 @@ fn merge_refuses_while_a_git_operation_is_paused() {
     repo.commit_all("side");
     repo.git(&["checkout", "-q", "main"]);
     assert!(!repo.git_output(&["merge", "-q", "side"]).status.success());
-    let merge = repo.massgen().args(["merge", "latest", "a"]).run().expect_code(1);
+    let merge = repo
+        .massgen()
+        .args(["merge", "latest", "a"])
+        .run()
+        .expect_code(1);
     merge.assert_stderr("a merge is in progress");
 }
 
@@ -201,7 +230,13 @@ fn two_run_merge_at_once_go_one_after_the_other() {
     let spawn = |name: &str, file: &str| {
         let body = format!("echo {name} > {file}");
         repo.massgen()
-            .args(["run", "--merge", "--agent-cmd", &repo.agent(name, &body), "task"])
+            .args([
+                "run",
+                "--merge",
+                "--agent-cmd",
+                &repo.agent(name, &body),
+                "task",
+            ])
             .spawn()
     };
     let children = [spawn("a", "a.txt"), spawn("b", "b.txt")];
