@@ -453,59 +453,115 @@ impl Config {
             }
         }
         let review = &config.review;
-        let review_problem = if review.quorum == Some(0) {
-            Some("`review.quorum` must be at least 1".to_owned())
-        } else if review.max_attempts == Some(0) || review.diff_budget == Some(0) {
-            Some("`review.max_attempts` and `review.diff_budget` must be at least 1".to_owned())
-        } else {
-            review
-                .fail_on
-                .as_deref()
-                .filter(|f| *f != "never" && crate::review::Severity::parse(f).is_none())
-                .map(|f| {
-                    format!("`review.fail_on = \"{f}\"`: expected error, warning, info or never")
+        fn zero(
+            table: &'static str,
+            key: &'static str,
+            value: Option<usize>,
+        ) -> Option<(&'static str, &'static str, String)> {
+            (value == Some(0)).then(|| (table, key, format!("`{table}.{key}` must be at least 1")))
+        }
+        let problem = zero("review", "quorum", review.quorum)
+            .or_else(|| {
+                zero(
+                    "review",
+                    "max_attempts",
+                    review.max_attempts.map(|q| q as usize),
+                )
+            })
+            .or_else(|| zero("review", "diff_budget", review.diff_budget))
+            .or_else(|| {
+                review
+                    .fail_on
+                    .as_deref()
+                    .filter(|f| *f != "never" && crate::review::Severity::parse(f).is_none())
+                    .map(|f| {
+                        (
+                            "review",
+                            "fail_on",
+                            format!(
+                                "`review.fail_on = \"{f}\"`: expected error, warning, info or never"
+                            ),
+                        )
+                    })
+            })
+            .or_else(|| {
+                config.score.weights.and_then(|w| {
+                    let fine = [w.tests, w.votes, w.agreement, w.size]
+                        .iter()
+                        .all(|x| x.is_finite() && *x >= 0.0)
+                        && w.tests + w.votes + w.agreement + w.size > 0.0;
+                    (!fine).then(|| {
+                        (
+                            "score.weights",
+                            "",
+                            "`score.weights` must be numbers of at least 0, not all 0".to_owned(),
+                        )
+                    })
                 })
-        };
-        if let Some(message) = review_problem {
+            })
+            .or_else(|| {
+                zero(
+                    "judging",
+                    "max_attempts",
+                    config.judging.max_attempts.map(|q| q as usize),
+                )
+            })
+            .or_else(|| zero("judging", "diff_budget", config.judging.diff_budget))
+            .or_else(|| zero("run", "jobs", config.run.jobs));
+        if let Some((table, key, message)) = problem {
+            let (line, column) = locate(text, table, key);
             return Err(ConfigError::Invalid {
                 path: path.to_owned(),
-                line: 0,
-                column: 0,
+                line,
+                column,
                 message,
-            });
-        }
-        if let Some(w) = config.score.weights
-            && !([w.tests, w.votes, w.agreement, w.size]
-                .iter()
-                .all(|x| x.is_finite() && *x >= 0.0)
-                && w.tests + w.votes + w.agreement + w.size > 0.0)
-        {
-            return Err(ConfigError::Invalid {
-                path: path.to_owned(),
-                line: 0,
-                column: 0,
-                message: "`score.weights` must be numbers of at least 0, not all 0".into(),
-            });
-        }
-        if config.judging.max_attempts == Some(0) || config.judging.diff_budget == Some(0) {
-            return Err(ConfigError::Invalid {
-                path: path.to_owned(),
-                line: 0,
-                column: 0,
-                message: "`judging.max_attempts` and `judging.diff_budget` must be at least 1"
-                    .into(),
-            });
-        }
-        if config.run.jobs == Some(0) {
-            return Err(ConfigError::Invalid {
-                path: path.to_owned(),
-                line: 0,
-                column: 0,
-                message: "`run.jobs` must be at least 1".into(),
             });
         }
         Ok(config)
     }
+}
+
+/// Line and column of `key` in `[table]` (or of `table.key` written dotted, or of the
+/// table's header when `key` is empty or not found): where a value that parsed but is not
+/// allowed was written.
+fn locate(text: &str, table: &str, key: &str) -> (usize, usize) {
+    let mut section = String::new();
+    let mut header = None;
+    let starts_key = |rest: &str, key: &str| {
+        rest.strip_prefix(key)
+            .is_some_and(|after| after.trim_start().starts_with('='))
+    };
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let column = line.len() - trimmed.len() + 1;
+        if let Some(name) = trimmed.strip_prefix('[') {
+            section = name
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned();
+            if section == table && header.is_none() {
+                header = Some((i + 1, column));
+            }
+            continue;
+        }
+        let dotted = if section.is_empty() {
+            format!("{table}.{key}")
+        } else {
+            format!(
+                "{}.{key}",
+                table.strip_prefix(&format!("{section}.")).unwrap_or("")
+            )
+        };
+        if !key.is_empty()
+            && ((section == table && starts_key(trimmed, key)) || starts_key(trimmed, &dotted))
+        {
+            return (i + 1, column);
+        }
+    }
+    header.unwrap_or((1, 1))
 }
 
 fn invalid(path: &Path, text: &str, span: Range<usize>, message: String) -> ConfigError {
@@ -580,6 +636,20 @@ timeout = "5m"
         assert_eq!(c.run.timeout, Some(Duration::from_secs(90)));
         assert_eq!(c.agents[0].timeout, Some(Duration::from_secs(300)));
         assert_eq!(c.agents[0].env["SOME_VAR"], "x");
+    }
+
+    #[test]
+    fn values_out_of_range_are_reported_at_their_key() {
+        for (text, at) in [
+            ("[run]\ntimeout = \"5m\"\njobs = 0\n", "config.toml:3:1: "),
+            ("run.jobs = 0\n", "config.toml:1:1: "),
+            ("[review]\n  quorum = 0\n", "config.toml:2:3: "),
+            ("[judging]\nmax_attempts = 0\n", "config.toml:2:1: "),
+            ("[score.weights]\ntests = -1\n", "config.toml:1:1: "),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.starts_with(at), "{text:?}: {err}");
+        }
     }
 
     #[test]
