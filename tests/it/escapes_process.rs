@@ -137,3 +137,35 @@ sh test.sh"#;
     std::thread::sleep(LATE.saturating_sub(ended.elapsed()));
     assert!(!outside.join("late-test.txt").exists());
 }
+
+#[test]
+fn a_judge_that_leaves_a_process_running_has_it_stopped() {
+    let repo = TestRepo::new();
+    let outside = repo.scratch("outside");
+    let judge = repo.script(
+        "judge.sh",
+        r#"setsid sh -c 'echo $$ > "$OUTSIDE/judge.pid"; sleep 30' &
+while [ ! -s "$OUTSIDE/judge.pid" ]; do sleep 0.05; done
+echo '{"vote": "A", "reason": "it is first"}'"#,
+    );
+    repo.configure(&format!(
+        "[[judges]]\nname = \"j\"\ncommand = [\"sh\", \"{}\"]\n",
+        judge.display()
+    ));
+    let json = repo
+        .massgen()
+        .env("OUTSIDE", &outside)
+        .args(["run", "--json"])
+        .args(["--agent-cmd", &repo.agent("one", "echo 1 > answer.txt")])
+        .args(["--agent-cmd", &repo.agent("two", "echo 2 > answer.txt")])
+        .args(["--", "answer"])
+        .expect_json(0);
+    assert_eq!(json["votes"].as_array().map(Vec::len), Some(1), "{json:#}");
+    let pid = pid_in(&outside.join("judge.pid"));
+    assert!(!alive(&pid), "the judge's process {pid} still runs");
+    let w = json["warnings"].to_string();
+    assert!(
+        w.contains("judge j: stopped") && w.contains(&format!("pid {pid}: sh")),
+        "{w}"
+    );
+}

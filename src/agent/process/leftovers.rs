@@ -78,6 +78,7 @@ impl Mark {
 /// A process that was still running and was killed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leftover {
+    /// Its process id (gone now, and free to be reused).
     pub pid: i32,
     /// Its command name (as in `/proc/<pid>/comm`, at most 15 bytes).
     pub name: String,
