@@ -1,5 +1,10 @@
-//! Process supervision for agents and test commands: own process group, stdin closed,
-//! output to files, a time limit, and the whole tree killed on timeout or cancellation.
+//! Process supervision for agents, test commands, judges and reviewers: own process group,
+//! stdin closed, output to files, a time limit, and the whole tree killed on timeout or
+//! cancellation. When the job ends, however it ends, every process it started ends too,
+//! including those that left its process group or session ([`leftovers`]), before the
+//! caller looks at what the job left on disk.
+
+pub mod leftovers;
 
 use std::fs::File;
 use std::path::Path;
@@ -9,6 +14,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::sync::watch;
+
+use leftovers::{Leftover, Mark};
 
 /// Grace period between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(2);
@@ -25,6 +32,10 @@ pub struct Finished {
     /// Why the output watcher stopped it, if it did.
     pub aborted: Option<String>,
     pub duration: Duration,
+    /// Processes it left running when it exited, which were killed: those in its process
+    /// group and those that left it. After a timeout, a cancellation or a stop by the
+    /// watcher, only those outside its group (the group itself was stopped on purpose).
+    pub leftovers: Vec<Leftover>,
 }
 
 impl Finished {
@@ -76,8 +87,12 @@ pub struct Job<'a> {
 /// A callback on each line of an agent's output.
 pub type LineWatcher = Box<dyn FnMut(&str) -> Option<String> + Send>;
 
-/// Runs `job` to completion, timeout or cancellation. `on_spawn` receives the process group
-/// id as soon as the process exists (to be persisted, so that a later `clean` can stop it).
+/// Runs `job` to completion, timeout or cancellation, then kills whatever it left running
+/// (see [`Finished::leftovers`]). `on_spawn` receives the process group id as soon as the
+/// process exists (to be persisted, so that a later `clean` can stop it).
+///
+/// The job runs with `MASSGEN_JOB=<token>` ([`leftovers::JOB_VAR`]), a token of its own,
+/// which is how the processes that left its group are found.
 pub async fn supervise(
     job: Job<'_>,
     mut cancel: watch::Receiver<bool>,
@@ -105,9 +120,15 @@ pub async fn supervise(
     for (k, v) in &job.env {
         cmd.env(k, v);
     }
+    let mut mark = Mark::new_job();
+    cmd.env(leftovers::JOB_VAR, mark.value());
     let start = Instant::now();
     let mut child = cmd.spawn()?;
     let pgid = child.id().and_then(|id| i32::try_from(id).ok());
+    mark.pgid = pgid;
+    // Declared after `child`, so dropped before it: a supervision abandoned half-way (its
+    // future dropped) still stops the whole job, not only the leader (`kill_on_drop`).
+    let mut sweep = Sweep(Some(mark));
     if let Some(pgid) = pgid {
         on_spawn(pgid);
     }
@@ -131,26 +152,15 @@ pub async fn supervise(
             Some(why) = abort_rx.recv() => { aborted = Some(why); None }
         }
     };
+    let stopped = status.is_none();
     let status = match status {
-        Some(status) => {
-            // The leader exited; anything it left running in its group goes too, so
-            // nothing writes to the worktree while it is snapshotted.
-            if let Some(pgid) = pgid {
-                kill_group(pgid, Signal::SIGKILL);
-            }
-            status
-        }
+        Some(status) => status,
         None => {
             if let Some(pgid) = pgid {
                 kill_group(pgid, Signal::SIGTERM);
             }
             match tokio::time::timeout(KILL_GRACE, child.wait()).await {
-                Ok(status) => {
-                    if let Some(pgid) = pgid {
-                        kill_group(pgid, Signal::SIGKILL);
-                    }
-                    status?
-                }
+                Ok(status) => status?,
                 Err(_) => {
                     if let Some(pgid) = pgid {
                         kill_group(pgid, Signal::SIGKILL);
@@ -160,9 +170,16 @@ pub async fn supervise(
             }
         }
     };
+    // The leader is gone; anything else of the job goes too (in its group or not), so
+    // nothing writes to the worktree while it is snapshotted.
+    let mut leftovers = sweep.run().await;
+    if stopped {
+        leftovers.retain(|l| pgid.is_none_or(|g| l.pgid != g));
+    }
     if let Some(reader) = reader {
-        // The group is gone, so the pipe ends; a grandchild that escaped the group could
-        // hold it open, hence the bound.
+        // Every process that could hold the pipe is gone, so it ends; one we could not
+        // find (it cleared its environment and left the group) could hold it open, hence
+        // the bound.
         let _ = tokio::time::timeout(KILL_GRACE, reader).await;
     }
     use std::os::unix::process::ExitStatusExt;
@@ -177,7 +194,30 @@ pub async fn supervise(
         timed_out,
         cancelled,
         duration: start.elapsed(),
+        leftovers,
     })
+}
+
+/// Stops a job's leftovers once: when asked, or else when dropped.
+struct Sweep(Option<Mark>);
+
+impl Sweep {
+    async fn run(&mut self) -> Vec<Leftover> {
+        let Some(mark) = self.0.take() else {
+            return Vec::new();
+        };
+        tokio::task::spawn_blocking(move || leftovers::stop(&mark))
+            .await
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        if let Some(mark) = self.0.take() {
+            leftovers::stop(&mark);
+        }
+    }
 }
 
 /// Copies the agent's stdout into its log, line by line, showing each line to `watch`.
@@ -223,61 +263,16 @@ pub fn kill_group(pgid: i32, signal: Signal) {
 /// Kills a process group left by an earlier, killed `git massgen`, but only if its leader
 /// still runs with `MASSGEN_RUN=<run>` in its environment (so a reused pid is never hit).
 pub fn kill_leftover_group(pgid: i32, run: &str) -> bool {
-    if belongs_to_run(&format!("/proc/{pgid}"), run) {
+    if pgid > 1 && leftovers::process_has(pgid, &Mark::run(run).env) {
         kill_group(pgid, Signal::SIGKILL);
         return true;
     }
     false
 }
 
-/// Whether the process at `/proc/<pid>` runs with `MASSGEN_RUN=<run>` in its environment.
-fn belongs_to_run(proc_dir: &str, run: &str) -> bool {
-    let Ok(environ) = std::fs::read(format!("{proc_dir}/environ")) else {
-        return false;
-    };
-    let marker = format!("MASSGEN_RUN={run}");
-    environ.split(|b| *b == 0).any(|kv| kv == marker.as_bytes())
-}
-
 /// Kills every process still carrying `MASSGEN_RUN=<run>` in its environment, with its
 /// process group: what the agents of a killed run left behind, including commands that
-/// run in groups of their own (the built-in agent's `run` tool). Returns how many
-/// processes were found.
+/// run in groups or sessions of their own. Returns how many processes were killed.
 pub fn kill_run_processes(run: &str) -> usize {
-    let me = std::process::id();
-    let mut found = 0;
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        if !belongs_to_run(&entry.path().display().to_string(), run) {
-            continue;
-        }
-        found += 1;
-        // The process group is the fifth field of /proc/<pid>/stat, after the command
-        // name in parentheses (which may itself hold spaces).
-        let pgid = std::fs::read_to_string(entry.path().join("stat"))
-            .ok()
-            .and_then(|stat| {
-                let after = stat.rsplit_once(')')?.1;
-                after.split_whitespace().nth(2)?.parse::<i32>().ok()
-            });
-        match pgid {
-            Some(pgid) if pgid > 1 => kill_group(pgid, Signal::SIGKILL),
-            _ => {
-                let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-            }
-        }
-    }
-    found
+    leftovers::stop(&Mark::run(run)).len()
 }

@@ -241,6 +241,9 @@ fn hook_name(hook: HookKind) -> &'static str {
 
 fn progress(ui: &crate::ui::Ui, o: &ReviewerOutcome) {
     let secs = o.duration_ms as f64 / 1000.0;
+    for w in &o.warnings {
+        ui.warn(&format!("reviewer `{}`: {w}", o.name));
+    }
     match &o.error {
         None => ui.info(&format!(
             "  {}: {} finding(s) in {secs:.1}s",

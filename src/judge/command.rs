@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::{Ballot, Judge, Setting, Verdict, View, check_vote};
-use crate::agent::process::{self, Job};
+use crate::agent::process::{self, Job, leftovers};
 use crate::git::cmd::GIT_REPO_ENV;
 
 pub(super) async fn ask(
@@ -105,6 +105,9 @@ pub(super) async fn ask(
                 return verdict;
             }
         };
+        verdict
+            .warnings
+            .extend(leftovers::describe(&finished.leftovers, "the judge"));
         if finished.cancelled || finished.timed_out {
             verdict.abstained = Some(finished.describe());
             return verdict;

@@ -255,6 +255,8 @@ pub struct Verdict {
     pub abstained: Option<String>,
     pub attempts: u32,
     pub usage: Option<Usage>,
+    /// Things worth telling about the asking (processes a command judge left running).
+    pub warnings: Vec<String>,
 }
 
 /// Checks one answer `{"vote": "<label>", "reason": "..."}` against a view; the error says

@@ -203,6 +203,9 @@ pub struct ReviewerOutcome {
     /// Where its logs are.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
+    /// Things worth telling about the run (processes it left running, which were stopped).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The result of a review.

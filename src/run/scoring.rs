@@ -11,7 +11,7 @@ use super::RunError;
 use super::pipeline::{Event, Plan, Shared};
 use super::state::{Abstention, Phase, Status, TestResult, Vote, Voter};
 use crate::agent::events;
-use crate::agent::process::{self, Job};
+use crate::agent::process::{self, Job, leftovers};
 use crate::git::cmd::GIT_REPO_ENV;
 use crate::judge::{self, Ballot, Entry};
 use crate::score;
@@ -236,6 +236,9 @@ async fn judge_all(
     // Configuration order, whatever order they finished in.
     verdicts.sort_by_key(|v| plan.judges.iter().position(|j| j.name == v.judge));
     for v in &verdicts {
+        for w in &v.warnings {
+            (shared.report)(Event::Warning(format!("judge {}: {w}", v.judge)));
+        }
         match (&v.vote, &v.abstained) {
             (Some((candidate, reason)), _) => (shared.report)(Event::Voted {
                 voter: v.judge.clone(),
@@ -251,6 +254,8 @@ async fn judge_all(
     }
     shared.update(|s| {
         for v in verdicts {
+            s.warnings
+                .extend(v.warnings.iter().map(|w| format!("judge {}: {w}", v.judge)));
             if let Some(u) = &v.usage {
                 s.judge_usage.get_or_insert_with(Default::default).add(u);
             }
@@ -315,6 +320,10 @@ async fn run_tests(
     if finished.cancelled {
         return Ok(());
     }
+    let left = leftovers::describe(&finished.leftovers, "the test command");
+    if let Some(note) = &left {
+        (shared.report)(Event::Warning(format!("{agent}: {note}")));
+    }
     let output = read_tail(&log, 8 * 1024 * 1024);
     let counts = score::tests::parse_counts(&output);
     let result = TestResult {
@@ -332,7 +341,10 @@ async fn run_tests(
         agent: agent.into(),
         summary,
     });
-    shared.update_candidate(agent, |c| c.tests = Some(result))
+    shared.update_candidate(agent, |c| {
+        c.tests = Some(result);
+        c.warnings.extend(left);
+    })
 }
 
 /// The last `limit` bytes of a file, as text (summaries come at the end).

@@ -11,7 +11,7 @@ use super::RunError;
 use super::pipeline::{Event, Plan, Shared};
 use crate::agent::cli::{CliAgent, LaunchCtx};
 use crate::agent::events::{self, Report};
-use crate::agent::process::{self, Job};
+use crate::agent::process::{self, Job, leftovers};
 use crate::agent::{AgentSpec, Invocation};
 use crate::git::cmd::GIT_REPO_ENV;
 
@@ -74,7 +74,7 @@ pub(super) async fn run_session(
             let _ = shared.update_candidate(&name, |c| c.pgid = Some(pgid));
         }
     };
-    Ok(process::supervise(job, cancel.clone(), on_spawn)
+    let finished = process::supervise(job, cancel.clone(), on_spawn)
         .await
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => format!(
@@ -82,7 +82,14 @@ pub(super) async fn run_session(
                 argv[0]
             ),
             _ => format!("cannot start `{}`: {e}", argv[0]),
-        }))
+        });
+    if let Ok(f) = &finished
+        && let Some(note) = leftovers::describe(&f.leftovers, "the agent")
+    {
+        (shared.report)(Event::Warning(format!("{}: {note}", agent.name)));
+        shared.update_candidate(&agent.name, |c| c.warnings.push(note))?;
+    }
+    Ok(finished)
 }
 
 /// Runs a CLI agent: its session (or, with `resume`, that session continued with the

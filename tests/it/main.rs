@@ -8,6 +8,7 @@ mod consensus;
 mod crash;
 mod docs;
 mod errors;
+mod escapes_process;
 mod hooks;
 mod lifecycle;
 mod llm;

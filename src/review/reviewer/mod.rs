@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::{Parsed, ReviewerOutcome, parse_findings};
 use crate::agent::cli::{CliAgent, LaunchCtx};
-use crate::agent::process::{self, Job};
+use crate::agent::process::{self, Job, leftovers};
 use crate::git::cmd::GIT_REPO_ENV;
 use crate::judge::Secret;
 use crate::judge::command::{last_line, parse};
@@ -105,7 +105,7 @@ pub async fn review(
         Err(e) => Err(format!("cannot create the log directory: {e}")),
         Ok(()) => match &reviewer.kind {
             ReviewerKind::Command { argv, env } => {
-                command(reviewer, argv, env, setting, cancel).await
+                command(reviewer, argv, env, setting, cancel, &mut outcome.warnings).await
             }
             ReviewerKind::Cli { cli, env } => {
                 run_cli(reviewer, cli, env, setting, cancel, &mut outcome).await
@@ -179,6 +179,7 @@ async fn command(
     env: &[(String, String)],
     setting: &Setting,
     cancel: watch::Receiver<bool>,
+    warnings: &mut Vec<String>,
 ) -> Result<Parsed, String> {
     let (diff, wt) = (
         setting.diff_file.display().to_string(),
@@ -223,6 +224,7 @@ async fn command(
         let finished = process::supervise(job, cancel.clone(), |_| {})
             .await
             .map_err(|e| format!("cannot start `{}`: {e}", argv[0]))?;
+        warnings.extend(leftovers::describe(&finished.leftovers, "the reviewer"));
         if finished.cancelled || finished.timed_out {
             return Err(finished.describe());
         }
@@ -334,6 +336,9 @@ async fn run_cli(
                 ),
                 _ => format!("cannot start `{}`: {e}", launch.argv[0]),
             })?;
+        outcome
+            .warnings
+            .extend(leftovers::describe(&finished.leftovers, "the reviewer"));
         let this = reading.report();
         if this.has_usage {
             if cli.preset.cumulative_usage() {
