@@ -101,7 +101,17 @@ impl From<crate::git::GitError> for CliError {
 
 impl From<crate::config::ConfigError> for CliError {
     fn from(err: crate::config::ConfigError) -> Self {
-        CliError::usage(err).hint("see README.md, \"Configuration\", for every key")
+        match &err {
+            // The file system, not the configuration: e.g. `.massgen` is a file.
+            crate::config::ConfigError::Read { path, .. } => {
+                let parent = path.parent().map(|p| p.display().to_string());
+                CliError::new(Exit::Failure, err).hint(format!(
+                    "git massgen keeps its configuration and runs in the directory {}; move what is there out of the way",
+                    parent.unwrap_or_default()
+                ))
+            }
+            _ => CliError::usage(err).hint("see README.md, \"Configuration\", for every key"),
+        }
     }
 }
 
@@ -122,6 +132,13 @@ impl From<crate::run::RunError> for CliError {
             ),
             RunError::Busy { .. } => {
                 CliError::new(Exit::Failure, err).hint("wait for it to finish, or stop it first")
+            }
+            RunError::Io { ref source, .. }
+                if source.kind() == std::io::ErrorKind::NotADirectory =>
+            {
+                CliError::new(Exit::Failure, err).hint(
+                    "a file is where git massgen keeps a directory (.massgen, .massgen/runs); move it out of the way",
+                )
             }
             RunError::State { .. } => CliError::new(Exit::Failure, err).hint(
                 "the run's state file is damaged; `git massgen clean RUN` saves what its worktrees hold and sets it aside",

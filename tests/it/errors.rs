@@ -204,3 +204,34 @@ fn agent_that_cannot_start_fails_cleanly() {
     );
     assert_eq!(repo.worktree_count(), 1);
 }
+
+#[test]
+fn a_file_named_massgen_is_a_file_system_error() {
+    let repo = TestRepo::new();
+    std::fs::write(repo.path.join(".massgen"), "not a directory\n").unwrap();
+    for args in [
+        vec!["run", "--agent-cmd", "a=true", "task"],
+        vec!["status"],
+        vec!["clean", "--all"],
+    ] {
+        let out = repo.massgen().args(&args).run().expect_code(4);
+        out.assert_stderr(".massgen");
+        out.assert_stderr("hint:");
+    }
+    assert!(repo.massgen_branches().is_empty());
+}
+
+#[test]
+fn config_values_out_of_range_point_at_their_key() {
+    let repo = TestRepo::new();
+    repo.write(
+        ".massgen/config.toml",
+        "[run]\ntimeout = \"5m\"\njobs = 0\n",
+    );
+    let run = repo
+        .massgen()
+        .args(["run", "--agent-cmd", "a=true", "task"])
+        .run()
+        .expect_code(2);
+    run.assert_stderr("config.toml:3:1: `run.jobs` must be at least 1");
+}
