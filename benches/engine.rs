@@ -12,7 +12,7 @@
 //!   merge use at least 5)
 //! - `MASSGEN_BENCH_BIN`    the `git-massgen` binary (default `target/release/git-massgen`)
 //! - `MASSGEN_BENCH_TMPDIR` where the repositories are generated (default: the system's)
-//! - `MASSGEN_BENCH_ONLY`   comma-separated subset of `worktrees,snapshot,merge,run`
+//! - `MASSGEN_BENCH_ONLY`   comma-separated subset of `worktrees,snapshot,merge,guard,run`
 //! - `MASSGEN_BENCH_REPORT` also write the tables to this file
 //! - `MASSGEN_BENCH_SNAPSHOT_REFRESH` (diagnostic) refresh the index of ours' snapshot
 //!   worktree with `git update-index --refresh` before measuring
@@ -345,6 +345,9 @@ fn bench_size(n: usize, reps: usize, bin: &Path) -> String {
     }
     if selected("merge") {
         bench_merge(&repo, base, n, reps.max(5), &mut rows, &mut notes);
+    }
+    if selected("guard") {
+        bench_guard(&repo, reps.max(5), &mut rows, &mut notes);
     }
     if selected("run") {
         bench_run(&repo_path, root, bin, reps, &mut rows, &mut notes);
@@ -757,6 +760,48 @@ fn bench_merge(
         target: Target::NotSlower,
     });
     eprintln!("merge done");
+}
+
+/// Measurement 5, the breach guard: one fingerprint of the user's repository (taken before
+/// and after the agents of every round) vs `git status --porcelain --untracked-files=all`,
+/// which looks at the same files.
+fn bench_guard(repo: &Repo, reps: usize, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    let mut same = true;
+    let mut last = None;
+    for rep in 0..reps {
+        for side in 0..2 {
+            if (side + rep) % 2 == 0 {
+                let t = Instant::now();
+                let fp = git_massgen::git::guard::take(repo, &|_| false)
+                    .unwrap_or_else(|e| panic!("guard::take failed: {e}"));
+                ours.push(t.elapsed());
+                if let Some(prev) = &last {
+                    same &= git_massgen::git::guard::changes(prev, &fp).is_empty();
+                }
+                last = Some(fp);
+            } else {
+                let t = Instant::now();
+                git_out(
+                    &repo.workdir,
+                    &["status", "--porcelain", "--untracked-files=all"],
+                );
+                theirs.push(t.elapsed());
+            }
+        }
+    }
+    notes.push(format!(
+        "guard: {} fingerprints in a row of an untouched repository differed",
+        if same { "no two" } else { "SOME" }
+    ));
+    rows.push(Row {
+        op: "breach guard, one fingerprint (git: `status --untracked-files=all`)".into(),
+        ours,
+        git: theirs,
+        target: Target::Ratio(2.0),
+    });
+    eprintln!("guard done");
 }
 
 /// Measurement 4, `git-massgen run` with eight agents that sleep two seconds (and, for the
