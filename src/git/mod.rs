@@ -7,6 +7,7 @@
 
 pub mod cmd;
 pub mod diff;
+mod filter;
 pub mod merge;
 pub mod snapshot;
 pub mod worktree;
@@ -59,6 +60,14 @@ pub enum GitError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the clean filter `{driver}` failed on {path}: {reason}")]
+    Filter {
+        path: String,
+        driver: String,
+        reason: String,
+    },
+    #[error("cannot convert {path} as `git add` would: {reason}")]
+    Convert { path: String, reason: String },
     #[error("{0}")]
     Other(String),
 }
