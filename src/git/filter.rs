@@ -24,7 +24,7 @@ use gix::filter::plumbing::pipeline::convert::ToGitOutcome;
 use gix::objs::tree::EntryKind;
 use gix::objs::{Find as _, Write as _};
 
-use super::{GitError, GixContext, ObjectId};
+use super::{GitError, GixContext, ObjectId, causes};
 
 /// Output of a filter kept in memory up to this size, in a temporary file beyond it.
 const SPOOL_IN_MEMORY: usize = 1024 * 1024;
@@ -355,21 +355,6 @@ impl<R: Read> Read for Sized<R> {
         self.remaining -= n as u64;
         Ok(n)
     }
-}
-
-/// An error and its causes on one line.
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let next = cause.to_string();
-        if !text.ends_with(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(unix)]

@@ -72,6 +72,29 @@ pub enum GitError {
     Other(String),
 }
 
+impl GitError {
+    /// The message followed by its causes, on one line: for an error that is kept as text
+    /// (a candidate's error) rather than shown with `caused by:` lines.
+    pub fn with_causes(&self) -> String {
+        causes(self)
+    }
+}
+
+/// An error and its causes on one line, a cause that repeats the text before it left out.
+pub(crate) fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Attaches a description to any gix error.
 pub(crate) trait GixContext<T> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T, GitError>;

@@ -6,6 +6,7 @@ mod clis;
 mod consensus;
 mod docs;
 mod errors;
+mod filters;
 mod hooks;
 mod lifecycle;
 mod llm;
