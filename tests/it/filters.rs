@@ -279,6 +279,7 @@ fn a_large_file_is_stored_intact() {
 }
 
 /// Whether `git-lfs` can run here; says loudly why a test is skipped when it cannot.
+#[allow(clippy::print_stderr)] // says loudly why it is skipped
 fn git_lfs_available(test: &str) -> bool {
     let found = std::process::Command::new("git-lfs")
         .arg("version")
