@@ -155,6 +155,117 @@ fn clean_filter_output_is_stored_and_merge_leaves_status_clean() {
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 }
 
+/// A long-running `process` filter (git's protocol, version 2) in the style of git's own
+/// `t/t0021/rot13-filter.pl`: `clean` upper-cases, `smudge` passes content through, and a
+/// path containing `fail` gets `status=error`.
+const UPPER_PROCESS: &str = r#"
+use strict; use warnings;
+binmode STDIN; binmode STDOUT; $| = 1;
+sub rd { my $n = read(STDIN, my $len, 4); exit 0 if !$n; die "short length" if $n != 4;
+  $len = hex $len; return undef if $len == 0; my $buf = '';
+  while (length($buf) < $len - 4) { my $r = read(STDIN, $buf, $len - 4 - length($buf), length($buf)); die "eof" if !$r; }
+  return $buf; }
+sub wr { my $d = shift; printf STDOUT "%04x", length($d) + 4; print STDOUT $d; }
+sub fl { print STDOUT "0000"; }
+rd() =~ /^git-filter-client\n?$/ or die "client"; rd() =~ /^version=2\n?$/ or die "version";
+while (defined rd()) {}
+wr("git-filter-server\n"); wr("version=2\n"); fl();
+while (defined rd()) {}
+wr("capability=clean\n"); wr("capability=smudge\n"); fl();
+while (1) {
+  my %h; while (defined(my $l = rd())) { chomp $l; my ($k, $v) = split /=/, $l, 2; $h{$k} = $v; }
+  my $content = ''; while (defined(my $d = rd())) { $content .= $d; }
+  if ($h{pathname} =~ /fail/) { wr("status=error\n"); fl(); next; }
+  $content = uc $content if $h{command} eq 'clean';
+  wr("status=success\n"); fl();
+  while (length $content) { wr(substr($content, 0, 65516, '')); }
+  fl(); fl();
+}
+"#;
+
+/// Configures the `upper` process filter for `*.up` files; false (and says so loudly) when
+/// perl is missing.
+#[allow(clippy::print_stderr)] // says loudly why it is skipped
+fn upper_process_filter(repo: &TestRepo, test: &str, required: bool) -> bool {
+    let perl = std::process::Command::new("perl")
+        .arg("-v")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !perl {
+        eprintln!("SKIPPED {test}: perl is not on PATH (the stand-in process filter needs it)");
+        return false;
+    }
+    let script = repo.scratch("filters").join("upper.pl");
+    std::fs::write(&script, UPPER_PROCESS).unwrap();
+    let command = format!("perl '{}'", script.display());
+    repo.git(&["config", "filter.upper.process", &command]);
+    repo.git(&["config", "filter.upper.required", &required.to_string()]);
+    with_attributes(repo, "*.up filter=upper\n");
+    true
+}
+
+#[test]
+fn process_filter_output_is_stored_even_when_larger_than_memory_spool() {
+    let test = "process_filter_output_is_stored_even_when_larger_than_memory_spool";
+    let repo = TestRepo::new();
+    if !upper_process_filter(&repo, test, true) {
+        return;
+    }
+    // 3 MiB of output: more than is kept in memory, so it goes through a temporary file.
+    let body = "echo hello > small.up && head -c 3145728 /dev/zero | tr '\\000' 'a' > big.up";
+    let json = repo.run_json(&[], &[("proc", body)], "write", 0);
+    let c = candidate(&json, "proc");
+    assert_eq!(c["status"], "done", "{c}");
+    let commit = c["commit"].as_str().unwrap();
+    assert_eq!(blob(&repo, &format!("{commit}:small.up")), b"HELLO\n");
+    let big = blob(&repo, &format!("{commit}:big.up"));
+    assert_eq!(big.len(), 3 * 1024 * 1024);
+    assert!(big.iter().all(|b| *b == b'A'));
+
+    merge_latest(&repo);
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+    repo.assert_fsck_clean();
+}
+
+#[test]
+fn a_required_process_filter_reporting_an_error_names_file_and_driver() {
+    let test = "a_required_process_filter_reporting_an_error_names_file_and_driver";
+    let repo = TestRepo::new();
+    if !upper_process_filter(&repo, test, true) {
+        return;
+    }
+    // `a.up` goes first and is filtered; then the filter reports an error for `z-fail.up`.
+    let body = "echo x > a.up && echo y > z-fail.up";
+    let json = repo.run_json(&[], &[("a", body)], "write", 1);
+    let error = candidate(&json, "a")["error"].as_str().unwrap().to_owned();
+    assert!(
+        error.contains("the clean filter `upper` failed on z-fail.up: "),
+        "{error}"
+    );
+    assert!(error.contains("indicated an error"), "{error}");
+}
+
+#[test]
+fn a_process_filter_that_is_not_required_and_reports_an_error_is_skipped_with_a_warning() {
+    let test =
+        "a_process_filter_that_is_not_required_and_reports_an_error_is_skipped_with_a_warning";
+    let repo = TestRepo::new();
+    if !upper_process_filter(&repo, test, false) {
+        return;
+    }
+    let body = "echo x > a.up && echo y > z-fail.up";
+    let json = repo.run_json(&[], &[("a", body)], "write", 0);
+    let c = candidate(&json, "a");
+    let commit = c["commit"].as_str().unwrap();
+    assert_eq!(blob(&repo, &format!("{commit}:a.up")), b"X\n");
+    assert_eq!(blob(&repo, &format!("{commit}:z-fail.up")), b"y\n");
+    let warnings = c["warnings"].to_string();
+    assert!(
+        warnings.contains("the clean filter `upper` failed on z-fail.up"),
+        "{warnings}"
+    );
+}
+
 #[test]
 fn a_required_filter_that_fails_fails_the_snapshot_naming_file_and_driver() {
     let repo = TestRepo::new();
