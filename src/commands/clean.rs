@@ -325,8 +325,9 @@ fn clean_run(
                 c.commit = Some(snap.commit.to_string());
             }
             Err(e) => ctx.ui.warn(&format!(
-                "{}: cannot snapshot worktree before removal: {e}",
-                c.agent
+                "{}: cannot snapshot worktree before removal: {}",
+                c.agent,
+                e.with_causes()
             )),
         }
     }

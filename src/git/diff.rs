@@ -123,6 +123,22 @@ pub fn render(repo: &Repo, old: ObjectId, new: ObjectId) -> Result<Rendered, Git
         if change.new.is_none() {
             out.deleted.push(change.path.clone());
         }
+        // A blob too large to line-diff is not read at all: it would only be called binary,
+        // and reading it would hold all of it in memory.
+        let size = |side: &Option<(EntryMode, ObjectId)>| -> Result<u64, GitError> {
+            match side {
+                Some((mode, id)) if !mode.is_commit() => Ok(local
+                    .find_header(*id)
+                    .ctx(|| format!("cannot read blob {id}"))?
+                    .size()),
+                _ => Ok(0),
+            }
+        };
+        let (old_size, new_size) = (size(&change.old)?, size(&change.new)?);
+        if old_size.max(new_size) > MAX_TEXT_BYTES as u64 {
+            binary_patch(&mut out, &change, new_size);
+            continue;
+        }
         let read = |side: &Option<(EntryMode, ObjectId)>| -> Result<Vec<u8>, GitError> {
             match side {
                 Some((mode, id)) if !mode.is_commit() => Ok(local
@@ -147,7 +163,8 @@ fn is_binary(bytes: &[u8]) -> bool {
     bytes.len() > MAX_TEXT_BYTES || bytes[..bytes.len().min(8000)].contains(&0)
 }
 
-fn file_patch(out: &mut Rendered, change: &FileChange, old: &[u8], new: &[u8]) {
+/// The `diff --git` header lines of a change; returns the names of its two sides.
+fn patch_header(out: &mut Rendered, change: &FileChange) -> (String, String) {
     let path = &change.path;
     let _ = writeln!(out.patch, "diff --git a/{path} b/{path}");
     match (&change.old, &change.new) {
@@ -177,11 +194,24 @@ fn file_patch(out: &mut Rendered, change: &FileChange, old: &[u8], new: &[u8]) {
     } else {
         "/dev/null".into()
     };
+    (a_name, b_name)
+}
+
+/// A change shown as binary; `new_len` is the new side's size.
+fn binary_patch(out: &mut Rendered, change: &FileChange, new_len: u64) {
+    let (a_name, b_name) = patch_header(out, change);
+    let path = &change.path;
+    let _ = writeln!(out.patch, "Binary files {a_name} and {b_name} differ");
+    let _ = writeln!(out.changed_lines, "{path}\tbinary {new_len}");
+}
+
+fn file_patch(out: &mut Rendered, change: &FileChange, old: &[u8], new: &[u8]) {
     if is_binary(old) || is_binary(new) {
-        let _ = writeln!(out.patch, "Binary files {a_name} and {b_name} differ");
-        let _ = writeln!(out.changed_lines, "{path}\tbinary {}", new.len());
+        binary_patch(out, change, new.len() as u64);
         return;
     }
+    let path = &change.path;
+    let (a_name, b_name) = patch_header(out, change);
     let (old_text, new_text) = (String::from_utf8_lossy(old), String::from_utf8_lossy(new));
     if old_text == new_text {
         return;

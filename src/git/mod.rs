@@ -7,6 +7,7 @@
 
 pub mod cmd;
 pub mod diff;
+mod filter;
 pub mod guard;
 pub mod merge;
 pub mod snapshot;
@@ -60,8 +61,39 @@ pub enum GitError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the clean filter `{driver}` failed on {path}: {reason}")]
+    Filter {
+        path: String,
+        driver: String,
+        reason: String,
+    },
+    #[error("cannot convert {path} as `git add` would: {reason}")]
+    Convert { path: String, reason: String },
     #[error("{0}")]
     Other(String),
+}
+
+impl GitError {
+    /// The message followed by its causes, on one line: for an error that is kept as text
+    /// (a candidate's error) rather than shown with `caused by:` lines.
+    pub fn with_causes(&self) -> String {
+        causes(self)
+    }
+}
+
+/// An error and its causes on one line, a cause that repeats the text before it left out.
+pub(crate) fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Attaches a description to any gix error.

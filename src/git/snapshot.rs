@@ -3,15 +3,16 @@
 //! The agent's own commits are kept; on top of them, every modified, deleted and new
 //! non-ignored file becomes one snapshot commit. Only the candidate's own branch ref moves:
 //! the tree is built with gix's tree editor straight from the files on disk, so no index
-//! (neither the user's nor the worktree's) is needed or touched.
+//! (neither the user's nor the worktree's) is needed or touched. Each file is stored as
+//! `git add` would store it ([`super::filter`]: attributes, eol, clean filters, git-lfs).
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use gix::bstr::{BString, ByteSlice};
-use gix::objs::tree::EntryKind;
 
 use super::cmd::Git;
+use super::filter::Cleaner;
 use super::{GitError, GixContext, ObjectId, Repo};
 
 /// The outcome of a snapshot.
@@ -100,11 +101,15 @@ pub fn snapshot(
             }
         }
     }
-    for (path, full, meta) in upserts {
-        let (kind, id) = write_blob(&wt_repo, &full, &meta)?;
-        editor
-            .upsert(path.as_bstr(), kind, id)
-            .ctx(|| format!("cannot edit {path}"))?;
+    if !upserts.is_empty() {
+        let mut cleaner = Cleaner::new(&wt_repo)?;
+        for (path, full, meta) in upserts {
+            let (kind, id) = cleaner.store(path.as_bstr(), &full, &meta, &mut warnings)?;
+            editor
+                .upsert(path.as_bstr(), kind, id)
+                .ctx(|| format!("cannot edit {path}"))?;
+        }
+        cleaner.finish()?;
     }
     let tree = editor
         .write()
@@ -235,46 +240,4 @@ fn changed_paths(
         }
     }
     Ok(paths)
-}
-
-fn write_blob(
-    repo: &gix::Repository,
-    full: &Path,
-    meta: &std::fs::Metadata,
-) -> Result<(EntryKind, ObjectId), GitError> {
-    let io = |source| GitError::Io {
-        what: "cannot read a changed file",
-        path: full.to_owned(),
-        source,
-    };
-    if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(full).map_err(io)?;
-        let bytes = gix::path::into_bstr(target)
-            .ctx(|| format!("symlink target of {} is not valid", full.display()))?
-            .into_owned();
-        let id = repo
-            .write_blob(bytes.as_bytes())
-            .ctx(|| "cannot write a blob".into())?;
-        return Ok((EntryKind::Link, id.detach()));
-    }
-    let file = std::fs::File::open(full).map_err(io)?;
-    let id = repo
-        .write_blob_stream(std::io::BufReader::new(file))
-        .ctx(|| format!("cannot store {}", full.display()))?;
-    Ok((blob_kind(meta), id.detach()))
-}
-
-#[cfg(unix)]
-fn blob_kind(meta: &std::fs::Metadata) -> EntryKind {
-    use std::os::unix::fs::PermissionsExt;
-    if meta.permissions().mode() & 0o111 != 0 {
-        EntryKind::BlobExecutable
-    } else {
-        EntryKind::Blob
-    }
-}
-
-#[cfg(not(unix))]
-fn blob_kind(_meta: &std::fs::Metadata) -> EntryKind {
-    EntryKind::Blob
 }

@@ -201,7 +201,7 @@ pub(super) async fn run_agent(
     let (snap, rendered) = match snap {
         Ok(done) => done,
         Err(e) => {
-            let msg = format!("snapshot failed: {e}");
+            let msg = format!("snapshot failed: {}", e.with_causes());
             (shared.report)(Event::Warning(format!("{}: {msg}", agent.name)));
             return shared.update_candidate(&agent.name, |c| {
                 c.status = Status::Failed;

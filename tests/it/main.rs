@@ -9,6 +9,7 @@ mod crash;
 mod docs;
 mod errors;
 mod escapes_process;
+mod filters;
 mod hooks;
 mod lifecycle;
 mod llm;
