@@ -323,16 +323,26 @@ fn clean_run(
                     ));
                 }
                 c.commit = Some(snap.commit.to_string());
+                c.unsaved = false;
             }
-            Err(e) => ctx.ui.warn(&format!(
-                "{}: cannot snapshot worktree before removal: {}",
+            Err(e) if force => ctx.ui.warn(&format!(
+                "{}: cannot snapshot its worktree ({}); discarded with --force",
                 c.agent,
                 e.with_causes()
             )),
+            Err(e) => {
+                c.unsaved = true;
+                ctx.ui.warn(&format!(
+                    "{}: cannot snapshot its worktree ({}); kept {} so that nothing is lost (fix the cause and clean again, or clean --force to discard it)",
+                    c.agent,
+                    e.with_causes(),
+                    wt.display()
+                ));
+            }
         }
     }
     st.save(dir)?;
-    let errors = discard_worktrees(repo, &mut st);
+    let errors = discard_worktrees(repo, &mut st, force);
     for e in &errors {
         ctx.ui.warn(e);
     }
@@ -358,7 +368,12 @@ fn clean_run(
                 .info(&format!("massgen: kept unmerged branch {}", c.branch));
         }
     }
-    if kept == 0 && errors.is_empty() {
+    let worktrees_kept = st
+        .candidates
+        .iter()
+        .filter(|c| c.worktree.is_some())
+        .count();
+    if kept == 0 && errors.is_empty() && worktrees_kept == 0 {
         std::fs::remove_dir_all(&dir.dir).map_err(RunError::io("cannot remove", &dir.dir))?;
         ctx.ui.info(&format!("massgen: removed run {}", st.run));
     }

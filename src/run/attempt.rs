@@ -206,6 +206,7 @@ pub(super) async fn run_agent(
             return shared.update_candidate(&agent.name, |c| {
                 c.status = Status::Failed;
                 c.error = Some(msg);
+                c.unsaved = true;
                 c.history.push(RoundEntry {
                     turn: ask.turn,
                     round: ask.round,

@@ -740,13 +740,22 @@ async fn remove_worktrees(shared: &Arc<Shared>) -> Result<(), RunError> {
     let mut state = shared.snapshot_state();
     let repo = shared.repo.clone();
     let (state, errors) = tokio::task::spawn_blocking(move || {
-        let errors = discard_worktrees(&repo, &mut state);
+        let errors = discard_worktrees(&repo, &mut state, false);
         (state, errors)
     })
     .await
     .expect("worktree removal does not panic");
     for e in errors {
         (shared.report)(Event::Warning(format!("cannot remove worktree: {e}")));
+    }
+    for c in state.candidates.iter().filter(|c| c.unsaved) {
+        if let Some(wt) = &c.worktree {
+            (shared.report)(Event::Warning(format!(
+                "kept {}'s worktree {}: its work could not be snapshotted and is only there",
+                c.agent,
+                wt.display()
+            )));
+        }
     }
     shared.update(|s| {
         for (c, after) in s.candidates.iter_mut().zip(&state.candidates) {
@@ -756,8 +765,9 @@ async fn remove_worktrees(shared: &Arc<Shared>) -> Result<(), RunError> {
 }
 
 /// Detaches a run's worktrees (renamed into the trash, registrations removed) and starts
-/// deleting their files in the background. Returns the errors, one line per worktree.
-pub fn discard_worktrees(repo: &Repo, state: &mut RunState) -> Vec<String> {
+/// deleting their files in the background; the worktree of a candidate whose work could not
+/// be snapshotted stays unless `force`. Returns the errors, one line per worktree.
+pub fn discard_worktrees(repo: &Repo, state: &mut RunState, force: bool) -> Vec<String> {
     let repo_root = state
         .worktree_root
         .parent()
@@ -766,6 +776,9 @@ pub fn discard_worktrees(repo: &Repo, state: &mut RunState) -> Vec<String> {
     let trash = super::trash::dir(&repo_root);
     let mut errors = Vec::new();
     for c in &mut state.candidates {
+        if c.unsaved && !force {
+            continue;
+        }
         if let Some(wt) = &c.worktree {
             match git::worktree::discard(repo, wt, &trash) {
                 Ok(()) => c.worktree = None,
@@ -775,6 +788,7 @@ pub fn discard_worktrees(repo: &Repo, state: &mut RunState) -> Vec<String> {
     }
     if std::fs::remove_dir(&state.worktree_root).is_err()
         && errors.is_empty()
+        && state.candidates.iter().all(|c| c.worktree.is_none())
         && state.worktree_root.is_dir()
         && state.worktree_root.file_name() == Some(std::ffi::OsStr::new(&state.run))
     {

@@ -118,6 +118,10 @@ pub struct Candidate {
     pub files_changed: usize,
     pub insertions: usize,
     pub deletions: usize,
+    /// Its worktree holds work that no snapshot could save: the worktree is kept (by the
+    /// run and by `clean` without `--force`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsaved: bool,
     /// The files the candidate deletes (relative to the base).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted: Vec<String>,

@@ -294,6 +294,25 @@ fn a_required_filter_that_fails_fails_the_snapshot_naming_file_and_driver() {
         repo.git(&["rev-parse", "main"])
     );
     repo.assert_fsck_clean();
+    // The agent's work is only in its worktree: the run keeps it, and so does `clean`.
+    let wt = std::path::PathBuf::from(c["worktree"].as_str().expect("worktree kept"));
+    assert_eq!(std::fs::read_to_string(wt.join("x.dat")).unwrap(), "data\n");
+    run.assert_stderr("could not be snapshotted");
+    let clean = repo.massgen().args(["clean", "--all"]).run().expect_code(0);
+    clean.assert_stderr("kept");
+    assert!(wt.join("x.dat").exists());
+    repo.git(&["config", "filter.broken.required", "false"]);
+    repo.git(&["config", "filter.broken.clean", "cat"]);
+    // Once the cause is fixed, `clean` saves the work onto the branch.
+    let clean = repo.massgen().args(["clean", "--all"]).run().expect_code(0);
+    clean.assert_stderr("saved a's work");
+    let branch = c["branch"].as_str().unwrap();
+    assert_eq!(repo.git(&["show", &format!("{branch}:x.dat")]), "data");
+    repo.massgen()
+        .args(["clean", "--all", "--force"])
+        .run()
+        .expect_code(0);
+    assert_eq!(repo.worktree_count(), 1);
 }
 
 #[test]
