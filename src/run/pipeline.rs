@@ -619,7 +619,7 @@ async fn run_turn(
             };
             asks.push((a.clone(), ask));
         }
-        run_agents(shared, plan, asks, &permits, &cancel).await?;
+        let before = run_agents(shared, plan, asks, &permits, &cancel).await?;
         let state = shared.snapshot_state();
         let actions: Vec<Action> = agents
             .iter()
@@ -636,6 +636,9 @@ async fn run_turn(
             .iter()
             .any(|a| matches!(a, Action::Revised | Action::Worked));
         score_round(shared, plan, &names, revised, &permits, &cancel).await?;
+        // Test commands run the candidates' own code, and judges run commands: what they
+        // change in the user's repository is a breach as well.
+        record_breaches(shared, &before).await?;
         if round > 1 && !revised {
             converged = actions.iter().all(|a| *a == Action::Voted);
             (shared.report)(Event::Settled { round, converged });
@@ -669,14 +672,15 @@ async fn run_turn(
 
 /// Runs the asked agents, at most `jobs` at once, and checks that none of them changed the
 /// user's repository (invariant 6): a fingerprint taken before they start is compared with
-/// one taken after they end, and every difference is recorded as a breach.
+/// one taken after they end, and every difference is recorded as a breach. Returns the
+/// fingerprint from before, for the check after scoring.
 async fn run_agents(
     shared: &Arc<Shared>,
     plan: &Plan,
     asks: Vec<(AgentSpec, Ask)>,
     permits: &Arc<Semaphore>,
     cancel: &watch::Receiver<bool>,
-) -> Result<(), RunError> {
+) -> Result<git::guard::Fingerprint, RunError> {
     let before = fingerprint(shared).await?;
     let mut tasks = tokio::task::JoinSet::new();
     for (agent, ask) in asks {
@@ -700,23 +704,33 @@ async fn run_agents(
         }
     }
     // Checked however the agents ended: an interrupted run keeps its breaches too.
-    let after = fingerprint(shared).await?;
-    let found = git::guard::changes(&before, &after);
-    if !found.is_empty() {
-        let known = shared.snapshot_state().breaches;
-        let new: Vec<String> = found.into_iter().filter(|b| !known.contains(b)).collect();
-        for b in &new {
-            (shared.report)(Event::Warning(format!(
-                "breach: {b} while the agents ran; merging is refused without --allow-breach"
-            )));
-        }
-        shared.update(|s| s.breaches.extend(new))?;
-    }
+    record_breaches(shared, &before).await?;
     result?;
     if *cancel.borrow() {
         return Err(RunError::Interrupted);
     }
-    Ok(())
+    Ok(before)
+}
+
+/// Compares the user's repository with `before` and records every new difference as a
+/// breach.
+async fn record_breaches(
+    shared: &Arc<Shared>,
+    before: &git::guard::Fingerprint,
+) -> Result<(), RunError> {
+    let after = fingerprint(shared).await?;
+    let found = git::guard::changes(before, &after);
+    if found.is_empty() {
+        return Ok(());
+    }
+    let known = shared.snapshot_state().breaches;
+    let new: Vec<String> = found.into_iter().filter(|b| !known.contains(b)).collect();
+    for b in &new {
+        (shared.report)(Event::Warning(format!(
+            "breach: {b} during the run; merging is refused without --allow-breach"
+        )));
+    }
+    shared.update(|s| s.breaches.extend(new))
 }
 
 /// The user's repository as agents must leave it; candidate branches of runs are left out

@@ -66,6 +66,11 @@ fn every_escape_is_named_and_blocks_the_merge() {
             "printf '#!/bin/sh\\n' > \"$USER_REPO/.git/hooks/post-commit\"",
             "hooks/post-commit was created",
         ),
+        (
+            "test script the agent planted",
+            "printf 'echo evil > \"%s/from-test.txt\"\\n' \"$USER_REPO\" >> test.sh",
+            "your work tree: from-test.txt was created",
+        ),
     ];
     for (what, escape, named) in cases {
         let repo = TestRepo::new();
