@@ -74,13 +74,22 @@ pub fn ensure_gitignore(repo: &Repo) -> std::io::Result<()> {
     let dir = repo.massgen_dir();
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(".gitignore");
-    if !path.exists() {
+    // An empty one can only be what a kill in the middle of an earlier write left.
+    if std::fs::metadata(&path).map_or(true, |m| m.len() == 0) {
         let text = if dir.join("config.toml").exists() {
             MASSGEN_GITIGNORE
         } else {
             RUNTIME_ONLY_GITIGNORE
         };
-        std::fs::write(path, text)?;
+        // Written whole or not at all: a temporary file in the git directory (where a kill
+        // leaves nothing `git status` shows), then a rename; a plain write where the two
+        // are on different file systems.
+        let mut tmp = tempfile::NamedTempFile::new_in(&repo.git_dir)?;
+        std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+        if let Err(e) = tmp.persist(&path) {
+            drop(e.file);
+            std::fs::write(&path, text)?;
+        }
     }
     Ok(())
 }
