@@ -123,24 +123,7 @@ fn first_line(text: &str, max: usize) -> String {
     }
 }
 
-/// Tokens and money, summed over an agent's whole work (nudges included).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Usage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    /// `null` when the CLI does not report a cost.
-    pub cost_usd: Option<f64>,
-}
-
-impl Usage {
-    pub fn add(&mut self, other: &Usage) {
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
-        if let Some(c) = other.cost_usd {
-            *self.cost_usd.get_or_insert(0.0) += c;
-        }
-    }
-}
+pub use crate::model::Usage;
 
 /// The sum of one agent's events.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -159,23 +159,12 @@ fn orphan_runs(repo: &Repo, root: &std::path::Path) -> Result<BTreeSet<String>, 
     if let Ok(entries) = std::fs::read_dir(root) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if looks_like_run_id(&name) && e.path().is_dir() {
+            if crate::sys::is_run_id(&name) && e.path().is_dir() {
                 ids.insert(name);
             }
         }
     }
     Ok(ids)
-}
-
-/// `20261206-121530-ab12`
-fn looks_like_run_id(name: &str) -> bool {
-    let b = name.as_bytes();
-    b.len() == 20
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 15 => *c == b'-',
-            16..=19 => c.is_ascii_hexdigit(),
-            _ => c.is_ascii_digit(),
-        })
 }
 
 /// Cleans what a run left when its state is unreadable or gone: its processes, its

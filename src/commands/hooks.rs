@@ -22,7 +22,7 @@
 
 use std::ffi::OsStr;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -583,16 +583,9 @@ fn temp_with(
     content: &[u8],
     perms: Option<fs::Permissions>,
 ) -> Result<tempfile::NamedTempFile, HooksError> {
-    let mut temp = tempfile::Builder::new()
-        .prefix(".massgen-hook-")
-        .tempfile_in(dir)
-        .map_err(HooksError::io("cannot write in", dir))?;
     let perms = perms.unwrap_or_else(|| fs::Permissions::from_mode(0o755));
-    temp.write_all(content)
-        .and_then(|()| temp.as_file().set_permissions(perms))
-        .and_then(|()| temp.as_file().sync_all())
-        .map_err(HooksError::io("cannot write", temp.path()))?;
-    Ok(temp)
+    crate::sys::temp_with(dir, ".massgen-hook-", content, Some(perms))
+        .map_err(HooksError::io("cannot write in", dir))
 }
 
 #[cfg(test)]

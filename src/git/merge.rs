@@ -197,7 +197,7 @@ pub fn apply(repo: &Repo, plan: &Plan, squash: bool, message: &str) -> Result<Ob
             plan.ours
         )));
     }
-    crate::killpoint::reached("merge-committed");
+    crate::sys::kill_point("merge-committed");
     let moved = Git::new(&repo.workdir)
         .args(["merge", "--ff-only", "--no-stat", "--quiet"])
         .arg(target.to_string())
@@ -211,7 +211,7 @@ pub fn apply(repo: &Repo, plan: &Plan, squash: bool, message: &str) -> Result<Ob
         )));
     }
     moved?;
-    crate::killpoint::reached("merge-applied");
+    crate::sys::kill_point("merge-applied");
     Ok(target)
 }
 

@@ -52,7 +52,7 @@ pub fn attach_all(
             Err(e) => results.push(Err(e)),
         }
     }
-    crate::killpoint::reached("worktrees-registered");
+    crate::sys::kill_point("worktrees-registered");
     let checked_out: Vec<Result<PathBuf, GitError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = registered
             .iter()
@@ -233,7 +233,7 @@ fn checkout(repo: &Repo, path: &Path, interrupt: &AtomicBool) -> Result<(), GitE
     )
     .ctx(what)?;
     index.write(Default::default()).ctx(what)?;
-    crate::killpoint::reached("worktree-checked-out");
+    crate::sys::kill_point("worktree-checked-out");
     record_pristine_index(&wt);
     mark_ready(&wt)
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::agent::events::Usage;
-use crate::run::state::TestResult;
+use crate::model::TestResult;
 
 /// Default characters of one candidate's diff that a judge sees.
 pub const DEFAULT_DIFF_BUDGET: usize = 30_000;

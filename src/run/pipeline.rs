@@ -293,7 +293,7 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
         breaches: Vec::new(),
     };
     state.save(&staging)?;
-    crate::killpoint::reached("run-staged");
+    crate::sys::kill_point("run-staged");
     std::fs::rename(&staging.dir, &dir.dir).map_err(RunError::io("cannot create", &dir.dir))?;
     report(Event::Created {
         run: id.clone(),

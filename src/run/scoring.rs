@@ -325,7 +325,7 @@ async fn run_tests(
         (shared.report)(Event::Warning(format!("{agent}: {note}")));
     }
     let output = read_tail(&log, 8 * 1024 * 1024);
-    let counts = score::tests::parse_counts(&output);
+    let counts = score::test_output::parse_counts(&output);
     let result = TestResult {
         passed: counts.map(|c| c.0),
         failed: counts.map(|c| c.1),

@@ -10,12 +10,12 @@
 //! above.
 
 pub mod agreement;
-pub mod tests;
+pub mod test_output;
 
 use std::cmp::Ordering;
 
 use crate::config::Weights;
-use crate::run::state::{Candidate, Status, Vote};
+use crate::model::{Candidate, Status, Vote};
 
 /// What the ranking weighs besides the candidates themselves.
 #[derive(Debug, Clone, Copy, Default)]
@@ -340,7 +340,7 @@ fn explain_no_winner(cands: &[Candidate], tests_configured: bool) -> String {
 #[cfg(test)]
 mod tests_rank {
     use super::*;
-    use crate::run::state::TestResult;
+    use crate::model::TestResult;
 
     fn cand(
         agent: &str,

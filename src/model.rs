@@ -1,0 +1,290 @@
+//! The types of a run that every layer shares: candidates and their statuses, test results,
+//! votes, rounds and turns, usage. Types only (with the small methods that describe them);
+//! the run's life cycle that changes them lives in `run/`. Imports nothing of this crate.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Tokens and money, summed over an agent's whole work (nudges included).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// `null` when the CLI does not report a cost.
+    pub cost_usd: Option<f64>,
+}
+
+impl Usage {
+    pub fn add(&mut self, other: &Usage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        if let Some(c) = other.cost_usd {
+            *self.cost_usd.get_or_insert(0.0) += c;
+        }
+    }
+}
+
+/// The life cycle of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Created,
+    Running,
+    Scoring,
+    Scored,
+    Merged,
+    Abandoned,
+    Interrupted,
+}
+
+impl Phase {
+    /// Whether a live process is expected to own a run in this phase.
+    pub fn is_active(self) -> bool {
+        matches!(self, Phase::Created | Phase::Running | Phase::Scoring)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Created => "created",
+            Phase::Running => "running",
+            Phase::Scoring => "scoring",
+            Phase::Scored => "scored",
+            Phase::Merged => "merged",
+            Phase::Abandoned => "abandoned",
+            Phase::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// What became of one agent.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    #[default]
+    Pending,
+    Running,
+    Done,
+    Failed,
+    Timeout,
+    NoChange,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "running",
+            Status::Done => "done",
+            Status::Failed => "failed",
+            Status::Timeout => "timeout",
+            Status::NoChange => "no_change",
+        }
+    }
+}
+
+/// The result of a candidate's test command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestResult {
+    /// Passed tests, when the runner's output says.
+    pub passed: Option<u64>,
+    /// Failed tests, when the runner's output says.
+    pub failed: Option<u64>,
+    /// The command's exit code (`null` when it was killed).
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub timed_out: bool,
+    #[serde(default)]
+    pub duration_ms: u64,
+}
+
+impl TestResult {
+    /// The tests ran to completion and passed.
+    pub fn ok(&self) -> bool {
+        self.exit_code == Some(0) && !self.timed_out && self.failed.unwrap_or(0) == 0
+    }
+
+    /// A few words: `4 passed, 0 failed`, or what the exit code says.
+    pub fn summary(&self) -> String {
+        if self.timed_out {
+            return "tests timed out".into();
+        }
+        match (self.passed, self.failed) {
+            (Some(p), Some(f)) => format!("{p} passed, {f} failed"),
+            _ => match self.exit_code {
+                Some(0) => "tests passed".into(),
+                Some(code) => format!("tests exited with code {code}"),
+                None => "tests were killed".into(),
+            },
+        }
+    }
+}
+
+/// One agent's candidate.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Candidate {
+    pub agent: String,
+    /// `command` or the CLI preset.
+    #[serde(default = "command_kind")]
+    pub kind: String,
+    /// Short branch name, `massgen/<run>/<agent>`.
+    pub branch: String,
+    pub commit: Option<String>,
+    pub status: Status,
+    pub exit_code: Option<i32>,
+    pub files_changed: usize,
+    pub insertions: usize,
+    pub deletions: usize,
+    /// Its worktree holds work that no snapshot could save: the worktree is kept (by the
+    /// run and by `clean` without `--force`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsaved: bool,
+    /// The files the candidate deletes (relative to the base).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<String>,
+    pub tests: Option<TestResult>,
+    pub agreement: f64,
+    pub rank: Option<usize>,
+    /// The worktree while it exists.
+    pub worktree: Option<PathBuf>,
+    /// The agent's process group while it runs.
+    #[serde(default)]
+    pub pgid: Option<i32>,
+    #[serde(default)]
+    pub duration_ms: u64,
+    /// Why it failed, in words.
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Tokens and cost, when the agent reports them (CLI presets do).
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    /// Model turns, when the agent reports them.
+    #[serde(default)]
+    pub turns: Option<u32>,
+    /// The agent's last message: its summary, or its question.
+    #[serde(default)]
+    pub final_message: Option<String>,
+    /// It ended (at least once) by asking for input instead of finishing.
+    #[serde(default)]
+    pub asked_for_input: bool,
+    /// Follow-ups sent telling it to finish on its own.
+    #[serde(default)]
+    pub nudges: u32,
+    /// The CLI's session, for resuming it.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Model calls retried (429, 5xx, broken streams), as the agent reported them.
+    #[serde(default)]
+    pub retries: u32,
+    /// Times it waited for a shared rate limit.
+    #[serde(default)]
+    pub rate_limit_waits: u32,
+    /// Votes for it in the round that was scored last (judges' and agents').
+    #[serde(default)]
+    pub votes: u32,
+    /// What it did in each round of each turn, with the candidate commit after it.
+    #[serde(default)]
+    pub history: Vec<RoundEntry>,
+    /// The argv of an ad-hoc agent (`--agent-cmd`), so that `--continue` can run it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+}
+
+/// What an agent did in one round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Its first attempt at the task (round 1 of a turn).
+    Worked,
+    /// It changed its candidate after seeing its peers'.
+    Revised,
+    /// It changed nothing and voted for a candidate.
+    Voted,
+    /// It changed nothing and did not vote.
+    Stopped,
+    /// Its session failed or timed out.
+    Failed,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Worked => "worked",
+            Action::Revised => "revised",
+            Action::Voted => "voted",
+            Action::Stopped => "stopped",
+            Action::Failed => "failed",
+        }
+    }
+}
+
+/// One round of one agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundEntry {
+    pub turn: u32,
+    pub round: u32,
+    pub action: Action,
+    /// The candidate commit after the round.
+    pub commit: Option<String>,
+}
+
+/// Who cast a vote.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Voter {
+    #[default]
+    Judge,
+    Agent,
+}
+
+/// A vote for a candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vote {
+    /// The judge's name, or the agent's for an agent's vote.
+    pub judge: String,
+    #[serde(default)]
+    pub by: Voter,
+    /// The agent whose candidate it is (resolved from the anonymous label).
+    pub candidate: String,
+    pub reason: String,
+    #[serde(default = "one")]
+    pub turn: u32,
+    pub round: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A judge that gave no valid vote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Abstention {
+    pub judge: String,
+    #[serde(default = "one")]
+    pub turn: u32,
+    pub round: u32,
+    /// Why: its last invalid answer, or the error that stopped it.
+    pub reason: String,
+}
+
+/// One turn of a run: the task, or a follow-up given with `run --continue`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Turn {
+    pub turn: u32,
+    /// The task (turn 1) or the follow-up.
+    pub prompt: String,
+    /// The agents that took part.
+    pub agents: Vec<String>,
+    pub started_at: u64,
+    /// Rounds run in this turn.
+    pub rounds: u32,
+    /// All agents voted without changing anything in the last round.
+    pub converged: bool,
+    pub winner: Option<String>,
+    pub reason: Option<String>,
+}
+
+fn command_kind() -> String {
+    "command".into()
+}
