@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::agent::cli::Preset;
+use crate::model::Preset;
 use toml::Spanned;
 
 /// Default per-agent time limit.
@@ -43,6 +43,10 @@ pub enum ConfigError {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Where it was read from and its text, so that the modules that own a key can report
+    /// a bad value at its line and column ([`Config::invalid_at`]).
+    #[serde(skip)]
+    pub source: Option<(PathBuf, String)>,
     #[serde(default)]
     pub run: RunSection,
     #[serde(default)]
@@ -63,7 +67,7 @@ pub struct Config {
     pub review: ReviewSection,
     /// Rate limits per `"provider/model"`, over the shipped profiles.
     #[serde(default)]
-    pub limits: BTreeMap<String, crate::llm::limits::Limits>,
+    pub limits: BTreeMap<String, crate::model::Limits>,
 }
 
 /// `[run]`
@@ -273,7 +277,9 @@ impl AgentConfig {
             let provider = self.provider.as_deref().ok_or_else(|| {
                 format!("agent `{name}` (kind = \"llm\") needs `provider` (openai, openai-responses, anthropic, gemini, vllm, ollama, llamacpp, openrouter)")
             })?;
-            crate::llm::provider::find(provider).map_err(|e| format!("agent `{name}`: {e}"))?;
+            // Whether the provider is one we know is checked by the layer that knows them
+            // (`agent::check_config`).
+            let _ = provider;
             if self.model.is_none() {
                 return Err(format!("agent `{name}` (kind = \"llm\") needs `model`"));
             }
@@ -473,7 +479,7 @@ impl Config {
                 review
                     .fail_on
                     .as_deref()
-                    .filter(|f| *f != "never" && crate::review::Severity::parse(f).is_none())
+                    .filter(|f| *f != "never" && crate::model::Severity::parse(f).is_none())
                     .map(|f| {
                         (
                             "review",
@@ -517,6 +523,8 @@ impl Config {
                 message,
             });
         }
+        let mut config = config;
+        config.source = Some((path.to_owned(), text.to_owned()));
         Ok(config)
     }
 }
@@ -562,6 +570,21 @@ fn locate(text: &str, table: &str, key: &str) -> (usize, usize) {
         }
     }
     header.unwrap_or((1, 1))
+}
+
+impl Config {
+    /// An error at `span` of the file this configuration was read from.
+    pub fn invalid_at(&self, span: Range<usize>, message: String) -> ConfigError {
+        match &self.source {
+            Some((path, text)) => invalid(path, text, span, message),
+            None => ConfigError::Invalid {
+                path: PathBuf::from("config.toml"),
+                line: 0,
+                column: 0,
+                message,
+            },
+        }
+    }
 }
 
 fn invalid(path: &Path, text: &str, span: Range<usize>, message: String) -> ConfigError {

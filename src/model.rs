@@ -288,3 +288,108 @@ pub struct Turn {
 fn command_kind() -> String {
     "command".into()
 }
+
+/// The known CLIs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    Claude,
+    Codex,
+    Gemini,
+    Opencode,
+    Qwen,
+    Aider,
+    /// The built-in agent over HTTP (`kind = "llm"`): our own binary, `llm-agent`.
+    Llm,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 6] = [
+        Preset::Claude,
+        Preset::Codex,
+        Preset::Gemini,
+        Preset::Opencode,
+        Preset::Qwen,
+        Preset::Aider,
+    ];
+
+    /// The `kind` in configuration, and the binary's usual name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Claude => "claude",
+            Preset::Codex => "codex",
+            Preset::Gemini => "gemini",
+            Preset::Opencode => "opencode",
+            Preset::Qwen => "qwen",
+            Preset::Aider => "aider",
+            Preset::Llm => "llm",
+        }
+    }
+}
+
+/// How serious a finding is. Ordered: `Info < Warning < Error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+
+    /// Parses `error`, `warning` or `info` (any case; `note` is taken as `info`).
+    pub fn parse(text: &str) -> Option<Severity> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "error" => Some(Severity::Error),
+            "warning" | "warn" => Some(Severity::Warning),
+            "info" | "note" => Some(Severity::Info),
+            _ => None,
+        }
+    }
+}
+
+/// The limits of one `"provider/model"`; each is optional.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Requests per 60 s.
+    pub rpm: Option<u32>,
+    /// Tokens (estimated, then actual) per 60 s.
+    pub tpm: Option<u64>,
+    /// Requests per 86,400 s.
+    pub rpd: Option<u32>,
+    /// Requests in flight at once.
+    pub max_concurrent: Option<u32>,
+}
+
+impl Limits {
+    /// True when no limit is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Limits::default()
+    }
+
+    /// The limits in words, such as `9 RPM, 240000 TPM, 245 RPD`.
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = [
+            self.rpm.map(|n| format!("{n} RPM")),
+            self.tpm.map(|n| format!("{n} TPM")),
+            self.rpd.map(|n| format!("{n} RPD")),
+            self.max_concurrent.map(|n| format!("{n} concurrent")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if parts.is_empty() {
+            "no limits".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    }
+}

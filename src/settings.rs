@@ -87,7 +87,7 @@ impl GitSettings {
                 "reviewquorum" => config.review.quorum = Some(number()?),
                 "reviewtimeout" => config.review.timeout = Some(duration()?),
                 "failon" => {
-                    let ok = value == "never" || crate::review::Severity::parse(value).is_some();
+                    let ok = value == "never" || crate::model::Severity::parse(value).is_some();
                     if !ok {
                         return Err(bad("expected error, warning, info or never".into()));
                     }

@@ -41,6 +41,7 @@ pub fn doctor(ctx: &Ctx, args: &DoctorArgs) -> Result<Exit, CliError> {
     let repo = ctx.repo()?;
     let path = repo.massgen_dir().join("config.toml");
     let config = Config::load(&path)?;
+    crate::agent::check_config(&config)?;
     if config.agents.is_empty() {
         return Err(
             CliError::usage(format!("no agents are configured in {}", path.display()))

@@ -41,7 +41,7 @@ pub fn init(ctx: &Ctx, args: &InitArgs) -> Result<Exit, CliError> {
         .replace("{{test_line}}", &test_line)
         .replace("{{agents}}", &agents_section(&found));
     // Checked before writing: the template must always parse.
-    crate::config::Config::parse(&text, &path)?;
+    crate::agent::check_config(&crate::config::Config::parse(&text, &path)?)?;
     std::fs::write(&path, text)?;
     let gitignore = dir.join(".gitignore");
     let current = std::fs::read_to_string(&gitignore).unwrap_or_default();

@@ -39,6 +39,7 @@ impl Ctx {
     /// `.massgen/config.toml` with git's `massgen.*` settings over it (flags go over both).
     pub fn config(&self, repo: &Repo) -> Result<crate::config::Config, CliError> {
         let mut config = crate::config::Config::load(&repo.massgen_dir().join("config.toml"))?;
+        crate::agent::check_config(&config)?;
         for key in self.settings.overlay(&mut config)? {
             self.ui.warn(&format!(
                 "unknown setting {key} in git's configuration (ignored); see README.md, \"Settings from git config\""

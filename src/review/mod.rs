@@ -14,34 +14,7 @@ pub mod target;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// How serious a finding is. Ordered: `Info < Warning < Error`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Error,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        }
-    }
-
-    /// Parses `error`, `warning` or `info` (any case; `note` is taken as `info`).
-    pub fn parse(text: &str) -> Option<Severity> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "error" => Some(Severity::Error),
-            "warning" | "warn" => Some(Severity::Warning),
-            "info" | "note" => Some(Severity::Info),
-            _ => None,
-        }
-    }
-}
+pub use crate::model::Severity;
 
 /// One finding as a reviewer reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,47 +22,14 @@ use crate::config::{AgentConfig, AgentKind};
 /// Default number of follow-ups sent to an agent that ends by asking a question.
 pub const DEFAULT_MAX_NUDGES: u32 = 1;
 
-/// The known CLIs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Preset {
-    Claude,
-    Codex,
-    Gemini,
-    Opencode,
-    Qwen,
-    Aider,
-    /// The built-in agent over HTTP (`kind = "llm"`): our own binary, `llm-agent`.
-    Llm,
-}
+pub use crate::model::Preset;
 
 impl Preset {
-    pub const ALL: [Preset; 6] = [
-        Preset::Claude,
-        Preset::Codex,
-        Preset::Gemini,
-        Preset::Opencode,
-        Preset::Qwen,
-        Preset::Aider,
-    ];
-
     pub fn from_kind(kind: AgentKind) -> Option<Preset> {
         match kind {
             AgentKind::Command => None,
             AgentKind::Cli(preset) => Some(preset),
             AgentKind::Llm => Some(Preset::Llm),
-        }
-    }
-
-    /// The `kind` in configuration, and the binary's usual name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Preset::Claude => "claude",
-            Preset::Codex => "codex",
-            Preset::Gemini => "gemini",
-            Preset::Opencode => "opencode",
-            Preset::Qwen => "qwen",
-            Preset::Aider => "aider",
-            Preset::Llm => "llm",
         }
     }
 

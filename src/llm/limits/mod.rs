@@ -27,47 +27,10 @@ const POLL_MS: u64 = 250;
 /// Random extra pause, so that waiting processes do not poll in lockstep.
 const JITTER_MS: u64 = 40;
 
+pub use crate::model::Limits;
+
 /// The shipped profiles, one table per `"provider/model"`.
 const SHIPPED: &str = include_str!("../../../templates/rate_limits.toml");
-
-/// The limits of one `"provider/model"`; each is optional.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
-    /// Requests per 60 s.
-    pub rpm: Option<u32>,
-    /// Tokens (estimated, then actual) per 60 s.
-    pub tpm: Option<u64>,
-    /// Requests per 86,400 s.
-    pub rpd: Option<u32>,
-    /// Requests in flight at once.
-    pub max_concurrent: Option<u32>,
-}
-
-impl Limits {
-    /// True when no limit is set.
-    pub fn is_empty(&self) -> bool {
-        *self == Limits::default()
-    }
-
-    /// The limits in words, such as `9 RPM, 240000 TPM, 245 RPD`.
-    pub fn describe(&self) -> String {
-        let parts: Vec<String> = [
-            self.rpm.map(|n| format!("{n} RPM")),
-            self.tpm.map(|n| format!("{n} TPM")),
-            self.rpd.map(|n| format!("{n} RPD")),
-            self.max_concurrent.map(|n| format!("{n} concurrent")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if parts.is_empty() {
-            "no limits".to_owned()
-        } else {
-            parts.join(", ")
-        }
-    }
-}
 
 /// The shipped profiles (`templates/rate_limits.toml`): `"provider/model"` to its limits.
 pub fn shipped() -> BTreeMap<String, Limits> {
