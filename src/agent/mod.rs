@@ -154,6 +154,29 @@ pub fn parse_agent_cmd(spec: &str) -> Result<(String, Vec<String>), String> {
     Ok((name.to_owned(), argv))
 }
 
+/// Checks what only the agent layer knows about a configuration: that every `kind = "llm"`
+/// agent, judge and reviewer names a provider we know. Reported at the entry's name, like
+/// the checks `config` makes itself.
+pub fn check_config(config: &crate::config::Config) -> Result<(), crate::config::ConfigError> {
+    let lists = [
+        ("agent", &config.agents),
+        ("judge", &config.judges),
+        ("reviewer", &config.reviewers),
+    ];
+    for (what, list) in lists {
+        for a in list {
+            if a.kind == crate::config::AgentKind::Llm
+                && let Some(provider) = a.provider.as_deref()
+                && let Err(e) = crate::llm::provider::find(provider)
+            {
+                let name = a.name.get_ref();
+                return Err(config.invalid_at(a.name.span(), format!("{what} `{name}`: {e}")));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,27 +237,4 @@ mod tests {
         assert!(parse_agent_cmd("bad/name=x").is_err());
         assert!(parse_agent_cmd("x=").is_err());
     }
-}
-
-/// Checks what only the agent layer knows about a configuration: that every `kind = "llm"`
-/// agent, judge and reviewer names a provider we know. Reported at the entry's name, like
-/// the checks `config` makes itself.
-pub fn check_config(config: &crate::config::Config) -> Result<(), crate::config::ConfigError> {
-    let lists = [
-        ("agent", &config.agents),
-        ("judge", &config.judges),
-        ("reviewer", &config.reviewers),
-    ];
-    for (what, list) in lists {
-        for a in list {
-            if a.kind == crate::config::AgentKind::Llm
-                && let Some(provider) = a.provider.as_deref()
-                && let Err(e) = crate::llm::provider::find(provider)
-            {
-                let name = a.name.get_ref();
-                return Err(config.invalid_at(a.name.span(), format!("{what} `{name}`: {e}")));
-            }
-        }
-    }
-    Ok(())
 }
