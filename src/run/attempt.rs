@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::RunError;
+use super::context::{Event, Plan, Shared};
 use super::layout;
-use super::pipeline::{Event, Plan, Shared};
 use super::session::{Ended, agent_env, run_cli, run_session};
 use super::state::{Action, RoundEntry, Status, Vote, Voter};
 use crate::agent::{AgentSpec, Invocation, Kind};

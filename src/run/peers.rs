@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::RunError;
 use super::attempt::{Ask, Seen};
-use super::pipeline::{Plan, Shared};
+use super::context::{Plan, Shared};
 use super::state::Status;
 use crate::agent::{AgentSpec, prompt};
 use crate::judge::{Ballot, Entry};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 
 use super::RunError;
-use super::pipeline::{Event, Plan, Shared};
+use super::context::{Event, Plan, Shared};
 use super::state::{Abstention, Phase, Status, TestResult, Vote, Voter};
 use crate::agent::events;
 use crate::agent::process::{self, Job, leftovers};

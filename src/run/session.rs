@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::RunError;
-use super::pipeline::{Event, Plan, Shared};
+use super::context::{Event, Plan, Shared};
 use crate::agent::cli::{CliAgent, LaunchCtx};
 use crate::agent::events::{self, Report};
 use crate::agent::process::{self, Job, leftovers};

@@ -1,0 +1,225 @@
+//! What the parts of a run share: the [`Plan`] (resolved from flags and configuration),
+//! the progress [`Event`]s for the user interface, and [`Shared`], the run's state behind a
+//! lock that every agent's task updates and persists.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::RunError;
+use super::layout::RunDir;
+use super::state::{Action, Candidate, RunState, Status, Voter};
+use crate::agent::AgentSpec;
+use crate::agent::events::AgentEvent;
+use crate::config::{JudgeWhen, Weights};
+use crate::git::diff::Rendered;
+use crate::git::{self, ObjectId, Repo};
+use crate::judge::Judge;
+
+/// Everything a run needs to know, resolved from flags and configuration.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub task: String,
+    pub base: ObjectId,
+    pub base_branch: Option<String>,
+    pub agents: Vec<AgentSpec>,
+    pub jobs: usize,
+    pub test: Option<String>,
+    pub test_timeout: Duration,
+    pub keep: bool,
+    pub worktree_root: PathBuf,
+    /// The prompt template (`{task}`, `{worktree}`, `{test_rule}`, `{agent}`, `{run}`).
+    pub prompt_template: String,
+    /// The follow-up sent to an agent that asked a question.
+    pub nudge: String,
+    /// Images attached to the task (`--image`), absolute paths. The built-in agent gets
+    /// them in its requests; other agents are told where they are.
+    pub images: Vec<PathBuf>,
+    /// Rounds at most: 1 is a plain run; more let agents see their peers and revise or vote.
+    pub rounds: u32,
+    /// `round.md`: what an agent is told in a refinement round.
+    pub round_template: String,
+    /// `continue.md`: what an agent is told in a turn started with `run --continue`.
+    pub continue_template: String,
+    pub judges: Vec<Judge>,
+    pub judging: Judging,
+    pub weights: Option<Weights>,
+}
+
+/// How judges are asked.
+#[derive(Debug, Clone)]
+pub struct Judging {
+    pub when: JudgeWhen,
+    pub diff_budget: usize,
+    pub max_attempts: u32,
+    /// `judge.md`
+    pub template: String,
+}
+
+/// Progress of a run, for the user interface.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Created {
+        run: String,
+        agents: usize,
+        worktree_root: PathBuf,
+    },
+    WorktreesReady {
+        elapsed: Duration,
+    },
+    /// A refinement round (2 and up) or a new turn begins.
+    RoundStarted {
+        turn: u32,
+        round: u32,
+        agents: usize,
+    },
+    AgentStarted {
+        agent: String,
+    },
+    /// Something a CLI agent reported.
+    Agent {
+        agent: String,
+        event: AgentEvent,
+    },
+    /// An agent ended by asking a question and is told to finish on its own.
+    Nudged {
+        agent: String,
+        question: String,
+    },
+    AgentFinished {
+        agent: String,
+        how: String,
+        elapsed: Duration,
+    },
+    Snapshotted {
+        agent: String,
+        status: Status,
+        action: Action,
+        files: usize,
+        insertions: usize,
+        deletions: usize,
+    },
+    TestsStarted {
+        agent: String,
+    },
+    TestsFinished {
+        agent: String,
+        summary: String,
+    },
+    JudgesStarted {
+        judges: usize,
+        candidates: usize,
+    },
+    JudgesSkipped {
+        why: String,
+    },
+    /// A judge or an agent voted (`candidate` is the agent's name).
+    Voted {
+        voter: String,
+        by: Voter,
+        candidate: String,
+        reason: String,
+    },
+    Abstained {
+        judge: String,
+        reason: String,
+    },
+    /// The rounds of a turn ended early: `converged` when every agent voted without
+    /// changing anything, else nobody changed anything.
+    Settled {
+        round: u32,
+        converged: bool,
+    },
+    Warning(String),
+}
+
+/// Receives progress events; called from several tasks at once.
+pub type Reporter = Arc<dyn Fn(Event) + Send + Sync>;
+
+pub(super) struct Shared {
+    pub(super) repo: Arc<Repo>,
+    pub(super) dir: RunDir,
+    state: Mutex<RunState>,
+    pub(super) report: Reporter,
+    /// Rendered diffs against the base, by candidate commit.
+    rendered: Mutex<BTreeMap<String, Arc<Rendered>>>,
+}
+
+impl Shared {
+    pub(super) fn update(&self, f: impl FnOnce(&mut RunState)) -> Result<(), RunError> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut state);
+        state.save(&self.dir)
+    }
+
+    pub(super) fn update_candidate(
+        &self,
+        agent: &str,
+        f: impl FnOnce(&mut Candidate),
+    ) -> Result<(), RunError> {
+        self.update(|s| {
+            if let Some(c) = s.candidate_mut(agent) {
+                f(c);
+            }
+        })
+    }
+
+    pub(super) fn snapshot_state(&self) -> RunState {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(super) fn remember(&self, commit: &str, rendered: Rendered) {
+        self.rendered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(commit.to_owned(), Arc::new(rendered));
+    }
+
+    /// The changed lines of a commit whose diff was rendered.
+    pub(super) fn cached_lines(&self, commit: &str) -> Option<String> {
+        self.rendered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(commit)
+            .map(|r| r.changed_lines.clone())
+    }
+
+    /// The diff of a candidate commit against the base (rendered once).
+    pub(super) async fn rendered(
+        &self,
+        commit: &str,
+        base: ObjectId,
+    ) -> Result<Arc<Rendered>, RunError> {
+        if let Some(r) = self
+            .rendered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(commit)
+        {
+            return Ok(r.clone());
+        }
+        let id = self.repo.resolve_commit(commit)?;
+        let repo = self.repo.clone();
+        let rendered = tokio::task::spawn_blocking(move || git::diff::render(&repo, base, id))
+            .await
+            .expect("rendering does not panic")?;
+        self.remember(commit, rendered);
+        Ok(self.rendered.lock().unwrap_or_else(|e| e.into_inner())[commit].clone())
+    }
+}
+
+pub(super) fn new_shared(
+    repo: Arc<Repo>,
+    dir: RunDir,
+    state: RunState,
+    report: Reporter,
+) -> Arc<Shared> {
+    Arc::new(Shared {
+        repo,
+        dir,
+        state: Mutex::new(state),
+        report,
+        rendered: Mutex::new(BTreeMap::new()),
+    })
+}
