@@ -148,6 +148,39 @@ impl From<crate::run::RunError> for CliError {
     }
 }
 
+impl From<crate::run::merge::MergeError> for CliError {
+    fn from(err: crate::run::merge::MergeError) -> Self {
+        use crate::run::merge::MergeError;
+        match err {
+            MergeError::Run(e) => e.into(),
+            MergeError::Git(e) => e.into(),
+            MergeError::NoCommit { ref run, .. } => {
+                let hint = format!("see `git massgen status {run}`");
+                CliError::new(Exit::Negative, err).hint(hint)
+            }
+            MergeError::Breach {
+                ref run,
+                ref breaches,
+            } => {
+                let (run, breaches) = (run.clone(), breaches.clone());
+                let mut e = CliError::new(Exit::Negative, err);
+                for b in breaches.iter().take(10) {
+                    e = e.hint(format!("breach: {b}"));
+                }
+                if breaches.len() > 10 {
+                    e = e.hint(format!("… and {} more", breaches.len() - 10));
+                }
+                e.hint(format!(
+                    "check them (`git massgen status {run}`); if you made them yourself, merge with --allow-breach"
+                ))
+            }
+            MergeError::InProgress { how, .. } => CliError::new(Exit::Negative, err)
+                .hint(format!("finish it ({how}), then merge again")),
+            MergeError::BadId { .. } => CliError::new(Exit::Failure, err),
+        }
+    }
+}
+
 impl From<std::io::Error> for CliError {
     fn from(err: std::io::Error) -> Self {
         CliError::new(Exit::Failure, err)

@@ -97,7 +97,7 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::new(Exit::Failure, e))?;
-    let progress = std::sync::Arc::new(super::progress::Progress::new(
+    let progress = std::sync::Arc::new(crate::ui::progress::Progress::new(
         std::sync::Arc::new(ctx.ui.sibling()),
         std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.json && !ctx.ui.is_quiet(),
         None,
@@ -108,7 +108,7 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
         ctx,
         &repo,
         state.clone(),
-        Some(super::merge::MergeOptions::default()),
+        Some(crate::run::merge::MergeOptions::default()),
         args.json,
         None,
     )?;

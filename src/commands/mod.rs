@@ -8,7 +8,6 @@ pub mod doctor;
 pub mod hooks;
 pub mod init;
 pub mod merge;
-pub mod progress;
 pub mod report;
 pub mod review;
 pub mod run;

@@ -9,14 +9,13 @@ use crate::agent::cli::{CliAgent, Preset};
 use crate::agent::prompt::Template;
 use crate::agent::{self, AgentSpec, Kind};
 use crate::commands::Ctx;
-use crate::commands::merge::MergeOptions;
 use crate::config::{self, Config};
 use crate::error::{CliError, Exit};
 use crate::judge::{self, Judge, JudgeKind};
 use crate::run::layout;
+use crate::run::merge::MergeOptions;
 use crate::run::pipeline::{self, Event, Plan};
 use crate::run::state::RunState;
-use crate::ui;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -133,7 +132,7 @@ pub fn progress_for(
     ctx: &Ctx,
     args: &RunArgs,
     run: &str,
-) -> Result<Arc<super::progress::Progress>, CliError> {
+) -> Result<Arc<crate::ui::progress::Progress>, CliError> {
     use std::io::IsTerminal as _;
     let events = match &args.events {
         None => None,
@@ -144,16 +143,16 @@ pub fn progress_for(
                         .hint("write the events to a file: --events run.ndjson"),
                 );
             }
-            Some(super::progress::EventSink::Stdout)
+            Some(crate::ui::progress::EventSink::Stdout)
         }
-        Some(p) => Some(super::progress::EventSink::File(
+        Some(p) => Some(crate::ui::progress::EventSink::File(
             std::fs::File::create(ctx.cwd.join(p)).map_err(|e| {
                 CliError::usage(format!("cannot write the events to {}: {e}", p.display()))
             })?,
         )),
     };
     let live = std::io::stderr().is_terminal() && !args.json && !ctx.ui.is_quiet();
-    Ok(Arc::new(super::progress::Progress::new(
+    Ok(Arc::new(crate::ui::progress::Progress::new(
         Arc::new(ctx.ui.sibling()),
         live,
         events,
@@ -427,7 +426,7 @@ fn judges(config: &Config, llm: &crate::llm::Shared) -> Result<Vec<Judge>, CliEr
 pub async fn execute(
     repo: Arc<crate::git::Repo>,
     plan: Plan,
-    progress: Arc<super::progress::Progress>,
+    progress: Arc<crate::ui::progress::Progress>,
 ) -> Result<RunState, CliError> {
     let reporter = {
         let progress = progress.clone();
@@ -479,7 +478,7 @@ pub fn finish(
     mut state: RunState,
     merge: Option<MergeOptions>,
     json: bool,
-    progress: Option<&super::progress::Progress>,
+    progress: Option<&crate::ui::progress::Progress>,
 ) -> Result<Exit, CliError> {
     if let Some(p) = progress {
         p.finished(&state);
@@ -491,15 +490,19 @@ pub fn finish(
         && let Some(winner) = state.winner.clone()
     {
         if !state.breaches.is_empty() && !options.allow_breach {
-            refused = Some(super::merge::breach_refusal(&state));
+            refused = Some(CliError::from(crate::run::merge::MergeError::Breach {
+                run: state.run.clone(),
+                breaches: state.breaches.clone(),
+            }));
         } else {
             let dir = crate::run::layout::RunDir::new(repo, &state.run);
             let waiting = || {
                 ctx.ui
                     .info("massgen: waiting for another git massgen merge to finish")
             };
-            let outcome =
-                super::merge::merge_candidate(repo, &dir, &mut state, &winner, options, &waiting)?;
+            let outcome = crate::run::merge::merge_candidate(
+                repo, &dir, &mut state, &winner, options, &waiting,
+            )?;
             merge_outcome = Some(outcome);
         }
     }
@@ -517,9 +520,9 @@ pub fn finish(
         ctx.ui.json(&value);
     } else {
         // With the event stream on stdout, the result for people goes to stderr.
-        let mut text = render_ranking(&state);
+        let mut text = crate::ui::render::render_ranking(&state);
         if let Some(m) = &merge_outcome {
-            text.push_str(&super::merge::render_outcome(m));
+            text.push_str(&crate::ui::render::render_outcome(m));
         } else if state.winner.is_some() {
             text.push_str(&format!(
                 "\nmerge it with: git massgen merge {}   (or look first: git massgen diff {})\n",
@@ -541,111 +544,6 @@ pub fn finish(
     } else {
         Exit::Success
     })
-}
-
-/// The ranking table and the reason, as `run` and `status RUN` print them.
-pub fn render_ranking(state: &RunState) -> String {
-    let mut cands: Vec<_> = state.candidates.iter().collect();
-    cands.sort_by_key(|c| c.rank.unwrap_or(usize::MAX));
-    let with_usage = cands.iter().any(|c| c.usage.is_some());
-    let with_votes = !state.votes.is_empty() || !state.abstentions.is_empty();
-    let rows: Vec<Vec<String>> = cands
-        .iter()
-        .map(|c| {
-            let tests = c
-                .tests
-                .as_ref()
-                .map_or_else(|| "-".to_owned(), |t| t.summary());
-            let mut row = vec![
-                c.rank.map_or("-".into(), |r| r.to_string()),
-                c.agent.clone(),
-                c.status.as_str().to_owned(),
-                tests,
-                format!("{:.2}", c.agreement),
-                format!(
-                    "{}, +{} -{}",
-                    ui::count(c.files_changed, "file"),
-                    c.insertions,
-                    c.deletions
-                ),
-                c.branch.clone(),
-            ];
-            if with_votes {
-                row.insert(4, c.votes.to_string());
-            }
-            if with_usage {
-                let at = row.len() - 1;
-                row.insert(at, c.usage.as_ref().map_or("-".into(), usage_words));
-            }
-            row
-        })
-        .collect();
-    let mut out = format!("run {}\n\n", state.run);
-    let mut header = vec![
-        "rank", "agent", "status", "tests", "agree", "change", "branch",
-    ];
-    if with_votes {
-        header.insert(4, "votes");
-    }
-    if with_usage {
-        header.insert(header.len() - 1, "tokens in/out, cost");
-    }
-    out.push_str(&ui::table(&header, &rows));
-    for c in cands.iter().filter(|c| !c.deleted.is_empty()) {
-        out.push_str(&format!(
-            "{} deletes {}: {}\n",
-            c.agent,
-            ui::count(c.deleted.len(), "file"),
-            super::merge::name_some(&c.deleted)
-        ));
-    }
-    if let Some(reason) = &state.reason {
-        out.push_str(&format!("\n{reason}\n"));
-    }
-    if let Some(t) = state.turns.last()
-        && (t.rounds > 1 || t.turn > 1)
-    {
-        out.push_str(&format!(
-            "{}{}{}\n",
-            if t.turn > 1 {
-                format!("turn {}: ", t.turn)
-            } else {
-                String::new()
-            },
-            ui::count(t.rounds as usize, "round"),
-            if t.converged {
-                ": converged (every agent voted without changing anything)"
-            } else {
-                ""
-            }
-        ));
-    }
-    for w in &state.warnings {
-        out.push_str(&format!("warning: {w}\n"));
-    }
-    if !state.breaches.is_empty() {
-        out.push_str(&format!(
-            "\nchanged in your repository while the agents ran ({}; merging is refused without --allow-breach):\n",
-            match state.breaches.len() { 1 => "1 breach".to_owned(), n => format!("{n} breaches") }
-        ));
-        for b in &state.breaches {
-            out.push_str(&format!("  breach: {b}\n"));
-        }
-    }
-    out
-}
-
-/// `12.3k/1.2k $0.0210`
-pub fn usage_words(u: &crate::agent::events::Usage) -> String {
-    fn k(n: u64) -> String {
-        if n >= 10_000 {
-            format!("{:.1}k", n as f64 / 1000.0)
-        } else {
-            n.to_string()
-        }
-    }
-    let cost = u.cost_usd.map_or_else(String::new, |c| format!(" ${c:.4}"));
-    format!("{}/{}{cost}", k(u.input_tokens), k(u.output_tokens))
 }
 
 fn read_task(args: &RunArgs) -> Result<String, CliError> {

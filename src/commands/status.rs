@@ -97,7 +97,7 @@ pub fn status(ctx: &Ctx, args: &StatusArgs) -> Result<Exit, CliError> {
 }
 
 fn render_run(st: &RunState) -> String {
-    let mut out = super::run::render_ranking(st);
+    let mut out = crate::ui::render::render_ranking(st);
     out.push_str(&format!("\nstate: {}", st.state.as_str()));
     if st.merged {
         out.push_str(" (merged)");

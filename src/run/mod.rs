@@ -4,6 +4,7 @@
 mod attempt;
 pub mod context;
 pub mod layout;
+pub mod merge;
 mod peers;
 pub mod pipeline;
 mod scoring;

@@ -4,6 +4,9 @@
 //! warnings go to stderr so that scripts can capture stdout alone. A closed pipe on stdout is
 //! not an error (`git massgen diff RUN | head`).
 
+pub mod progress;
+pub mod render;
+
 use std::io::{self, Write};
 use std::sync::Mutex;
 
