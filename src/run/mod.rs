@@ -2,6 +2,7 @@
 //! from worktrees to a ranked result.
 
 mod attempt;
+pub mod clean;
 pub mod context;
 pub mod layout;
 pub mod merge;

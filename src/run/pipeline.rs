@@ -7,7 +7,6 @@
 //! `status` reports as interrupted and `clean` can finish. Ctrl-C (or SIGTERM) stops every
 //! agent's whole process group and leaves the run in the `interrupted` state.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -549,7 +548,7 @@ async fn remove_worktrees(shared: &Arc<Shared>) -> Result<(), RunError> {
     let mut state = shared.snapshot_state();
     let repo = shared.repo.clone();
     let (state, errors) = tokio::task::spawn_blocking(move || {
-        let errors = discard_worktrees(&repo, &mut state, false);
+        let errors = super::clean::discard_worktrees(&repo, &mut state, false);
         (state, errors)
     })
     .await
@@ -571,46 +570,4 @@ async fn remove_worktrees(shared: &Arc<Shared>) -> Result<(), RunError> {
             c.worktree = after.worktree.clone();
         }
     })
-}
-
-/// Detaches a run's worktrees (renamed into the trash, registrations removed) and starts
-/// deleting their files in the background; the worktree of a candidate whose work could not
-/// be snapshotted stays unless `force`. Returns the errors, one line per worktree.
-pub fn discard_worktrees(repo: &Repo, state: &mut RunState, force: bool) -> Vec<String> {
-    let repo_root = state
-        .worktree_root
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| state.worktree_root.clone());
-    let trash = super::trash::dir(&repo_root);
-    let mut errors = Vec::new();
-    for c in &mut state.candidates {
-        if c.unsaved && !force {
-            continue;
-        }
-        if let Some(wt) = &c.worktree {
-            match git::worktree::discard(repo, wt, &trash) {
-                Ok(()) => c.worktree = None,
-                Err(e) => errors.push(format!("{}: {e}", c.agent)),
-            }
-        }
-    }
-    if std::fs::remove_dir(&state.worktree_root).is_err()
-        && errors.is_empty()
-        && state.candidates.iter().all(|c| c.worktree.is_none())
-        && state.worktree_root.is_dir()
-        && state.worktree_root.file_name() == Some(std::ffi::OsStr::new(&state.run))
-    {
-        // What agents wrote beside their worktrees (`../`) goes with them.
-        let _ = std::fs::create_dir_all(&trash);
-        let target = trash.join(format!("{}-leftovers-{}", state.run, std::process::id()));
-        if let Err(e) = std::fs::rename(&state.worktree_root, &target) {
-            errors.push(format!(
-                "cannot remove {}: {e}",
-                state.worktree_root.display()
-            ));
-        }
-    }
-    super::trash::purge_in_background(&trash);
-    errors
 }

@@ -1,0 +1,422 @@
+//! Cleaning runs: stopping what a killed run left running, saving what its complete
+//! worktrees hold onto their branches, discarding the worktrees, deleting merged or empty
+//! branches (unmerged ones only when forced), and whatever crashed runs left behind.
+//!
+//! Nothing unmerged is deleted without `force`: worktrees of interrupted runs are first
+//! snapshotted onto their branches, and a candidate branch whose commit is not contained in
+//! any other branch is kept (and its run with it).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::RunError;
+use super::layout::{RunDir, branch_ref, runs_dir};
+use super::state::{self, Phase, RunState};
+use crate::agent::process;
+use crate::git::{self, ObjectId, Repo};
+
+/// What cleaning tells the user as it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Said {
+    Info(String),
+    Warn(String),
+}
+
+/// Cleans the run `run` (id, unique prefix or `latest`), or every run that is not running
+/// and whatever crashed runs left (`None`). `root` is the worktree root.
+pub fn clean(
+    repo: &Repo,
+    root: &Path,
+    run: Option<&str>,
+    force: bool,
+    say: &mut dyn FnMut(Said),
+) -> Result<(), RunError> {
+    let scan = state::scan(&runs_dir(repo))?;
+    let mut targets: Vec<(RunDir, RunState)> = Vec::new();
+    let mut unreadable: Vec<state::Unreadable> = Vec::new();
+    match run {
+        Some(run) => {
+            if let Some(u) = scan.unreadable.iter().find(|u| u.run == run) {
+                unreadable.push(u.clone());
+            } else {
+                let id = state::resolve(&runs_dir(repo), run)?;
+                let dir = RunDir::new(repo, &id);
+                let st = RunState::load(&dir)?;
+                if st.effective_phase().is_active() {
+                    return Err(RunError::Busy {
+                        run: st.run,
+                        pid: st.pid,
+                    });
+                }
+                targets.push((dir, st));
+            }
+        }
+        None => {
+            for st in scan.runs.iter().cloned() {
+                if st.effective_phase().is_active() {
+                    say(Said::Info(format!(
+                        "massgen: skipped run {}: it is still running (process {}); stop it first",
+                        st.run, st.pid
+                    )));
+                } else {
+                    targets.push((RunDir::new(repo, &st.run), st));
+                }
+            }
+            unreadable = scan.unreadable.clone();
+            for dir in &scan.abandoned {
+                std::fs::remove_dir_all(dir).map_err(RunError::io("cannot remove", dir))?;
+                say(Said::Info(format!(
+                    "massgen: removed {}, left by a run killed as it was created",
+                    dir.display()
+                )));
+            }
+        }
+    }
+    let mut kept_any = false;
+    for (dir, st) in targets {
+        let kept = clean_run(repo, &dir, st, force, say)?;
+        kept_any |= kept > 0;
+    }
+    for u in &unreadable {
+        let kept = clean_leftovers(repo, root, &u.run, force, say)?;
+        kept_any |= kept > 0;
+        if kept == 0 {
+            std::fs::remove_dir_all(&u.dir).map_err(RunError::io("cannot remove", &u.dir))?;
+            say(Said::Info(format!(
+                "massgen: removed run {} ({})",
+                u.run, u.error
+            )));
+        } else {
+            let aside = runs_dir(repo).join(".unreadable").join(&u.run);
+            std::fs::create_dir_all(aside.parent().expect("has a parent"))
+                .map_err(RunError::io("cannot create", &aside))?;
+            std::fs::rename(&u.dir, &aside).map_err(RunError::io("cannot move", &u.dir))?;
+            say(Said::Info(format!(
+                "massgen: run {} is unreadable ({}); its files were set aside in {}",
+                u.run,
+                u.error,
+                aside.display()
+            )));
+        }
+    }
+    if run.is_none() {
+        // Branches and worktree directories of runs whose directory is gone altogether.
+        let known: BTreeSet<&str> = scan
+            .runs
+            .iter()
+            .map(|r| r.run.as_str())
+            .chain(unreadable.iter().map(|u| u.run.as_str()))
+            .collect();
+        let runs = runs_dir(repo);
+        for id in orphan_runs(repo, root)? {
+            // Looked at again now: a run created since the scan is not an orphan.
+            let staged = std::fs::read_dir(&runs).is_ok_and(|mut d| {
+                d.any(|e| {
+                    e.is_ok_and(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .starts_with(&format!(".{id}.new-"))
+                    })
+                })
+            });
+            if !known.contains(id.as_str()) && !runs.join(&id).exists() && !staged {
+                let kept = clean_leftovers(repo, root, &id, force, say)?;
+                kept_any |= kept > 0;
+            }
+        }
+    }
+    if kept_any {
+        say(Said::Info(
+            "hint: unmerged candidate branches were kept; `git massgen clean --force` deletes them"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Ids of runs that have candidate branches or a worktree directory.
+fn orphan_runs(repo: &Repo, root: &std::path::Path) -> Result<BTreeSet<String>, RunError> {
+    let mut ids = BTreeSet::new();
+    for (name, _) in repo.branch_tips()? {
+        if let Some((id, _)) = name
+            .strip_prefix("refs/heads/massgen/")
+            .and_then(|rest| rest.split_once('/'))
+        {
+            ids.insert(id.to_owned());
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if crate::sys::is_run_id(&name) && e.path().is_dir() {
+                ids.insert(name);
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// Cleans what a run left when its state is unreadable or gone: its processes, its
+/// worktrees (what a complete one holds is saved onto its branch first), its worktree
+/// directory, and its branches (merged ones, or all with `--force`). Returns how many
+/// branches were kept.
+fn clean_leftovers(
+    repo: &Repo,
+    root: &Path,
+    run: &str,
+    force: bool,
+    say: &mut dyn FnMut(Said),
+) -> Result<usize, RunError> {
+    let stray = process::kill_run_processes(run);
+    if stray > 0 {
+        say(Said::Info(format!(
+            "massgen: stopped {stray} leftover process(es) of run {run}"
+        )));
+    }
+    let run_root = root.join(run);
+    let trash = crate::run::trash::dir(root);
+    let own = format!("refs/heads/massgen/{run}/");
+    for (wt, branch) in git::worktree::registered_under(repo, &run_root) {
+        if let Some(branch) = branch.filter(|b| b.starts_with(&own))
+            && git::worktree::is_ready(repo, &wt)
+            && let Some(tip) = repo.ref_target(&branch)?
+        {
+            let message = format!("massgen: work left in run {run}\n");
+            match git::snapshot::snapshot(repo, &wt, &branch, tip, &message, false) {
+                Ok(snap) if snap.commit != tip => say(Said::Info(format!(
+                    "massgen: saved the work in {} onto {}",
+                    wt.display(),
+                    branch.trim_start_matches("refs/heads/")
+                ))),
+                Ok(_) => {}
+                Err(e) => say(Said::Warn(format!(
+                    "cannot snapshot {} before removal: {e}",
+                    wt.display()
+                ))),
+            }
+        }
+        if let Err(e) = git::worktree::discard(repo, &wt, &trash) {
+            say(Said::Warn(format!(
+                "cannot remove worktree {}: {e}",
+                wt.display()
+            )));
+        }
+    }
+    if run_root.is_dir() {
+        let _ = std::fs::create_dir_all(&trash);
+        let target = trash.join(format!("{run}-leftovers-{}", std::process::id()));
+        match std::fs::rename(&run_root, &target) {
+            Ok(()) => say(Said::Info(format!(
+                "massgen: removed the worktree directory {} of run {run}",
+                run_root.display()
+            ))),
+            Err(e) => say(Said::Warn(format!(
+                "cannot remove {}: {e}",
+                run_root.display()
+            ))),
+        }
+        crate::run::trash::purge_in_background(&trash);
+    }
+    let protected = other_branch_tips(repo, run)?;
+    let mut kept = 0;
+    for (name, tip) in repo.branch_tips()? {
+        if !name.starts_with(&own) {
+            continue;
+        }
+        let Ok(tip) = ObjectId::from_hex(tip.as_bytes()) else {
+            continue;
+        };
+        let merged = protected
+            .iter()
+            .any(|&p| repo.is_ancestor(tip, p).unwrap_or(false));
+        let short = name.trim_start_matches("refs/heads/");
+        if force || merged {
+            repo.delete_ref(&name)?;
+            say(Said::Info(format!("massgen: deleted branch {short}")));
+        } else {
+            kept += 1;
+            say(Said::Info(format!(
+                "massgen: kept unmerged branch {short} (its run {run} has no readable state)"
+            )));
+        }
+    }
+    Ok(kept)
+}
+
+/// Cleans one run; returns how many branches were kept.
+fn clean_run(
+    repo: &Repo,
+    dir: &RunDir,
+    mut st: RunState,
+    force: bool,
+    say: &mut dyn FnMut(Said),
+) -> Result<usize, RunError> {
+    // Agents left running by a killed `git massgen` are stopped first.
+    for c in &mut st.candidates {
+        if let Some(pgid) = c.pgid.take()
+            && process::kill_leftover_group(pgid, &st.run)
+        {
+            say(Said::Info(format!(
+                "massgen: stopped leftover agent {} of run {}",
+                c.agent, st.run
+            )));
+        }
+    }
+    // And whatever else still runs for this run (commands agents started in groups of
+    // their own).
+    let stray = process::kill_run_processes(&st.run);
+    if stray > 0 {
+        say(Said::Info(format!(
+            "massgen: stopped {stray} leftover process(es) of run {}",
+            st.run
+        )));
+    }
+    // Save what interrupted agents left before their worktrees go.
+    let base = ObjectId::from_hex(st.base.as_bytes())
+        .map_err(|e| RunError::Usage(format!("bad commit id `{}` in run state: {e}", st.base)))?;
+    for c in &mut st.candidates {
+        let Some(wt) = c.worktree.clone() else {
+            continue;
+        };
+        if !wt.exists() {
+            continue;
+        }
+        // A worktree made by a run killed before its agents started, or one whose checkout
+        // was cut short, holds no agent work; a snapshot of it would record the deletion of
+        // every file not yet checked out.
+        if st.state == Phase::Created || !git::worktree::is_ready(repo, &wt) {
+            say(Said::Info(format!(
+                "massgen: {}'s worktree was never completely set up (the run stopped before its agents started); discarded without a snapshot",
+                c.agent
+            )));
+            continue;
+        }
+        let branch = branch_ref(&st.run, &c.agent);
+        let message = format!(
+            "massgen: {} work left in an interrupted run {}\n",
+            c.agent, st.run
+        );
+        match git::snapshot::snapshot(repo, &wt, &branch, base, &message, false) {
+            Ok(snap) => {
+                if c.commit.as_deref() != Some(&snap.commit.to_string()) && snap.changed {
+                    say(Said::Info(format!(
+                        "massgen: saved {}'s work onto {}",
+                        c.agent, c.branch
+                    )));
+                }
+                c.commit = Some(snap.commit.to_string());
+                c.unsaved = false;
+            }
+            Err(e) if force => say(Said::Warn(format!(
+                "{}: cannot snapshot its worktree ({}); discarded with --force",
+                c.agent,
+                e.with_causes()
+            ))),
+            Err(e) => {
+                c.unsaved = true;
+                say(Said::Warn(format!(
+                    "{}: cannot snapshot its worktree ({}); kept {} so that nothing is lost (fix the cause and clean again, or clean --force to discard it)",
+                    c.agent,
+                    e.with_causes(),
+                    wt.display()
+                )));
+            }
+        }
+    }
+    st.save(dir)?;
+    let errors = discard_worktrees(repo, &mut st, force);
+    for e in &errors {
+        say(Said::Warn(e.clone()));
+    }
+    st.save(dir)?;
+
+    // Branches: delete merged or empty ones; unmerged ones only with --force.
+    let protected = other_branch_tips(repo, &st.run)?;
+    let mut kept = 0;
+    for c in &st.candidates {
+        let name = branch_ref(&st.run, &c.agent);
+        let Some(tip) = repo.ref_target(&name)? else {
+            continue;
+        };
+        let empty = repo.tree_of(tip)? == repo.tree_of(base)?;
+        let merged = protected
+            .iter()
+            .any(|&p| repo.is_ancestor(tip, p).unwrap_or(false));
+        if force || empty || merged {
+            repo.delete_ref(&name)?;
+        } else {
+            kept += 1;
+            say(Said::Info(format!(
+                "massgen: kept unmerged branch {}",
+                c.branch
+            )));
+        }
+    }
+    let worktrees_kept = st
+        .candidates
+        .iter()
+        .filter(|c| c.worktree.is_some())
+        .count();
+    if kept == 0 && errors.is_empty() && worktrees_kept == 0 {
+        std::fs::remove_dir_all(&dir.dir).map_err(RunError::io("cannot remove", &dir.dir))?;
+        say(Said::Info(format!("massgen: removed run {}", st.run)));
+    }
+    Ok(kept)
+}
+
+/// Tips of all branches that are not this run's candidates.
+fn other_branch_tips(repo: &Repo, run: &str) -> Result<Vec<ObjectId>, RunError> {
+    let own = format!("refs/heads/massgen/{run}/");
+    let mut out = Vec::new();
+    for (name, id) in repo.branch_tips()? {
+        if name.starts_with(&own) || id.is_empty() {
+            continue;
+        }
+        if let Ok(id) = ObjectId::from_hex(id.as_bytes()) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Detaches a run's worktrees (renamed into the trash, registrations removed) and starts
+/// deleting their files in the background; the worktree of a candidate whose work could not
+/// be snapshotted stays unless `force`. Returns the errors, one line per worktree.
+pub fn discard_worktrees(repo: &Repo, state: &mut RunState, force: bool) -> Vec<String> {
+    let repo_root = state
+        .worktree_root
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| state.worktree_root.clone());
+    let trash = super::trash::dir(&repo_root);
+    let mut errors = Vec::new();
+    for c in &mut state.candidates {
+        if c.unsaved && !force {
+            continue;
+        }
+        if let Some(wt) = &c.worktree {
+            match git::worktree::discard(repo, wt, &trash) {
+                Ok(()) => c.worktree = None,
+                Err(e) => errors.push(format!("{}: {e}", c.agent)),
+            }
+        }
+    }
+    if std::fs::remove_dir(&state.worktree_root).is_err()
+        && errors.is_empty()
+        && state.candidates.iter().all(|c| c.worktree.is_none())
+        && state.worktree_root.is_dir()
+        && state.worktree_root.file_name() == Some(std::ffi::OsStr::new(&state.run))
+    {
+        // What agents wrote beside their worktrees (`../`) goes with them.
+        let _ = std::fs::create_dir_all(&trash);
+        let target = trash.join(format!("{}-leftovers-{}", state.run, std::process::id()));
+        if let Err(e) = std::fs::rename(&state.worktree_root, &target) {
+            errors.push(format!(
+                "cannot remove {}: {e}",
+                state.worktree_root.display()
+            ));
+        }
+    }
+    super::trash::purge_in_background(&trash);
+    errors
+}
