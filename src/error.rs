@@ -181,6 +181,34 @@ impl From<crate::run::merge::MergeError> for CliError {
     }
 }
 
+impl From<crate::hooks::HooksError> for CliError {
+    fn from(err: crate::hooks::HooksError) -> Self {
+        use crate::hooks::HooksError;
+        match &err {
+            HooksError::ChainedExists { hook, path } => {
+                let hint = format!(
+                    "the {hook} hook there is not ours and would be kept as {}, which is taken \
+                     (left from an earlier install?); merge or move one of them, then install \
+                     again",
+                    path.display()
+                );
+                CliError::usage(err).hint(hint)
+            }
+            HooksError::Foreign { .. } => CliError::usage(err).hint(
+                "git-massgen's hook is not installed there: this one was put there by something \
+                 else; remove it by hand if it should go",
+            ),
+            HooksError::Managed { manager, .. } => {
+                let hint = format!(
+                    "add `git massgen review --hook pre-commit` (or `--hook pre-push --remote \"$1\"`) to the {manager} hook scripts instead, e.g. .husky/pre-commit"
+                );
+                CliError::usage(err).hint(hint)
+            }
+            HooksError::HooksDir(_) | HooksError::Io { .. } => CliError::new(Exit::Failure, err),
+        }
+    }
+}
+
 impl From<std::io::Error> for CliError {
     fn from(err: std::io::Error) -> Self {
         CliError::new(Exit::Failure, err)

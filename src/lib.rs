@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod git;
+pub mod hooks;
 pub mod judge;
 pub mod llm;
 pub mod model;
