@@ -11,6 +11,7 @@ pub mod agent;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod docs;
 pub mod error;
 pub mod git;
 pub mod hooks;
