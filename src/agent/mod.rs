@@ -6,6 +6,7 @@
 //! ever involved.
 
 pub mod cli;
+pub mod doctor;
 pub mod events;
 pub mod process;
 pub mod prompt;
