@@ -99,7 +99,7 @@ impl AgentEvent {
                 )
             }
             AgentEvent::Waiting { until_ms, reason } => {
-                let now = crate::llm::limits::now_ms();
+                let now = now_ms();
                 let secs = until_ms.saturating_sub(now).div_ceil(1000);
                 format!("waiting {secs}s for the rate limit ({reason})")
             }
@@ -107,6 +107,14 @@ impl AgentEvent {
             AgentEvent::Finished { ok: false, .. } => "finished with an error".into(),
         }
     }
+}
+
+/// Milliseconds since the epoch, now (the clock of `Waiting { until_ms }`).
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn first_line(text: &str, max: usize) -> String {

@@ -5,6 +5,7 @@
 //! inside arguments, never re-split), as a file, and as environment variables; no shell is
 //! ever involved.
 
+pub mod builtin;
 pub mod cli;
 pub mod doctor;
 pub mod events;

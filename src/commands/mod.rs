@@ -69,17 +69,38 @@ pub fn load_run(repo: &Repo, arg: &str) -> Result<(RunDir, RunState), CliError> 
 /// `llm-agent --spec FILE`: runs the built-in agent in the current directory (a worktree),
 /// writing its events as JSON lines on stdout.
 pub fn llm_agent(spec: &std::path::Path) -> Result<crate::error::Exit, CliError> {
+    use crate::agent::builtin;
     let text = std::fs::read_to_string(spec)
         .map_err(|e| CliError::usage(format!("cannot read {}: {e}", spec.display())))?;
-    let spec: crate::llm::agent::Spec = serde_json::from_str(&text)
+    let spec: builtin::Spec = serde_json::from_str(&text)
         .map_err(|e| CliError::usage(format!("bad agent spec {}: {e}", spec.display())))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| CliError::new(crate::error::Exit::Failure, e))?;
-    Ok(match rt.block_on(crate::llm::agent::run(spec)) {
-        0 => crate::error::Exit::Success,
-        _ => crate::error::Exit::Negative,
-    })
+    // Stopped (timeout, Ctrl-C): the commands its tools run live in process groups of
+    // their own, which the signal to the agent's group does not reach. The process exits
+    // at once, as a process killed by SIGTERM would (a blocked tool must not hold it).
+    rt.spawn(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        builtin::tools::kill_running();
+        std::process::exit(143);
+    });
+    Ok(
+        match rt.block_on(builtin::run(&spec, &mut std::io::stdout())) {
+            Ok(()) => crate::error::Exit::Success,
+            Err(_) => crate::error::Exit::Negative,
+        },
+    )
 }

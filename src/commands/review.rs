@@ -453,8 +453,9 @@ fn reviewers(
             Some(Preset::Llm) => {
                 let (spec, key) = super::run::in_process_llm(c, &llm, "reviewer")?;
                 ReviewerKind::Llm {
-                    spec: Box::new(spec),
+                    endpoint: Box::new(spec.endpoint),
                     key,
+                    max_turns: spec.max_turns,
                 }
             }
             Some(preset) => ReviewerKind::Cli {

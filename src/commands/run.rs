@@ -167,8 +167,8 @@ pub(super) fn llm_shared(
     flag: Option<crate::llm::limits::Limits>,
     unlimited: bool,
     images: Vec<crate::llm::chat::Image>,
-) -> Result<crate::llm::Shared, CliError> {
-    Ok(crate::llm::Shared {
+) -> Result<crate::agent::builtin::Shared, CliError> {
+    Ok(crate::agent::builtin::Shared {
         system: Template::LlmSystem.load(&repo.massgen_dir())?,
         nudge: Template::Nudge.load(&repo.massgen_dir())?,
         prices: {
@@ -192,15 +192,15 @@ pub(super) fn llm_shared(
 /// the environment. `role` names it in messages ("judge", "reviewer").
 pub(super) fn in_process_llm(
     c: &config::AgentConfig,
-    llm: &crate::llm::Shared,
+    llm: &crate::agent::builtin::Shared,
     role: &str,
-) -> Result<(crate::llm::agent::Spec, Option<judge::Secret>), CliError> {
-    let spec = crate::llm::spec_for(c, llm).map_err(|e| {
+) -> Result<(crate::agent::builtin::Spec, Option<judge::Secret>), CliError> {
+    let spec = crate::agent::builtin::spec_for(c, llm).map_err(|e| {
         CliError::usage(e.replacen("agent `", &format!("{role} `"), 1)).hint(format!(
             "check the {role}'s provider and key, or remove it from the configuration"
         ))
     })?;
-    let key = spec.api_key_env.as_ref().and_then(|var| {
+    let key = spec.endpoint.api_key_env.as_ref().and_then(|var| {
         c.env
             .get(var)
             .cloned()
@@ -223,7 +223,7 @@ fn continue_run(
     repo: crate::git::Repo,
     config: &Config,
     args: &RunArgs,
-    llm: &crate::llm::Shared,
+    llm: &crate::agent::builtin::Shared,
     run: &str,
     follow_up: String,
 ) -> Result<Exit, CliError> {
@@ -340,7 +340,7 @@ fn plan(
     repo: &crate::git::Repo,
     config: &Config,
     args: &RunArgs,
-    llm: &crate::llm::Shared,
+    llm: &crate::agent::builtin::Shared,
     task: String,
     base: crate::git::ObjectId,
     base_branch: Option<String>,
@@ -394,7 +394,7 @@ fn plan(
 }
 
 /// The configured judges, resolved.
-fn judges(config: &Config, llm: &crate::llm::Shared) -> Result<Vec<Judge>, CliError> {
+fn judges(config: &Config, llm: &crate::agent::builtin::Shared) -> Result<Vec<Judge>, CliError> {
     let timeout = config.judging.timeout.unwrap_or(judge::DEFAULT_TIMEOUT);
     config
         .judges
@@ -404,7 +404,7 @@ fn judges(config: &Config, llm: &crate::llm::Shared) -> Result<Vec<Judge>, CliEr
             let kind = if j.kind == config::AgentKind::Llm {
                 let (spec, key) = in_process_llm(j, llm, "judge")?;
                 JudgeKind::Llm {
-                    spec: Box::new(spec),
+                    endpoint: Box::new(spec.endpoint),
                     key,
                 }
             } else {
@@ -588,7 +588,7 @@ fn load_images(paths: &[PathBuf]) -> Result<Vec<crate::llm::chat::Image>, CliErr
 fn select_agents(
     config: &Config,
     args: &RunArgs,
-    llm: &crate::llm::Shared,
+    llm: &crate::agent::builtin::Shared,
 ) -> Result<Vec<AgentSpec>, CliError> {
     let default_timeout = default_timeout(args, config);
     let from_config = |a: &config::AgentConfig| agent_from_config(a, args, config, llm);
@@ -632,14 +632,14 @@ fn select_agents(
             ad_hoc: true,
         });
     }
-    let mut llm_specs: Vec<&mut crate::llm::agent::Spec> = out
+    let mut llm_specs: Vec<&mut crate::agent::builtin::Spec> = out
         .iter_mut()
         .filter_map(|a| match &mut a.kind {
             Kind::Cli(cli) => cli.llm.as_deref_mut(),
             Kind::Command(_) => None,
         })
         .collect();
-    crate::llm::stagger(&mut llm_specs);
+    crate::agent::builtin::stagger(&mut llm_specs);
     if out.is_empty() {
         return Err(CliError::usage("no agents to run")
             .hint("configure [[agents]] in .massgen/config.toml (`git massgen init`), or pass --agent-cmd NAME=COMMAND"));
@@ -663,14 +663,14 @@ fn agent_from_config(
     a: &config::AgentConfig,
     args: &RunArgs,
     config: &Config,
-    llm: &crate::llm::Shared,
+    llm: &crate::agent::builtin::Shared,
 ) -> Result<AgentSpec, CliError> {
     let default_timeout = default_timeout(args, config);
     let name = a.name.get_ref().clone();
     let kind = match Preset::from_kind(a.kind) {
         None => Kind::Command(a.command.clone()),
         Some(Preset::Llm) => {
-            let spec = crate::llm::spec_for(a, llm).map_err(|e| {
+            let spec = crate::agent::builtin::spec_for(a, llm).map_err(|e| {
                 CliError::usage(e).hint("check the agent with `git massgen doctor`")
             })?;
             let mut cli = CliAgent::from_config(Preset::Llm, a);

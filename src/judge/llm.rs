@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::{Ballot, Judge, Secret, Setting, Verdict, View, check_vote};
 use crate::agent::events::Usage;
-use crate::llm::chat::{Message, Part, Role};
-use crate::llm::tools::ToolSpec;
+use crate::llm::Endpoint;
+use crate::llm::chat::{Message, Part, Role, ToolSpec};
 
 /// The system prompt of every LLM judge.
 const SYSTEM: &str =
@@ -33,7 +33,7 @@ fn vote_tool(view: &View) -> ToolSpec {
 
 pub(super) async fn ask(
     judge: &Judge,
-    spec: &crate::llm::agent::Spec,
+    endpoint: &Endpoint,
     key: Option<&Secret>,
     ballot: &Ballot,
     view: &View,
@@ -43,10 +43,10 @@ pub(super) async fn ask(
         judge: judge.name.clone(),
         ..Default::default()
     };
-    let (client, limiter) = match spec.connect(key.map(|k| k.0.as_str())) {
+    let (client, limiter) = match endpoint.connect(key.map(|k| k.0.as_str())) {
         Ok(connected) => connected,
         Err(e) => {
-            verdict.abstained = Some(e);
+            verdict.abstained = Some(e.to_string());
             return verdict;
         }
     };
@@ -64,18 +64,22 @@ pub(super) async fn ask(
     let mut last_problem = String::new();
     for attempt in 1..=setting.max_attempts {
         verdict.attempts = attempt;
-        let reply = spec
+        let reply = endpoint
             .turn(&client, limiter.as_ref(), SYSTEM, &messages, &tools)
             .await;
         let reply = match reply {
             Ok(r) => r,
             Err(e) => {
                 verdict.usage = Some(usage);
-                verdict.abstained = Some(e);
+                verdict.abstained = Some(e.to_string());
                 return verdict;
             }
         };
-        spec.count(&mut usage, &reply);
+        usage.add(&Usage {
+            input_tokens: reply.input_tokens,
+            output_tokens: reply.output_tokens,
+            cost_usd: endpoint.cost(&reply),
+        });
         messages.push(Message::from_reply(&reply));
         let Some(call) = reply.calls.first() else {
             last_problem = "the reply called no tool".into();

@@ -215,9 +215,9 @@ pub enum JudgeKind {
         argv: Vec<String>,
         env: Vec<(String, String)>,
     },
-    /// The built-in HTTP backends; the spec's prompt and tools are not used.
+    /// The built-in HTTP client.
     Llm {
-        spec: Box<crate::llm::agent::Spec>,
+        endpoint: Box<crate::llm::Endpoint>,
         key: Option<Secret>,
     },
 }
@@ -307,7 +307,7 @@ pub async fn ask(
         JudgeKind::Command { argv, env } => {
             command::ask(judge, argv, env, ballot, &view, setting, cancel).await
         }
-        JudgeKind::Llm { spec, key } => {
+        JudgeKind::Llm { endpoint, key } => {
             let stopped = |why: String| Verdict {
                 judge: judge.name.clone(),
                 abstained: Some(why),
@@ -315,7 +315,7 @@ pub async fn ask(
             };
             let mut cancel = cancel;
             tokio::select! {
-                verdict = tokio::time::timeout(judge.timeout, llm::ask(judge, spec, key.as_ref(), ballot, &view, setting)) => {
+                verdict = tokio::time::timeout(judge.timeout, llm::ask(judge, endpoint, key.as_ref(), ballot, &view, setting)) => {
                     verdict.unwrap_or_else(|_| stopped(format!(
                         "timed out after {}",
                         humantime::format_duration(judge.timeout)

@@ -1,4 +1,5 @@
-//! The conversation, in our own terms; `wire` turns it into each provider's shape.
+//! The conversation, in our own terms (messages, the tools offered, the reply); `wire`
+//! turns it into each provider's shape.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -86,6 +87,15 @@ impl Message {
             .iter()
             .any(|p| matches!(p, Part::ToolResult { .. }))
     }
+}
+
+/// A tool as offered to the model.
+#[derive(Debug, Clone)]
+pub struct ToolSpec {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// JSON Schema object for the arguments.
+    pub schema: Value,
 }
 
 /// What the model answered in one turn.

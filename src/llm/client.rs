@@ -35,9 +35,40 @@ pub enum Notice {
 
 /// A call that failed for good; the message names the provider, the status and what the
 /// provider said.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct CallError(pub String);
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The HTTP client could not be built.
+    #[error("cannot set up HTTP: {0}")]
+    Setup(#[source] reqwest::Error),
+    /// The shared rate limiter refused or failed (a spent daily budget, a broken state file).
+    #[error("{provider}: {source}")]
+    Limit {
+        provider: String,
+        #[source]
+        source: LimitError,
+    },
+    /// A failure not worth retrying: a rejected key or request, exhausted credit.
+    #[error("{provider}: {}{message}", http(*status))]
+    Refused {
+        provider: String,
+        /// The HTTP status, `None` when the connection or the stream failed.
+        status: Option<u16>,
+        message: String,
+    },
+    /// Every attempt failed; the last failure is the one named.
+    #[error("{provider}: {}{message} (gave up after {attempts} attempts)", http(*status))]
+    GaveUp {
+        provider: String,
+        status: Option<u16>,
+        message: String,
+        attempts: u32,
+    },
+}
+
+/// `HTTP 429: ` before a server's message; nothing before a connection's or a stream's.
+fn http(status: Option<u16>) -> String {
+    status.map(|s| format!("HTTP {s}: ")).unwrap_or_default()
+}
 
 pub struct Client {
     http: reqwest::Client,
@@ -72,7 +103,7 @@ impl Client {
             .read_timeout(Duration::from_secs(300))
             .user_agent(concat!("git-massgen/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| CallError(format!("cannot set up HTTP: {e}")))?;
+            .map_err(CallError::Setup)?;
         Ok(Client {
             http,
             protocol,
@@ -92,7 +123,7 @@ impl Client {
         estimate: u64,
         notice: &mut (dyn FnMut(Notice) + Send),
     ) -> Result<Reply, CallError> {
-        let mut last = None;
+        let mut last: Option<Failure> = None;
         for attempt in 1..=self.max_attempts.max(1) {
             let permit = match limiter {
                 Some(l) => {
@@ -102,13 +133,12 @@ impl Client {
                             why: why.to_owned(),
                         })
                     };
-                    Some(
-                        l.acquire(estimate, &mut on_wait)
-                            .await
-                            .map_err(|e: LimitError| {
-                                CallError(format!("{}: {e}", self.provider))
-                            })?,
-                    )
+                    Some(l.acquire(estimate, &mut on_wait).await.map_err(|source| {
+                        CallError::Limit {
+                            provider: self.provider.clone(),
+                            source,
+                        }
+                    })?)
                 }
                 None => None,
             };
@@ -131,15 +161,15 @@ impl Client {
                 Some(p) if failure.status.is_some() => p.done(0),
                 other => drop(other),
             }
-            let words = match failure.status {
-                Some(s) => format!("{}: HTTP {s}: {}", self.provider, failure.message),
-                None => format!("{}: {}", self.provider, failure.message),
-            };
             if !failure.retry {
-                return Err(CallError(words));
+                return Err(CallError::Refused {
+                    provider: self.provider.clone(),
+                    status: failure.status,
+                    message: failure.message,
+                });
             }
             if attempt == self.max_attempts {
-                last = Some(words);
+                last = Some(failure);
                 break;
             }
             let backoff = self.base_delay.saturating_mul(1 << (attempt - 1).min(10));
@@ -158,16 +188,18 @@ impl Client {
                 attempt,
                 status: failure.status,
                 delay,
-                message: failure.message,
+                message: failure.message.clone(),
             });
             tokio::time::sleep(delay).await;
-            last = Some(words);
+            last = Some(failure);
         }
-        Err(CallError(format!(
-            "{} (gave up after {} attempts)",
-            last.unwrap_or_default(),
-            self.max_attempts
-        )))
+        let last = last.expect("every attempt returns or records its failure");
+        Err(CallError::GaveUp {
+            provider: self.provider.clone(),
+            status: last.status,
+            message: last.message,
+            attempts: self.max_attempts,
+        })
     }
 
     async fn attempt(&self, body: &Value) -> Result<Reply, Failure> {
@@ -409,6 +441,29 @@ mod tests {
         let body = r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"3s"}]}}"#;
         assert_eq!(gemini_retry_delay(body), Some(Duration::from_secs(3)));
         assert_eq!(gemini_retry_delay("{}"), None);
+    }
+
+    #[test]
+    fn call_errors_name_the_provider_and_the_status() {
+        let refused = CallError::Refused {
+            provider: "anthropic".into(),
+            status: Some(401),
+            message: "invalid x-api-key; check the API key".into(),
+        };
+        assert_eq!(
+            refused.to_string(),
+            "anthropic: HTTP 401: invalid x-api-key; check the API key"
+        );
+        let gave_up = CallError::GaveUp {
+            provider: "vllm".into(),
+            status: None,
+            message: "the stream broke".into(),
+            attempts: 5,
+        };
+        assert_eq!(
+            gave_up.to_string(),
+            "vllm: the stream broke (gave up after 5 attempts)"
+        );
     }
 
     #[test]

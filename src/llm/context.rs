@@ -46,10 +46,22 @@ pub struct Fitted {
     pub dropped: usize,
 }
 
+/// A conversation that cannot be made to fit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the conversation needs about {needed} tokens even after shortening, more than the {budget} the context window leaves; raise `context_window` or shorten the task"
+)]
+pub struct TooLong {
+    /// Tokens the shortened conversation still needs (estimated).
+    pub needed: u64,
+    /// Tokens the window leaves for the messages.
+    pub budget: u64,
+}
+
 /// Makes `messages` fit in `budget` tokens (the window less the system prompt, the tool
 /// definitions and the room kept for the answer). The first message (the task) and the
 /// newest turn are always kept; tool calls and their results are dropped together.
-pub fn fit(messages: &mut Vec<Message>, budget: u64) -> Result<Fitted, String> {
+pub fn fit(messages: &mut Vec<Message>, budget: u64) -> Result<Fitted, TooLong> {
     let mut done = Fitted::default();
     if estimate_all(messages) <= budget {
         return Ok(done);
@@ -125,9 +137,10 @@ pub fn fit(messages: &mut Vec<Message>, budget: u64) -> Result<Fitted, String> {
     }
     let total = estimate_all(messages);
     if total > budget {
-        return Err(format!(
-            "the conversation needs about {total} tokens even after shortening, more than the {budget} the context window leaves; raise `context_window` or shorten the task"
-        ));
+        return Err(TooLong {
+            needed: total,
+            budget,
+        });
     }
     Ok(done)
 }
@@ -255,6 +268,7 @@ mod tests {
     fn an_impossible_fit_is_an_error() {
         let mut m = vec![Message::user_text("x".repeat(10_000))];
         let err = fit(&mut m, 100).unwrap_err();
-        assert!(err.contains("context_window"), "{err}");
+        assert_eq!(err.budget, 100);
+        assert!(err.to_string().contains("context_window"), "{err}");
     }
 }

@@ -8,10 +8,9 @@
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::chat::{Message, Part, Reply, Role, ToolCall};
+use super::chat::{Message, Part, Reply, Role, ToolCall, ToolSpec};
 use super::provider::Protocol;
 use super::sse::SseEvent;
-use super::tools::ToolSpec;
 
 /// What a request needs besides the conversation.
 #[derive(Debug, Clone, Copy)]

@@ -110,7 +110,7 @@ pub struct CliAgent {
     pub max_nudges: u32,
     pub own_config: bool,
     /// The built-in agent's settings (its prompt is filled in at launch).
-    pub llm: Option<Box<crate::llm::agent::Spec>>,
+    pub llm: Option<Box<crate::agent::builtin::Spec>>,
 }
 
 impl CliAgent {

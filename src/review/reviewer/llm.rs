@@ -5,10 +5,11 @@
 use serde_json::json;
 
 use super::{Reviewer, Setting, findings_in_text};
+use crate::agent::builtin::tools::{self as builtin_tools, Tools};
 use crate::agent::events::Usage;
 use crate::judge::Secret;
-use crate::llm::chat::{Message, Part, Role};
-use crate::llm::tools::{ToolSpec, Tools};
+use crate::llm::Endpoint;
+use crate::llm::chat::{Message, Part, Role, ToolSpec};
 use crate::review::{Parsed, ReviewerOutcome, parse_findings};
 
 const SYSTEM: &str = "You are a careful, precise code reviewer. You read the change and the \
@@ -47,15 +48,18 @@ fn report_tool() -> ToolSpec {
 
 pub(super) async fn review(
     reviewer: &Reviewer,
-    spec: &crate::llm::agent::Spec,
+    endpoint: &Endpoint,
     key: Option<&Secret>,
+    max_turns: u32,
     setting: &Setting,
     outcome: &mut ReviewerOutcome,
 ) -> Result<Parsed, String> {
-    let (client, limiter) = spec.connect(key.map(|k| k.0.as_str()))?;
+    let (client, limiter) = endpoint
+        .connect(key.map(|k| k.0.as_str()))
+        .map_err(|e| e.to_string())?;
     let tools =
         Tools::new(&setting.worktree).map_err(|e| format!("cannot read the reviewed tree: {e}"))?;
-    let mut specs: Vec<ToolSpec> = crate::llm::tools::specs()
+    let mut specs: Vec<ToolSpec> = builtin_tools::specs()
         .into_iter()
         .filter(|t| READ_ONLY.contains(&t.name))
         .collect();
@@ -65,18 +69,22 @@ pub(super) async fn review(
     let mut attempts = 0;
     let mut last_problem = String::from("no answer");
     let log = setting.log(&reviewer.name, "conversation");
-    for _turn in 1..=spec.max_turns.max(1) {
-        let reply = spec
+    for _turn in 1..=max_turns.max(1) {
+        let reply = endpoint
             .turn(&client, limiter.as_ref(), SYSTEM, &messages, &specs)
             .await;
         let reply = match reply {
             Ok(r) => r,
             Err(e) => {
                 outcome.usage = Some(usage);
-                return Err(e);
+                return Err(e.to_string());
             }
         };
-        spec.count(&mut usage, &reply);
+        usage.add(&Usage {
+            input_tokens: reply.input_tokens,
+            output_tokens: reply.output_tokens,
+            cost_usd: endpoint.cost(&reply),
+        });
         outcome.usage = Some(usage.clone());
         messages.push(Message::from_reply(&reply));
         let _ = std::fs::write(

@@ -39,8 +39,10 @@ pub enum ReviewerKind {
     },
     /// The built-in HTTP backends, in this process.
     Llm {
-        spec: Box<crate::llm::agent::Spec>,
+        endpoint: Box<crate::llm::Endpoint>,
         key: Option<Secret>,
+        /// Turns of the conversation, at most.
+        max_turns: u32,
     },
 }
 
@@ -110,9 +112,20 @@ pub async fn review(
             ReviewerKind::Cli { cli, env } => {
                 run_cli(reviewer, cli, env, setting, cancel, &mut outcome).await
             }
-            ReviewerKind::Llm { spec, key } => {
+            ReviewerKind::Llm {
+                endpoint,
+                key,
+                max_turns,
+            } => {
                 let mut cancel = cancel;
-                let run = llm::review(reviewer, spec, key.as_ref(), setting, &mut outcome);
+                let run = llm::review(
+                    reviewer,
+                    endpoint,
+                    key.as_ref(),
+                    *max_turns,
+                    setting,
+                    &mut outcome,
+                );
                 tokio::select! {
                     r = tokio::time::timeout(reviewer.timeout, run) => r.unwrap_or_else(|_| Err(format!(
                         "timed out after {}",

@@ -1,4 +1,4 @@
-//! Tests of `llm::tools`.
+//! Tests of `agent::builtin::tools`.
 use std::os::unix::fs::symlink;
 use std::time::Instant;
 
