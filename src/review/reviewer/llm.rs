@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{Reviewer, Setting, findings_in_text};
 use crate::agent::events::Usage;
-use crate::judge::Secret;
+use crate::ask::Secret;
 use crate::llm::chat::{Message, Part, Role};
 use crate::llm::tools::{ToolSpec, Tools};
 use crate::review::{Parsed, ReviewerOutcome, parse_findings};
