@@ -1,14 +1,14 @@
 //! Asking a program for a structured answer: what judges and reviewers have in common.
 //!
 //! A judge is asked for a vote and a reviewer for findings, but both are asked the same way:
-//! the material is cut to a budget ([`cut`]), the answer is found in what the program printed
+//! the material is cut to a budget ([`cut()`]), the answer is found in what the program printed
 //! or in a CLI's final message ([`json`]), and an answer of the wrong shape is asked for again
 //! with what was wrong, up to the attempts allowed, before giving up ([`retry`]).
 //!
 //! This module sits below `judge` and `review` and must never import them (nor `run` or
 //! `commands`): it knows nothing of votes, findings or runs, only of asking and answers.
 
-pub mod cut;
+mod cut;
 pub mod json;
 pub mod retry;
 

@@ -1,5 +1,5 @@
-//! Running one reviewer: a command ([`command`]), a CLI preset ([`cli`]), or the built-in
-//! LLM backends ([`llm`]). Each reads the change and answers `{"findings": [...]}`; an
+//! Running one reviewer: a command (`command`), a CLI preset (`cli`), or the built-in
+//! LLM backends (`llm`). Each reads the change and answers `{"findings": [...]}`; an
 //! answer of the wrong shape is retried with what was wrong, up to the attempts allowed
 //! ([`crate::ask`]'s loop), and then the reviewer has failed.
 
