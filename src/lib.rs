@@ -8,6 +8,7 @@
 //! print, all output goes through [`ui`].
 
 pub mod agent;
+pub mod ask;
 pub mod cli;
 pub mod commands;
 pub mod config;

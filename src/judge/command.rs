@@ -3,13 +3,17 @@
 //!
 //! An answer that is not such an object, or names no candidate, is retried with
 //! `MASSGEN_ATTEMPT` and `MASSGEN_FEEDBACK` (what was wrong) set, up to the attempts allowed;
-//! then the judge abstains.
+//! then the judge abstains. A judge that exits non-zero is asked again too; one that times
+//! out or is interrupted is not.
 
-use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
 use tokio::sync::watch;
 
 use super::{Ballot, Judge, Setting, Verdict, View, check_vote};
 use crate::agent::process::{self, Job, leftovers};
+use crate::ask::{self, Asker, Attempt, GaveUp};
 use crate::git::cmd::GIT_REPO_ENV;
 
 pub(super) async fn ask(
@@ -63,123 +67,125 @@ pub(super) async fn ask(
             )
         })
         .collect();
-    let mut feedback = String::new();
-    for attempt in 1..=setting.max_attempts {
-        verdict.attempts = attempt;
-        let out_path = setting.dir.join(format!("{stem}.a{attempt}.stdout"));
-        let err_path = setting.dir.join(format!("{stem}.a{attempt}.stderr"));
-        let files = std::fs::File::create(&out_path)
-            .and_then(|o| Ok((o, std::fs::File::create(&err_path)?)));
-        let (stdout, stderr) = match files {
-            Ok(f) => f,
-            Err(e) => {
-                verdict.abstained = Some(format!("cannot create {}: {e}", out_path.display()));
-                return verdict;
-            }
-        };
-        let mut vars: Vec<(String, String)> = env.to_vec();
-        vars.extend([
-            ("MASSGEN_CANDIDATES".into(), input_s.clone()),
-            ("MASSGEN_TASK_FILE".into(), task_file.clone()),
-            ("MASSGEN_RUN".into(), setting.run.clone()),
-            ("MASSGEN_JUDGE".into(), judge.name.clone()),
-            ("MASSGEN_ROUND".into(), round.clone()),
-            ("MASSGEN_ATTEMPT".into(), attempt.to_string()),
-            ("MASSGEN_FEEDBACK".into(), feedback.clone()),
-            ("MASSGEN_ACTIVE".into(), "1".into()),
-        ]);
-        let job = Job {
-            argv: &argv,
-            cwd: room.path(),
-            env: vars,
-            env_remove: GIT_REPO_ENV,
-            stdout,
-            stderr,
-            timeout: judge.timeout,
-            watch: None,
-        };
-        let finished = match process::supervise(job, cancel.clone(), |_| {}).await {
-            Ok(f) => f,
-            Err(e) => {
-                verdict.abstained = Some(format!("cannot start `{}`: {e}", argv[0]));
-                return verdict;
-            }
-        };
-        verdict
-            .warnings
-            .extend(leftovers::describe(&finished.leftovers, "the judge"));
-        if finished.cancelled || finished.timed_out {
-            verdict.abstained = Some(finished.describe());
-            return verdict;
-        }
-        let output = std::fs::read_to_string(&out_path).unwrap_or_default();
-        let answer = if finished.success() {
-            parse(&output).and_then(|v| check_vote(view, ballot, &v))
-        } else {
-            Err(format!(
-                "the judge {}{}",
-                finished.describe(),
-                last_line(&std::fs::read_to_string(&err_path).unwrap_or_default())
-                    .map_or_else(String::new, |l| format!(": {l}"))
-            ))
-        };
-        match answer {
-            Ok(vote) => {
-                verdict.vote = Some(vote);
-                return verdict;
-            }
-            Err(why) => feedback = why,
+    let mut vars: Vec<(String, String)> = env.to_vec();
+    vars.extend([
+        ("MASSGEN_CANDIDATES".into(), input_s),
+        ("MASSGEN_TASK_FILE".into(), task_file),
+        ("MASSGEN_RUN".into(), setting.run.clone()),
+        ("MASSGEN_JUDGE".into(), judge.name.clone()),
+        ("MASSGEN_ROUND".into(), round),
+    ]);
+    let mut asker = CommandJudge {
+        argv: &argv,
+        vars,
+        room: room.path(),
+        logs: &setting.dir,
+        stem: &stem,
+        timeout: judge.timeout,
+        ballot,
+        view,
+        cancel,
+        warnings: Vec::new(),
+    };
+    let asked = ask::until_answered(&mut asker, setting.max_attempts).await;
+    verdict.attempts = asked.attempts;
+    verdict.warnings = asker.warnings;
+    match asked.result {
+        Ok(vote) => verdict.vote = Some(vote),
+        Err(GaveUp::Failed(why)) => verdict.abstained = Some(why),
+        Err(GaveUp::Malformed(last)) => {
+            verdict.abstained = Some(format!(
+                "no valid vote in {} attempt(s); last: {last}",
+                asked.attempts
+            ));
         }
     }
-    verdict.abstained = Some(format!(
-        "no valid vote in {} attempt(s); last: {feedback}",
-        setting.max_attempts
-    ));
     verdict
 }
 
-/// The whole output as a JSON object, or else its last line that is one.
-pub(crate) fn parse(output: &str) -> Result<Value, String> {
-    if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(output.trim()) {
-        return Ok(v);
+/// One command judge, asked once per attempt with the attempt and the feedback in its
+/// environment.
+struct CommandJudge<'a> {
+    argv: &'a [String],
+    /// Its environment, but for `MASSGEN_ATTEMPT`, `MASSGEN_FEEDBACK` and `MASSGEN_ACTIVE`.
+    vars: Vec<(String, String)>,
+    /// Where it runs: a directory holding only its input.
+    room: &'a Path,
+    /// Where its output goes, one pair of files per attempt named from `stem`.
+    logs: &'a Path,
+    stem: &'a str,
+    /// For each attempt.
+    timeout: Duration,
+    ballot: &'a Ballot,
+    view: &'a View,
+    cancel: watch::Receiver<bool>,
+    /// Processes it left running, for the verdict.
+    warnings: Vec<String>,
+}
+
+impl Asker for CommandJudge<'_> {
+    type Answer = (String, String);
+
+    async fn ask(&mut self, attempt: u32, feedback: &str) -> Attempt<(String, String)> {
+        self.once(attempt, feedback)
+            .await
+            .unwrap_or_else(Attempt::Failed)
     }
-    output
-        .lines()
-        .rev()
-        .filter(|l| !l.trim().is_empty())
-        .find_map(|l| match serde_json::from_str::<Value>(l.trim()) {
-            Ok(v @ Value::Object(_)) => Some(v),
-            _ => None,
-        })
-        .ok_or_else(|| match last_line(output) {
-            Some(l) => format!("the output is not a JSON object ({l:?})"),
-            None => "the judge printed nothing".into(),
-        })
 }
 
-pub(crate) fn last_line(text: &str) -> Option<String> {
-    text.lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .map(|l| l.chars().take(200).collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_last_json_line_is_the_answer() {
-        assert_eq!(
-            parse("thinking...\n{\"vote\": \"A\", \"reason\": \"r\"}\n").unwrap()["vote"],
-            "A"
-        );
-        assert_eq!(
-            parse("{\n  \"vote\": \"B\",\n  \"reason\": \"r\"\n}\n").unwrap()["vote"],
-            "B"
-        );
-        assert!(parse("").unwrap_err().contains("nothing"));
-        assert!(parse("I pick A").unwrap_err().contains("not a JSON object"));
+impl CommandJudge<'_> {
+    /// One attempt; `Err` when it failed.
+    async fn once(
+        &mut self,
+        attempt: u32,
+        feedback: &str,
+    ) -> Result<Attempt<(String, String)>, String> {
+        let out_path = self.logs.join(format!("{}.a{attempt}.stdout", self.stem));
+        let err_path = self.logs.join(format!("{}.a{attempt}.stderr", self.stem));
+        let (stdout, stderr) = std::fs::File::create(&out_path)
+            .and_then(|o| Ok((o, std::fs::File::create(&err_path)?)))
+            .map_err(|e| format!("cannot create {}: {e}", out_path.display()))?;
+        let mut env = self.vars.clone();
+        env.extend([
+            ("MASSGEN_ATTEMPT".into(), attempt.to_string()),
+            ("MASSGEN_FEEDBACK".into(), feedback.to_owned()),
+            ("MASSGEN_ACTIVE".into(), "1".into()),
+        ]);
+        let job = Job {
+            argv: self.argv,
+            cwd: self.room,
+            env,
+            env_remove: GIT_REPO_ENV,
+            stdout,
+            stderr,
+            timeout: self.timeout,
+            watch: None,
+        };
+        // The supervision enforces the time limit and cancellation, and kills the judge's
+        // process group.
+        let finished = process::supervise(job, self.cancel.clone(), |_| {})
+            .await
+            .map_err(|e| format!("cannot start `{}`: {e}", self.argv[0]))?;
+        self.warnings
+            .extend(leftovers::describe(&finished.leftovers, "the judge"));
+        if finished.cancelled || finished.timed_out {
+            return Err(finished.describe());
+        }
+        let answer = if finished.success() {
+            let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+            ask::json::in_output(&output)
+                .map_err(|e| e.describe("the judge"))
+                .and_then(|v| check_vote(self.view, self.ballot, &v))
+        } else {
+            // Unlike a reviewer, a judge that exits non-zero is asked again.
+            let said =
+                ask::json::last_line(&std::fs::read_to_string(&err_path).unwrap_or_default());
+            Err(format!(
+                "the judge {}{}",
+                finished.describe(),
+                said.map_or_else(String::new, |l| format!(": {l}"))
+            ))
+        };
+        Ok(Attempt::checked(answer))
     }
 }

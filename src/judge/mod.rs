@@ -16,7 +16,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::agent::events::Usage;
+use crate::ask::cut;
 use crate::model::TestResult;
+
+/// The API key of an LLM judge (shared with reviewers, so it lives in [`crate::ask`]).
+pub use crate::ask::Secret;
 
 /// Default characters of one candidate's diff that a judge sees.
 pub const DEFAULT_DIFF_BUDGET: usize = 30_000;
@@ -107,19 +111,6 @@ fn fnv(s: &str) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
-}
-
-/// `patch` cut at a line boundary to at most `budget` characters, and whether it was cut.
-pub(crate) fn cut(patch: &str, budget: usize) -> (String, bool) {
-    if patch.chars().count() <= budget {
-        return (patch.to_owned(), false);
-    }
-    let end = patch
-        .char_indices()
-        .nth(budget)
-        .map_or(patch.len(), |(i, _)| i);
-    let end = patch[..end].rfind('\n').map_or(end, |i| i + 1);
-    (patch[..end].to_owned(), true)
 }
 
 #[derive(Serialize)]
@@ -220,16 +211,6 @@ pub enum JudgeKind {
         endpoint: Box<crate::llm::Endpoint>,
         key: Option<Secret>,
     },
-}
-
-/// An API key, kept out of debug output.
-#[derive(Clone)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(..)")
-    }
 }
 
 /// What a judge needs besides the ballot.
@@ -389,13 +370,5 @@ mod tests {
         );
         assert!(check_vote(&v, &b, &json!({"vote": "A"})).is_err());
         assert!(check_vote(&v, &b, &json!({"pick": "A"})).is_err());
-    }
-
-    #[test]
-    fn long_diffs_are_cut_at_a_line() {
-        let (text, was) = cut("aaaa\nbbbb\ncccc\n", 12);
-        assert_eq!((text.as_str(), was), ("aaaa\nbbbb\n", true));
-        let (text, was) = cut("ab\n", 12);
-        assert_eq!((text.as_str(), was), ("ab\n", false));
     }
 }

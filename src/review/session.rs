@@ -289,7 +289,7 @@ pub async fn run(
     // Where git may be run for this worktree (reviewers can delete or replace its `.git`).
     let admin = crate::git::worktree::intact_registration(&repo, &worktree);
 
-    let (cut, was_cut) = crate::judge::cut(&patch, req.diff_budget);
+    let (cut, was_cut) = crate::ask::cut(&patch, req.diff_budget);
     let diff_text = if was_cut {
         format!(
             "{cut}\n[the diff is cut here; read the rest in {}]\n",

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{Reviewer, Setting, findings_in_text};
 use crate::agent::builtin::tools::{self as builtin_tools, Tools};
 use crate::agent::events::Usage;
-use crate::judge::Secret;
+use crate::ask::Secret;
 use crate::llm::Endpoint;
 use crate::llm::chat::{Message, Part, Role, ToolSpec};
 use crate::review::{Parsed, ReviewerOutcome, parse_findings};

@@ -1,6 +1,7 @@
-//! Running one reviewer: a command, a CLI preset, or the built-in LLM backends. Each reads
-//! the change and answers `{"findings": [...]}`; an answer of the wrong shape is retried
-//! with what was wrong, up to the attempts allowed, and then the reviewer has failed.
+//! Running one reviewer: a command (`command`), a CLI preset (`cli`), or the built-in
+//! LLM backends (`llm`). Each reads the change and answers `{"findings": [...]}`; an
+//! answer of the wrong shape is retried with what was wrong, up to the attempts allowed
+//! ([`crate::ask`]'s loop), and then the reviewer has failed.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -8,13 +9,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::{Parsed, ReviewerOutcome, parse_findings};
-use crate::agent::cli::{CliAgent, LaunchCtx};
-use crate::agent::process::{self, Job, leftovers};
-use crate::git::cmd::GIT_REPO_ENV;
-use crate::judge::Secret;
-use crate::judge::command::{last_line, parse};
+use super::ReviewerOutcome;
+use crate::agent::cli::CliAgent;
+use crate::ask::{self, Secret};
 
+mod cli;
+mod command;
 mod llm;
 
 /// A reviewer, resolved from configuration.
@@ -107,10 +107,10 @@ pub async fn review(
         Err(e) => Err(format!("cannot create the log directory: {e}")),
         Ok(()) => match &reviewer.kind {
             ReviewerKind::Command { argv, env } => {
-                command(reviewer, argv, env, setting, cancel, &mut outcome.warnings).await
+                command::review(reviewer, argv, env, setting, cancel, &mut outcome.warnings).await
             }
             ReviewerKind::Cli { cli, env } => {
-                run_cli(reviewer, cli, env, setting, cancel, &mut outcome).await
+                cli::review(reviewer, cli, env, setting, cancel, &mut outcome).await
             }
             ReviewerKind::Llm {
                 endpoint,
@@ -185,205 +185,12 @@ fn review_env(reviewer: &Reviewer, setting: &Setting) -> Vec<(String, String)> {
     .collect()
 }
 
-/// A command reviewer: runs in the reviewed tree, prints `{"findings": [...]}`.
-async fn command(
-    reviewer: &Reviewer,
-    argv: &[String],
-    env: &[(String, String)],
-    setting: &Setting,
-    cancel: watch::Receiver<bool>,
-    warnings: &mut Vec<String>,
-) -> Result<Parsed, String> {
-    let (diff, wt) = (
-        setting.diff_file.display().to_string(),
-        setting.worktree.display().to_string(),
-    );
-    let argv: Vec<String> = argv
-        .iter()
-        .map(|a| {
-            crate::agent::fill(
-                a,
-                &[
-                    ("diff", &diff),
-                    ("worktree", &wt),
-                    ("base", &setting.base),
-                    ("head", &setting.head),
-                ],
-            )
-        })
-        .collect();
-    let mut feedback = String::new();
-    let deadline = Instant::now() + reviewer.timeout;
-    for attempt in 1..=setting.max_attempts {
-        let stdout_path = setting.log(&reviewer.name, &format!("a{attempt}.stdout"));
-        let stdout = open_log(&stdout_path)?;
-        let stderr_path = setting.log(&reviewer.name, "stderr");
-        let stderr = open_log(&stderr_path)?;
-        let mut vars = env.to_vec();
-        vars.extend(review_env(reviewer, setting));
-        vars.push(("MASSGEN_ATTEMPT".into(), attempt.to_string()));
-        vars.push(("MASSGEN_FEEDBACK".into(), feedback.clone()));
-        let job = Job {
-            argv: &argv,
-            cwd: &setting.worktree,
-            env: vars,
-            env_remove: GIT_REPO_ENV,
-            stdout,
-            stderr,
-            // One time limit for all attempts.
-            timeout: deadline.saturating_duration_since(Instant::now()),
-            watch: None,
-        };
-        let finished = process::supervise(job, cancel.clone(), |_| {})
-            .await
-            .map_err(|e| format!("cannot start `{}`: {e}", argv[0]))?;
-        warnings.extend(leftovers::describe(&finished.leftovers, "the reviewer"));
-        if finished.cancelled || finished.timed_out {
-            return Err(finished.describe());
-        }
-        let output = std::fs::read_to_string(&stdout_path).unwrap_or_default();
-        if !finished.success() {
-            let said = last_line(&std::fs::read_to_string(&stderr_path).unwrap_or_default());
-            // A crash is not a malformed answer: asking again would only crash again.
-            return Err(format!(
-                "{}{}",
-                finished.describe(),
-                said.map_or_else(String::new, |l| format!(": {l}"))
-            ));
-        }
-        match parse(&output).and_then(|v| parse_findings(&v)) {
-            Ok(parsed) => return Ok(parsed),
-            Err(why) => feedback = why,
-        }
-    }
-    Err(format!(
-        "no valid answer in {} attempt(s); last: {feedback}",
-        setting.max_attempts
-    ))
-}
-
 /// The findings in an agent's final message: the whole text as JSON, else the last fenced
-/// block that is, else the outermost braces.
+/// block that is, else the outermost braces ([`ask::json::in_text`]); the error is the
+/// feedback for the next attempt.
 pub fn findings_in_text(text: &str) -> Result<Value, String> {
-    let text = text.trim();
-    if let Ok(v) = serde_json::from_str::<Value>(text) {
-        return Ok(v);
-    }
-    let mut blocks: Vec<&str> = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find("```") {
-        let after = &rest[open + 3..];
-        let body_start = after.find('\n').map_or(after.len(), |i| i + 1);
-        let Some(close) = after[body_start..].find("```") else {
-            break;
-        };
-        blocks.push(&after[body_start..body_start + close]);
-        rest = &after[body_start + close + 3..];
-    }
-    for block in blocks.iter().rev() {
-        if let Ok(v) = serde_json::from_str::<Value>(block.trim()) {
-            return Ok(v);
-        }
-    }
-    if let (Some(a), Some(b)) = (text.find('{'), text.rfind('}'))
-        && a < b
-        && let Ok(v) = serde_json::from_str::<Value>(&text[a..=b])
-    {
-        return Ok(v);
-    }
-    Err("the final message holds no {\"findings\": [...]} JSON".into())
-}
-
-/// A CLI preset: started read-only in the reviewed tree; its final message is the answer.
-/// A malformed answer is asked again in the same session where the CLI can resume.
-async fn run_cli(
-    reviewer: &Reviewer,
-    cli: &CliAgent,
-    env: &[(String, String)],
-    setting: &Setting,
-    cancel: watch::Receiver<bool>,
-    outcome: &mut ReviewerOutcome,
-) -> Result<Parsed, String> {
-    let home = setting.dir.join("homes").join(&reviewer.name);
-    std::fs::create_dir_all(&home).map_err(|e| format!("cannot create {}: {e}", home.display()))?;
-    let deadline = Instant::now() + reviewer.timeout;
-    let mut prompt = setting.prompt.clone();
-    let mut session: Option<String> = None;
-    let mut last_problem = String::new();
-    let mut usage = crate::agent::events::Usage::default();
-    for _ in 0..setting.max_attempts {
-        let launch = cli.launch(&LaunchCtx {
-            prompt: &prompt,
-            worktree: &setting.worktree,
-            home: &home,
-            resume: session.as_deref(),
-            read_only: true,
-        });
-        launch.write_files().map_err(|e| {
-            format!(
-                "cannot write the configuration of {}: {e}",
-                cli.preset.title()
-            )
-        })?;
-        let (reading, watcher) = cli.reading(|_| {});
-        let mut vars = launch.env.clone();
-        vars.extend(env.iter().cloned());
-        vars.extend(review_env(reviewer, setting));
-        let job = Job {
-            argv: &launch.argv,
-            cwd: &setting.worktree,
-            env: vars,
-            env_remove: GIT_REPO_ENV,
-            stdout: open_log(&setting.log(&reviewer.name, "stdout"))?,
-            stderr: open_log(&setting.log(&reviewer.name, "stderr"))?,
-            timeout: deadline.saturating_duration_since(Instant::now()),
-            watch: Some(watcher),
-        };
-        let finished = process::supervise(job, cancel.clone(), |_| {})
-            .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => format!(
-                    "cannot start `{}`: not found ({})",
-                    launch.argv[0],
-                    cli.preset.install_hint()
-                ),
-                _ => format!("cannot start `{}`: {e}", launch.argv[0]),
-            })?;
-        outcome
-            .warnings
-            .extend(leftovers::describe(&finished.leftovers, "the reviewer"));
-        let this = reading.report();
-        if this.has_usage {
-            if cli.preset.cumulative_usage() {
-                usage = this.usage.clone();
-            } else {
-                usage.add(&this.usage);
-            }
-            outcome.usage = Some(usage.clone());
-        }
-        if !finished.success() || this.ok == Some(false) {
-            return Err(this.error.unwrap_or_else(|| finished.describe()));
-        }
-        let answer = this
-            .final_message
-            .as_deref()
-            .ok_or_else(|| "the agent ended without a message".to_owned())
-            .and_then(findings_in_text)
-            .and_then(|v| parse_findings(&v));
-        match answer {
-            Ok(parsed) => return Ok(parsed),
-            Err(why) => last_problem = why,
-        }
-        session = this.session_id.filter(|_| cli.preset.can_resume());
-        if session.is_none() {
-            break;
-        }
-        prompt = format!(
-            "Your answer could not be read: {last_problem}. Reply with only the JSON object \
-             {{\"findings\": [...]}} described before, and nothing else."
-        );
-    }
-    Err(format!("no valid answer: {last_problem}"))
+    ask::json::in_text(text)
+        .ok_or_else(|| "the final message holds no {\"findings\": [...]} JSON".into())
 }
 
 #[cfg(test)]
@@ -397,6 +204,9 @@ mod tests {
         let bare = "Review: {\"findings\": []} that is all";
         assert!(findings_in_text(bare).unwrap()["findings"].is_array());
         assert!(findings_in_text("{\"findings\": []}").is_ok());
-        assert!(findings_in_text("No problems found.").is_err());
+        assert_eq!(
+            findings_in_text("No problems found.").unwrap_err(),
+            "the final message holds no {\"findings\": [...]} JSON"
+        );
     }
 }
