@@ -209,6 +209,22 @@ impl From<crate::hooks::HooksError> for CliError {
     }
 }
 
+impl From<crate::run::plan::PlanError> for CliError {
+    fn from(err: crate::run::plan::PlanError) -> Self {
+        let exit = if err.failure {
+            Exit::Failure
+        } else {
+            Exit::Usage
+        };
+        let hint = err.hint.clone();
+        let e = CliError::new(exit, err);
+        match hint {
+            Some(h) => e.hint(h),
+            None => e,
+        }
+    }
+}
+
 impl From<std::io::Error> for CliError {
     fn from(err: std::io::Error) -> Self {
         CliError::new(Exit::Failure, err)

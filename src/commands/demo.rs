@@ -93,18 +93,15 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
         weights: None,
     };
     let repo = Arc::new(repo);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::new(Exit::Failure, e))?;
+    let rt = super::runtime()?;
     let progress = std::sync::Arc::new(crate::ui::progress::Progress::new(
         std::sync::Arc::new(ctx.ui.sibling()),
         std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.json && !ctx.ui.is_quiet(),
         None,
         "",
     ));
-    let state = rt.block_on(super::run::execute(repo.clone(), plan, progress))?;
-    let exit = super::run::finish(
+    let state = rt.block_on(super::execute(repo.clone(), plan, progress))?;
+    let exit = super::finish(
         ctx,
         &repo,
         state.clone(),

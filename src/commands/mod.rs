@@ -13,11 +13,14 @@ pub mod review;
 pub mod run;
 pub mod status;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::error::CliError;
+use crate::error::{CliError, Exit};
 use crate::git::Repo;
 use crate::run::layout::{RunDir, runs_dir};
+use crate::run::merge::MergeOptions;
+use crate::run::pipeline::{self, Event, Plan};
 use crate::run::state::{self, RunState};
 use crate::ui::Ui;
 
@@ -74,11 +77,7 @@ pub fn llm_agent(spec: &std::path::Path) -> Result<crate::error::Exit, CliError>
         .map_err(|e| CliError::usage(format!("cannot read {}: {e}", spec.display())))?;
     let spec: builtin::Spec = serde_json::from_str(&text)
         .map_err(|e| CliError::usage(format!("bad agent spec {}: {e}", spec.display())))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::new(crate::error::Exit::Failure, e))?;
+    let rt = runtime_with(Some(2))?;
     // Stopped (timeout, Ctrl-C): the commands its tools run live in process groups of
     // their own, which the signal to the agent's group does not reach. The process exits
     // at once, as a process killed by SIGTERM would (a blocked tool must not hold it).
@@ -103,4 +102,147 @@ pub fn llm_agent(spec: &std::path::Path) -> Result<crate::error::Exit, CliError>
             Err(_) => crate::error::Exit::Negative,
         },
     )
+}
+
+/// The progress display of a run: live lines on a terminal (not with `--json` or
+/// `--quiet`), plain lines otherwise, and the `--events` stream.
+pub fn progress_for(
+    ctx: &Ctx,
+    events: Option<&Path>,
+    json: bool,
+    run: &str,
+) -> Result<Arc<crate::ui::progress::Progress>, CliError> {
+    use std::io::IsTerminal as _;
+    let events = match events {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => {
+            if json {
+                return Err(
+                    CliError::usage("--events - and --json would both write to stdout")
+                        .hint("write the events to a file: --events run.ndjson"),
+                );
+            }
+            Some(crate::ui::progress::EventSink::Stdout)
+        }
+        Some(p) => Some(crate::ui::progress::EventSink::File(
+            std::fs::File::create(ctx.cwd.join(p)).map_err(|e| {
+                CliError::usage(format!("cannot write the events to {}: {e}", p.display()))
+            })?,
+        )),
+    };
+    let live = std::io::stderr().is_terminal() && !json && !ctx.ui.is_quiet();
+    Ok(Arc::new(crate::ui::progress::Progress::new(
+        Arc::new(ctx.ui.sibling()),
+        live,
+        events,
+        run,
+    )))
+}
+
+/// The tokio runtime of a command (one worker per CPU).
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    runtime_with(None)
+}
+
+/// A multi-threaded tokio runtime, with `threads` workers when given: the one place
+/// runtimes are built.
+fn runtime_with(threads: Option<usize>) -> Result<tokio::runtime::Runtime, CliError> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        builder.worker_threads(n);
+    }
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(Exit::Failure, e))
+}
+
+/// Runs a plan, reporting its progress.
+pub async fn execute(
+    repo: Arc<crate::git::Repo>,
+    plan: Plan,
+    progress: Arc<crate::ui::progress::Progress>,
+) -> Result<RunState, CliError> {
+    let reporter = {
+        let progress = progress.clone();
+        Arc::new(move |e: Event| progress.report(e))
+    };
+    let state = pipeline::execute(repo, plan, reporter).await;
+    progress.finish();
+    Ok(state?)
+}
+
+/// Prints the result (and merges when asked); the exit code says whether a winner exists.
+pub fn finish(
+    ctx: &Ctx,
+    repo: &crate::git::Repo,
+    mut state: RunState,
+    merge: Option<MergeOptions>,
+    json: bool,
+    progress: Option<&crate::ui::progress::Progress>,
+) -> Result<Exit, CliError> {
+    if let Some(p) = progress {
+        p.finished(&state);
+    }
+    let stdout_taken = progress.is_some_and(|p| p.owns_stdout());
+    let mut merge_outcome = None;
+    let mut refused = None;
+    if let Some(options) = merge
+        && let Some(winner) = state.winner.clone()
+    {
+        if !state.breaches.is_empty() && !options.allow_breach {
+            refused = Some(CliError::from(crate::run::merge::MergeError::Breach {
+                run: state.run.clone(),
+                breaches: state.breaches.clone(),
+            }));
+        } else {
+            let dir = crate::run::layout::RunDir::new(repo, &state.run);
+            let waiting = || {
+                ctx.ui
+                    .info("massgen: waiting for another git massgen merge to finish")
+            };
+            let outcome = crate::run::merge::merge_candidate(
+                repo, &dir, &mut state, &winner, options, &waiting,
+            )?;
+            merge_outcome = Some(outcome);
+        }
+    }
+    // The HTML report beside the run's state; a failure to write it is only a warning.
+    let dir = crate::run::layout::RunDir::new(repo, &state.run);
+    match crate::report::write_report(repo, &dir, &state) {
+        Ok(path) => ctx.ui.info(&format!("massgen: report: {}", path.display())),
+        Err(e) => ctx.ui.warn(&format!("cannot write the run's report: {e}")),
+    }
+    if json {
+        let mut value = serde_json::to_value(&state).expect("state serializes");
+        if let Some(m) = &merge_outcome {
+            value["merge"] = serde_json::to_value(m).expect("merge outcome serializes");
+        }
+        ctx.ui.json(&value);
+    } else {
+        // With the event stream on stdout, the result for people goes to stderr.
+        let mut text = crate::ui::render::render_ranking(&state);
+        if let Some(m) = &merge_outcome {
+            text.push_str(&crate::ui::render::render_outcome(m));
+        } else if state.winner.is_some() {
+            text.push_str(&format!(
+                "\nmerge it with: git massgen merge {}   (or look first: git massgen diff {})\n",
+                state.run, state.run
+            ));
+        }
+        if stdout_taken {
+            ctx.ui.err_out(&text);
+        } else {
+            ctx.ui.out(&text);
+        }
+    }
+    if let Some(refused) = refused {
+        return Err(refused);
+    }
+    let merge_failed = merge_outcome.as_ref().is_some_and(|m| !m.merged);
+    Ok(if state.winner.is_none() || merge_failed {
+        Exit::Negative
+    } else {
+        Exit::Success
+    })
 }

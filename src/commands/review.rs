@@ -133,7 +133,7 @@ pub fn review(ctx: &Ctx, args: ReviewArgs) -> Result<Exit, CliError> {
         ctx.ui.info("git-massgen: nothing to review");
     }
     let repo = Arc::new(repo);
-    let rt = super::run::runtime()?;
+    let rt = super::runtime()?;
     let mut exit = Exit::Success;
     let mut failure: Option<CliError> = None;
     let mut reports = Vec::new();
@@ -436,7 +436,7 @@ fn reviewers(
             );
         }
     }
-    let llm = super::run::llm_shared(repo, config, None, false, Vec::new())?;
+    let llm = crate::run::plan::llm_shared(repo, config, None, false, Vec::new())?;
     let mut out = Vec::new();
     for c in &config.reviewers {
         let name = c.name.get_ref().clone();
@@ -451,7 +451,7 @@ fn reviewers(
                 env,
             },
             Some(Preset::Llm) => {
-                let (spec, key) = super::run::in_process_llm(c, &llm, "reviewer")?;
+                let (spec, key) = crate::run::plan::in_process_llm(c, &llm, "reviewer")?;
                 ReviewerKind::Llm {
                     endpoint: Box::new(spec.endpoint),
                     key,

@@ -5,16 +5,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::agent::cli::{CliAgent, Preset};
-use crate::agent::prompt::Template;
-use crate::agent::{self, AgentSpec, Kind};
+use crate::agent::{AgentSpec, Kind};
 use crate::commands::Ctx;
 use crate::config::{self, Config};
 use crate::error::{CliError, Exit};
-use crate::judge::{self, Judge, JudgeKind};
 use crate::run::layout;
 use crate::run::merge::MergeOptions;
-use crate::run::pipeline::{self, Event, Plan};
+use crate::run::pipeline::{self, Event};
+use crate::run::plan::{self, RunOptions};
 use crate::run::state::RunState;
 
 #[derive(Debug, clap::Args)]
@@ -90,8 +88,8 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
     if args.merge {
         check_merge_target(&repo)?;
     }
-    let images = load_images(&args.images)?;
-    let llm = llm_shared(
+    let images = plan::load_images(&args.images)?;
+    let llm = plan::llm_shared(
         &repo,
         &config,
         args.rate_limit,
@@ -101,7 +99,8 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
     if let Some(run) = &args.continue_run {
         return continue_run(ctx, repo, &config, &args, &llm, run, task);
     }
-    let agents = select_agents(&config, &args, &llm)?;
+    let opts = options(&args);
+    let agents = plan::select_agents(&config, &opts, &llm)?;
     let base_rev = args.base.as_deref().unwrap_or("HEAD");
     // An unborn HEAD is only an error when the base is HEAD itself.
     let head = if base_rev == "HEAD" {
@@ -111,12 +110,17 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
     };
     let base = repo.resolve_commit(base_rev)?;
     let base_branch = head.and_then(|(id, branch)| (id == base).then_some(branch).flatten());
-    let plan = plan(&repo, &config, &args, &llm, task, base, base_branch, agents)?;
+    let start = plan::Start {
+        task,
+        base,
+        base_branch,
+    };
+    let plan = plan::plan(&repo, &config, &opts, &llm, start, agents)?;
     let repo = Arc::new(repo);
-    let rt = runtime()?;
-    let progress = progress_for(ctx, &args, "")?;
-    let state = rt.block_on(execute(repo.clone(), plan, progress.clone()))?;
-    finish(
+    let rt = super::runtime()?;
+    let progress = super::progress_for(ctx, args.events.as_deref(), args.json, "")?;
+    let state = rt.block_on(super::execute(repo.clone(), plan, progress.clone()))?;
+    super::finish(
         ctx,
         &repo,
         state,
@@ -124,97 +128,6 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
         args.json,
         Some(&progress),
     )
-}
-
-/// The progress display of a run: live lines on a terminal (not with `--json` or
-/// `--quiet`), plain lines otherwise, and the `--events` stream.
-pub fn progress_for(
-    ctx: &Ctx,
-    args: &RunArgs,
-    run: &str,
-) -> Result<Arc<crate::ui::progress::Progress>, CliError> {
-    use std::io::IsTerminal as _;
-    let events = match &args.events {
-        None => None,
-        Some(p) if p.as_os_str() == "-" => {
-            if args.json {
-                return Err(
-                    CliError::usage("--events - and --json would both write to stdout")
-                        .hint("write the events to a file: --events run.ndjson"),
-                );
-            }
-            Some(crate::ui::progress::EventSink::Stdout)
-        }
-        Some(p) => Some(crate::ui::progress::EventSink::File(
-            std::fs::File::create(ctx.cwd.join(p)).map_err(|e| {
-                CliError::usage(format!("cannot write the events to {}: {e}", p.display()))
-            })?,
-        )),
-    };
-    let live = std::io::stderr().is_terminal() && !args.json && !ctx.ui.is_quiet();
-    Ok(Arc::new(crate::ui::progress::Progress::new(
-        Arc::new(ctx.ui.sibling()),
-        live,
-        events,
-        run,
-    )))
-}
-
-/// What every built-in agent, judge and reviewer shares: prompts, prices, rate limits.
-pub(super) fn llm_shared(
-    repo: &crate::git::Repo,
-    config: &Config,
-    flag: Option<crate::llm::limits::Limits>,
-    unlimited: bool,
-    images: Vec<crate::llm::chat::Image>,
-) -> Result<crate::agent::builtin::Shared, CliError> {
-    Ok(crate::agent::builtin::Shared {
-        system: Template::LlmSystem.load(&repo.massgen_dir())?,
-        nudge: Template::Nudge.load(&repo.massgen_dir())?,
-        prices: {
-            let path = repo.massgen_dir().join("prices.toml");
-            let text = std::fs::read_to_string(&path).ok();
-            crate::llm::provider::prices(text.as_deref()).map_err(CliError::usage)?
-        },
-        limits: {
-            let mut l = crate::llm::limits::shipped();
-            l.extend(config.limits.clone());
-            l
-        },
-        flag,
-        unlimited,
-        images,
-        limits_dir: crate::llm::limits::Limiter::default_dir(),
-    })
-}
-
-/// An in-process LLM (a judge or a reviewer): its spec, and its key from its `env` table or
-/// the environment. `role` names it in messages ("judge", "reviewer").
-pub(super) fn in_process_llm(
-    c: &config::AgentConfig,
-    llm: &crate::agent::builtin::Shared,
-    role: &str,
-) -> Result<(crate::agent::builtin::Spec, Option<judge::Secret>), CliError> {
-    let spec = crate::agent::builtin::spec_for(c, llm).map_err(|e| {
-        CliError::usage(e.replacen("agent `", &format!("{role} `"), 1)).hint(format!(
-            "check the {role}'s provider and key, or remove it from the configuration"
-        ))
-    })?;
-    let key = spec.endpoint.api_key_env.as_ref().and_then(|var| {
-        c.env
-            .get(var)
-            .cloned()
-            .or_else(|| std::env::var(var).ok())
-            .filter(|k| !k.is_empty())
-    });
-    Ok((spec, key.map(judge::Secret)))
-}
-
-pub(super) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::new(Exit::Failure, e))
 }
 
 /// `run --continue RUN "<follow-up>"`.
@@ -227,6 +140,7 @@ fn continue_run(
     run: &str,
     follow_up: String,
 ) -> Result<Exit, CliError> {
+    let opts = options(args);
     let run = crate::run::state::resolve(&layout::runs_dir(&repo), run)?;
     let state = RunState::load(&layout::RunDir::new(&repo, &run))?;
     let with_candidate = |c: &&crate::run::state::Candidate| c.commit.is_some();
@@ -277,12 +191,12 @@ fn continue_run(
             config.agents.iter().find(|a| a.name.get_ref() == name),
             &c.command,
         ) {
-            (Some(a), _) => agent_from_config(a, args, config, llm)?,
+            (Some(a), _) => plan::agent_from_config(a, &opts, config, llm)?,
             (None, Some(argv)) => AgentSpec {
                 name: name.clone(),
                 kind: Kind::Command(argv.clone()),
                 env: Default::default(),
-                timeout: default_timeout(args, config),
+                timeout: plan::default_timeout(&opts, config),
                 ad_hoc: true,
             },
             (None, None) => {
@@ -295,23 +209,19 @@ fn continue_run(
         agents.push(spec);
     }
     let base = repo.resolve_commit(&state.base)?;
-    let mut plan = plan(
-        &repo,
-        config,
-        args,
-        llm,
-        state.task.clone(),
+    let start = plan::Start {
+        task: state.task.clone(),
         base,
-        state.base_branch.clone(),
-        agents,
-    )?;
+        base_branch: state.base_branch.clone(),
+    };
+    let mut plan = plan::plan(&repo, config, &opts, llm, start, agents)?;
     // The run's own test command, unless this turn names another.
     if args.test.is_none() && config.score.test.is_none() {
         plan.test = state.test_command.clone();
     }
     let repo = Arc::new(repo);
-    let rt = runtime()?;
-    let progress = progress_for(ctx, args, &run)?;
+    let rt = super::runtime()?;
+    let progress = super::progress_for(ctx, args.events.as_deref(), args.json, &run)?;
     let reporter = {
         let progress = progress.clone();
         Arc::new(move |e: Event| progress.report(e))
@@ -324,7 +234,7 @@ fn continue_run(
         reporter,
     ));
     progress.finish();
-    finish(
+    super::finish(
         ctx,
         &repo,
         state?,
@@ -334,107 +244,18 @@ fn continue_run(
     )
 }
 
-/// The plan of a run (or of a turn of `--continue`) from flags and configuration.
-#[allow(clippy::too_many_arguments)]
-fn plan(
-    repo: &crate::git::Repo,
-    config: &Config,
-    args: &RunArgs,
-    llm: &crate::agent::builtin::Shared,
-    task: String,
-    base: crate::git::ObjectId,
-    base_branch: Option<String>,
-    agents: Vec<AgentSpec>,
-) -> Result<Plan, CliError> {
-    let massgen = repo.massgen_dir();
-    let jobs = args
-        .jobs
-        .map(usize::from)
-        .or(config.run.jobs)
-        .unwrap_or(agents.len());
-    let plan = Plan {
-        task,
-        base,
-        base_branch,
-        jobs,
-        test: args.test.clone().or(config.score.test.clone()),
-        test_timeout: config
-            .score
-            .test_timeout
-            .unwrap_or(config::DEFAULT_TEST_TIMEOUT),
+/// The run's flags as the plan takes them.
+fn options(args: &RunArgs) -> RunOptions {
+    RunOptions {
+        agents: args.agents.clone(),
+        agent_cmds: args.agent_cmds.clone(),
+        test: args.test.clone(),
+        timeout: args.timeout,
+        jobs: args.jobs,
         keep: args.keep,
-        worktree_root: layout::worktree_root(repo, config.run.worktree_root.as_deref()),
-        prompt_template: Template::Prompt.load(&massgen)?,
-        nudge: llm.nudge.clone(),
-        images: args
-            .images
-            .iter()
-            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
-            .collect(),
-        agents,
+        images: args.images.clone(),
         rounds: args.rounds,
-        round_template: Template::Round.load(&massgen)?,
-        continue_template: Template::Continue.load(&massgen)?,
-        judges: judges(config, llm)?,
-        judging: pipeline::Judging {
-            when: config.judging.when,
-            diff_budget: config
-                .judging
-                .diff_budget
-                .unwrap_or(judge::DEFAULT_DIFF_BUDGET),
-            max_attempts: config
-                .judging
-                .max_attempts
-                .unwrap_or(judge::DEFAULT_MAX_ATTEMPTS),
-            template: Template::Judge.load(&massgen)?,
-        },
-        weights: config.score.weights,
-    };
-    Ok(plan)
-}
-
-/// The configured judges, resolved.
-fn judges(config: &Config, llm: &crate::agent::builtin::Shared) -> Result<Vec<Judge>, CliError> {
-    let timeout = config.judging.timeout.unwrap_or(judge::DEFAULT_TIMEOUT);
-    config
-        .judges
-        .iter()
-        .map(|j| {
-            let name = j.name.get_ref().clone();
-            let kind = if j.kind == config::AgentKind::Llm {
-                let (spec, key) = in_process_llm(j, llm, "judge")?;
-                JudgeKind::Llm {
-                    endpoint: Box::new(spec.endpoint),
-                    key,
-                }
-            } else {
-                JudgeKind::Command {
-                    argv: j.command.clone(),
-                    env: j.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                }
-            };
-            Ok(Judge {
-                name,
-                kind,
-                timeout: j.timeout.unwrap_or(timeout),
-            })
-        })
-        .collect()
-}
-
-/// Runs a plan, reporting its progress.
-pub async fn execute(
-    repo: Arc<crate::git::Repo>,
-    plan: Plan,
-    progress: Arc<crate::ui::progress::Progress>,
-) -> Result<RunState, CliError> {
-    let reporter = {
-        let progress = progress.clone();
-        Arc::new(move |e: Event| progress.report(e))
-    };
-    let state = pipeline::execute(repo, plan, reporter).await;
-    progress.finish();
-    Ok(state?)
+    }
 }
 
 /// `--merge` (with `--allow-breach`) as merge options.
@@ -471,81 +292,6 @@ fn check_merge_target(repo: &crate::git::Repo) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Prints the result (and merges when asked); the exit code says whether a winner exists.
-pub fn finish(
-    ctx: &Ctx,
-    repo: &crate::git::Repo,
-    mut state: RunState,
-    merge: Option<MergeOptions>,
-    json: bool,
-    progress: Option<&crate::ui::progress::Progress>,
-) -> Result<Exit, CliError> {
-    if let Some(p) = progress {
-        p.finished(&state);
-    }
-    let stdout_taken = progress.is_some_and(|p| p.owns_stdout());
-    let mut merge_outcome = None;
-    let mut refused = None;
-    if let Some(options) = merge
-        && let Some(winner) = state.winner.clone()
-    {
-        if !state.breaches.is_empty() && !options.allow_breach {
-            refused = Some(CliError::from(crate::run::merge::MergeError::Breach {
-                run: state.run.clone(),
-                breaches: state.breaches.clone(),
-            }));
-        } else {
-            let dir = crate::run::layout::RunDir::new(repo, &state.run);
-            let waiting = || {
-                ctx.ui
-                    .info("massgen: waiting for another git massgen merge to finish")
-            };
-            let outcome = crate::run::merge::merge_candidate(
-                repo, &dir, &mut state, &winner, options, &waiting,
-            )?;
-            merge_outcome = Some(outcome);
-        }
-    }
-    // The HTML report beside the run's state; a failure to write it is only a warning.
-    let dir = crate::run::layout::RunDir::new(repo, &state.run);
-    match crate::report::write_report(repo, &dir, &state) {
-        Ok(path) => ctx.ui.info(&format!("massgen: report: {}", path.display())),
-        Err(e) => ctx.ui.warn(&format!("cannot write the run's report: {e}")),
-    }
-    if json {
-        let mut value = serde_json::to_value(&state).expect("state serializes");
-        if let Some(m) = &merge_outcome {
-            value["merge"] = serde_json::to_value(m).expect("merge outcome serializes");
-        }
-        ctx.ui.json(&value);
-    } else {
-        // With the event stream on stdout, the result for people goes to stderr.
-        let mut text = crate::ui::render::render_ranking(&state);
-        if let Some(m) = &merge_outcome {
-            text.push_str(&crate::ui::render::render_outcome(m));
-        } else if state.winner.is_some() {
-            text.push_str(&format!(
-                "\nmerge it with: git massgen merge {}   (or look first: git massgen diff {})\n",
-                state.run, state.run
-            ));
-        }
-        if stdout_taken {
-            ctx.ui.err_out(&text);
-        } else {
-            ctx.ui.out(&text);
-        }
-    }
-    if let Some(refused) = refused {
-        return Err(refused);
-    }
-    let merge_failed = merge_outcome.as_ref().is_some_and(|m| !m.merged);
-    Ok(if state.winner.is_none() || merge_failed {
-        Exit::Negative
-    } else {
-        Exit::Success
-    })
-}
-
 fn read_task(args: &RunArgs) -> Result<String, CliError> {
     let task = if let Some(path) = &args.task_file {
         std::fs::read_to_string(path).map_err(|e| {
@@ -570,140 +316,4 @@ fn read_task(args: &RunArgs) -> Result<String, CliError> {
         );
     }
     Ok(task)
-}
-
-/// Reads and checks `--image` files.
-fn load_images(paths: &[PathBuf]) -> Result<Vec<crate::llm::chat::Image>, CliError> {
-    paths
-        .iter()
-        .map(|p| {
-            crate::llm::image::load(p).map_err(|e| {
-                CliError::usage(e)
-                    .hint("images must be PNG, JPEG, GIF or WebP files of at most 5 MiB")
-            })
-        })
-        .collect()
-}
-
-fn select_agents(
-    config: &Config,
-    args: &RunArgs,
-    llm: &crate::agent::builtin::Shared,
-) -> Result<Vec<AgentSpec>, CliError> {
-    let default_timeout = default_timeout(args, config);
-    let from_config = |a: &config::AgentConfig| agent_from_config(a, args, config, llm);
-    let mut out: Vec<AgentSpec> = Vec::new();
-    if args.agents.is_empty() && args.agent_cmds.is_empty() {
-        out = config
-            .agents
-            .iter()
-            .map(from_config)
-            .collect::<Result<_, _>>()?;
-    }
-    for name in &args.agents {
-        let found = config.agents.iter().find(|a| a.name.get_ref() == name);
-        match found {
-            Some(a) => out.push(from_config(a)?),
-            None => {
-                let known: Vec<&str> = config
-                    .agents
-                    .iter()
-                    .map(|a| a.name.get_ref().as_str())
-                    .collect();
-                return Err(CliError::usage(format!(
-                    "no agent named `{name}` in .massgen/config.toml"
-                ))
-                .hint(if known.is_empty() {
-                    "no agents are configured; add [[agents]] or use --agent-cmd NAME=COMMAND"
-                        .to_owned()
-                } else {
-                    format!("configured agents: {}", known.join(", "))
-                }));
-            }
-        }
-    }
-    for spec in &args.agent_cmds {
-        let (name, argv) = agent::parse_agent_cmd(spec).map_err(CliError::usage)?;
-        out.push(AgentSpec {
-            name,
-            kind: Kind::Command(argv),
-            env: Default::default(),
-            timeout: default_timeout,
-            ad_hoc: true,
-        });
-    }
-    let mut llm_specs: Vec<&mut crate::agent::builtin::Spec> = out
-        .iter_mut()
-        .filter_map(|a| match &mut a.kind {
-            Kind::Cli(cli) => cli.llm.as_deref_mut(),
-            Kind::Command(_) => None,
-        })
-        .collect();
-    crate::agent::builtin::stagger(&mut llm_specs);
-    if out.is_empty() {
-        return Err(CliError::usage("no agents to run")
-            .hint("configure [[agents]] in .massgen/config.toml (`git massgen init`), or pass --agent-cmd NAME=COMMAND"));
-    }
-    let mut names: Vec<&str> = out.iter().map(|a| a.name.as_str()).collect();
-    names.sort_unstable();
-    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(CliError::usage(format!("agent `{}` is given twice", w[0])));
-    }
-    Ok(out)
-}
-
-fn default_timeout(args: &RunArgs, config: &Config) -> Duration {
-    args.timeout
-        .or(config.run.timeout)
-        .unwrap_or(config::DEFAULT_AGENT_TIMEOUT)
-}
-
-/// A configured agent, resolved.
-fn agent_from_config(
-    a: &config::AgentConfig,
-    args: &RunArgs,
-    config: &Config,
-    llm: &crate::agent::builtin::Shared,
-) -> Result<AgentSpec, CliError> {
-    let default_timeout = default_timeout(args, config);
-    let name = a.name.get_ref().clone();
-    let kind = match Preset::from_kind(a.kind) {
-        None => Kind::Command(a.command.clone()),
-        Some(Preset::Llm) => {
-            let spec = crate::agent::builtin::spec_for(a, llm).map_err(|e| {
-                CliError::usage(e).hint("check the agent with `git massgen doctor`")
-            })?;
-            let mut cli = CliAgent::from_config(Preset::Llm, a);
-            cli.bin = std::env::current_exe()
-                .map_err(|e| {
-                    CliError::new(Exit::Failure, format!("cannot find this program: {e}"))
-                })?
-                .display()
-                .to_string();
-            cli.max_nudges = 0;
-            cli.llm = Some(Box::new(spec));
-            Kind::Cli(cli)
-        }
-        Some(preset) => {
-            let cli = CliAgent::from_config(preset, a);
-            if cli.api_key_env_set && cli.api_key().is_none() {
-                return Err(CliError::usage(format!(
-                    "agent `{name}`: api_key_env = \"{}\", but {} is not set",
-                    cli.api_key_env, cli.api_key_env
-                ))
-                .hint(format!(
-                    "export {}=... before the run, or check with `git massgen doctor`",
-                    cli.api_key_env
-                )));
-            }
-            Kind::Cli(cli)
-        }
-    };
-    Ok(AgentSpec {
-        name,
-        kind,
-        env: a.env.clone(),
-        timeout: args.timeout.or(a.timeout).unwrap_or(default_timeout),
-        ad_hoc: false,
-    })
 }

@@ -8,6 +8,7 @@ pub mod layout;
 pub mod merge;
 mod peers;
 pub mod pipeline;
+pub mod plan;
 mod scoring;
 mod session;
 pub mod state;

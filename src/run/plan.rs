@@ -1,0 +1,353 @@
+//! A run's [`Plan`] from the configuration and the command line's options: which agents
+//! (configured, named, or ad hoc), their kinds resolved (CLI presets, the built-in agent),
+//! judges, templates, limits. Used by `run`, `review` (its LLM reviewers) and `demo`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::context::{Judging, Plan};
+use crate::agent::cli::{CliAgent, Preset};
+use crate::agent::prompt::Template;
+use crate::agent::{self, AgentSpec, Kind};
+use crate::config::{self, Config};
+use crate::git::{ObjectId, Repo};
+use crate::judge::{self, Judge, JudgeKind};
+use crate::run::layout;
+
+/// What the command line says about a run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Configured agents to run (`--agent`); all when empty and no `agent_cmds`.
+    pub agents: Vec<String>,
+    /// Ad-hoc command agents, `NAME=COMMAND`.
+    pub agent_cmds: Vec<String>,
+    pub test: Option<String>,
+    pub timeout: Option<Duration>,
+    pub jobs: Option<u16>,
+    pub keep: bool,
+    pub images: Vec<PathBuf>,
+    pub rounds: u32,
+}
+
+/// Where a run starts: the task and the commit (and branch) the agents start from.
+#[derive(Debug, Clone)]
+pub struct Start {
+    pub task: String,
+    pub base: ObjectId,
+    pub base_branch: Option<String>,
+}
+
+/// Why a plan cannot be made: a usage error (with a hint), or the system failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct PlanError {
+    pub message: String,
+    pub hint: Option<String>,
+    /// The system failed (a template could not be read, ...), not the user's input.
+    pub failure: bool,
+}
+
+impl PlanError {
+    pub fn usage(message: impl std::fmt::Display) -> PlanError {
+        PlanError {
+            message: message.to_string(),
+            hint: None,
+            failure: false,
+        }
+    }
+
+    pub fn failure(message: impl std::fmt::Display) -> PlanError {
+        PlanError {
+            failure: true,
+            ..PlanError::usage(message)
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> PlanError {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl From<std::io::Error> for PlanError {
+    fn from(e: std::io::Error) -> PlanError {
+        PlanError::failure(e)
+    }
+}
+
+/// What every built-in agent, judge and reviewer shares: prompts, prices, rate limits.
+pub fn llm_shared(
+    repo: &Repo,
+    config: &Config,
+    flag: Option<crate::llm::limits::Limits>,
+    unlimited: bool,
+    images: Vec<crate::llm::chat::Image>,
+) -> Result<crate::agent::builtin::Shared, PlanError> {
+    Ok(crate::agent::builtin::Shared {
+        system: Template::LlmSystem.load(&repo.massgen_dir())?,
+        nudge: Template::Nudge.load(&repo.massgen_dir())?,
+        prices: {
+            let path = repo.massgen_dir().join("prices.toml");
+            let text = std::fs::read_to_string(&path).ok();
+            crate::llm::provider::prices(text.as_deref()).map_err(PlanError::usage)?
+        },
+        limits: {
+            let mut l = crate::llm::limits::shipped();
+            l.extend(config.limits.clone());
+            l
+        },
+        flag,
+        unlimited,
+        images,
+        limits_dir: crate::llm::limits::Limiter::default_dir(),
+    })
+}
+
+/// An in-process LLM (a judge or a reviewer): its spec, and its key from its `env` table or
+/// the environment. `role` names it in messages ("judge", "reviewer").
+pub fn in_process_llm(
+    c: &config::AgentConfig,
+    llm: &crate::agent::builtin::Shared,
+    role: &str,
+) -> Result<(crate::agent::builtin::Spec, Option<judge::Secret>), PlanError> {
+    let spec = crate::agent::builtin::spec_for(c, llm).map_err(|e| {
+        PlanError::usage(e.replacen("agent `", &format!("{role} `"), 1)).hint(format!(
+            "check the {role}'s provider and key, or remove it from the configuration"
+        ))
+    })?;
+    let key = spec.endpoint.api_key_env.as_ref().and_then(|var| {
+        c.env
+            .get(var)
+            .cloned()
+            .or_else(|| std::env::var(var).ok())
+            .filter(|k| !k.is_empty())
+    });
+    Ok((spec, key.map(judge::Secret)))
+}
+
+/// The plan of a run (or of a turn of `--continue`) from flags and configuration.
+pub fn plan(
+    repo: &Repo,
+    config: &Config,
+    opts: &RunOptions,
+    llm: &crate::agent::builtin::Shared,
+    start: Start,
+    agents: Vec<AgentSpec>,
+) -> Result<Plan, PlanError> {
+    let Start {
+        task,
+        base,
+        base_branch,
+    } = start;
+    let massgen = repo.massgen_dir();
+    let jobs = opts
+        .jobs
+        .map(usize::from)
+        .or(config.run.jobs)
+        .unwrap_or(agents.len());
+    let plan = Plan {
+        task,
+        base,
+        base_branch,
+        jobs,
+        test: opts.test.clone().or(config.score.test.clone()),
+        test_timeout: config
+            .score
+            .test_timeout
+            .unwrap_or(config::DEFAULT_TEST_TIMEOUT),
+        keep: opts.keep,
+        worktree_root: layout::worktree_root(repo, config.run.worktree_root.as_deref()),
+        prompt_template: Template::Prompt.load(&massgen)?,
+        nudge: llm.nudge.clone(),
+        images: opts
+            .images
+            .iter()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+            .collect(),
+        agents,
+        rounds: opts.rounds,
+        round_template: Template::Round.load(&massgen)?,
+        continue_template: Template::Continue.load(&massgen)?,
+        judges: judges(config, llm)?,
+        judging: Judging {
+            when: config.judging.when,
+            diff_budget: config
+                .judging
+                .diff_budget
+                .unwrap_or(judge::DEFAULT_DIFF_BUDGET),
+            max_attempts: config
+                .judging
+                .max_attempts
+                .unwrap_or(judge::DEFAULT_MAX_ATTEMPTS),
+            template: Template::Judge.load(&massgen)?,
+        },
+        weights: config.score.weights,
+    };
+    Ok(plan)
+}
+
+/// The configured judges, resolved.
+pub fn judges(
+    config: &Config,
+    llm: &crate::agent::builtin::Shared,
+) -> Result<Vec<Judge>, PlanError> {
+    let timeout = config.judging.timeout.unwrap_or(judge::DEFAULT_TIMEOUT);
+    config
+        .judges
+        .iter()
+        .map(|j| {
+            let name = j.name.get_ref().clone();
+            let kind = if j.kind == config::AgentKind::Llm {
+                let (spec, key) = in_process_llm(j, llm, "judge")?;
+                JudgeKind::Llm {
+                    endpoint: Box::new(spec.endpoint),
+                    key,
+                }
+            } else {
+                JudgeKind::Command {
+                    argv: j.command.clone(),
+                    env: j.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                }
+            };
+            Ok(Judge {
+                name,
+                kind,
+                timeout: j.timeout.unwrap_or(timeout),
+            })
+        })
+        .collect()
+}
+
+/// Reads and checks `--image` files.
+pub fn load_images(paths: &[PathBuf]) -> Result<Vec<crate::llm::chat::Image>, PlanError> {
+    paths
+        .iter()
+        .map(|p| {
+            crate::llm::image::load(p).map_err(|e| {
+                PlanError::usage(e)
+                    .hint("images must be PNG, JPEG, GIF or WebP files of at most 5 MiB")
+            })
+        })
+        .collect()
+}
+
+pub fn select_agents(
+    config: &Config,
+    opts: &RunOptions,
+    llm: &crate::agent::builtin::Shared,
+) -> Result<Vec<AgentSpec>, PlanError> {
+    let default_timeout = default_timeout(opts, config);
+    let from_config = |a: &config::AgentConfig| agent_from_config(a, opts, config, llm);
+    let mut out: Vec<AgentSpec> = Vec::new();
+    if opts.agents.is_empty() && opts.agent_cmds.is_empty() {
+        out = config
+            .agents
+            .iter()
+            .map(from_config)
+            .collect::<Result<_, _>>()?;
+    }
+    for name in &opts.agents {
+        let found = config.agents.iter().find(|a| a.name.get_ref() == name);
+        match found {
+            Some(a) => out.push(from_config(a)?),
+            None => {
+                let known: Vec<&str> = config
+                    .agents
+                    .iter()
+                    .map(|a| a.name.get_ref().as_str())
+                    .collect();
+                return Err(PlanError::usage(format!(
+                    "no agent named `{name}` in .massgen/config.toml"
+                ))
+                .hint(if known.is_empty() {
+                    "no agents are configured; add [[agents]] or use --agent-cmd NAME=COMMAND"
+                        .to_owned()
+                } else {
+                    format!("configured agents: {}", known.join(", "))
+                }));
+            }
+        }
+    }
+    for spec in &opts.agent_cmds {
+        let (name, argv) = agent::parse_agent_cmd(spec).map_err(PlanError::usage)?;
+        out.push(AgentSpec {
+            name,
+            kind: Kind::Command(argv),
+            env: Default::default(),
+            timeout: default_timeout,
+            ad_hoc: true,
+        });
+    }
+    let mut llm_specs: Vec<&mut crate::agent::builtin::Spec> = out
+        .iter_mut()
+        .filter_map(|a| match &mut a.kind {
+            Kind::Cli(cli) => cli.llm.as_deref_mut(),
+            Kind::Command(_) => None,
+        })
+        .collect();
+    crate::agent::builtin::stagger(&mut llm_specs);
+    if out.is_empty() {
+        return Err(PlanError::usage("no agents to run")
+            .hint("configure [[agents]] in .massgen/config.toml (`git massgen init`), or pass --agent-cmd NAME=COMMAND"));
+    }
+    let mut names: Vec<&str> = out.iter().map(|a| a.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(PlanError::usage(format!("agent `{}` is given twice", w[0])));
+    }
+    Ok(out)
+}
+
+pub fn default_timeout(opts: &RunOptions, config: &Config) -> Duration {
+    opts.timeout
+        .or(config.run.timeout)
+        .unwrap_or(config::DEFAULT_AGENT_TIMEOUT)
+}
+
+/// A configured agent, resolved.
+pub fn agent_from_config(
+    a: &config::AgentConfig,
+    opts: &RunOptions,
+    config: &Config,
+    llm: &crate::agent::builtin::Shared,
+) -> Result<AgentSpec, PlanError> {
+    let default_timeout = default_timeout(opts, config);
+    let name = a.name.get_ref().clone();
+    let kind = match Preset::from_kind(a.kind) {
+        None => Kind::Command(a.command.clone()),
+        Some(Preset::Llm) => {
+            let spec = crate::agent::builtin::spec_for(a, llm).map_err(|e| {
+                PlanError::usage(e).hint("check the agent with `git massgen doctor`")
+            })?;
+            let mut cli = CliAgent::from_config(Preset::Llm, a);
+            cli.bin = std::env::current_exe()
+                .map_err(|e| PlanError::failure(format!("cannot find this program: {e}")))?
+                .display()
+                .to_string();
+            cli.max_nudges = 0;
+            cli.llm = Some(Box::new(spec));
+            Kind::Cli(cli)
+        }
+        Some(preset) => {
+            let cli = CliAgent::from_config(preset, a);
+            if cli.api_key_env_set && cli.api_key().is_none() {
+                return Err(PlanError::usage(format!(
+                    "agent `{name}`: api_key_env = \"{}\", but {} is not set",
+                    cli.api_key_env, cli.api_key_env
+                ))
+                .hint(format!(
+                    "export {}=... before the run, or check with `git massgen doctor`",
+                    cli.api_key_env
+                )));
+            }
+            Kind::Cli(cli)
+        }
+    };
+    Ok(AgentSpec {
+        name,
+        kind,
+        env: a.env.clone(),
+        timeout: opts.timeout.or(a.timeout).unwrap_or(default_timeout),
+        ad_hoc: false,
+    })
+}
