@@ -1,38 +1,21 @@
 //! `git massgen review`: several reviewers look at one change; findings enough of them agree
 //! on are reported, and the exit code says whether any is serious enough to fail.
 
-use std::io::Read as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{ArgGroup, Args, ValueEnum};
+use clap::{ArgGroup, Args};
 
 use super::Ctx;
-use crate::agent::cli::{CliAgent, Preset};
 use crate::agent::prompt::Template;
-use crate::config::{self, Config};
+use crate::config;
 use crate::error::{CliError, Exit};
 use crate::review::format::{self, Format};
-use crate::review::reviewer::{Reviewer, ReviewerKind};
+use crate::review::reviewer::{self, Chosen};
 use crate::review::session::{self, Request};
-use crate::review::target::{self, Spec, Target, TargetError};
+use crate::review::target::{self, HookKind, TargetError};
 use crate::review::{Report, ReviewerOutcome, Severity, cluster};
-
-/// Default time limit of one reviewer.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-
-/// Which hook is calling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum HookKind {
-    /// git's pre-commit hook: the staged change (or the index `git commit` is writing).
-    PreCommit,
-    /// git's pre-push hook: the pushed commits, read from stdin.
-    PrePush,
-    /// The pre-commit framework: PRE_COMMIT_FROM_REF..PRE_COMMIT_TO_REF when it sets them
-    /// (pre-push, or `--from-ref/--to-ref`), else the staged change.
-    PreCommitFramework,
-}
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("what").required(true).args(["range", "staged", "base", "hook"])))]
@@ -108,7 +91,12 @@ pub fn review(ctx: &Ctx, args: ReviewArgs) -> Result<Exit, CliError> {
         ));
         return Ok(Exit::Success);
     }
-    let reviewers = reviewers(&repo, &config, &args)?;
+    let chosen = Chosen {
+        reviewers: args.reviewers.clone(),
+        reviewer_cmds: args.reviewer_cmds.clone(),
+        timeout: args.timeout,
+    };
+    let reviewers = reviewer::from_config(&repo, &config, &chosen)?;
     let quorum = args
         .quorum
         .map(|q| q as usize)
@@ -127,7 +115,14 @@ pub fn review(ctx: &Ctx, args: ReviewArgs) -> Result<Exit, CliError> {
         Some(level) => Severity::parse(level),
     };
     let strict = args.strict || config.review.strict;
-    let targets = targets(&repo, &args)?;
+    let what = target::What {
+        range: args.range.clone(),
+        staged: args.staged,
+        base: args.base.clone(),
+        hook: args.hook,
+        remote: args.remote.clone(),
+    };
+    let targets = target::targets(&repo, &what).map_err(target_error)?;
     let format = if args.json { Format::Json } else { args.format };
     if targets.is_empty() {
         ctx.ui.info("git-massgen: nothing to review");
@@ -162,7 +157,7 @@ pub fn review(ctx: &Ctx, args: ReviewArgs) -> Result<Exit, CliError> {
             reviewers.len()
         ));
         let ui = Arc::new(ctx.ui.sibling());
-        let on_done = Arc::new(move |o: &ReviewerOutcome| progress(&ui, o));
+        let on_done = Arc::new(move |o: &ReviewerOutcome| crate::ui::render::reviewer_done(&ui, o));
         let done = rt
             .block_on(session::run(repo.clone(), req, on_done))
             .map_err(|e| CliError::new(Exit::Failure, e))?;
@@ -186,7 +181,7 @@ pub fn review(ctx: &Ctx, args: ReviewArgs) -> Result<Exit, CliError> {
     // What was reviewed is written even when a review failed.
     let mut output = format::render_all(&reports, format);
     if format == Format::Text && args.output.is_none() && ctx.ui.color() {
-        output = color_text(&output);
+        output = crate::ui::render::color_text(&output);
     }
     match &args.output {
         Some(path) => crate::run::state::write_atomic(path, output.as_bytes())
@@ -197,27 +192,6 @@ pub fn review(ctx: &Ctx, args: ReviewArgs) -> Result<Exit, CliError> {
         Some(e) if exit != Exit::Interrupted => Err(e),
         _ => Ok(exit),
     }
-}
-
-/// The text format with severities coloured as git colours good and bad.
-fn color_text(text: &str) -> String {
-    use crate::ui::{Paint, paint};
-    text.lines()
-        .map(|line| {
-            for (word, style) in [
-                (": error: ", Paint::Bad),
-                (": warning: ", Paint::Warn),
-                (": info: ", Paint::Frag),
-            ] {
-                if let Some(i) = line.find(word) {
-                    let (head, rest) = line.split_at(i + 2);
-                    let (sev, tail) = rest.split_at(word.len() - 4);
-                    return format!("{head}{}{tail}\n", paint(true, style, sev));
-                }
-            }
-            format!("{line}\n")
-        })
-        .collect()
 }
 
 /// Why a hook's review is skipped, if it is.
@@ -236,24 +210,6 @@ fn hook_name(hook: HookKind) -> &'static str {
         HookKind::PreCommit => "pre-commit",
         HookKind::PrePush => "pre-push",
         HookKind::PreCommitFramework => "pre-commit framework",
-    }
-}
-
-fn progress(ui: &crate::ui::Ui, o: &ReviewerOutcome) {
-    let secs = o.duration_ms as f64 / 1000.0;
-    for w in &o.warnings {
-        ui.warn(&format!("reviewer `{}`: {w}", o.name));
-    }
-    match &o.error {
-        None => ui.info(&format!(
-            "  {}: {} finding(s) in {secs:.1}s",
-            o.name,
-            o.findings.len()
-        )),
-        Some(e) => ui.warn(&format!(
-            "reviewer `{}` failed after {secs:.1}s: {e}",
-            o.name
-        )),
     }
 }
 
@@ -321,173 +277,10 @@ fn verdict(
     }
 }
 
-/// What to review, from the arguments (or the calling hook).
-fn targets(repo: &crate::git::Repo, args: &ReviewArgs) -> Result<Vec<Target>, CliError> {
-    let one = |spec: Spec| -> Result<Vec<Target>, CliError> {
-        Ok(vec![target::resolve(repo, &spec).map_err(target_error)?])
-    };
-    // git gives hooks the index it is committing; `git commit -a` and `git commit PATH`
-    // commit a temporary one.
-    let hook_index = || {
-        std::env::var_os("GIT_INDEX_FILE")
-            .filter(|v| !v.is_empty())
-            .and_then(|v| std::path::absolute(v).ok())
-    };
-    if let Some(range) = &args.range {
-        return one(Spec::Range(range.clone()));
-    }
-    if args.staged {
-        return one(Spec::Staged { index: None });
-    }
-    if let Some(rev) = &args.base {
-        return one(Spec::Base(rev.clone()));
-    }
-    match args.hook.expect("clap requires one of the targets") {
-        HookKind::PreCommit => one(Spec::Staged {
-            index: hook_index(),
-        }),
-        HookKind::PreCommitFramework => {
-            let var = |names: &[&str]| {
-                names
-                    .iter()
-                    .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
-            };
-            let to = var(&["PRE_COMMIT_TO_REF", "PRE_COMMIT_ORIGIN"]);
-            match (var(&["PRE_COMMIT_FROM_REF", "PRE_COMMIT_SOURCE"]), &to) {
-                (Some(from), Some(to)) => one(Spec::Range(format!("{from}..{to}"))),
-                // A push the framework gave no range for (a new branch reaching a root
-                // commit): what the remote's tracking refs do not hold.
-                _ if var(&["PRE_COMMIT_HOOK_STAGE"]).is_some_and(|s| s == "pre-push") => {
-                    let local = repo.resolve_commit(to.as_deref().unwrap_or("HEAD"))?;
-                    let remote =
-                        var(&["PRE_COMMIT_REMOTE_NAME"]).unwrap_or_else(|| "origin".into());
-                    let pushed = target::Pushed {
-                        local_ref: "HEAD".into(),
-                        local: local.to_string(),
-                        remote_ref: var(&["PRE_COMMIT_REMOTE_BRANCH"])
-                            .unwrap_or_else(|| "HEAD".into()),
-                        remote: "0".repeat(40),
-                    };
-                    Ok(target::pushed_target(repo, &remote, &pushed)
-                        .map_err(target_error)?
-                        .into_iter()
-                        .collect())
-                }
-                _ => one(Spec::Staged {
-                    index: hook_index(),
-                }),
-            }
-        }
-        HookKind::PrePush => {
-            let remote = args.remote.clone().ok_or_else(|| {
-                CliError::usage("--hook pre-push needs --remote NAME")
-                    .hint("the pre-push hook passes the remote's name as its first argument")
-            })?;
-            let mut input = String::new();
-            std::io::stdin()
-                .read_to_string(&mut input)
-                .map_err(|e| CliError::new(Exit::Failure, format!("cannot read stdin: {e}")))?;
-            let pushed = target::parse_pre_push(&input).map_err(|e| {
-                CliError::usage(e).hint("git gives the pre-push hook one line per pushed ref")
-            })?;
-            let mut out = Vec::new();
-            for p in &pushed {
-                if let Some(t) = target::pushed_target(repo, &remote, p).map_err(target_error)? {
-                    out.push(t);
-                }
-            }
-            Ok(out)
-        }
-    }
-}
-
 fn target_error(e: TargetError) -> CliError {
     match e {
         TargetError::Usage { message, hint } => CliError::usage(message).hint(hint),
         TargetError::Git(e) => e.into(),
+        TargetError::Stdin(_) => CliError::new(Exit::Failure, e),
     }
-}
-
-/// The reviewers: configured ones (or those named with --reviewer), then --reviewer-cmd.
-fn reviewers(
-    repo: &crate::git::Repo,
-    config: &Config,
-    args: &ReviewArgs,
-) -> Result<Vec<Reviewer>, CliError> {
-    let timeout = args
-        .timeout
-        .or(config.review.timeout)
-        .unwrap_or(DEFAULT_TIMEOUT);
-    for name in &args.reviewers {
-        if !config.reviewers.iter().any(|r| r.name.get_ref() == name) {
-            let known: Vec<&str> = config
-                .reviewers
-                .iter()
-                .map(|r| r.name.get_ref().as_str())
-                .collect();
-            return Err(
-                CliError::usage(format!("no reviewer `{name}` in the configuration")).hint(
-                    if known.is_empty() {
-                        "add [[reviewers]] to .massgen/config.toml".to_owned()
-                    } else {
-                        format!("configured reviewers: {}", known.join(", "))
-                    },
-                ),
-            );
-        }
-    }
-    let llm = crate::run::plan::llm_shared(repo, config, None, false, Vec::new())?;
-    let mut out = Vec::new();
-    for c in &config.reviewers {
-        let name = c.name.get_ref().clone();
-        if !args.reviewers.is_empty() && !args.reviewers.contains(&name) {
-            continue;
-        }
-        let env: Vec<(String, String)> =
-            c.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let kind = match Preset::from_kind(c.kind) {
-            None => ReviewerKind::Command {
-                argv: c.command.clone(),
-                env,
-            },
-            Some(Preset::Llm) => {
-                let (spec, key) = crate::run::plan::in_process_llm(c, &llm, "reviewer")?;
-                ReviewerKind::Llm {
-                    endpoint: Box::new(spec.endpoint),
-                    key,
-                    max_turns: spec.max_turns,
-                }
-            }
-            Some(preset) => ReviewerKind::Cli {
-                cli: Box::new(CliAgent::from_config(preset, c)),
-                env,
-            },
-        };
-        out.push(Reviewer {
-            name,
-            kind,
-            timeout: args.timeout.or(c.timeout).unwrap_or(timeout),
-        });
-    }
-    for spec in &args.reviewer_cmds {
-        let (name, argv) = crate::agent::parse_agent_cmd(spec)
-            .map_err(|e| CliError::usage(e.replace("agent `", "reviewer `")))?;
-        if out.iter().any(|r| r.name == name) {
-            return Err(CliError::usage(format!("reviewer `{name}` is given twice")));
-        }
-        out.push(Reviewer {
-            name,
-            kind: ReviewerKind::Command {
-                argv,
-                env: Vec::new(),
-            },
-            timeout,
-        });
-    }
-    if out.is_empty() {
-        return Err(CliError::usage("no reviewers: nothing would look at the change").hint(
-            "add [[reviewers]] to .massgen/config.toml (see `git massgen init`), or pass --reviewer-cmd NAME=COMMAND",
-        ));
-    }
-    Ok(out)
 }

@@ -86,7 +86,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
     let repo = ctx.repo()?;
     let config = ctx.config(&repo)?;
     if args.merge {
-        check_merge_target(&repo)?;
+        crate::run::merge::check_target(&repo)?;
     }
     let images = plan::load_images(&args.images)?;
     let llm = plan::llm_shared(
@@ -266,32 +266,7 @@ fn merge_options(args: &RunArgs) -> Option<MergeOptions> {
     })
 }
 
-/// What `--merge` needs, checked before any agent starts: a branch with a commit to merge
-/// into and no git operation paused in the work tree.
-fn check_merge_target(repo: &crate::git::Repo) -> Result<(), CliError> {
-    match repo.head() {
-        Err(crate::git::GitError::UnbornHead) => {
-            return Err(CliError::new(
-                Exit::Repository,
-                "--merge needs a current branch with a commit; HEAD has no commit yet",
-            )
-            .hint("commit something first, or run without --merge and merge a candidate later"));
-        }
-        Err(e) => return Err(e.into()),
-        Ok(_) => {}
-    }
-    if let Some((what, how)) = crate::git::merge::operation_in_progress(repo) {
-        return Err(CliError::new(
-            Exit::Negative,
-            format!("--merge cannot merge while {what} is in progress in your work tree; no agent was started"),
-        )
-        .hint(format!(
-            "finish it ({how}) first, or run without --merge"
-        )));
-    }
-    Ok(())
-}
-
+/// The task: the argument, stdin for `-`, or `--task-file`; never empty.
 fn read_task(args: &RunArgs) -> Result<String, CliError> {
     let task = if let Some(path) = &args.task_file {
         std::fs::read_to_string(path).map_err(|e| {

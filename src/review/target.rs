@@ -40,6 +40,8 @@ pub enum TargetError {
     Usage { message: String, hint: String },
     #[error(transparent)]
     Git(#[from] GitError),
+    #[error("cannot read stdin: {0}")]
+    Stdin(String),
 }
 
 fn usage(message: impl Into<String>, hint: impl Into<String>) -> TargetError {
@@ -375,6 +377,106 @@ pub fn diff(repo: &Repo, target: &Target) -> Result<(String, Vec<String>), GitEr
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .collect();
     Ok((patch, files))
+}
+
+/// Which hook is calling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HookKind {
+    /// git's pre-commit hook: the staged change (or the index `git commit` is writing).
+    PreCommit,
+    /// git's pre-push hook: the pushed commits, read from stdin.
+    PrePush,
+    /// The pre-commit framework: PRE_COMMIT_FROM_REF..PRE_COMMIT_TO_REF when it sets them
+    /// (pre-push, or `--from-ref/--to-ref`), else the staged change.
+    PreCommitFramework,
+}
+
+/// What to review, as the command line says it: one of a range, the staged change, the
+/// change since a base, or what the calling hook is about to commit or push.
+#[derive(Debug, Clone, Default)]
+pub struct What {
+    pub range: Option<String>,
+    pub staged: bool,
+    pub base: Option<String>,
+    pub hook: Option<HookKind>,
+    /// The remote a pre-push hook pushes to.
+    pub remote: Option<String>,
+}
+
+/// What to review, from the arguments (or the calling hook).
+/// What to review, from the arguments (or the calling hook).
+pub fn targets(repo: &Repo, what: &What) -> Result<Vec<Target>, TargetError> {
+    let one = |spec: Spec| -> Result<Vec<Target>, TargetError> { Ok(vec![resolve(repo, &spec)?]) };
+    // git gives hooks the index it is committing; `git commit -a` and `git commit PATH`
+    // commit a temporary one.
+    let hook_index = || {
+        std::env::var_os("GIT_INDEX_FILE")
+            .filter(|v| !v.is_empty())
+            .and_then(|v| std::path::absolute(v).ok())
+    };
+    if let Some(range) = &what.range {
+        return one(Spec::Range(range.clone()));
+    }
+    if what.staged {
+        return one(Spec::Staged { index: None });
+    }
+    if let Some(rev) = &what.base {
+        return one(Spec::Base(rev.clone()));
+    }
+    match what.hook.expect("clap requires one of the targets") {
+        HookKind::PreCommit => one(Spec::Staged {
+            index: hook_index(),
+        }),
+        HookKind::PreCommitFramework => {
+            let var = |names: &[&str]| {
+                names
+                    .iter()
+                    .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+            };
+            let to = var(&["PRE_COMMIT_TO_REF", "PRE_COMMIT_ORIGIN"]);
+            match (var(&["PRE_COMMIT_FROM_REF", "PRE_COMMIT_SOURCE"]), &to) {
+                (Some(from), Some(to)) => one(Spec::Range(format!("{from}..{to}"))),
+                // A push the framework gave no range for (a new branch reaching a root
+                // commit): what the remote's tracking refs do not hold.
+                _ if var(&["PRE_COMMIT_HOOK_STAGE"]).is_some_and(|s| s == "pre-push") => {
+                    let local = repo.resolve_commit(to.as_deref().unwrap_or("HEAD"))?;
+                    let remote =
+                        var(&["PRE_COMMIT_REMOTE_NAME"]).unwrap_or_else(|| "origin".into());
+                    let pushed = Pushed {
+                        local_ref: "HEAD".into(),
+                        local: local.to_string(),
+                        remote_ref: var(&["PRE_COMMIT_REMOTE_BRANCH"])
+                            .unwrap_or_else(|| "HEAD".into()),
+                        remote: "0".repeat(40),
+                    };
+                    Ok(pushed_target(repo, &remote, &pushed)?.into_iter().collect())
+                }
+                _ => one(Spec::Staged {
+                    index: hook_index(),
+                }),
+            }
+        }
+        HookKind::PrePush => {
+            let remote = what.remote.clone().ok_or_else(|| {
+                usage(
+                    "--hook pre-push needs --remote NAME",
+                    "the pre-push hook passes the remote's name as its first argument",
+                )
+            })?;
+            let mut input = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)
+                .map_err(|e| TargetError::Stdin(e.to_string()))?;
+            let pushed = parse_pre_push(&input)
+                .map_err(|e| usage(e, "git gives the pre-push hook one line per pushed ref"))?;
+            let mut out = Vec::new();
+            for p in &pushed {
+                if let Some(t) = pushed_target(repo, &remote, p)? {
+                    out.push(t);
+                }
+            }
+            Ok(out)
+        }
+    }
 }
 
 #[cfg(test)]

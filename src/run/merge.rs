@@ -28,6 +28,31 @@ pub enum MergeError {
     },
     #[error("bad commit id `{id}` in run state: {why}")]
     BadId { id: String, why: String },
+    /// `run --merge` on an unborn HEAD, found before any agent starts.
+    #[error("--merge needs a current branch with a commit; HEAD has no commit yet")]
+    TargetUnborn,
+    /// `run --merge` while a git operation is paused, found before any agent starts.
+    #[error(
+        "--merge cannot merge while {what} is in progress in your work tree; no agent was started"
+    )]
+    TargetBusy {
+        what: &'static str,
+        how: &'static str,
+    },
+}
+
+/// What `run --merge` needs, checked before any agent starts: a branch with a commit to
+/// merge into and no git operation paused in the work tree.
+pub fn check_target(repo: &Repo) -> Result<(), MergeError> {
+    match repo.head() {
+        Err(GitError::UnbornHead) => return Err(MergeError::TargetUnborn),
+        Err(e) => return Err(e.into()),
+        Ok(_) => {}
+    }
+    match merge::operation_in_progress(repo) {
+        Some((what, how)) => Err(MergeError::TargetBusy { what, how }),
+        None => Ok(()),
+    }
 }
 
 fn made(n: usize) -> String {

@@ -167,3 +167,43 @@ pub fn render_outcome(o: &Outcome) -> String {
     }
     out
 }
+
+/// The text format with severities coloured as git colours good and bad.
+pub fn color_text(text: &str) -> String {
+    use crate::ui::{Paint, paint};
+    text.lines()
+        .map(|line| {
+            for (word, style) in [
+                (": error: ", Paint::Bad),
+                (": warning: ", Paint::Warn),
+                (": info: ", Paint::Frag),
+            ] {
+                if let Some(i) = line.find(word) {
+                    let (head, rest) = line.split_at(i + 2);
+                    let (sev, tail) = rest.split_at(word.len() - 4);
+                    return format!("{head}{}{tail}\n", paint(true, style, sev));
+                }
+            }
+            format!("{line}\n")
+        })
+        .collect()
+}
+
+/// One line on a reviewer that finished (and its warnings).
+pub fn reviewer_done(ui: &crate::ui::Ui, o: &crate::review::ReviewerOutcome) {
+    let secs = o.duration_ms as f64 / 1000.0;
+    for w in &o.warnings {
+        ui.warn(&format!("reviewer `{}`: {w}", o.name));
+    }
+    match &o.error {
+        None => ui.info(&format!(
+            "  {}: {} finding(s) in {secs:.1}s",
+            o.name,
+            o.findings.len()
+        )),
+        Some(e) => ui.warn(&format!(
+            "reviewer `{}` failed after {secs:.1}s: {e}",
+            o.name
+        )),
+    }
+}

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use super::ReviewerOutcome;
 use crate::agent::cli::CliAgent;
 use crate::ask::{self, Secret};
+use crate::run::plan::PlanError;
 
 mod cli;
 mod command;
@@ -191,6 +192,105 @@ fn review_env(reviewer: &Reviewer, setting: &Setting) -> Vec<(String, String)> {
 pub fn findings_in_text(text: &str) -> Result<Value, String> {
     ask::json::in_text(text)
         .ok_or_else(|| "the final message holds no {\"findings\": [...]} JSON".into())
+}
+
+/// Default time limit of one reviewer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// The reviewers the command line chose: configured ones by name (all when none), ad-hoc
+/// command reviewers, and a time limit over the configuration's.
+#[derive(Debug, Clone, Default)]
+pub struct Chosen {
+    pub reviewers: Vec<String>,
+    pub reviewer_cmds: Vec<String>,
+    pub timeout: Option<Duration>,
+}
+
+/// The reviewers: configured ones (or those named), then the ad-hoc ones.
+/// The reviewers: configured ones (or those named with --reviewer), then --reviewer-cmd.
+pub fn from_config(
+    repo: &crate::git::Repo,
+    config: &crate::config::Config,
+    chosen: &Chosen,
+) -> Result<Vec<Reviewer>, PlanError> {
+    let timeout = chosen
+        .timeout
+        .or(config.review.timeout)
+        .unwrap_or(DEFAULT_TIMEOUT);
+    for name in &chosen.reviewers {
+        if !config.reviewers.iter().any(|r| r.name.get_ref() == name) {
+            let known: Vec<&str> = config
+                .reviewers
+                .iter()
+                .map(|r| r.name.get_ref().as_str())
+                .collect();
+            return Err(
+                PlanError::usage(format!("no reviewer `{name}` in the configuration")).hint(
+                    if known.is_empty() {
+                        "add [[reviewers]] to .massgen/config.toml".to_owned()
+                    } else {
+                        format!("configured reviewers: {}", known.join(", "))
+                    },
+                ),
+            );
+        }
+    }
+    let llm = crate::run::plan::llm_shared(repo, config, None, false, Vec::new())?;
+    let mut out = Vec::new();
+    for c in &config.reviewers {
+        let name = c.name.get_ref().clone();
+        if !chosen.reviewers.is_empty() && !chosen.reviewers.contains(&name) {
+            continue;
+        }
+        let env: Vec<(String, String)> =
+            c.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let kind = match crate::agent::cli::Preset::from_kind(c.kind) {
+            None => ReviewerKind::Command {
+                argv: c.command.clone(),
+                env,
+            },
+            Some(crate::agent::cli::Preset::Llm) => {
+                let (spec, key) = crate::run::plan::in_process_llm(c, &llm, "reviewer")?;
+                ReviewerKind::Llm {
+                    endpoint: Box::new(spec.endpoint),
+                    key,
+                    max_turns: spec.max_turns,
+                }
+            }
+            Some(preset) => ReviewerKind::Cli {
+                cli: Box::new(CliAgent::from_config(preset, c)),
+                env,
+            },
+        };
+        out.push(Reviewer {
+            name,
+            kind,
+            timeout: chosen.timeout.or(c.timeout).unwrap_or(timeout),
+        });
+    }
+    for spec in &chosen.reviewer_cmds {
+        let (name, argv) = crate::agent::parse_agent_cmd(spec)
+            .map_err(|e| PlanError::usage(e.replace("agent `", "reviewer `")))?;
+        if out.iter().any(|r| r.name == name) {
+            return Err(PlanError::usage(format!(
+                "reviewer `{name}` is given twice"
+            )));
+        }
+        out.push(Reviewer {
+            name,
+            kind: ReviewerKind::Command {
+                argv,
+                env: Vec::new(),
+            },
+            timeout,
+        });
+    }
+    if out.is_empty() {
+        return Err(PlanError::usage("no reviewers: nothing would look at the change").hint(
+            "add [[reviewers]] to .massgen/config.toml (see `git massgen init`), or pass --reviewer-cmd NAME=COMMAND",
+        ));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
