@@ -213,3 +213,45 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp(files: &[(&str, &str)], refs: &[(&str, &str)]) -> Fingerprint {
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        Fingerprint {
+            head: "ref: refs/heads/main".into(),
+            refs: map(refs),
+            index: BTreeMap::new(),
+            files: map(files),
+            config: BTreeMap::new(),
+            hooks: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn every_difference_is_named() {
+        let before = fp(&[("a", "1"), ("b", "1")], &[("refs/heads/main", "x")]);
+        let after = fp(
+            &[("a", "2"), ("c", "1")],
+            &[("refs/heads/main", "y"), ("refs/tags/t", "x")],
+        );
+        assert_eq!(
+            changes(&before, &after),
+            vec![
+                "ref refs/heads/main was changed",
+                "ref refs/tags/t was created",
+                "your work tree: a was changed",
+                "your work tree: b was deleted",
+                "your work tree: c was created",
+            ]
+        );
+        assert!(changes(&before, &before).is_empty());
+    }
+}

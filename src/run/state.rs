@@ -275,3 +275,98 @@ pub fn resolve(runs_dir: &Path, arg: &str) -> Result<String, RunError> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run with candidates `a` and `b` in turn 1, with the given history, votes and
+    /// abstentions (given as JSON).
+    fn run(history_a: &str, history_b: &str, votes: &str, abstentions: &str) -> RunState {
+        let text = format!(
+            r#"{{"run": "r", "base": "0", "base_branch": null, "task": "t", "state": "scored",
+            "winner": null, "merged": false, "reason": null, "test_command": null,
+            "created_at": 0, "updated_at": 0, "pid": 0, "worktree_root": "/w",
+            "candidates": [
+              {{"agent": "a", "branch": "x", "commit": null, "status": "done", "exit_code": 0,
+                "files_changed": 0, "insertions": 0, "deletions": 0, "tests": null,
+                "agreement": 0.0, "rank": null, "history": {history_a}}},
+              {{"agent": "b", "branch": "y", "commit": null, "status": "done", "exit_code": 0,
+                "files_changed": 0, "insertions": 0, "deletions": 0, "tests": null,
+                "agreement": 0.0, "rank": null, "history": {history_b}}}],
+            "votes": {votes}, "abstentions": {abstentions}, "turns": [{{"turn": 1, "prompt": "t",
+            "agents": ["a", "b"], "started_at": 0, "rounds": 2, "converged": false,
+            "winner": null, "reason": null}}]}}"#
+        );
+        serde_json::from_str(&text).expect("a valid state")
+    }
+
+    fn counted(st: &RunState) -> Vec<(String, String, u32)> {
+        st.current_votes()
+            .into_iter()
+            .map(|v| (v.judge.clone(), v.candidate.clone(), v.round))
+            .collect()
+    }
+
+    fn vote(judge: &str, by: &str, candidate: &str, round: u32) -> String {
+        format!(
+            r#"{{"judge": "{judge}", "by": "{by}", "candidate": "{candidate}", "reason": "r", "turn": 1, "round": {round}}}"#
+        )
+    }
+
+    fn entry(round: u32, action: &str) -> String {
+        format!(r#"{{"turn": 1, "round": {round}, "action": "{action}", "commit": null}}"#)
+    }
+
+    #[test]
+    fn a_judges_latest_vote_counts_unless_it_abstained_later() {
+        let worked = format!("[{}]", entry(1, "worked"));
+        let votes = format!(
+            "[{}, {}]",
+            vote("j", "judge", "a", 1),
+            vote("j", "judge", "b", 2)
+        );
+        let st = run(&worked, &worked, &votes, "[]");
+        assert_eq!(counted(&st), vec![("j".into(), "b".into(), 2)]);
+        let abstained = r#"[{"judge": "j", "turn": 1, "round": 3, "reason": "no answer"}]"#;
+        let st = run(&worked, &worked, &votes, abstained);
+        assert!(counted(&st).is_empty());
+    }
+
+    #[test]
+    fn a_judges_vote_lapses_when_its_candidate_is_revised_after_it() {
+        let revised = format!("[{}, {}]", entry(1, "worked"), entry(2, "revised"));
+        let worked = format!("[{}]", entry(1, "worked"));
+        let votes = format!("[{}]", vote("j", "judge", "a", 1));
+        assert!(counted(&run(&revised, &worked, &votes, "[]")).is_empty());
+        assert_eq!(counted(&run(&worked, &worked, &votes, "[]")).len(), 1);
+    }
+
+    #[test]
+    fn an_agents_vote_counts_while_its_latest_action_is_that_vote() {
+        let voted = format!("[{}, {}]", entry(1, "worked"), entry(2, "voted"));
+        let revised_later = format!(
+            "[{}, {}, {}]",
+            entry(1, "worked"),
+            entry(2, "voted"),
+            entry(3, "revised")
+        );
+        let worked = format!("[{}]", entry(1, "worked"));
+        let votes = format!("[{}]", vote("a", "agent", "b", 2));
+        assert_eq!(
+            counted(&run(&voted, &worked, &votes, "[]")),
+            vec![("a".into(), "b".into(), 2)]
+        );
+        assert!(counted(&run(&revised_later, &worked, &votes, "[]")).is_empty());
+    }
+
+    #[test]
+    fn an_active_run_whose_process_is_gone_is_interrupted() {
+        let mut st = run("[]", "[]", "[]", "[]");
+        st.state = Phase::Running;
+        st.pid = 0;
+        assert_eq!(st.effective_phase(), Phase::Interrupted);
+        st.state = Phase::Scored;
+        assert_eq!(st.effective_phase(), Phase::Scored);
+    }
+}
