@@ -138,10 +138,7 @@ pub fn clean(
 fn orphan_runs(repo: &Repo, root: &std::path::Path) -> Result<BTreeSet<String>, RunError> {
     let mut ids = BTreeSet::new();
     for (name, _) in repo.branch_tips()? {
-        if let Some((id, _)) = name
-            .strip_prefix("refs/heads/massgen/")
-            .and_then(|rest| rest.split_once('/'))
-        {
+        if let Some(id) = super::layout::run_of_branch(&name) {
             ids.insert(id.to_owned());
         }
     }
@@ -175,7 +172,7 @@ fn clean_leftovers(
     }
     let run_root = root.join(run);
     let trash = crate::run::trash::dir(root);
-    let own = format!("refs/heads/massgen/{run}/");
+    let own = super::layout::branch_prefix(run);
     for (wt, branch) in git::worktree::registered_under(repo, &run_root) {
         if let Some(branch) = branch.filter(|b| b.starts_with(&own))
             && git::worktree::is_ready(repo, &wt)
@@ -366,7 +363,7 @@ fn clean_run(
 
 /// Tips of all branches that are not this run's candidates.
 fn other_branch_tips(repo: &Repo, run: &str) -> Result<Vec<ObjectId>, RunError> {
-    let own = format!("refs/heads/massgen/{run}/");
+    let own = super::layout::branch_prefix(run);
     let mut out = Vec::new();
     for (name, id) in repo.branch_tips()? {
         if name.starts_with(&own) || id.is_empty() {

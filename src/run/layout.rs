@@ -58,9 +58,24 @@ pub fn runs_dir(repo: &Repo) -> PathBuf {
     repo.massgen_dir().join("runs")
 }
 
+/// Where every run's candidate branches live.
+pub const BRANCHES: &str = "refs/heads/massgen/";
+
+/// The prefix of one run's candidate branches, `refs/heads/massgen/<run>/`.
+pub fn branch_prefix(run: &str) -> String {
+    format!("{BRANCHES}{run}/")
+}
+
 /// The branch of a candidate, as a full ref name.
 pub fn branch_ref(run: &str, agent: &str) -> String {
-    format!("refs/heads/massgen/{run}/{agent}")
+    format!("{}{agent}", branch_prefix(run))
+}
+
+/// The run a candidate branch (full ref name) belongs to, if it is one.
+pub fn run_of_branch(name: &str) -> Option<&str> {
+    name.strip_prefix(BRANCHES)
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(run, _)| run)
 }
 
 /// What `run` writes when `.massgen/` holds no configuration: runtime state only, so the

@@ -534,9 +534,8 @@ async fn fingerprint(shared: &Arc<Shared>) -> Result<git::guard::Fingerprint, Ru
     let runs = layout::runs_dir(&repo);
     let fp = tokio::task::spawn_blocking(move || {
         git::guard::take(&repo, &|name: &str| {
-            name.strip_prefix("refs/heads/massgen/")
-                .and_then(|rest| rest.split_once('/'))
-                .is_some_and(|(run, _)| runs.join(run).join("state.json").is_file())
+            layout::run_of_branch(name)
+                .is_some_and(|run| runs.join(run).join("state.json").is_file())
         })
     })
     .await
