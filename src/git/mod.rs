@@ -270,6 +270,24 @@ impl Repo {
         }
     }
 
+    /// Deletes a ref that only git-massgen writes and that nothing is writing now (a
+    /// candidate branch of a run that is not running): a lock file left on it by a process
+    /// killed while it updated the ref is stale, so it is removed and the deletion tried
+    /// again. Returns whether a stale lock was removed.
+    pub fn delete_own_ref(&self, name: &str) -> Result<bool, GitError> {
+        match self.delete_ref(name) {
+            Ok(_) => Ok(false),
+            Err(first) => {
+                let lock = self.common_dir.join(format!("{name}.lock"));
+                if std::fs::remove_file(&lock).is_err() {
+                    return Err(first);
+                }
+                self.delete_ref(name)?;
+                Ok(true)
+            }
+        }
+    }
+
     /// All refs under `refs/heads/` and HEAD with their targets, for breach detection.
     pub fn branch_tips(&self) -> Result<Vec<(String, String)>, GitError> {
         let repo = self.local();

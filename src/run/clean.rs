@@ -228,7 +228,7 @@ fn clean_leftovers(
             .any(|&p| repo.is_ancestor(tip, p).unwrap_or(false));
         let short = name.trim_start_matches("refs/heads/");
         if force || merged {
-            repo.delete_ref(&name)?;
+            repo.delete_own_ref(&name)?;
             say(Said::Info(format!("massgen: deleted branch {short}")));
         } else {
             kept += 1;
@@ -340,7 +340,7 @@ fn clean_run(
             .iter()
             .any(|&p| repo.is_ancestor(tip, p).unwrap_or(false));
         if force || empty || merged {
-            repo.delete_ref(&name)?;
+            repo.delete_own_ref(&name)?;
         } else {
             kept += 1;
             say(Said::Info(format!(

@@ -192,3 +192,21 @@ fn clean_says_which_running_runs_it_skipped() {
         .run()
         .expect_code(0);
 }
+
+#[test]
+fn a_lock_left_on_a_candidate_branch_by_a_killed_clean_does_not_block_the_next() {
+    let repo = TestRepo::new();
+    let json = repo.run_json(&[], &[("a", FIX)], "fix", 0);
+    let run = json["run"].as_str().unwrap();
+    let lock = repo
+        .path
+        .join(format!(".git/refs/heads/massgen/{run}/a.lock"));
+    std::fs::write(&lock, "").unwrap();
+    repo.massgen()
+        .args(["clean", "--all", "--force"])
+        .run()
+        .expect_code(0);
+    assert!(repo.massgen_branches().is_empty());
+    assert!(!lock.exists());
+    repo.assert_fsck_clean();
+}
