@@ -40,7 +40,8 @@ pub fn snapshot(
     if let Some(admin) = super::worktree::registration(repo, wt)
         && super::worktree::repair_gitfile(wt, &admin)?
     {
-        warnings.push("the agent removed its worktree's .git file; it was repaired".into());
+        warnings
+            .push("the agent removed or replaced its worktree's .git file; it was repaired".into());
     }
     let wt_repo = repo.open_worktree(wt)?;
     let head = wt_repo

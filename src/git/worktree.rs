@@ -414,10 +414,31 @@ pub fn repair_gitfile(path: &Path, admin_dir: &Path) -> Result<bool, GitError> {
             write_gitfile(&gitfile, admin_dir)?;
             Ok(true)
         }
-        Ok(_) => Err(GitError::Other(format!(
-            "{} was replaced by a directory or link; the candidate cannot be snapshotted",
-            gitfile.display()
-        ))),
+        Ok(meta) => {
+            // A directory (the agent ran `git init` there) or a link (perhaps to the user's
+            // repository): moved beside the worktree, never followed, and the `.git` file
+            // written again, so that the agent's files can still be snapshotted.
+            let aside = path.with_file_name(format!(
+                ".{}.replaced-git-{}",
+                path.file_name().unwrap_or_default().to_string_lossy(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0)
+            ));
+            let moved = if meta.is_symlink() {
+                std::fs::remove_file(&gitfile)
+            } else {
+                std::fs::rename(&gitfile, &aside)
+            };
+            moved.map_err(|source| GitError::Io {
+                what: "cannot move aside the directory or link that replaced the worktree's .git",
+                path: gitfile.clone(),
+                source,
+            })?;
+            write_gitfile(&gitfile, admin_dir)?;
+            Ok(true)
+        }
         Err(_) if path.is_dir() => {
             write_gitfile(&gitfile, admin_dir)?;
             Ok(true)

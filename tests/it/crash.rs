@@ -210,3 +210,38 @@ fn a_lock_left_on_a_candidate_branch_by_a_killed_clean_does_not_block_the_next()
     assert!(!lock.exists());
     repo.assert_fsck_clean();
 }
+
+#[test]
+fn an_agent_that_replaces_its_dot_git_still_has_its_work_saved() {
+    for (what, escape) in [
+        ("git init", "rm -f .git && git init -q ."),
+        ("a link", "rm -f .git && ln -s \"$USER_REPO/.git\" .git"),
+    ] {
+        let repo = TestRepo::new();
+        let body = format!("{FIX}; echo new > new.txt; {escape}");
+        let json = repo
+            .massgen()
+            .env("USER_REPO", &repo.path)
+            .args([
+                "run",
+                "--json",
+                "--agent-cmd",
+                &repo.agent("a", &body),
+                "fix",
+            ])
+            .expect_json(0);
+        let c = crate::support::candidate(&json, "a");
+        assert_eq!(c["status"], "done", "{what}: {c}");
+        let branch = c["branch"].as_str().unwrap();
+        let files = repo.git(&["ls-tree", "-r", "--name-only", branch]);
+        assert!(files.contains("new.txt"), "{what}: {files}");
+        assert!(!files.contains(".git/"), "{what}: {files}");
+        assert!(
+            repo.git(&["show", &format!("{branch}:calc.sh")])
+                .contains("$2 + $3"),
+            "{what}"
+        );
+        assert_eq!(repo.git(&["status", "--porcelain"]), "", "{what}");
+        repo.assert_fsck_clean();
+    }
+}
