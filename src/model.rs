@@ -138,6 +138,11 @@ pub struct Candidate {
     /// run and by `clean` without `--force`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unsaved: bool,
+    /// What its agent left is on its branch: set by every successful snapshot, cleared when
+    /// an agent session starts. What the worktree holds beyond it afterwards (test output,
+    /// edits by hand) is never recorded as the candidate's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub saved: bool,
     /// The files the candidate deletes (relative to the base).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted: Vec<String>,

@@ -37,86 +37,12 @@ pub fn snapshot(
     update_index: bool,
 ) -> Result<Snapshot, GitError> {
     let mut warnings = Vec::new();
-    if let Some(admin) = super::worktree::registration(repo, wt)
-        && super::worktree::repair_gitfile(wt, &admin)?
-    {
-        warnings
-            .push("the agent removed or replaced its worktree's .git file; it was repaired".into());
-    }
-    let wt_repo = repo.open_worktree(wt)?;
-    let head = wt_repo
-        .head()
-        .ctx(|| "cannot read the worktree's HEAD".into())?;
-    if head
-        .referent_name()
-        .map(|n| n.as_bstr().to_string())
-        .as_deref()
-        != Some(branch)
-    {
-        warnings.push(format!(
-            "the agent moved its worktree's HEAD away from {}",
-            branch.trim_start_matches("refs/heads/")
-        ));
-    }
-    let start = head.id().map(|id| id.detach()).unwrap_or(base);
-    let start = if repo.is_ancestor(base, start)? {
-        start
-    } else {
-        warnings.push(
-            "the agent's HEAD does not descend from the base; its commits are ignored".into(),
-        );
-        base
-    };
-    let start_tree = repo.tree_of(start)?;
-
-    let index_untouched = start == base && index_is_pristine(&wt_repo);
-    let paths = changed_paths(&wt_repo, start_tree, index_untouched, &mut warnings)?;
-    let mut editor = wt_repo
-        .edit_tree(start_tree)
-        .ctx(|| "cannot edit the candidate's tree".into())?;
-    // Removals first: a file replaced by a directory is removed before the directory's
-    // files are added under the same name.
-    let mut upserts = Vec::new();
-    for path in &paths {
-        let rel = gix::path::from_bstr(path.as_bstr())
-            .ctx(|| format!("path {path} is not valid here"))?;
-        let full = wt.join(rel);
-        match std::fs::symlink_metadata(&full) {
-            Ok(meta) if meta.is_dir() => {
-                editor
-                    .remove(path.as_bstr())
-                    .ctx(|| format!("cannot edit {path}"))?;
-            }
-            Ok(meta) => upserts.push((path, full, meta)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                editor
-                    .remove(path.as_bstr())
-                    .ctx(|| format!("cannot edit {path}"))?;
-            }
-            Err(source) => {
-                return Err(GitError::Io {
-                    what: "cannot read a changed file",
-                    path: full,
-                    source,
-                });
-            }
-        }
-    }
-    if !upserts.is_empty() {
-        let mut cleaner = Cleaner::new(&wt_repo)?;
-        for (path, full, meta) in upserts {
-            let (kind, id) = cleaner.store(path.as_bstr(), &full, &meta, &mut warnings)?;
-            editor
-                .upsert(path.as_bstr(), kind, id)
-                .ctx(|| format!("cannot edit {path}"))?;
-        }
-        cleaner.finish()?;
-    }
-    let tree = editor
-        .write()
-        .ctx(|| "cannot write the candidate's tree".into())?
-        .detach();
-
+    let Built {
+        wt_repo,
+        start,
+        start_tree,
+        tree,
+    } = build(repo, wt, branch, base, &mut warnings)?;
     let commit = if tree == start_tree {
         start
     } else {
@@ -154,6 +80,123 @@ pub fn snapshot(
         commit,
         changed,
         warnings,
+    })
+}
+
+/// The tree a snapshot of `wt` would record, and what it starts from.
+struct Built {
+    wt_repo: gix::Repository,
+    /// The agent's HEAD (or `base` when it does not descend from it).
+    start: ObjectId,
+    start_tree: ObjectId,
+    tree: ObjectId,
+}
+
+/// Whether the worktree at `wt` holds changes that its candidate commit `commit` (the tip of
+/// `branch`) does not: what its tests wrote, or edits made by hand in a kept worktree.
+/// Objects are written (they are unreferenced), no commit and no ref.
+pub fn changed_since(
+    repo: &Repo,
+    wt: &Path,
+    branch: &str,
+    commit: ObjectId,
+) -> Result<bool, GitError> {
+    let built = build(repo, wt, branch, commit, &mut Vec::new())?;
+    Ok(built.tree != repo.tree_of(commit)?)
+}
+
+fn build(
+    repo: &Repo,
+    wt: &Path,
+    branch: &str,
+    base: ObjectId,
+    warnings: &mut Vec<String>,
+) -> Result<Built, GitError> {
+    if let Some(admin) = super::worktree::registration(repo, wt)
+        && super::worktree::repair_gitfile(wt, &admin)?
+    {
+        warnings
+            .push("the agent removed or replaced its worktree's .git file; it was repaired".into());
+    }
+    let wt_repo = repo.open_worktree(wt)?;
+    let head = wt_repo
+        .head()
+        .ctx(|| "cannot read the worktree's HEAD".into())?;
+    if head
+        .referent_name()
+        .map(|n| n.as_bstr().to_string())
+        .as_deref()
+        != Some(branch)
+    {
+        warnings.push(format!(
+            "the agent moved its worktree's HEAD away from {}",
+            branch.trim_start_matches("refs/heads/")
+        ));
+    }
+    let start = head.id().map(|id| id.detach()).unwrap_or(base);
+    let start = if repo.is_ancestor(base, start)? {
+        start
+    } else {
+        warnings.push(
+            "the agent's HEAD does not descend from the base; its commits are ignored".into(),
+        );
+        base
+    };
+    let start_tree = repo.tree_of(start)?;
+
+    let index_untouched = start == base && index_is_pristine(&wt_repo);
+    let paths = changed_paths(&wt_repo, start_tree, index_untouched, warnings)?;
+    let mut editor = wt_repo
+        .edit_tree(start_tree)
+        .ctx(|| "cannot edit the candidate's tree".into())?;
+    // Removals first: a file replaced by a directory is removed before the directory's
+    // files are added under the same name.
+    let mut upserts = Vec::new();
+    for path in &paths {
+        let rel = gix::path::from_bstr(path.as_bstr())
+            .ctx(|| format!("path {path} is not valid here"))?;
+        let full = wt.join(rel);
+        match std::fs::symlink_metadata(&full) {
+            Ok(meta) if meta.is_dir() => {
+                editor
+                    .remove(path.as_bstr())
+                    .ctx(|| format!("cannot edit {path}"))?;
+            }
+            Ok(meta) => upserts.push((path, full, meta)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                editor
+                    .remove(path.as_bstr())
+                    .ctx(|| format!("cannot edit {path}"))?;
+            }
+            Err(source) => {
+                return Err(GitError::Io {
+                    what: "cannot read a changed file",
+                    path: full,
+                    source,
+                });
+            }
+        }
+    }
+    if !upserts.is_empty() {
+        let mut cleaner = Cleaner::new(&wt_repo)?;
+        for (path, full, meta) in upserts {
+            let (kind, id) = cleaner.store(path.as_bstr(), &full, &meta, warnings)?;
+            editor
+                .upsert(path.as_bstr(), kind, id)
+                .ctx(|| format!("cannot edit {path}"))?;
+        }
+        cleaner.finish()?;
+    }
+    let tree = editor
+        .write()
+        .ctx(|| "cannot write the candidate's tree".into())?
+        .detach();
+
+    Ok(Built {
+        wt_repo,
+        start,
+        start_tree,
+        tree,
     })
 }
 

@@ -61,7 +61,10 @@ pub(super) async fn run_agent(
         .expect("worktree exists while running");
     let before = cand.commit.clone();
     let status_before = cand.status;
-    shared.update_candidate(&agent.name, |c| c.status = Status::Running)?;
+    shared.update_candidate(&agent.name, |c| {
+        c.status = Status::Running;
+        c.saved = false;
+    })?;
     (shared.report)(Event::AgentStarted {
         agent: agent.name.clone(),
     });
@@ -272,6 +275,8 @@ pub(super) async fn run_agent(
         };
         c.status = status;
         c.commit = Some(commit.clone());
+        c.saved = true;
+        c.unsaved = false;
         c.files_changed = rendered.stat.files;
         c.insertions = rendered.stat.insertions;
         c.deletions = rendered.stat.deletions;

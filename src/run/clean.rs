@@ -289,6 +289,46 @@ fn clean_run(
             continue;
         }
         let branch = branch_ref(&st.run, &c.agent);
+        if c.saved
+            && !c.unsaved
+            && let Some(commit) = c.commit.as_deref()
+        {
+            // Its agent's work is on its branch already: what changed since (its tests'
+            // output, edits by hand in a kept worktree) is not the agent's, and never
+            // becomes part of the candidate.
+            let commit = ObjectId::from_hex(commit.as_bytes()).map_err(|e| {
+                RunError::Usage(format!("bad commit id `{commit}` in run state: {e}"))
+            })?;
+            match git::snapshot::changed_since(repo, &wt, &branch, commit) {
+                Ok(false) => {}
+                Ok(true) if force => say(Said::Warn(format!(
+                    "{}: its worktree holds changes made after its candidate was recorded (by its tests, or by hand); discarded with --force",
+                    c.agent
+                ))),
+                Ok(true) => {
+                    c.unsaved = true;
+                    say(Said::Warn(format!(
+                        "{}: its worktree {} holds changes made after its candidate was recorded (by its tests, or by hand); kept, not added to the candidate (look, then clean --force)",
+                        c.agent,
+                        wt.display()
+                    )));
+                }
+                Err(e) => {
+                    c.unsaved = !force;
+                    say(Said::Warn(format!(
+                        "{}: cannot compare its worktree with its candidate ({}); {}",
+                        c.agent,
+                        e.with_causes(),
+                        if force {
+                            "discarded with --force"
+                        } else {
+                            "kept"
+                        }
+                    )));
+                }
+            }
+            continue;
+        }
         let message = format!(
             "massgen: {} work left in an interrupted run {}\n",
             c.agent, st.run
@@ -303,6 +343,7 @@ fn clean_run(
                 }
                 c.commit = Some(snap.commit.to_string());
                 c.unsaved = false;
+                c.saved = true;
             }
             Err(e) if force => say(Said::Warn(format!(
                 "{}: cannot snapshot its worktree ({}); discarded with --force",

@@ -245,3 +245,43 @@ fn an_agent_that_replaces_its_dot_git_still_has_its_work_saved() {
         repo.assert_fsck_clean();
     }
 }
+
+/// What a test command writes in a candidate's worktree is never recorded as the candidate's,
+/// even when the run is killed while the tests run.
+#[test]
+fn test_output_never_becomes_part_of_a_candidate() {
+    let repo = TestRepo::new();
+    let body = "echo fix > fix.txt";
+    // The test command kills git-massgen (its parent) after writing its output.
+    let test = "echo out > test-artifact.txt; kill -9 $PPID; sleep 5";
+    let out = repo
+        .massgen()
+        .args([
+            "run",
+            "--test",
+            test,
+            "--agent-cmd",
+            &repo.agent("a", body),
+            "t",
+        ])
+        .run();
+    assert_eq!(out.code, None, "{out:?}");
+    let branch = repo.massgen_branches().pop().expect("a candidate branch");
+    let clean = repo.massgen().args(["clean", "--all"]).run().expect_code(0);
+    clean.assert_stderr("changes made after its candidate was recorded");
+    let files = repo.git(&["ls-tree", "-r", "--name-only", &branch]);
+    assert!(files.contains("fix.txt"), "{files}");
+    assert!(!files.contains("test-artifact.txt"), "{files}");
+    repo.massgen()
+        .args(["merge", "latest", "a"])
+        .run()
+        .expect_code(0);
+    assert!(repo.path.join("fix.txt").exists());
+    assert!(!repo.path.join("test-artifact.txt").exists());
+    repo.massgen()
+        .args(["clean", "--all", "--force"])
+        .run()
+        .expect_code(0);
+    assert_eq!(repo.worktree_count(), 1);
+    repo.assert_fsck_clean();
+}
