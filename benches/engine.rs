@@ -774,8 +774,14 @@ fn bench_guard(repo: &Repo, reps: usize, rows: &mut Vec<Row>, notes: &mut Vec<St
         for side in 0..2 {
             if (side + rep) % 2 == 0 {
                 let t = Instant::now();
-                let fp = git_massgen::git::guard::take(repo, &|_| false)
-                    .unwrap_or_else(|e| panic!("guard::take failed: {e}"));
+                let fp = git_massgen::git::guard::take(
+                    repo,
+                    &git_massgen::git::guard::Ignore {
+                        refs: &|_| false,
+                        worktrees: &|_, _| false,
+                    },
+                )
+                .unwrap_or_else(|e| panic!("guard::take failed: {e}"));
                 ours.push(t.elapsed());
                 if let Some(prev) = &last {
                     same &= git_massgen::git::guard::changes(prev, &fp).is_empty();

@@ -26,12 +26,20 @@ pub struct Fingerprint {
     files: BTreeMap<String, String>,
     config: BTreeMap<String, String>,
     hooks: BTreeMap<String, String>,
+    worktrees: BTreeMap<String, String>,
 }
 
-/// Takes the fingerprint of `repo`. Refs for which `ignore_ref` holds (the candidate
-/// branches of runs) and files under `.massgen/runs/` and `.massgen/reviews/` (our own
-/// runtime state) are left out.
-pub fn take(repo: &Repo, ignore_ref: &dyn Fn(&str) -> bool) -> Result<Fingerprint, GitError> {
+/// What a fingerprint leaves out: refs (the candidate branches of runs) and linked
+/// worktrees (a path and the ref its HEAD names) that git-massgen itself makes.
+pub struct Ignore<'a> {
+    pub refs: &'a dyn Fn(&str) -> bool,
+    pub worktrees: &'a dyn Fn(&Path, Option<&str>) -> bool,
+}
+
+/// Takes the fingerprint of `repo`, without what `ignore` names, and without files under
+/// `.massgen/runs/` and `.massgen/reviews/` (our own runtime state).
+pub fn take(repo: &Repo, ignore: &Ignore<'_>) -> Result<Fingerprint, GitError> {
+    let ignore_ref = ignore.refs;
     let local = repo.local();
     let head = std::fs::read_to_string(repo.git_dir.join("HEAD"))
         .unwrap_or_default()
@@ -107,6 +115,20 @@ pub fn take(repo: &Repo, ignore_ref: &dyn Fn(&str) -> bool) -> Result<Fingerprin
             walk(&custom, &custom, &mut hooks);
         }
     }
+    let mut worktrees = BTreeMap::new();
+    if let Ok(entries) = std::fs::read_dir(repo.common_dir.join("worktrees")) {
+        for admin in entries.flatten().map(|e| e.path()) {
+            let path = std::fs::read_to_string(admin.join("gitdir"))
+                .ok()
+                .and_then(|g| Path::new(g.trim()).parent().map(Path::to_owned));
+            let head = std::fs::read_to_string(admin.join("HEAD")).unwrap_or_default();
+            let branch = head.trim().strip_prefix("ref: ");
+            let Some(path) = path else { continue };
+            if !(ignore.worktrees)(&path, branch) {
+                worktrees.insert(path.display().to_string(), head.trim().to_owned());
+            }
+        }
+    }
     Ok(Fingerprint {
         head,
         refs,
@@ -114,6 +136,7 @@ pub fn take(repo: &Repo, ignore_ref: &dyn Fn(&str) -> bool) -> Result<Fingerprin
         files,
         config,
         hooks,
+        worktrees,
     })
 }
 
@@ -142,6 +165,12 @@ pub fn changes(before: &Fingerprint, after: &Fingerprint) -> Vec<String> {
     diff_maps(&before.hooks, &after.hooks, &mut out, |name, what| {
         format!("hook {name} {what}")
     });
+    diff_maps(
+        &before.worktrees,
+        &after.worktrees,
+        &mut out,
+        |path, what| format!("linked worktree {path} {what}"),
+    );
     out
 }
 
@@ -232,6 +261,7 @@ mod tests {
             files: map(files),
             config: BTreeMap::new(),
             hooks: BTreeMap::new(),
+            worktrees: BTreeMap::new(),
         }
     }
 

@@ -439,6 +439,14 @@ pub fn discard_worktrees(repo: &Repo, state: &mut RunState, force: bool) -> Vec<
             }
         }
     }
+    if errors.is_empty() && state.candidates.iter().all(|c| c.worktree.is_none()) {
+        // Worktrees an agent registered beside its own (`git worktree add ../x`).
+        for (path, _) in git::worktree::registered_under(repo, &state.worktree_root) {
+            if let Err(e) = git::worktree::discard(repo, &path, &trash) {
+                errors.push(format!("{}: {e}", path.display()));
+            }
+        }
+    }
     if std::fs::remove_dir(&state.worktree_root).is_err()
         && errors.is_empty()
         && state.candidates.iter().all(|c| c.worktree.is_none())

@@ -7,6 +7,7 @@
 //! `status` reports as interrupted and `clean` can finish. Ctrl-C (or SIGTERM) stops every
 //! agent's whole process group and leaves the run in the `interrupted` state.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -532,11 +533,29 @@ async fn record_breaches(
 async fn fingerprint(shared: &Arc<Shared>) -> Result<git::guard::Fingerprint, RunError> {
     let repo = shared.repo.clone();
     let runs = layout::runs_dir(&repo);
+    let root = shared.snapshot_state().worktree_root;
+    let root = root.parent().map(PathBuf::from).unwrap_or(root);
     let fp = tokio::task::spawn_blocking(move || {
-        git::guard::take(&repo, &|name: &str| {
-            layout::run_of_branch(name)
-                .is_some_and(|run| runs.join(run).join("state.json").is_file())
-        })
+        let is_run = |run: &str| runs.join(run).join("state.json").is_file();
+        // Candidate branches of runs, and worktrees made by runs (a candidate's: its HEAD
+        // names its own branch) and by reviews.
+        let refs = |name: &str| layout::run_of_branch(name).is_some_and(is_run);
+        let worktrees = |path: &std::path::Path, branch: Option<&str>| {
+            path.starts_with(root.join("reviews"))
+                || branch.is_some_and(|b| {
+                    layout::run_of_branch(b).is_some_and(|run| {
+                        is_run(run)
+                            && path.file_name().is_some_and(|n| {
+                                *b == layout::branch_ref(run, &n.to_string_lossy())
+                            })
+                    })
+                })
+        };
+        let ignore = git::guard::Ignore {
+            refs: &refs,
+            worktrees: &worktrees,
+        };
+        git::guard::take(&repo, &ignore)
     })
     .await
     .expect("fingerprinting does not panic")?;

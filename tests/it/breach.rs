@@ -67,6 +67,11 @@ fn every_escape_is_named_and_blocks_the_merge() {
             "hooks/post-commit was created",
         ),
         (
+            "worktree the agent added",
+            "git worktree add -q --detach ../extra HEAD",
+            "linked worktree",
+        ),
+        (
             "test script the agent planted",
             "printf 'echo evil > \"%s/from-test.txt\"\\n' \"$USER_REPO\" >> test.sh",
             "your work tree: from-test.txt was created",
@@ -104,6 +109,11 @@ fn every_escape_is_named_and_blocks_the_merge() {
                 .expect_code(0);
             assert!(repo.read("calc.sh").contains("$2 + $3"), "{what}");
         }
+        repo.massgen()
+            .args(["clean", "--all", "--force"])
+            .run()
+            .expect_code(0);
+        assert_eq!(repo.worktree_count(), 1, "{what}");
     }
 }
 
