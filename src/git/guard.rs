@@ -76,24 +76,29 @@ pub fn take(repo: &Repo, ignore: &Ignore<'_>) -> Result<Fingerprint, GitError> {
         }
     }
 
+    // The files git sees as changed or untracked (not ignored), each with its stamp: a
+    // tracked file an agent rewrites with other bytes shows up here, and one already changed
+    // or untracked keeps its place with a new stamp. Clean tracked files are git's to
+    // compare with the index, as `git status` does (and without writing the index).
     let mut files = BTreeMap::new();
     let listed = Git::new(&repo.workdir)
         .args([
-            "ls-files",
+            "status",
+            "--porcelain",
             "-z",
-            "--cached",
-            "--others",
-            "--exclude-standard",
-            "--full-name",
+            "--untracked-files=all",
+            "--no-renames",
         ])
         .run()?;
-    for raw in listed.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()) {
-        let path = String::from_utf8_lossy(raw).into_owned();
+    for raw in listed.stdout.split(|b| *b == 0).filter(|p| p.len() > 3) {
+        let (xy, path) = raw.split_at(3);
+        let path = String::from_utf8_lossy(path).into_owned();
         if path.starts_with(".massgen/runs/") || path.starts_with(".massgen/reviews/") {
             continue;
         }
+        let xy = String::from_utf8_lossy(&xy[..2]).into_owned();
         let stamp = stamp(&repo.workdir.join(&path));
-        files.insert(path, stamp);
+        files.insert(path, format!("{xy} {stamp}"));
     }
 
     let mut config = BTreeMap::new();
@@ -156,9 +161,9 @@ pub fn changes(before: &Fingerprint, after: &Fingerprint) -> Vec<String> {
         let path = key.rsplit_once(':').map_or(key, |(p, _)| p);
         format!("your index: {path} {what}")
     });
-    diff_maps(&before.files, &after.files, &mut out, |path, what| {
-        format!("your work tree: {path} {what}")
-    });
+    for (path, what) in file_changes(&before.files, &after.files) {
+        out.push(format!("your work tree: {path} {what}"));
+    }
     diff_maps(&before.config, &after.config, &mut out, |name, _| {
         format!("your repository's {name} file was changed")
     });
@@ -171,6 +176,35 @@ pub fn changes(before: &Fingerprint, after: &Fingerprint) -> Vec<String> {
         &mut out,
         |path, what| format!("linked worktree {path} {what}"),
     );
+    out
+}
+
+/// How each file differs between two listings of changed and untracked files (`XY stamp`
+/// by path): a path that appears is a new untracked file, a deleted or a changed tracked
+/// file, as its status says; one that disappears was restored, deleted or committed.
+fn file_changes(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+) -> Vec<(String, &'static str)> {
+    let mut out = Vec::new();
+    for path in before
+        .keys()
+        .chain(after.keys().filter(|k| !before.contains_key(*k)))
+    {
+        let (was, now) = (before.get(path), after.get(path));
+        if was == now {
+            continue;
+        }
+        let what = match now {
+            Some(now) if now.ends_with(" missing") => "was deleted",
+            Some(now) if now.starts_with("??") && was.is_none() => "was created",
+            Some(_) => "was changed",
+            None if was.is_some_and(|w| w.starts_with("??")) => "was deleted",
+            None => "was changed",
+        };
+        out.push((path.clone(), what));
+    }
+    out.sort();
     out
 }
 
@@ -267,9 +301,17 @@ mod tests {
 
     #[test]
     fn every_difference_is_named() {
-        let before = fp(&[("a", "1"), ("b", "1")], &[("refs/heads/main", "x")]);
+        let before = fp(
+            &[("a", " M 1"), ("b", "?? 1"), ("e", " M 1")],
+            &[("refs/heads/main", "x")],
+        );
         let after = fp(
-            &[("a", "2"), ("c", "1")],
+            &[
+                ("a", " M 2"),
+                ("c", "?? 1"),
+                ("d", " D missing"),
+                ("e", " M 1"),
+            ],
             &[("refs/heads/main", "y"), ("refs/tags/t", "x")],
         );
         assert_eq!(
@@ -280,6 +322,7 @@ mod tests {
                 "your work tree: a was changed",
                 "your work tree: b was deleted",
                 "your work tree: c was created",
+                "your work tree: d was deleted",
             ]
         );
         assert!(changes(&before, &before).is_empty());
