@@ -119,6 +119,23 @@ impl TestResult {
     }
 }
 
+/// How many ports each agent gets.
+pub const PORT_BLOCK: u16 = 10;
+
+/// `MASSGEN_PORT` (the first port of a block) and `MASSGEN_PORTS` (`first-last`).
+pub fn port_env(port: Option<u16>) -> Vec<(String, String)> {
+    match port {
+        Some(p) => vec![
+            ("MASSGEN_PORT".into(), p.to_string()),
+            (
+                "MASSGEN_PORTS".into(),
+                format!("{p}-{}", p + PORT_BLOCK - 1),
+            ),
+        ],
+        None => Vec::new(),
+    }
+}
+
 /// One agent's candidate.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Candidate {
@@ -138,6 +155,11 @@ pub struct Candidate {
     /// run and by `clean` without `--force`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unsaved: bool,
+    /// The first of its block of [`PORT_BLOCK`] ports (free on 127.0.0.1 when the run
+    /// started, distinct across the run's agents): `MASSGEN_PORT` and `MASSGEN_PORTS` for
+    /// its agent and its test command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
     /// What its agent left is on its branch: set by every successful snapshot, cleared when
     /// an agent session starts. What the worktree holds beyond it afterwards (test output,
     /// edits by hand) is never recorded as the candidate's.

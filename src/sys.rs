@@ -149,6 +149,30 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// `count` blocks of `size` consecutive TCP ports, every port free on 127.0.0.1 now (it
+/// could be bound), the blocks apart from each other; searched from a start that `seed`
+/// spreads, so that runs side by side rarely pick the same blocks. Fewer blocks when the
+/// range is exhausted.
+pub fn free_port_blocks(count: usize, size: u16, seed: u64) -> Vec<u16> {
+    const LOW: u32 = 20_000;
+    const HIGH: u32 = 60_000;
+    let size32 = u32::from(size.max(1));
+    let slots = (HIGH - LOW) / size32;
+    let mut out = Vec::new();
+    for i in 0..slots {
+        if out.len() == count {
+            break;
+        }
+        let slot = (seed as u32).wrapping_add(i) % slots;
+        let first = (LOW + slot * size32) as u16;
+        let free = (0..size).all(|k| std::net::TcpListener::bind(("127.0.0.1", first + k)).is_ok());
+        if free {
+            out.push(first);
+        }
+    }
+    out
+}
+
 /// The environment variable that names the kill points.
 pub const KILL_AT: &str = "MASSGEN_TEST_KILL_AT";
 
@@ -188,6 +212,22 @@ mod tests {
         assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
         assert!(!is_run_id("20261206-121530-ab1g"));
         assert!(!is_run_id("reviews"));
+    }
+
+    #[test]
+    fn port_blocks_are_free_and_apart() {
+        let blocks = free_port_blocks(8, 10, 12_345);
+        assert_eq!(blocks.len(), 8);
+        let mut sorted = blocks.clone();
+        sorted.sort_unstable();
+        for w in sorted.windows(2) {
+            assert!(w[1] - w[0] >= 10, "{blocks:?}");
+        }
+        // A port in use is never handed out.
+        let taken = std::net::TcpListener::bind(("127.0.0.1", blocks[0] + 3)).unwrap();
+        let again = free_port_blocks(8, 10, 12_345);
+        assert!(!again.contains(&blocks[0]), "{again:?}");
+        drop(taken);
     }
 
     #[test]

@@ -83,10 +83,12 @@ pub(super) async fn run_agent(
         worktree: &wt,
         base: &base,
     };
+    let mut extra_env = ask.env.clone();
+    extra_env.extend(crate::model::port_env(cand.port));
     let ended = match &agent.kind {
         Kind::Command(argv) => {
             let argv = inv.expand(argv);
-            let env = agent_env(agent, &inv, ask.env.clone());
+            let env = agent_env(agent, &inv, extra_env.clone());
             let session =
                 run_session(shared, agent, &argv, &wt, env, agent.timeout, None, &cancel).await?;
             Ended {
@@ -105,7 +107,7 @@ pub(super) async fn run_agent(
                 cli,
                 &inv,
                 resume,
-                ask.env.clone(),
+                extra_env.clone(),
                 &cancel,
             )
             .await?

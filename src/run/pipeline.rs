@@ -24,6 +24,7 @@ use super::scoring::score_round;
 use super::state::{Action, Candidate, Phase, RunState, Status, Turn};
 use crate::agent::{AgentSpec, Kind, prompt};
 use crate::git::{self, Repo};
+use crate::model::PORT_BLOCK;
 
 /// Runs the whole pipeline and returns the scored run.
 pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<RunState, RunError> {
@@ -97,6 +98,14 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
         judge_usage: None,
         breaches: Vec::new(),
     };
+    // A block of ports per agent, free now: agents' servers and tests never fight.
+    let seed = id
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let ports = crate::sys::free_port_blocks(state.candidates.len(), PORT_BLOCK, seed);
+    for (c, port) in state.candidates.iter_mut().zip(ports) {
+        c.port = Some(port);
+    }
     state.save(&staging)?;
     crate::sys::kill_point("run-staged");
     std::fs::rename(&staging.dir, &dir.dir).map_err(RunError::io("cannot create", &dir.dir))?;

@@ -302,12 +302,20 @@ async fn run_tests(
     let job = Job {
         argv: &argv,
         cwd: wt,
-        env: vec![
-            ("MASSGEN_RUN".into(), shared.dir.id.clone()),
-            ("MASSGEN_AGENT".into(), agent.into()),
-            ("MASSGEN_WORKTREE".into(), wt.display().to_string()),
-            ("MASSGEN_ACTIVE".into(), "1".into()),
-        ],
+        env: {
+            let mut env = vec![
+                ("MASSGEN_RUN".into(), shared.dir.id.clone()),
+                ("MASSGEN_AGENT".into(), agent.into()),
+                ("MASSGEN_WORKTREE".into(), wt.display().to_string()),
+                ("MASSGEN_ACTIVE".into(), "1".into()),
+            ];
+            let port = shared
+                .snapshot_state()
+                .candidate(agent)
+                .and_then(|c| c.port);
+            env.extend(crate::model::port_env(port));
+            env
+        },
         env_remove: GIT_REPO_ENV,
         stdout: out,
         stderr: err,

@@ -15,6 +15,7 @@ mod lifecycle;
 mod llm;
 mod llm_server;
 mod merge;
+mod ports;
 mod presets;
 mod progress;
 mod report;
