@@ -68,7 +68,25 @@ pub struct Config {
     /// Rate limits per `"provider/model"`, over the shipped profiles.
     #[serde(default)]
     pub limits: BTreeMap<String, crate::model::Limits>,
+    #[serde(default)]
+    pub worktree: WorktreeSection,
 }
+
+/// `[worktree]`: what makes a fresh worktree ready to test.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorktreeSection {
+    /// Commands run with `sh -c` in each new worktree before its agent starts (install
+    /// dependencies, build once), one after another.
+    #[serde(default)]
+    pub setup: Vec<String>,
+    /// Time limit of one worktree's setup, all its commands together.
+    #[serde(default, deserialize_with = "duration")]
+    pub setup_timeout: Option<Duration>,
+}
+
+/// Default time limit of a worktree's setup.
+pub const DEFAULT_SETUP_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// `[run]`
 #[derive(Debug, Default, Deserialize)]

@@ -160,6 +160,10 @@ pub struct Candidate {
     /// its agent and its test command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// Its worktree's setup commands (`[worktree] setup`) have run successfully; cleared
+    /// when its worktree is checked out again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub set_up: bool,
     /// What its agent left is on its branch: set by every successful snapshot, cleared when
     /// an agent session starts. What the worktree holds beyond it afterwards (test output,
     /// edits by hand) is never recorded as the candidate's.

@@ -91,6 +91,8 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
             template: Template::Judge.load(&repo.massgen_dir())?,
         },
         weights: None,
+        setup: Vec::new(),
+        setup_timeout: crate::config::DEFAULT_SETUP_TIMEOUT,
     };
     let repo = Arc::new(repo);
     let rt = super::runtime()?;

@@ -51,6 +51,9 @@ pub struct RunArgs {
     /// Keep the worktrees after scoring (default: remove them, keep the branches).
     #[arg(long)]
     pub keep: bool,
+    /// Do not run the `[worktree] setup` commands in the new worktrees.
+    #[arg(long)]
+    pub no_setup: bool,
     /// Print the result as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -255,6 +258,7 @@ fn options(args: &RunArgs) -> RunOptions {
         keep: args.keep,
         images: args.images.clone(),
         rounds: args.rounds,
+        no_setup: args.no_setup,
     }
 }
 

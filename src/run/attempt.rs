@@ -61,6 +61,28 @@ pub(super) async fn run_agent(
         .expect("worktree exists while running");
     let before = cand.commit.clone();
     let status_before = cand.status;
+    // A fresh worktree is made ready first; if that fails, its agent never starts.
+    if !plan.setup.is_empty() && !cand.set_up {
+        match super::setup::set_up(shared, plan, &agent.name, &wt, cand.port, &cancel).await? {
+            Ok(()) => shared.update_candidate(&agent.name, |c| c.set_up = true)?,
+            Err(why) => {
+                let error = format!("setup failed: {why}");
+                (shared.report)(Event::Warning(format!("{}: {error}", agent.name)));
+                return shared.update_candidate(&agent.name, |c| {
+                    c.status = Status::Failed;
+                    c.error = Some(error);
+                    // Nothing of an agent is in its worktree.
+                    c.saved = true;
+                    c.history.push(RoundEntry {
+                        turn: ask.turn,
+                        round: ask.round,
+                        action: Action::Failed,
+                        commit: before.clone(),
+                    });
+                });
+            }
+        }
+    }
     shared.update_candidate(&agent.name, |c| {
         c.status = Status::Running;
         c.saved = false;

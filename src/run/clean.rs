@@ -289,6 +289,10 @@ fn clean_run(
             continue;
         }
         let branch = branch_ref(&st.run, &c.agent);
+        if c.saved && !c.unsaved && c.commit.is_none() {
+            // Its agent never ran (its setup failed): nothing to save.
+            continue;
+        }
         if c.saved
             && !c.unsaved
             && let Some(commit) = c.commit.as_deref()

@@ -45,6 +45,10 @@ pub struct Plan {
     pub judges: Vec<Judge>,
     pub judging: Judging,
     pub weights: Option<Weights>,
+    /// `[worktree] setup`: run in each new worktree before its agent starts (empty with
+    /// `--no-setup`).
+    pub setup: Vec<String>,
+    pub setup_timeout: Duration,
 }
 
 /// How judges are asked.

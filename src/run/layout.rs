@@ -37,6 +37,9 @@ impl RunDir {
     pub fn agent_log(&self, agent: &str, stream: &str) -> PathBuf {
         self.dir.join("logs").join(format!("{agent}.{stream}.log"))
     }
+    pub fn setup_log(&self, agent: &str) -> PathBuf {
+        self.dir.join("logs").join(format!("{agent}.setup.log"))
+    }
     pub fn test_log(&self, agent: &str) -> PathBuf {
         self.dir.join("logs").join(format!("{agent}.test.log"))
     }

@@ -217,6 +217,8 @@ pub async fn continue_run(
         });
         if let Some(c) = state.candidate_mut(&a.name) {
             c.worktree = Some(path);
+            // Checked out again: set up again.
+            c.set_up = false;
         }
     }
     state.pid = std::process::id();

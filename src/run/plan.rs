@@ -27,6 +27,8 @@ pub struct RunOptions {
     pub keep: bool,
     pub images: Vec<PathBuf>,
     pub rounds: u32,
+    /// `--no-setup`: the worktrees' setup commands are not run.
+    pub no_setup: bool,
 }
 
 /// Where a run starts: the task and the commit (and branch) the agents start from.
@@ -182,6 +184,15 @@ pub fn plan(
             template: Template::Judge.load(&massgen)?,
         },
         weights: config.score.weights,
+        setup: if opts.no_setup {
+            Vec::new()
+        } else {
+            config.worktree.setup.clone()
+        },
+        setup_timeout: config
+            .worktree
+            .setup_timeout
+            .unwrap_or(config::DEFAULT_SETUP_TIMEOUT),
     };
     Ok(plan)
 }

@@ -23,3 +23,4 @@ mod review;
 mod review_safety;
 mod run;
 mod settings;
+mod setup;

@@ -1,0 +1,75 @@
+//! `[worktree] setup`: commands that make each new worktree ready before its agent starts;
+//! a failing setup fails that candidate only, and its agent never runs.
+
+use crate::support::{TestRepo, candidate};
+
+fn repo_with_setup() -> TestRepo {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "deps/\n");
+    repo.commit_all("ignore deps");
+    repo.configure(
+        r#"[worktree]
+setup = [
+  "mkdir -p deps && echo 41 > deps/value",
+  "[ \"$MASSGEN_AGENT\" != bad ] || { echo \"cannot install for $MASSGEN_AGENT\"; exit 3; }",
+]
+"#,
+    );
+    repo
+}
+
+#[test]
+fn setup_runs_before_each_agent_and_a_failure_fails_only_its_candidate() {
+    let repo = repo_with_setup();
+    let ran = repo.root.join("ran");
+    std::fs::create_dir_all(&ran).unwrap();
+    let body = format!(
+        "touch '{}'/\"$MASSGEN_AGENT\"; echo $(( $(cat deps/value) + 1 )) > answer.txt",
+        ran.display()
+    );
+    let json = repo.run_json(
+        &["--test", "test \"$(cat answer.txt)\" = 42"],
+        &[("good", &body), ("bad", &body)],
+        "answer",
+        0,
+    );
+    assert_eq!(json["winner"], "good");
+    let bad = candidate(&json, "bad");
+    assert_eq!(bad["status"], "failed");
+    assert_eq!(bad["error"], "setup failed: cannot install for bad");
+    assert!(ran.join("good").exists());
+    assert!(!ran.join("bad").exists(), "bad's agent must not start");
+    let run = json["run"].as_str().unwrap();
+    let log = repo
+        .path
+        .join(format!(".massgen/runs/{run}/logs/good.setup.log"));
+    assert!(
+        std::fs::read_to_string(log)
+            .unwrap()
+            .contains("mkdir -p deps")
+    );
+    // What setup made (ignored) is not part of the candidate.
+    let files = repo.git(&[
+        "ls-tree",
+        "-r",
+        "--name-only",
+        &format!("massgen/{run}/good"),
+    ]);
+    assert!(!files.contains("deps/"), "{files}");
+    // Nothing of the failed candidate is saved by clean.
+    let clean = repo.massgen().args(["clean", "--all"]).run().expect_code(0);
+    assert!(!clean.stderr.contains("saved"), "{}", clean.stderr);
+}
+
+#[test]
+fn no_setup_skips_it() {
+    let repo = repo_with_setup();
+    let json = repo.run_json(
+        &["--no-setup"],
+        &[("bad", "test -e deps/value || echo none > none.txt")],
+        "t",
+        0,
+    );
+    let bad = candidate(&json, "bad");
+    assert_eq!(bad["status"], "done", "{bad}");
+}
