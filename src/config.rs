@@ -76,6 +76,13 @@ pub struct Config {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorktreeSection {
+    /// Ignored files of the user's work tree copied into every new worktree
+    /// (gitignore-style patterns; `.worktreeinclude` at the repository root adds more).
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Ignored directories copied whole into every new worktree (`node_modules`, `.venv`).
+    #[serde(default)]
+    pub clone: Vec<String>,
     /// Commands run with `sh -c` in each new worktree before its agent starts (install
     /// dependencies, build once), one after another.
     #[serde(default)]

@@ -91,6 +91,7 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
             template: Template::Judge.load(&repo.massgen_dir())?,
         },
         weights: None,
+        include: Vec::new(),
         setup: Vec::new(),
         setup_timeout: crate::config::DEFAULT_SETUP_TIMEOUT,
     };

@@ -45,6 +45,10 @@ pub struct Plan {
     pub judges: Vec<Judge>,
     pub judging: Judging,
     pub weights: Option<Weights>,
+    /// Ignored files and directories of the user's work tree copied into each new worktree
+    /// (`[worktree] include`, `.worktreeinclude`, `[worktree] clone`), as gitignore-style
+    /// patterns.
+    pub include: Vec<String>,
     /// `[worktree] setup`: run in each new worktree before its agent starts (empty with
     /// `--no-setup`).
     pub setup: Vec<String>,

@@ -184,6 +184,19 @@ pub fn plan(
             template: Template::Judge.load(&massgen)?,
         },
         weights: config.score.weights,
+        include: {
+            let mut patterns = config.worktree.include.clone();
+            if let Ok(text) = std::fs::read_to_string(repo.workdir.join(".worktreeinclude")) {
+                patterns.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(str::to_owned),
+                );
+            }
+            patterns.extend(config.worktree.clone.iter().cloned());
+            patterns
+        },
         setup: if opts.no_setup {
             Vec::new()
         } else {

@@ -92,3 +92,82 @@ pub(super) async fn set_up(
     }
     Ok(Ok(()))
 }
+
+/// Copies into `wt` the ignored files and directories of the user's work tree that
+/// `patterns` (gitignore syntax) name: `.env` and other configuration the tests read,
+/// dependency trees. `std::fs::copy` shares the data where the file system can
+/// (`copy_file_range` on Linux, `clonefile` on macOS); links are copied as links. Returns
+/// how many files were copied.
+pub(super) fn bring_in(
+    repo: &crate::git::Repo,
+    patterns: &[String],
+    wt: &Path,
+) -> Result<usize, String> {
+    if patterns.is_empty() {
+        return Ok(0);
+    }
+    let mut builder = ignore::gitignore::GitignoreBuilder::new(&repo.workdir);
+    for p in patterns {
+        builder
+            .add_line(None, p)
+            .map_err(|e| format!("bad include pattern `{p}`: {e}"))?;
+    }
+    let wanted = builder
+        .build()
+        .map_err(|e| format!("bad include patterns: {e}"))?;
+    // Ignored entries as git lists them: a directory wholly ignored is one entry.
+    let out = crate::git::cmd::Git::new(&repo.workdir)
+        .args([
+            "ls-files",
+            "-z",
+            "--others",
+            "--ignored",
+            "--exclude-standard",
+            "--directory",
+        ])
+        .run()
+        .map_err(|e| e.to_string())?;
+    let mut copied = 0;
+    for raw in out.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()) {
+        let rel = String::from_utf8_lossy(raw);
+        let is_dir = rel.ends_with('/');
+        let rel = rel.trim_end_matches('/');
+        if rel.starts_with(".massgen") || rel == ".git" {
+            continue;
+        }
+        let from = repo.workdir.join(rel);
+        if !wanted
+            .matched_path_or_any_parents(&from, is_dir)
+            .is_ignore()
+        {
+            continue;
+        }
+        copied += copy_tree(&from, &wt.join(rel)).map_err(|e| format!("cannot copy {rel}: {e}"))?;
+    }
+    Ok(copied)
+}
+
+/// Copies a file, a link or a whole directory; returns how many files and links.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<usize> {
+    let meta = std::fs::symlink_metadata(from)?;
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    if meta.is_symlink() {
+        let target = std::fs::read_link(from)?;
+        let _ = std::fs::remove_file(to);
+        std::os::unix::fs::symlink(target, to)?;
+        return Ok(1);
+    }
+    if meta.is_dir() {
+        std::fs::create_dir_all(to)?;
+        let mut n = 0;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            n += copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        return Ok(n);
+    }
+    std::fs::copy(from, to)?;
+    Ok(1)
+}

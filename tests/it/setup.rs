@@ -73,3 +73,43 @@ fn no_setup_skips_it() {
     let bad = candidate(&json, "bad");
     assert_eq!(bad["status"], "done", "{bad}");
 }
+
+#[test]
+fn ignored_files_and_directories_are_brought_into_each_worktree() {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", ".env\ndeps/\nbuild/\n");
+    repo.write(".worktreeinclude", "# what the tests read\n.env\n");
+    repo.commit_all("ignore");
+    repo.configure("[worktree]\nclone = [\"deps\"]\n");
+    repo.write(".env", "VALUE=40\n");
+    repo.write("deps/lib/add.sh", "echo $(( $1 + 2 ))\n");
+    repo.write("build/huge.bin", "not wanted\n");
+    let body = ". ./.env; sh deps/lib/add.sh $VALUE > answer.txt; test -e build/huge.bin && touch saw-build || true";
+    let json = repo.run_json(
+        &["--test", "test \"$(cat answer.txt)\" = 42"],
+        &[("a", body), ("b", body)],
+        "t",
+        0,
+    );
+    for agent in ["a", "b"] {
+        let c = candidate(&json, agent);
+        assert_eq!(c["tests"]["exit_code"], 0, "{c}");
+        let files = repo.git(&[
+            "ls-tree",
+            "-r",
+            "--name-only",
+            c["branch"].as_str().unwrap(),
+        ]);
+        assert!(files.contains("answer.txt"), "{files}");
+        assert!(
+            !files.contains(".env") && !files.contains("deps/"),
+            "{files}"
+        );
+        assert!(
+            !files.contains("saw-build"),
+            "only what is named is copied: {files}"
+        );
+    }
+    assert_eq!(repo.read(".env"), "VALUE=40\n");
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}
