@@ -95,9 +95,9 @@ pub(super) async fn set_up(
 
 /// Copies into `wt` the ignored files and directories of the user's work tree that
 /// `patterns` (gitignore syntax) name: `.env` and other configuration the tests read,
-/// dependency trees. `std::fs::copy` shares the data where the file system can
-/// (`copy_file_range` on Linux, `clonefile` on macOS); links are copied as links. Returns
-/// how many files were copied.
+/// dependency trees. `std::fs::copy` uses `copy_file_range` on Linux and `clonefile` on
+/// macOS, which share the data where the file system supports it (not measured yet); links
+/// are copied as links. Returns how many files were copied.
 pub(super) fn bring_in(
     repo: &crate::git::Repo,
     patterns: &[String],
