@@ -197,3 +197,22 @@ fn merge_on_a_detached_head_moves_head() {
         json["base"].as_str().unwrap()
     );
 }
+
+#[test]
+fn a_merge_onto_another_branch_than_the_runs_base_says_so() {
+    let repo = crate::support::TestRepo::new();
+    repo.run_json(&[], &[("a", crate::support::FIX)], "fix", 0);
+    repo.git(&["checkout", "-qb", "feature"]);
+    let merge = repo
+        .massgen()
+        .args(["merge", "latest", "a"])
+        .run()
+        .expect_code(0);
+    merge.assert_stdout("note: merging into feature, not main, the branch run");
+    assert_eq!(repo.git(&["rev-parse", "--abbrev-ref", "HEAD"]), "feature");
+    assert!(repo.read("calc.sh").contains("$2 + $3"));
+    assert_eq!(
+        repo.git(&["rev-parse", "main"]),
+        repo.git(&["rev-parse", "HEAD~1"])
+    );
+}
