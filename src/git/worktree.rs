@@ -189,8 +189,8 @@ fn register(repo: &Repo, path: &Path, head: &str) -> Result<PathBuf, GitError> {
             worktrees.display()
         )));
     };
-    // Empty once no registration is being written (another process may be writing one).
-    let _ = std::fs::remove_dir(&staging_root);
+    // The staging directory itself stays: removing it could race with another process
+    // about to stage a registration in it.
     if let Err(e) = write_gitfile(&path.join(".git"), &admin) {
         let _ = std::fs::remove_dir_all(&admin);
         return Err(e);

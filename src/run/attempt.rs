@@ -120,6 +120,8 @@ pub(super) async fn run_agent(
     };
     let mut extra_env = ask.env.clone();
     extra_env.extend(crate::model::port_env(cand.port));
+    let pythonpath = shared.snapshot_state().pythonpath;
+    extra_env.extend(super::imports::python_env(pythonpath.as_deref(), &wt));
     let ended = match &agent.kind {
         Kind::Command(argv) => {
             let argv = inv.expand(argv);

@@ -97,6 +97,7 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
         }],
         judge_usage: None,
         breaches: Vec::new(),
+        pythonpath: None,
     };
     // A block of ports per agent, free now: agents' servers and tests never fight.
     let seed = id
@@ -114,6 +115,29 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
         agents: plan.agents.len(),
         worktree_root: run_root.clone(),
     });
+    // Tests in a worktree that import the user's work tree would score the user's code.
+    let found = super::imports::editable_installs(&repo.workdir);
+    if !found.is_empty() {
+        let fix = super::imports::src_fix(&repo.workdir, &found);
+        for e in &found {
+            let msg = format!(
+                "{} makes Python import {} from your work tree, not from a candidate's worktree; {}",
+                e.file.display(),
+                e.target.display(),
+                match &fix {
+                    Some(dir) => format!(
+                        "each worktree's own {}/ is put first on PYTHONPATH for its agent, setup and tests",
+                        dir.display()
+                    ),
+                    None => "install into a virtual environment in each worktree with [worktree] setup, e.g. setup = [\"python -m venv .venv && .venv/bin/pip install -e .\"]".to_owned(),
+                }
+            );
+            report(Event::Warning(msg.clone()));
+            state.warnings.push(msg);
+        }
+        state.pythonpath = fix;
+        state.save(&dir)?;
+    }
     let shared = new_shared(repo.clone(), dir, state, report);
     let worker = shared.clone();
     guarded(&shared, |cancel| async move {

@@ -314,6 +314,8 @@ async fn run_tests(
                 .candidate(agent)
                 .and_then(|c| c.port);
             env.extend(crate::model::port_env(port));
+            let pythonpath = shared.snapshot_state().pythonpath;
+            env.extend(super::imports::python_env(pythonpath.as_deref(), wt));
             env
         },
         env_remove: GIT_REPO_ENV,

@@ -52,6 +52,8 @@ pub(super) async fn set_up(
             ("MASSGEN_ACTIVE".to_owned(), "1".to_owned()),
         ];
         env.extend(crate::model::port_env(port));
+        let pythonpath = shared.snapshot_state().pythonpath;
+        env.extend(super::imports::python_env(pythonpath.as_deref(), wt));
         let argv = vec!["sh".to_owned(), "-c".to_owned(), command.clone()];
         let job = Job {
             argv: &argv,

@@ -56,6 +56,10 @@ pub struct RunState {
     /// `--allow-breach`.
     #[serde(default)]
     pub breaches: Vec<String>,
+    /// A directory of each worktree put first on `PYTHONPATH` for its agent, setup and
+    /// tests, because an editable install points Python at the user's work tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pythonpath: Option<PathBuf>,
 }
 
 impl RunState {

@@ -371,7 +371,13 @@ fn two_processes_never_exceed_a_shared_daily_budget() {
         .into_iter()
         .map(|c| {
             let out = c.wait_with_output().unwrap();
-            serde_json::from_slice(&out.stdout).unwrap()
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+                panic!(
+                    "not JSON ({e}), exit {:?}:\n{}",
+                    out.status.code(),
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
         })
         .collect();
     assert_eq!(server.model_requests().len(), 3);

@@ -11,6 +11,7 @@ mod errors;
 mod escapes_process;
 mod filters;
 mod hooks;
+mod imports;
 mod lifecycle;
 mod llm;
 mod llm_server;

@@ -1,0 +1,136 @@
+//! Whether a test run in a candidate's worktree would import the user's work tree instead:
+//! a Python editable install (`pip install -e .`) in the environment of the `python` on
+//! `PATH` points into the user's work tree, so every candidate's tests would run the user's
+//! unchanged code. Found before the agents start, said once, and fixed where that needs no
+//! guess: a `src/` layout gets the worktree's own `src/` first on `PYTHONPATH`.
+
+use std::path::{Path, PathBuf};
+
+/// An install that points into the user's work tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Editable {
+    /// The file that makes it (`*.pth`, `__editable__*` finder, `*.egg-link`).
+    pub file: PathBuf,
+    /// Where it points, inside the user's work tree.
+    pub target: PathBuf,
+}
+
+/// The editable installs of the `python` on `PATH` (`python3`, else `python`) that point
+/// into `workdir`, when `workdir` is a Python project. Nothing when there is no Python.
+pub fn editable_installs(workdir: &Path) -> Vec<Editable> {
+    // Only a Python project can be installed in editable mode; others pay nothing.
+    let python_project = ["pyproject.toml", "setup.py", "setup.cfg"]
+        .iter()
+        .any(|f| workdir.join(f).is_file());
+    if !python_project {
+        return Vec::new();
+    }
+    let Some(python) =
+        crate::agent::cli::which("python3").or_else(|| crate::agent::cli::which("python"))
+    else {
+        return Vec::new();
+    };
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import site\nfor p in site.getsitepackages() + [site.getusersitepackages()]: print(p)",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output();
+    let Ok(out) = out else {
+        return Vec::new();
+    };
+    let Ok(workdir) = std::fs::canonicalize(workdir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for dir in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(entries) = std::fs::read_dir(dir.trim()) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let file = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let wanted = name.ends_with(".pth")
+                || name.ends_with(".egg-link")
+                || (name.starts_with("__editable__") && name.ends_with(".py"));
+            if !wanted {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            for target in paths_in(&text) {
+                if let Ok(target) = std::fs::canonicalize(&target)
+                    && target.starts_with(&workdir)
+                {
+                    found.push(Editable {
+                        file: file.clone(),
+                        target,
+                    });
+                }
+            }
+        }
+    }
+    found.sort_by(|a, b| a.file.cmp(&b.file));
+    found.dedup();
+    found
+}
+
+/// The absolute paths a `.pth` line, an `.egg-link` or an editable finder names: whole
+/// lines that are paths, and quoted strings that are.
+fn paths_in(text: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('/') {
+            out.push(PathBuf::from(line));
+        }
+        for quoted in line.split(['\'', '"']).skip(1).step_by(2) {
+            if quoted.starts_with('/') {
+                out.push(PathBuf::from(quoted));
+            }
+        }
+    }
+    out
+}
+
+/// The directory, relative to the work tree, that a candidate's worktree should put first
+/// on `PYTHONPATH`: `src` when every install points into the work tree's `src/` (the src
+/// layout) and that directory is tracked; otherwise none (the fix would be a guess).
+pub fn src_fix(workdir: &Path, found: &[Editable]) -> Option<PathBuf> {
+    let src = std::fs::canonicalize(workdir.join("src")).ok()?;
+    (!found.is_empty() && found.iter().all(|e| e.target.starts_with(&src)))
+        .then(|| PathBuf::from("src"))
+}
+
+/// `PYTHONPATH` for a process in the worktree `wt` when the run fixes imports (`fix`, a
+/// directory relative to the worktree): it first, then whatever `PYTHONPATH` was.
+pub fn python_env(fix: Option<&Path>, wt: &Path) -> Vec<(String, String)> {
+    let Some(fix) = fix else {
+        return Vec::new();
+    };
+    let mut value = wt.join(fix).display().to_string();
+    if let Some(old) = std::env::var_os("PYTHONPATH").filter(|v| !v.is_empty()) {
+        value.push(':');
+        value.push_str(&old.to_string_lossy());
+    }
+    vec![("PYTHONPATH".to_owned(), value)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_read_from_pth_lines_and_finder_mappings() {
+        let pth = "/home/u/proj/src\nimport __editable___calc_finder; __editable___calc_finder.install()\n";
+        assert_eq!(paths_in(pth), vec![PathBuf::from("/home/u/proj/src")]);
+        let finder = "MAPPING = {'calcpkg': '/home/u/proj/src/calcpkg'}\nNAMESPACES = {}\n";
+        assert_eq!(
+            paths_in(finder),
+            vec![PathBuf::from("/home/u/proj/src/calcpkg")]
+        );
+        assert!(paths_in("import sys\n# a comment\n").is_empty());
+    }
+}
