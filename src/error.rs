@@ -140,6 +140,9 @@ impl From<crate::run::RunError> for CliError {
                     "a file is where git massgen keeps a directory (.massgen, .massgen/runs); move it out of the way",
                 )
             }
+            RunError::NoSpace { .. } => CliError::new(Exit::Failure, err).hint(
+                "free some space (`git massgen clean --all` removes finished runs' worktrees), run fewer agents, or set [run] worktree_root to a larger file system",
+            ),
             RunError::State { .. } => CliError::new(Exit::Failure, err).hint(
                 "the run's state file is damaged; `git massgen clean RUN` saves what its worktrees hold and sets it aside",
             ),

@@ -42,6 +42,11 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "not enough free space for the worktrees: they need about {need} MiB under {}, and its file system has {free} MiB free",
+        root.display()
+    )]
+    NoSpace { need: u64, free: u64, root: PathBuf },
     #[error("cannot read run state {path}")]
     State {
         path: PathBuf,

@@ -28,6 +28,14 @@ use crate::model::PORT_BLOCK;
 
 /// Runs the whole pipeline and returns the scored run.
 pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<RunState, RunError> {
+    // Refused before anything is made when the worktrees cannot fit.
+    {
+        let (repo, base) = (repo.clone(), plan.base);
+        let (root, copies) = (plan.worktree_root.clone(), plan.agents.len());
+        tokio::task::spawn_blocking(move || super::setup::check_space(&repo, base, &root, copies))
+            .await
+            .expect("the space check does not panic")?;
+    }
     let id = super::new_run_id();
     let dir = RunDir::new(&repo, &id);
     layout::ensure_gitignore(&repo).map_err(RunError::io("cannot write", repo.massgen_dir()))?;

@@ -173,3 +173,54 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<usize> {
     std::fs::copy(from, to)?;
     Ok(1)
 }
+
+/// Refuses to start when the worktree root's file system cannot hold `copies` checkouts of
+/// `base` (the sizes of its files, with a block's overhead each) and a margin of 5% of the
+/// file system or 256 MiB, whichever is smaller. Nothing is checked where the sizes or the
+/// free space cannot be read.
+pub(super) fn check_space(
+    repo: &crate::git::Repo,
+    base: crate::git::ObjectId,
+    root: &Path,
+    copies: usize,
+) -> Result<(), RunError> {
+    const MIB: u64 = 1024 * 1024;
+    let Ok(out) = crate::git::cmd::Git::new(&repo.workdir)
+        .args(["ls-tree", "-r", "-l", "-z"])
+        .arg(base.to_string())
+        .run()
+    else {
+        return Ok(());
+    };
+    let one: u64 = out
+        .stdout
+        .split(|b| *b == 0)
+        .filter_map(|entry| {
+            let meta = std::str::from_utf8(entry.split(|b| *b == b'\t').next()?).ok()?;
+            let size = meta.split_whitespace().nth(3)?.parse::<u64>().ok()?;
+            Some(size.div_ceil(4096) * 4096 + 4096)
+        })
+        .sum();
+    // The root may not exist yet: its nearest existing ancestor is on the same file system.
+    let mut probe = root.to_path_buf();
+    while !probe.exists() {
+        if !probe.pop() {
+            return Ok(());
+        }
+    }
+    let Ok(fs) = nix::sys::statvfs::statvfs(&probe) else {
+        return Ok(());
+    };
+    let block = fs.fragment_size();
+    let free = fs.blocks_available() * block;
+    let margin = (fs.blocks() * block / 20).min(256 * MIB);
+    let need = one * copies as u64;
+    if need + margin > free {
+        return Err(RunError::NoSpace {
+            need: need.div_ceil(MIB),
+            free: free / MIB,
+            root: root.to_path_buf(),
+        });
+    }
+    Ok(())
+}

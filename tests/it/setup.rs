@@ -113,3 +113,56 @@ fn ignored_files_and_directories_are_brought_into_each_worktree() {
     assert_eq!(repo.read(".env"), "VALUE=40\n");
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 }
+
+/// A run whose worktrees cannot fit on the worktree root's file system is refused before
+/// anything is made. Needs a small tmpfs mounted in the test (root); skipped loudly elsewhere.
+#[test]
+#[allow(clippy::print_stderr)] // says loudly why it is skipped
+fn a_run_that_cannot_fit_is_refused_with_the_figures() {
+    let repo = TestRepo::new();
+    let small = repo.root.join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&small)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED a_run_that_cannot_fit…: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small.clone());
+    // 1 MiB of files, four agents: 4 MiB of worktrees do not fit in 4 MiB with a margin.
+    for i in 0..8 {
+        repo.write(&format!("data/{i}.txt"), &"x".repeat(128 * 1024));
+    }
+    repo.commit_all("data");
+    repo.configure(&format!("[run]\nworktree_root = \"{}\"\n", small.display()));
+    let mut cmd = repo.massgen().args(["run"]);
+    for name in ["a", "b", "c", "d"] {
+        cmd = cmd.args(["--agent-cmd", &format!("{name}=true")]);
+    }
+    let out = cmd.args(["t"]).run().expect_code(4);
+    out.assert_stderr("not enough free space for the worktrees");
+    out.assert_stderr("hint:");
+    assert!(repo.massgen_branches().is_empty());
+    assert!(
+        !repo.path.join(".massgen/runs").exists()
+            || std::fs::read_dir(repo.path.join(".massgen/runs"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+    // Two agents fit.
+    repo.massgen()
+        .args(["run", "--agent-cmd", "a=true", "t"])
+        .run()
+        .expect_code(1);
+}
