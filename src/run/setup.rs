@@ -175,8 +175,8 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<usize> {
 }
 
 /// Refuses to start when the worktree root's file system cannot hold `copies` checkouts of
-/// `base` (the sizes of its files, with a block's overhead each) and a margin of 5% of the
-/// file system or 256 MiB, whichever is smaller. Nothing is checked where the sizes or the
+/// `base` (the sizes of its files, with a block's overhead each) and a margin of 2% of the
+/// file system or 32 MiB, whichever is smaller. Nothing is checked where the sizes or the
 /// free space cannot be read.
 pub(super) fn check_space(
     repo: &crate::git::Repo,
@@ -213,7 +213,7 @@ pub(super) fn check_space(
     };
     let block = fs.fragment_size();
     let free = fs.blocks_available() * block;
-    let margin = (fs.blocks() * block / 20).min(256 * MIB);
+    let margin = (fs.blocks() * block / 50).min(32 * MIB);
     let need = one * copies as u64;
     if need + margin > free {
         return Err(RunError::NoSpace {
