@@ -38,6 +38,30 @@ pub(super) struct Seen {
     pub vote_file: PathBuf,
 }
 
+/// Records that `agent` failed in this round before it could leave a candidate (`error` says
+/// why, also shown as a warning); `mark` says what became of its worktree.
+fn failed(
+    shared: &Shared,
+    agent: &str,
+    ask: &Ask,
+    before: Option<String>,
+    error: String,
+    mark: impl FnOnce(&mut crate::model::Candidate),
+) -> Result<(), RunError> {
+    (shared.report)(Event::Warning(format!("{agent}: {error}")));
+    shared.update_candidate(agent, |c| {
+        c.status = Status::Failed;
+        c.error = Some(error);
+        mark(c);
+        c.history.push(RoundEntry {
+            turn: ask.turn,
+            round: ask.round,
+            action: Action::Failed,
+            commit: before,
+        });
+    })
+}
+
 /// Runs the agent, snapshots its worktree, and records what it did.
 pub(super) async fn run_agent(
     shared: &Arc<Shared>,
@@ -79,20 +103,17 @@ pub(super) async fn run_agent(
         match ready {
             Ok(()) => shared.update_candidate(&agent.name, |c| c.set_up = true)?,
             Err(why) => {
-                let error = format!("setup failed: {why}");
-                (shared.report)(Event::Warning(format!("{}: {error}", agent.name)));
-                return shared.update_candidate(&agent.name, |c| {
-                    c.status = Status::Failed;
-                    c.error = Some(error);
-                    // Nothing of an agent is in its worktree.
-                    c.saved = true;
-                    c.history.push(RoundEntry {
-                        turn: ask.turn,
-                        round: ask.round,
-                        action: Action::Failed,
-                        commit: before.clone(),
-                    });
-                });
+                // Nothing of an agent is in its worktree.
+                return failed(
+                    shared,
+                    &agent.name,
+                    &ask,
+                    before,
+                    format!("setup failed: {why}"),
+                    |c| {
+                        c.saved = true;
+                    },
+                );
             }
         }
     }
@@ -243,18 +264,10 @@ pub(super) async fn run_agent(
     let (snap, rendered) = match snap {
         Ok(done) => done,
         Err(e) => {
-            let msg = format!("snapshot failed: {}", e.with_causes());
-            (shared.report)(Event::Warning(format!("{}: {msg}", agent.name)));
-            return shared.update_candidate(&agent.name, |c| {
-                c.status = Status::Failed;
-                c.error = Some(msg);
-                c.unsaved = true;
-                c.history.push(RoundEntry {
-                    turn: ask.turn,
-                    round: ask.round,
-                    action: Action::Failed,
-                    commit: before.clone(),
-                });
+            // Its work is only in its worktree, which is kept.
+            let error = format!("snapshot failed: {}", e.with_causes());
+            return failed(shared, &agent.name, &ask, before, error, |c| {
+                c.unsaved = true
             });
         }
     };
