@@ -179,7 +179,6 @@ impl From<crate::run::merge::MergeError> for CliError {
             }
             MergeError::InProgress { how, .. } => CliError::new(Exit::Negative, err)
                 .hint(format!("finish it ({how}), then merge again")),
-            MergeError::BadId { .. } => CliError::new(Exit::Failure, err),
             MergeError::TargetUnborn => CliError::new(Exit::Repository, err)
                 .hint("commit something first, or run without --merge and merge a candidate later"),
             MergeError::TargetBusy { how, .. } => CliError::new(Exit::Negative, err)

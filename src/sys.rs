@@ -133,6 +133,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// A name part no other process or call makes: the process id and the clock's nanoseconds.
+pub fn unique() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos}", std::process::id())
+}
+
 /// Seconds since the epoch.
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now()

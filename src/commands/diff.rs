@@ -30,7 +30,7 @@ pub fn diff(ctx: &Ctx, args: &DiffArgs) -> Result<Exit, CliError> {
                 .hint(format!("git massgen diff {} AGENT", state.run))
         })?,
     };
-    let base = super::state_commit_id(&state.base)?;
+    let base = crate::run::state::commit_id(&state.base)?;
     let (old, new) = match &args.agent2 {
         None => (base, commit_of(&state, &agent)?),
         Some(other) => (commit_of(&state, &agent)?, commit_of(&state, other)?),
@@ -73,7 +73,7 @@ pub fn diff(ctx: &Ctx, args: &DiffArgs) -> Result<Exit, CliError> {
 fn commit_of(state: &RunState, agent: &str) -> Result<ObjectId, CliError> {
     let c = state.require_candidate(agent)?;
     match &c.commit {
-        Some(id) => super::state_commit_id(id),
+        Some(id) => Ok(crate::run::state::commit_id(id)?),
         None => Err(CliError::new(
             Exit::Negative,
             format!("{agent} has no candidate commit ({})", c.status.as_str()),

@@ -51,16 +51,6 @@ impl Ctx {
     }
 }
 
-/// Parses a commit id stored in a run's state.
-pub fn state_commit_id(hex: &str) -> Result<crate::git::ObjectId, CliError> {
-    crate::git::ObjectId::from_hex(hex.as_bytes()).map_err(|e| {
-        CliError::new(
-            crate::error::Exit::Failure,
-            format!("bad commit id `{hex}` in run state: {e}"),
-        )
-    })
-}
-
 /// Loads a run named on the command line (id, unique prefix, or `latest`).
 pub fn load_run(repo: &Repo, arg: &str) -> Result<(RunDir, RunState), CliError> {
     let id = state::resolve(&runs_dir(repo), arg)?;

@@ -1,10 +1,12 @@
 //! What agents must leave alone in the user's repository, taken as a fingerprint before they
 //! start and compared after they end: the work tree (tracked and untracked files that git
-//! does not ignore), the index, HEAD, every ref, the configuration and the hooks. Any
-//! difference is a breach of the agents' confinement, reported by name.
+//! does not ignore), the index, HEAD, every ref, the configuration, the hooks and the
+//! registered worktrees. Any difference is a breach of the agents' confinement, reported by
+//! name.
 //!
-//! Files are compared by their stat data (size, modification and change times, inode,
-//! mode): a write of the same bytes still counts. The index is compared by its entries
+//! Files are those `git status` lists as changed or untracked, compared by their status and
+//! stat data (size, modification and change times, inode, mode): a write of other bytes to a
+//! clean file makes it appear, and a write to a changed one changes its stamp. The index is compared by its entries
 //! (path, mode, object, stage), not its bytes, because `git status` refreshes the stat data
 //! it caches without changing anything the user staged.
 
@@ -120,20 +122,11 @@ pub fn take(repo: &Repo, ignore: &Ignore<'_>) -> Result<Fingerprint, GitError> {
             walk(&custom, &custom, &mut hooks);
         }
     }
-    let mut worktrees = BTreeMap::new();
-    if let Ok(entries) = std::fs::read_dir(repo.common_dir.join("worktrees")) {
-        for admin in entries.flatten().map(|e| e.path()) {
-            let path = std::fs::read_to_string(admin.join("gitdir"))
-                .ok()
-                .and_then(|g| Path::new(g.trim()).parent().map(Path::to_owned));
-            let head = std::fs::read_to_string(admin.join("HEAD")).unwrap_or_default();
-            let branch = head.trim().strip_prefix("ref: ");
-            let Some(path) = path else { continue };
-            if !(ignore.worktrees)(&path, branch) {
-                worktrees.insert(path.display().to_string(), head.trim().to_owned());
-            }
-        }
-    }
+    let worktrees = super::worktree::registrations(repo)
+        .into_iter()
+        .filter(|r| !(ignore.worktrees)(&r.path, r.branch()))
+        .map(|r| (r.path.display().to_string(), r.head))
+        .collect();
     Ok(Fingerprint {
         head,
         refs,

@@ -1,6 +1,7 @@
-//! Linked worktrees for candidates: created in parallel with gix, removed with gix (falling
-//! back to `git worktree remove` when gix refuses), and repaired when an agent deleted its
-//! `.git` file.
+//! Linked worktrees for candidates: registered atomically by us and checked out in
+//! parallel with gix, marked ready once complete, removed with gix (falling back to
+//! `git worktree remove` when gix refuses), and repaired when an agent deleted or replaced
+//! its `.git` file.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -137,14 +138,7 @@ fn register(repo: &Repo, path: &Path, head: &str) -> Result<PathBuf, GitError> {
         })
         .collect();
     let staging_root = repo.common_dir.join("massgen-registering");
-    let staging = staging_root.join(format!(
-        "{leaf}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    ));
+    let staging = staging_root.join(format!("{leaf}-{}", crate::sys::unique()));
     std::fs::create_dir_all(&staging).map_err(io("cannot register the worktree", &staging))?;
     let written = [
         ("HEAD", format!("{head}\n")),
@@ -345,11 +339,7 @@ pub fn discard(repo: &Repo, path: &Path, trash: &Path) -> Result<(), GitError> {
             .strip_prefix(trash.parent().unwrap_or(trash))
             .map(|p| p.to_string_lossy().replace('/', "-"))
             .unwrap_or_else(|_| "worktree".into());
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let target = trash.join(format!("{leaf}-{}-{nanos}", std::process::id()));
+        let target = trash.join(format!("{leaf}-{}", crate::sys::unique()));
         if std::fs::rename(path, &target).is_err() {
             return remove(repo, path);
         }
@@ -389,17 +379,54 @@ pub fn intact_registration(repo: &Repo, path: &Path) -> Option<PathBuf> {
 /// at `path`, found by reading the registrations (git's own way to repair a worktree).
 pub fn registration(repo: &Repo, path: &Path) -> Option<PathBuf> {
     let want = std::fs::canonicalize(path).ok()?.join(".git");
-    let entries = std::fs::read_dir(repo.common_dir.join("worktrees")).ok()?;
-    entries.flatten().map(|e| e.path()).find(|admin| {
-        std::fs::read_to_string(admin.join("gitdir")).is_ok_and(|text| {
-            let named = Path::new(text.trim());
-            named == want
-                || named
-                    .parent()
-                    .and_then(|p| std::fs::canonicalize(p).ok())
-                    .is_some_and(|p| p.join(".git") == want)
+    registrations(repo)
+        .into_iter()
+        .find(|r| {
+            r.gitdir == want || std::fs::canonicalize(&r.path).is_ok_and(|p| p.join(".git") == want)
         })
-    })
+        .map(|r| r.admin)
+}
+
+/// One registered linked worktree, as its files under `<common dir>/worktrees/` say.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// The registration's directory.
+    pub admin: PathBuf,
+    /// What its `gitdir` file names: the worktree's `.git`.
+    pub gitdir: PathBuf,
+    /// The worktree: the parent of `gitdir`.
+    pub path: PathBuf,
+    /// Its HEAD file: `ref: <branch>` or a commit id.
+    pub head: String,
+}
+
+impl Registration {
+    /// The branch its HEAD names, if it is on one.
+    pub fn branch(&self) -> Option<&str> {
+        self.head.strip_prefix("ref: ")
+    }
+}
+
+/// Every registration of this repository (those whose `gitdir` cannot be read are skipped).
+pub fn registrations(repo: &Repo) -> Vec<Registration> {
+    let Ok(entries) = std::fs::read_dir(repo.common_dir.join("worktrees")) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let admin = e.path();
+            let gitdir = PathBuf::from(std::fs::read_to_string(admin.join("gitdir")).ok()?.trim());
+            let path = gitdir.parent()?.to_owned();
+            let head = std::fs::read_to_string(admin.join("HEAD")).unwrap_or_default();
+            Some(Registration {
+                head: head.trim().to_owned(),
+                admin,
+                gitdir,
+                path,
+            })
+        })
+        .collect()
 }
 
 /// Puts back the `.git` file of a worktree whose agent deleted it. Returns whether a repair
@@ -421,10 +448,7 @@ pub fn repair_gitfile(path: &Path, admin_dir: &Path) -> Result<bool, GitError> {
             let aside = path.with_file_name(format!(
                 ".{}.replaced-git-{}",
                 path.file_name().unwrap_or_default().to_string_lossy(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0)
+                crate::sys::unique()
             ));
             let moved = if meta.is_symlink() {
                 std::fs::remove_file(&gitfile)
@@ -466,26 +490,14 @@ pub fn registered_under(repo: &Repo, dir: &Path) -> Vec<(PathBuf, Option<String>
     let Ok(dir) = std::fs::canonicalize(dir) else {
         return Vec::new();
     };
-    let Ok(entries) = std::fs::read_dir(repo.common_dir.join("worktrees")) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for admin in entries.flatten().map(|e| e.path()) {
-        let Ok(gitdir) = std::fs::read_to_string(admin.join("gitdir")) else {
-            continue;
-        };
-        let Some(path) = Path::new(gitdir.trim()).parent().map(Path::to_owned) else {
-            continue;
-        };
-        let path = std::fs::canonicalize(&path).unwrap_or(path);
-        if !path.starts_with(&dir) {
-            continue;
-        }
-        let branch = std::fs::read_to_string(admin.join("HEAD"))
-            .ok()
-            .and_then(|h| h.trim().strip_prefix("ref: ").map(str::to_owned));
-        out.push((path, branch));
-    }
+    let mut out: Vec<(PathBuf, Option<String>)> = registrations(repo)
+        .into_iter()
+        .filter_map(|r| {
+            let path = std::fs::canonicalize(&r.path).unwrap_or_else(|_| r.path.clone());
+            path.starts_with(&dir)
+                .then(|| (path, r.branch().map(str::to_owned)))
+        })
+        .collect();
     out.sort();
     out
 }

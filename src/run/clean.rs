@@ -200,17 +200,12 @@ fn clean_leftovers(
         }
     }
     if run_root.is_dir() {
-        let _ = std::fs::create_dir_all(&trash);
-        let target = trash.join(format!("{run}-leftovers-{}", std::process::id()));
-        match std::fs::rename(&run_root, &target) {
+        match to_trash(&run_root, &trash, run) {
             Ok(()) => say(Said::Info(format!(
                 "massgen: removed the worktree directory {} of run {run}",
                 run_root.display()
             ))),
-            Err(e) => say(Said::Warn(format!(
-                "cannot remove {}: {e}",
-                run_root.display()
-            ))),
+            Err(e) => say(Said::Warn(e)),
         }
         crate::run::trash::purge_in_background(&trash);
     }
@@ -223,9 +218,7 @@ fn clean_leftovers(
         let Ok(tip) = ObjectId::from_hex(tip.as_bytes()) else {
             continue;
         };
-        let merged = protected
-            .iter()
-            .any(|&p| repo.is_ancestor(tip, p).unwrap_or(false));
+        let merged = contained(repo, tip, &protected);
         let short = name.trim_start_matches("refs/heads/");
         if force || merged {
             repo.delete_own_ref(&name)?;
@@ -269,8 +262,7 @@ fn clean_run(
         )));
     }
     // Save what interrupted agents left before their worktrees go.
-    let base = ObjectId::from_hex(st.base.as_bytes())
-        .map_err(|e| RunError::Usage(format!("bad commit id `{}` in run state: {e}", st.base)))?;
+    let base = state::commit_id(&st.base)?;
     for c in &mut st.candidates {
         let Some(wt) = c.worktree.clone() else {
             continue;
@@ -289,20 +281,14 @@ fn clean_run(
             continue;
         }
         let branch = branch_ref(&st.run, &c.agent);
-        if c.saved && !c.unsaved && c.commit.is_none() {
-            // Its agent never ran (its setup failed): nothing to save.
-            continue;
-        }
-        if c.saved
-            && !c.unsaved
-            && let Some(commit) = c.commit.as_deref()
-        {
-            // Its agent's work is on its branch already: what changed since (its tests'
-            // output, edits by hand in a kept worktree) is not the agent's, and never
-            // becomes part of the candidate.
-            let commit = ObjectId::from_hex(commit.as_bytes()).map_err(|e| {
-                RunError::Usage(format!("bad commit id `{commit}` in run state: {e}"))
-            })?;
+        if c.saved && !c.unsaved {
+            // Its agent's work is on its branch already (or its agent never ran: its setup
+            // failed): what changed since (its tests' output, edits by hand in a kept
+            // worktree) is not the agent's, and never becomes part of the candidate.
+            let Some(commit) = c.commit.as_deref() else {
+                continue;
+            };
+            let commit = state::commit_id(commit)?;
             match git::snapshot::changed_since(repo, &wt, &branch, commit) {
                 Ok(false) => {}
                 Ok(true) if force => say(Said::Warn(format!(
@@ -381,9 +367,7 @@ fn clean_run(
             continue;
         };
         let empty = repo.tree_of(tip)? == repo.tree_of(base)?;
-        let merged = protected
-            .iter()
-            .any(|&p| repo.is_ancestor(tip, p).unwrap_or(false));
+        let merged = contained(repo, tip, &protected);
         if force || empty || merged {
             repo.delete_own_ref(&name)?;
         } else {
@@ -404,6 +388,20 @@ fn clean_run(
         say(Said::Info(format!("massgen: removed run {}", st.run)));
     }
     Ok(kept)
+}
+
+/// Whether `tip` is contained in one of `tips`.
+fn contained(repo: &Repo, tip: ObjectId, tips: &[ObjectId]) -> bool {
+    tips.iter()
+        .any(|&t| repo.is_ancestor(tip, t).unwrap_or(false))
+}
+
+/// Moves a run's worktree directory (what is left in it) into the trash; the error, as a
+/// line for the user.
+fn to_trash(dir: &Path, trash: &Path, run: &str) -> Result<(), String> {
+    let _ = std::fs::create_dir_all(trash);
+    let target = trash.join(format!("{run}-leftovers-{}", crate::sys::unique()));
+    std::fs::rename(dir, &target).map_err(|e| format!("cannot remove {}: {e}", dir.display()))
 }
 
 /// Tips of all branches that are not this run's candidates.
@@ -458,13 +456,8 @@ pub fn discard_worktrees(repo: &Repo, state: &mut RunState, force: bool) -> Vec<
         && state.worktree_root.file_name() == Some(std::ffi::OsStr::new(&state.run))
     {
         // What agents wrote beside their worktrees (`../`) goes with them.
-        let _ = std::fs::create_dir_all(&trash);
-        let target = trash.join(format!("{}-leftovers-{}", state.run, std::process::id()));
-        if let Err(e) = std::fs::rename(&state.worktree_root, &target) {
-            errors.push(format!(
-                "cannot remove {}: {e}",
-                state.worktree_root.display()
-            ));
+        if let Err(e) = to_trash(&state.worktree_root, &trash, &state.run) {
+            errors.push(e);
         }
     }
     super::trash::purge_in_background(&trash);

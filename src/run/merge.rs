@@ -8,7 +8,7 @@ use super::RunError;
 use super::layout::RunDir;
 use super::state::{Phase, RunState};
 use crate::git::merge::{self, Conflict, MergeKind};
-use crate::git::{GitError, ObjectId, Repo};
+use crate::git::{GitError, Repo};
 
 /// Why a merge was not made (beside conflicts and dirty files, which are an [`Outcome`]).
 #[derive(Debug, thiserror::Error)]
@@ -26,8 +26,6 @@ pub enum MergeError {
         what: &'static str,
         how: &'static str,
     },
-    #[error("bad commit id `{id}` in run state: {why}")]
-    BadId { id: String, why: String },
     /// `run --merge` on an unborn HEAD, found before any agent starts.
     #[error("--merge needs a current branch with a commit; HEAD has no commit yet")]
     TargetUnborn,
@@ -121,10 +119,7 @@ pub fn merge_candidate(
             run: state.run.clone(),
         });
     };
-    let theirs = ObjectId::from_hex(commit.as_bytes()).map_err(|e| MergeError::BadId {
-        id: commit.to_owned(),
-        why: e.to_string(),
-    })?;
+    let theirs = super::state::commit_id(commit)?;
     if let Some((what, how)) = merge::operation_in_progress(repo) {
         return Err(MergeError::InProgress { what, how });
     }

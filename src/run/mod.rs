@@ -47,6 +47,8 @@ pub enum RunError {
         root.display()
     )]
     NoSpace { need: u64, free: u64, root: PathBuf },
+    #[error("bad commit id `{id}` in run state: {why}")]
+    BadId { id: String, why: String },
     #[error("cannot read run state {path}")]
     State {
         path: PathBuf,

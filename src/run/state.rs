@@ -167,6 +167,14 @@ fn load_file(path: &Path) -> Result<RunState, RunError> {
     })
 }
 
+/// A commit id stored in a run's state.
+pub fn commit_id(hex: &str) -> Result<crate::git::ObjectId, RunError> {
+    crate::git::ObjectId::from_hex(hex.as_bytes()).map_err(|e| RunError::BadId {
+        id: hex.to_owned(),
+        why: e.to_string(),
+    })
+}
+
 /// Writes `bytes` to `path` whole or not at all ([`crate::sys::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
     crate::sys::write_atomic(path, bytes).map_err(RunError::io("cannot write", path))
