@@ -43,10 +43,7 @@ pub fn merge(ctx: &Ctx, args: &MergeArgs) -> Result<Exit, CliError> {
         dry_run: args.dry_run,
         allow_breach: args.allow_breach,
     };
-    let waiting = || {
-        ctx.ui
-            .info("massgen: waiting for another git massgen merge to finish")
-    };
+    let waiting = super::merge_waiting(ctx);
     let outcome = merge_candidate(&repo, &dir, &mut state, &agent, options, &waiting)?;
     if args.json {
         ctx.ui.json(&outcome);

@@ -51,6 +51,14 @@ impl Ctx {
     }
 }
 
+/// What a merge says while another one holds the repository's merge lock.
+pub fn merge_waiting(ctx: &Ctx) -> impl Fn() + '_ {
+    || {
+        ctx.ui
+            .info("massgen: waiting for another git massgen merge to finish")
+    }
+}
+
 /// Loads a run named on the command line (id, unique prefix, or `latest`).
 pub fn load_run(repo: &Repo, arg: &str) -> Result<(RunDir, RunState), CliError> {
     let id = state::resolve(&runs_dir(repo), arg)?;
@@ -180,21 +188,14 @@ pub fn finish(
     if let Some(options) = merge
         && let Some(winner) = state.winner.clone()
     {
-        if !state.breaches.is_empty() && !options.allow_breach {
-            refused = Some(CliError::from(crate::run::merge::MergeError::Breach {
-                run: state.run.clone(),
-                breaches: state.breaches.clone(),
-            }));
-        } else {
-            let dir = crate::run::layout::RunDir::new(repo, &state.run);
-            let waiting = || {
-                ctx.ui
-                    .info("massgen: waiting for another git massgen merge to finish")
-            };
-            let outcome = crate::run::merge::merge_candidate(
-                repo, &dir, &mut state, &winner, options, &waiting,
-            )?;
-            merge_outcome = Some(outcome);
+        let dir = crate::run::layout::RunDir::new(repo, &state.run);
+        let waiting = merge_waiting(ctx);
+        match crate::run::merge::merge_candidate(repo, &dir, &mut state, &winner, options, &waiting)
+        {
+            Ok(outcome) => merge_outcome = Some(outcome),
+            // Refused: the ranking and the report still come first.
+            Err(e @ crate::run::merge::MergeError::Breach { .. }) => refused = Some(e.into()),
+            Err(e) => return Err(e.into()),
         }
     }
     // The HTML report beside the run's state; a failure to write it is only a warning.

@@ -95,9 +95,7 @@ pub(super) async fn run_agent(
                 .expect("copying does not panic")
         };
         let ready = match ready {
-            Ok(_) => {
-                super::setup::set_up(shared, plan, &agent.name, &wt, cand.port, &cancel).await?
-            }
+            Ok(_) => super::setup::set_up(shared, plan, &agent.name, &wt, &cancel).await?,
             Err(why) => Err(why),
         };
         match ready {
@@ -140,9 +138,7 @@ pub(super) async fn run_agent(
         base: &base,
     };
     let mut extra_env = ask.env.clone();
-    extra_env.extend(crate::model::port_env(cand.port));
-    let pythonpath = shared.snapshot_state().pythonpath;
-    extra_env.extend(super::imports::python_env(pythonpath.as_deref(), &wt));
+    extra_env.extend(shared.worktree_env(&agent.name, &wt));
     let ended = match &agent.kind {
         Kind::Command(argv) => {
             let argv = inv.expand(argv);

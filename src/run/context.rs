@@ -173,6 +173,38 @@ impl Shared {
         })
     }
 
+    /// Reads the state under its lock, without copying it.
+    pub(super) fn read<T>(&self, f: impl FnOnce(&RunState) -> T) -> T {
+        f(&self.state.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// What a command in `agent`'s worktree `wt` gets beside its own environment: its block
+    /// of ports, and `PYTHONPATH` when the run fixes Python imports.
+    pub(super) fn worktree_env(&self, agent: &str, wt: &std::path::Path) -> Vec<(String, String)> {
+        let (port, pythonpath) = self.read(|s| {
+            (
+                s.candidate(agent).and_then(|c| c.port),
+                s.pythonpath.clone(),
+            )
+        });
+        let mut env = crate::model::port_env(port);
+        env.extend(super::imports::python_env(pythonpath.as_deref(), wt));
+        env
+    }
+
+    /// The environment of a command git-massgen runs in `agent`'s worktree `wt` (its setup,
+    /// its tests): which run, agent and worktree, and [`Shared::worktree_env`].
+    pub(super) fn command_env(&self, agent: &str, wt: &std::path::Path) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("MASSGEN_RUN".to_owned(), self.dir.id.clone()),
+            ("MASSGEN_AGENT".to_owned(), agent.to_owned()),
+            ("MASSGEN_WORKTREE".to_owned(), wt.display().to_string()),
+            ("MASSGEN_ACTIVE".to_owned(), "1".to_owned()),
+        ];
+        env.extend(self.worktree_env(agent, wt));
+        env
+    }
+
     pub(super) fn snapshot_state(&self) -> RunState {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }

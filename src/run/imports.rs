@@ -104,6 +104,32 @@ pub fn src_fix(workdir: &Path, found: &[Editable]) -> Option<PathBuf> {
         .then(|| PathBuf::from("src"))
 }
 
+/// What a run must know before its agents start: one warning per editable install that
+/// points into `workdir` (saying what is done about it), and the directory each worktree
+/// puts first on `PYTHONPATH`, when that fixes them without a guess.
+pub fn check(workdir: &Path) -> (Vec<String>, Option<PathBuf>) {
+    let found = editable_installs(workdir);
+    let fix = src_fix(workdir, &found);
+    let what = match &fix {
+        Some(dir) => format!(
+            "each worktree's own {}/ is put first on PYTHONPATH for its agent, setup and tests",
+            dir.display()
+        ),
+        None => "install into a virtual environment in each worktree with [worktree] setup, e.g. setup = [\"python -m venv .venv && .venv/bin/pip install -e .\"]".to_owned(),
+    };
+    let warnings = found
+        .iter()
+        .map(|e| {
+            format!(
+                "{} makes Python import {} from your work tree, not from a candidate's worktree; {what}",
+                e.file.display(),
+                e.target.display()
+            )
+        })
+        .collect();
+    (warnings, fix)
+}
+
 /// `PYTHONPATH` for a process in the worktree `wt` when the run fixes imports (`fix`, a
 /// directory relative to the worktree): it first, then whatever `PYTHONPATH` was.
 pub fn python_env(fix: Option<&Path>, wt: &Path) -> Vec<(String, String)> {

@@ -108,13 +108,14 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
         pythonpath: None,
     };
     // A block of ports per agent, free now: agents' servers and tests never fight.
-    let seed = id
-        .bytes()
-        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
-    let ports = crate::sys::free_port_blocks(state.candidates.len(), PORT_BLOCK, seed);
+    let ports = crate::sys::free_port_blocks(state.candidates.len(), PORT_BLOCK, fastrand::u64(..));
     for (c, port) in state.candidates.iter_mut().zip(ports) {
         c.port = Some(port);
     }
+    // Tests in a worktree that import the user's work tree would score the user's code.
+    let (import_warnings, pythonpath) = super::imports::check(&repo.workdir);
+    state.warnings.extend(import_warnings.iter().cloned());
+    state.pythonpath = pythonpath;
     state.save(&staging)?;
     crate::sys::kill_point("run-staged");
     std::fs::rename(&staging.dir, &dir.dir).map_err(RunError::io("cannot create", &dir.dir))?;
@@ -123,28 +124,8 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
         agents: plan.agents.len(),
         worktree_root: run_root.clone(),
     });
-    // Tests in a worktree that import the user's work tree would score the user's code.
-    let found = super::imports::editable_installs(&repo.workdir);
-    if !found.is_empty() {
-        let fix = super::imports::src_fix(&repo.workdir, &found);
-        for e in &found {
-            let msg = format!(
-                "{} makes Python import {} from your work tree, not from a candidate's worktree; {}",
-                e.file.display(),
-                e.target.display(),
-                match &fix {
-                    Some(dir) => format!(
-                        "each worktree's own {}/ is put first on PYTHONPATH for its agent, setup and tests",
-                        dir.display()
-                    ),
-                    None => "install into a virtual environment in each worktree with [worktree] setup, e.g. setup = [\"python -m venv .venv && .venv/bin/pip install -e .\"]".to_owned(),
-                }
-            );
-            report(Event::Warning(msg.clone()));
-            state.warnings.push(msg);
-        }
-        state.pythonpath = fix;
-        state.save(&dir)?;
+    for w in import_warnings {
+        report(Event::Warning(w));
     }
     let shared = new_shared(repo.clone(), dir, state, report);
     let worker = shared.clone();
@@ -561,8 +542,12 @@ async fn record_breaches(
     if found.is_empty() {
         return Ok(());
     }
-    let known = shared.snapshot_state().breaches;
-    let new: Vec<String> = found.into_iter().filter(|b| !known.contains(b)).collect();
+    let new: Vec<String> = shared.read(|s| {
+        found
+            .into_iter()
+            .filter(|b| !s.breaches.contains(b))
+            .collect()
+    });
     for b in &new {
         (shared.report)(Event::Warning(format!(
             "breach: {b} during the run; merging is refused without --allow-breach"
@@ -576,8 +561,10 @@ async fn record_breaches(
 async fn fingerprint(shared: &Arc<Shared>) -> Result<git::guard::Fingerprint, RunError> {
     let repo = shared.repo.clone();
     let runs = layout::runs_dir(&repo);
-    let root = shared.snapshot_state().worktree_root;
-    let root = root.parent().map(PathBuf::from).unwrap_or(root);
+    let root = shared.read(|s| {
+        let root = &s.worktree_root;
+        root.parent().map_or_else(|| root.clone(), PathBuf::from)
+    });
     let fp = tokio::task::spawn_blocking(move || {
         let is_run = |run: &str| runs.join(run).join("state.json").is_file();
         // Candidate branches of runs, and worktrees made by runs (a candidate's: its HEAD

@@ -302,22 +302,7 @@ async fn run_tests(
     let job = Job {
         argv: &argv,
         cwd: wt,
-        env: {
-            let mut env = vec![
-                ("MASSGEN_RUN".into(), shared.dir.id.clone()),
-                ("MASSGEN_AGENT".into(), agent.into()),
-                ("MASSGEN_WORKTREE".into(), wt.display().to_string()),
-                ("MASSGEN_ACTIVE".into(), "1".into()),
-            ];
-            let port = shared
-                .snapshot_state()
-                .candidate(agent)
-                .and_then(|c| c.port);
-            env.extend(crate::model::port_env(port));
-            let pythonpath = shared.snapshot_state().pythonpath;
-            env.extend(super::imports::python_env(pythonpath.as_deref(), wt));
-            env
-        },
+        env: shared.command_env(agent, wt),
         env_remove: GIT_REPO_ENV,
         stdout: out,
         stderr: err,

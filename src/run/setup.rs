@@ -20,10 +20,10 @@ pub(super) async fn set_up(
     plan: &Plan,
     agent: &str,
     wt: &Path,
-    port: Option<u16>,
     cancel: &watch::Receiver<bool>,
 ) -> Result<Result<(), String>, RunError> {
     let log = shared.dir.setup_log(agent);
+    let env = shared.command_env(agent, wt);
     let started = Instant::now();
     for command in &plan.setup {
         let Some(left) = plan.setup_timeout.checked_sub(started.elapsed()) else {
@@ -32,33 +32,22 @@ pub(super) async fn set_up(
                 plan.setup_timeout.as_secs()
             )));
         };
-        let open = || {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)
-                .map_err(RunError::io("cannot create log", &log))
-        };
-        let out = open()?;
+        let mut out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(RunError::io("cannot create log", &log))?;
         {
             use std::io::Write;
-            let mut header = open()?;
-            let _ = writeln!(header, "$ {command}");
+            let _ = writeln!(out, "$ {command}");
         }
-        let mut env = vec![
-            ("MASSGEN_RUN".to_owned(), shared.dir.id.clone()),
-            ("MASSGEN_AGENT".to_owned(), agent.to_owned()),
-            ("MASSGEN_WORKTREE".to_owned(), wt.display().to_string()),
-            ("MASSGEN_ACTIVE".to_owned(), "1".to_owned()),
-        ];
-        env.extend(crate::model::port_env(port));
-        let pythonpath = shared.snapshot_state().pythonpath;
-        env.extend(super::imports::python_env(pythonpath.as_deref(), wt));
+        // Where this command's output starts: its last line is the reason it failed.
+        let from = out.metadata().map(|m| m.len()).unwrap_or(0);
         let argv = vec!["sh".to_owned(), "-c".to_owned(), command.clone()];
         let job = Job {
             argv: &argv,
             cwd: wt,
-            env,
+            env: env.clone(),
             env_remove: GIT_REPO_ENV,
             stderr: out
                 .try_clone()
@@ -80,12 +69,13 @@ pub(super) async fn set_up(
             )));
         }
         if !finished.success() {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let last = text
+            let text = std::fs::read(&log).unwrap_or_default();
+            let own = text.get(from as usize..).unwrap_or_default();
+            let last = String::from_utf8_lossy(own)
                 .lines()
                 .rev()
                 .map(str::trim)
-                .find(|l| !l.is_empty() && *l != format!("$ {command}"))
+                .find(|l| !l.is_empty())
                 .map(str::to_owned);
             return Ok(Err(last.unwrap_or_else(|| {
                 format!("`{command}` failed ({})", finished.describe())
