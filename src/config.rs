@@ -299,12 +299,13 @@ impl AgentConfig {
             ));
         }
         if kind == AgentKind::Llm {
-            let provider = self.provider.as_deref().ok_or_else(|| {
-                format!("agent `{name}` (kind = \"llm\") needs `provider` (openai, openai-responses, anthropic, gemini, vllm, ollama, llamacpp, openrouter)")
-            })?;
             // Whether the provider is one we know is checked by the layer that knows them
-            // (`agent::check_config`).
-            let _ = provider;
+            // (`agent::check_config`); here only that there is one.
+            if self.provider.is_none() {
+                return Err(format!(
+                    "agent `{name}` (kind = \"llm\") needs `provider` (openai, openai-responses, anthropic, gemini, vllm, ollama, llamacpp, openrouter)"
+                ));
+            }
             if self.model.is_none() {
                 return Err(format!("agent `{name}` (kind = \"llm\") needs `model`"));
             }

@@ -113,9 +113,8 @@ pub fn clean(
             let staged = std::fs::read_dir(&runs).is_ok_and(|mut d| {
                 d.any(|e| {
                     e.is_ok_and(|e| {
-                        e.file_name()
-                            .to_string_lossy()
-                            .starts_with(&format!(".{id}.new-"))
+                        super::layout::staged_run(&e.file_name().to_string_lossy())
+                            .is_some_and(|(run, _)| run == id)
                     })
                 })
             });

@@ -56,6 +56,18 @@ impl RunDir {
     }
 }
 
+/// Where a run's directory is made before it is renamed into place with its state:
+/// `.massgen/runs/.<id>.new-<pid>`.
+pub fn staging_dir(repo: &Repo, id: &str) -> PathBuf {
+    runs_dir(repo).join(format!(".{id}.new-{}", std::process::id()))
+}
+
+/// The run id and process of a directory name made by [`staging_dir`].
+pub fn staged_run(name: &str) -> Option<(&str, u32)> {
+    let (id, pid) = name.strip_prefix('.')?.rsplit_once(".new-")?;
+    Some((id, pid.parse().ok()?))
+}
+
 /// `.massgen/runs`
 pub fn runs_dir(repo: &Repo) -> PathBuf {
     repo.massgen_dir().join("runs")

@@ -44,7 +44,7 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
     // process killed meanwhile is known by its pid.
     let staging = RunDir {
         id: id.clone(),
-        dir: layout::runs_dir(&repo).join(format!(".{id}.new-{}", std::process::id())),
+        dir: layout::staging_dir(&repo, &id),
     };
     for sub in ["logs", "patches"] {
         std::fs::create_dir_all(staging.dir.join(sub))

@@ -216,11 +216,8 @@ pub fn scan(runs_dir: &Path) -> Result<Scan, RunError> {
         if !dir.is_dir() {
             continue;
         }
-        if let Some(rest) = name.strip_prefix('.') {
-            let pid = rest
-                .rsplit_once(".new-")
-                .and_then(|(_, pid)| pid.parse::<u32>().ok());
-            if let Some(pid) = pid
+        if name.starts_with('.') {
+            if let Some((_, pid)) = super::layout::staged_run(&name)
                 && !process_alive(pid)
             {
                 out.abandoned.push(dir);
@@ -231,14 +228,12 @@ pub fn scan(runs_dir: &Path) -> Result<Scan, RunError> {
         match load_file(&state) {
             Ok(st) => out.runs.push(st),
             Err(e) => {
-                let error = if state.exists() {
-                    let mut text = e.to_string();
-                    if let RunError::State { source, .. } = &e {
-                        text = format!("state.json is damaged ({source})");
+                let error = match &e {
+                    _ if !state.exists() => {
+                        "no state.json (the run was killed as it was created)".to_owned()
                     }
-                    text
-                } else {
-                    "no state.json (the run was killed as it was created)".to_owned()
+                    RunError::State { source, .. } => format!("state.json is damaged ({source})"),
+                    other => other.to_string(),
                 };
                 out.unreadable.push(Unreadable {
                     run: name,
