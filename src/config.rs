@@ -80,9 +80,23 @@ pub struct WorktreeSection {
     /// (gitignore-style patterns; `.worktreeinclude` at the repository root adds more).
     #[serde(default)]
     pub include: Vec<String>,
-    /// Ignored directories copied whole into every new worktree (`node_modules`, `.venv`).
+    /// Ignored directories copied whole into every new worktree (`node_modules`, `.venv`,
+    /// `target`): cloned copy-on-write where the file system can, else copied.
     #[serde(default)]
     pub clone: Vec<String>,
+    /// Ignored directories linked into every new worktree (a symlink to the user's own):
+    /// nothing is copied, but an agent that writes through the link changes it for all.
+    #[serde(default)]
+    pub share: Vec<String>,
+    /// Environment of every agent, setup and test command; `{worktree_root}` in a value is
+    /// the run's worktree root (e.g. `CARGO_TARGET_DIR = "{worktree_root}/cargo-target"`,
+    /// one build of the dependencies for all candidates).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Finished runs' worktrees are removed, oldest first, until all runs' worktrees take
+    /// less than this (`"20G"`, `"500M"`); their branches are kept.
+    #[serde(default, deserialize_with = "byte_size")]
+    pub max_disk: Option<u64>,
     /// Commands run with `sh -c` in each new worktree before its agent starts (install
     /// dependencies, build once), one after another.
     #[serde(default)]
@@ -244,6 +258,10 @@ pub struct AgentConfig {
     pub env: BTreeMap<String, String>,
     #[serde(default, deserialize_with = "duration")]
     pub timeout: Option<Duration>,
+    /// Agents: commands run with `sh -c` in the agent's new worktree after the
+    /// `[worktree] setup` ones, before it starts.
+    #[serde(default)]
+    pub setup: Vec<String>,
     /// CLI presets: the model, in the CLI's own spelling.
     pub model: Option<String>,
     /// CLI presets: the binary, when not the preset's name on PATH.
@@ -391,6 +409,41 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("invalid duration `{text}`: must be more than zero"));
     }
     Ok(d)
+}
+
+fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_size(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+/// Parses a size: `500M`, `20G`, `1.5G`, `4096` (bytes); `K`, `M`, `G`, `T` are powers of
+/// 1024, with or without a trailing `B` or `iB`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let bad = || format!("invalid size `{text}` (examples: 500M, 20G, 1.5T)");
+    let t = text.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (number, unit) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((at, _)) => t.split_at(at),
+        None => (t, ""),
+    };
+    let scale: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return Err(bad()),
+    };
+    let n: f64 = number.trim().parse().map_err(|_| bad())?;
+    if !n.is_finite() || n <= 0.0 {
+        return Err(format!("invalid size `{text}`: must be more than zero"));
+    }
+    Ok((n * scale as f64) as u64)
 }
 
 impl Config {
@@ -660,6 +713,19 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, Path::new("config.toml"))
+    }
+
+    #[test]
+    fn sizes_parse_in_powers_of_1024() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("500M"), Ok(500 << 20));
+        assert_eq!(parse_size("20G"), Ok(20 << 30));
+        assert_eq!(parse_size("20GiB"), Ok(20 << 30));
+        assert_eq!(parse_size("1.5g"), Ok(3 << 29));
+        assert!(parse_size("20 lightyears").is_err());
+        assert!(parse_size("0G").is_err());
+        let c = parse("[worktree]\nmax_disk = \"2G\"\n").unwrap();
+        assert_eq!(c.worktree.max_disk, Some(2 << 30));
     }
 
     #[test]

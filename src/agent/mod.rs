@@ -23,6 +23,9 @@ pub struct AgentSpec {
     pub kind: Kind,
     pub env: BTreeMap<String, String>,
     pub timeout: Duration,
+    /// Its own setup commands, run after the `[worktree] setup` ones (empty with
+    /// `--no-setup`).
+    pub setup: Vec<String>,
     /// Given with `--agent-cmd` rather than configured: its argv is kept with the run.
     pub ad_hoc: bool,
 }

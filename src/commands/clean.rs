@@ -3,7 +3,7 @@
 
 use crate::commands::Ctx;
 use crate::error::{CliError, Exit};
-use crate::run::clean::{self, Said};
+use crate::run::clean::{self, Said, Which};
 
 #[derive(Debug, clap::Args)]
 pub struct CleanArgs {
@@ -13,6 +13,10 @@ pub struct CleanArgs {
     /// Clean every run that is not running (the default when no run is named).
     #[arg(long)]
     pub all: bool,
+    /// Clean only the runs that are not running and have not changed for this long
+    /// (`7d`, `12h`); their unmerged branches are kept unless --force.
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration, conflicts_with_all = ["run", "all"])]
+    pub older_than: Option<std::time::Duration>,
     /// Also delete candidate branches that were never merged.
     #[arg(long)]
     pub force: bool,
@@ -22,11 +26,13 @@ pub fn clean(ctx: &Ctx, args: &CleanArgs) -> Result<Exit, CliError> {
     let repo = ctx.repo()?;
     let config = ctx.config(&repo)?;
     let root = crate::run::layout::worktree_root(&repo, config.run.worktree_root.as_deref());
-    let mut say = |said: Said| match said {
-        Said::Info(line) => ctx.ui.info(&line),
-        Said::Warn(line) => ctx.ui.warn(&line),
+    let mut say = super::say(ctx);
+    let which = match (&args.run, args.older_than) {
+        (Some(run), _) => Which::Run(run),
+        (None, Some(age)) => Which::OlderThan(age),
+        (None, None) => Which::All,
     };
-    if args.run.is_none() {
+    if matches!(which, Which::All) {
         // Reviews killed before they could clean up leave a worktree of the reviewed tree.
         // The kept review worktree goes too; the next review checks it out again.
         for wt in crate::review::session::sweep(&repo, &root) {
@@ -42,6 +48,6 @@ pub fn clean(ctx: &Ctx, args: &CleanArgs) -> Result<Exit, CliError> {
             )));
         }
     }
-    clean::clean(&repo, &root, args.run.as_deref(), args.force, &mut say)?;
+    clean::clean(&repo, &root, which, args.force, &mut say)?;
     Ok(Exit::Success)
 }

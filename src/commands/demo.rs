@@ -59,6 +59,7 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
         kind: Kind::Command(vec![exe.clone(), "demo-agent".into(), behaviour.into()]),
         env: Default::default(),
         timeout: Duration::from_secs(60),
+        setup: Vec::new(),
         ad_hoc: false,
     };
     let repo = Repo::discover(&dir)?;
@@ -94,6 +95,9 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
         include: Vec::new(),
         setup: Vec::new(),
         setup_timeout: crate::config::DEFAULT_SETUP_TIMEOUT,
+        share: Vec::new(),
+        env: Vec::new(),
+        max_disk: None,
     };
     let repo = Arc::new(repo);
     let rt = super::runtime()?;

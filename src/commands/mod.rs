@@ -155,6 +155,28 @@ fn runtime_with(threads: Option<usize>) -> Result<tokio::runtime::Runtime, CliEr
         .map_err(|e| CliError::new(Exit::Failure, e))
 }
 
+/// What an operation says as it goes, shown as `info` and `warn` lines.
+pub fn say(ctx: &Ctx) -> impl FnMut(crate::run::clean::Said) + '_ {
+    |said| match said {
+        crate::run::clean::Said::Info(line) => ctx.ui.info(&line),
+        crate::run::clean::Said::Warn(line) => ctx.ui.warn(&line),
+    }
+}
+
+/// `[worktree] max_disk`: before a run adds worktrees, finished runs are cleaned, oldest
+/// first, until all runs' worktrees fit (`except`: the run being continued).
+pub fn keep_disk_under(
+    ctx: &Ctx,
+    repo: &crate::git::Repo,
+    plan: &Plan,
+    except: Option<&str>,
+) -> Result<(), CliError> {
+    if let Some(max) = plan.max_disk {
+        crate::run::clean::keep_under(repo, max, except, &mut say(ctx))?;
+    }
+    Ok(())
+}
+
 /// Runs a plan, reporting its progress.
 pub async fn execute(
     repo: Arc<crate::git::Repo>,

@@ -119,6 +119,7 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
         base_branch,
     };
     let plan = plan::plan(&repo, &config, &opts, &llm, start, agents)?;
+    super::keep_disk_under(ctx, &repo, &plan, None)?;
     let repo = Arc::new(repo);
     let rt = super::runtime()?;
     let progress = super::progress_for(ctx, args.events.as_deref(), args.json, "")?;
@@ -200,6 +201,7 @@ fn continue_run(
                 kind: Kind::Command(argv.clone()),
                 env: Default::default(),
                 timeout: plan::default_timeout(&opts, config),
+                setup: Vec::new(),
                 ad_hoc: true,
             },
             (None, None) => {
@@ -222,6 +224,7 @@ fn continue_run(
     if args.test.is_none() && config.score.test.is_none() {
         plan.test = state.test_command.clone();
     }
+    super::keep_disk_under(ctx, &repo, &plan, Some(&run))?;
     let repo = Arc::new(repo);
     let rt = super::runtime()?;
     let progress = super::progress_for(ctx, args.events.as_deref(), args.json, &run)?;

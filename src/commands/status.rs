@@ -1,7 +1,5 @@
 //! `git massgen status`: runs and their agents, states, scores, worktrees and disk used.
 
-use std::path::Path;
-
 use crate::commands::{Ctx, load_run};
 use crate::error::{CliError, Exit};
 use crate::run::layout::runs_dir;
@@ -42,6 +40,9 @@ pub fn status(ctx: &Ctx, args: &StatusArgs) -> Result<Exit, CliError> {
             if args.json {
                 let mut list = serde_json::to_value(&runs).expect("runs serialize");
                 if let Some(items) = list.as_array_mut() {
+                    for (item, run) in items.iter_mut().zip(&runs) {
+                        item["disk_bytes"] = crate::sys::disk_usage(&run.worktree_root).into();
+                    }
                     items.extend(unreadable.iter().map(|u| {
                         serde_json::json!({"run": u.run, "state": "unreadable", "error": u.error})
                     }));
@@ -51,9 +52,12 @@ pub fn status(ctx: &Ctx, args: &StatusArgs) -> Result<Exit, CliError> {
                 ctx.ui
                     .line("no runs yet; start one with: git massgen run \"<task>\"");
             } else {
+                let mut total = 0;
                 let rows: Vec<Vec<String>> = runs
                     .iter()
                     .map(|r| {
+                        let disk = crate::sys::disk_usage(&r.worktree_root);
+                        total += disk;
                         let task: String = r
                             .task
                             .lines()
@@ -67,6 +71,11 @@ pub fn status(ctx: &Ctx, args: &StatusArgs) -> Result<Exit, CliError> {
                             r.state.as_str().to_owned(),
                             r.candidates.len().to_string(),
                             r.winner.clone().unwrap_or_else(|| "-".into()),
+                            if disk == 0 {
+                                "-".into()
+                            } else {
+                                crate::sys::human_size(disk)
+                            },
                             task,
                         ]
                     })
@@ -78,12 +87,17 @@ pub fn status(ctx: &Ctx, args: &StatusArgs) -> Result<Exit, CliError> {
                         "unreadable".into(),
                         "-".into(),
                         "-".into(),
+                        "-".into(),
                         u.error.clone(),
                     ]);
                 }
                 ctx.ui.out(&ui::table(
-                    &["run", "state", "agents", "winner", "task"],
+                    &["run", "state", "agents", "winner", "disk", "task"],
                     &rows,
+                ));
+                ctx.ui.out(&format!(
+                    "worktrees: {} in all\n",
+                    crate::sys::human_size(total)
                 ));
                 if !unreadable.is_empty() {
                     ctx.ui.info(
@@ -186,36 +200,9 @@ fn render_run(st: &RunState) -> String {
                 "{}: worktree {} ({})\n",
                 c.agent,
                 wt.display(),
-                human_size(disk_usage(wt))
+                crate::sys::human_size(crate::sys::disk_usage(wt))
             ));
         }
     }
     out
-}
-
-fn disk_usage(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !meta.is_dir() {
-        return meta.len();
-    }
-    std::fs::read_dir(path)
-        .map(|entries| entries.flatten().map(|e| disk_usage(&e.path())).sum())
-        .unwrap_or(0)
-}
-
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }

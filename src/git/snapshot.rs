@@ -243,6 +243,8 @@ fn changed_paths(
         .tree_index_track_renames(gix::status::tree_index::TrackRenames::Disabled)
         .head_tree(tree);
     let mut paths = BTreeSet::new();
+    // Links to the user's own directories that the run made are no work of the agent's.
+    let shared = super::worktree::shared_links(wt_repo.git_dir());
     let mut index_worktree = |item: Iw, paths: &mut BTreeSet<BString>| {
         match &item {
             Iw::Modification { status, .. } => {
@@ -254,7 +256,9 @@ fn changed_paths(
                 }
             }
             Iw::DirectoryContents { entry, .. } => {
-                if entry.status != gix::dir::entry::Status::Untracked {
+                if entry.status != gix::dir::entry::Status::Untracked
+                    || shared.iter().any(|s| entry.rela_path == s.as_bytes())
+                {
                     return;
                 }
                 if matches!(entry.disk_kind, Some(gix::dir::entry::Kind::Repository)) {

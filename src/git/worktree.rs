@@ -253,6 +253,37 @@ fn record_pristine_index(wt: &gix::Repository) {
 /// has, and a snapshot of it would record their deletion.
 pub const READY_FILE: &str = "massgen-ready";
 
+/// Name of the file, in a worktree's private git directory, that lists the paths (one per
+/// line, relative to the worktree) linked to the user's own ignored directories
+/// (`[worktree] share`). Snapshots leave them out: the link is no work of the agent's.
+pub const SHARED_FILE: &str = "massgen-shared";
+
+/// Records `links` as [`SHARED_FILE`] of the worktree at `path`.
+pub fn record_shared(repo: &Repo, path: &Path, links: &[String]) -> Result<(), GitError> {
+    let admin = registration(repo, path).ok_or_else(|| {
+        GitError::Other(format!("{} is not a registered worktree", path.display()))
+    })?;
+    let file = admin.join(SHARED_FILE);
+    let mut text = links.join("\n");
+    text.push('\n');
+    crate::sys::write_atomic(&file, text.as_bytes()).map_err(|source| GitError::Io {
+        what: "cannot record the shared links of",
+        path: file,
+        source,
+    })
+}
+
+/// The paths [`record_shared`] recorded in the worktree whose private git directory is
+/// `git_dir`.
+pub fn shared_links(git_dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(git_dir.join(SHARED_FILE))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 fn mark_ready(wt: &gix::Repository) -> Result<(), GitError> {
     let path = wt.git_dir().join(READY_FILE);
     let file = std::fs::File::create(&path).and_then(|f| f.sync_all());

@@ -87,17 +87,12 @@ pub(super) async fn run_agent(
     let status_before = cand.status;
     // A fresh worktree is made ready first: the ignored files it should have, then the
     // setup commands; if that fails, its agent never starts.
-    if (!plan.setup.is_empty() || !plan.include.is_empty()) && !cand.set_up {
-        let ready = {
-            let (repo, include, wt) = (shared.repo.clone(), plan.include.clone(), wt.clone());
-            tokio::task::spawn_blocking(move || super::setup::bring_in(&repo, &include, &wt))
-                .await
-                .expect("copying does not panic")
-        };
-        let ready = match ready {
-            Ok(_) => super::setup::set_up(shared, plan, &agent.name, &wt, &cancel).await?,
-            Err(why) => Err(why),
-        };
+    let needs_setup = !plan.setup.is_empty()
+        || !agent.setup.is_empty()
+        || !plan.include.is_empty()
+        || !plan.share.is_empty();
+    if needs_setup && !cand.set_up {
+        let ready = super::setup::prepare(shared, plan, agent, &wt, &cancel).await?;
         match ready {
             Ok(()) => shared.update_candidate(&agent.name, |c| c.set_up = true)?,
             Err(why) => {

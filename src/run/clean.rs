@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::RunError;
 use super::layout::{RunDir, branch_ref, runs_dir};
@@ -22,20 +23,44 @@ pub enum Said {
     Warn(String),
 }
 
-/// Cleans the run `run` (id, unique prefix or `latest`), or every run that is not running
-/// and whatever crashed runs left (`None`). `root` is the worktree root.
+/// The runs [`clean`] takes.
+#[derive(Debug, Clone, Copy)]
+pub enum Which<'a> {
+    /// One run: id, unique prefix or `latest`.
+    Run(&'a str),
+    /// Every run that is not running, and whatever crashed runs left.
+    All,
+    /// Every run that is not running and has not changed for this long.
+    OlderThan(Duration),
+}
+
+/// Cleans the runs `which` names. `root` is the worktree root.
 pub fn clean(
     repo: &Repo,
     root: &Path,
-    run: Option<&str>,
+    which: Which<'_>,
     force: bool,
     say: &mut dyn FnMut(Said),
 ) -> Result<(), RunError> {
     let scan = state::scan(&runs_dir(repo))?;
     let mut targets: Vec<(RunDir, RunState)> = Vec::new();
     let mut unreadable: Vec<state::Unreadable> = Vec::new();
-    match run {
-        Some(run) => {
+    match which {
+        Which::OlderThan(age) => {
+            let cutoff = crate::sys::now_secs().saturating_sub(age.as_secs());
+            for st in scan.runs.iter() {
+                if !st.effective_phase().is_active() && st.updated_at <= cutoff {
+                    targets.push((RunDir::new(repo, &st.run), st.clone()));
+                }
+            }
+            if targets.is_empty() {
+                say(Said::Info(format!(
+                    "massgen: no finished run is older than {}",
+                    humantime::format_duration(age)
+                )));
+            }
+        }
+        Which::Run(run) => {
             if let Some(u) = scan.unreadable.iter().find(|u| u.run == run) {
                 unreadable.push(u.clone());
             } else {
@@ -51,7 +76,7 @@ pub fn clean(
                 targets.push((dir, st));
             }
         }
-        None => {
+        Which::All => {
             for st in scan.runs.iter().cloned() {
                 if st.effective_phase().is_active() {
                     say(Said::Info(format!(
@@ -99,7 +124,7 @@ pub fn clean(
             )));
         }
     }
-    if run.is_none() {
+    if matches!(which, Which::All) {
         // Branches and worktree directories of runs whose directory is gone altogether.
         let known: BTreeSet<&str> = scan
             .runs
@@ -230,6 +255,45 @@ fn clean_leftovers(
         }
     }
     Ok(kept)
+}
+
+/// Keeps all runs' worktrees under `max` bytes (`[worktree] max_disk`): finished runs are
+/// cleaned, oldest first, until they fit. Their unmerged branches are kept, always, as is
+/// the run `except` (one being continued). Returns how many runs were cleaned.
+pub fn keep_under(
+    repo: &Repo,
+    max: u64,
+    except: Option<&str>,
+    say: &mut dyn FnMut(Said),
+) -> Result<usize, RunError> {
+    let scan = state::scan(&runs_dir(repo))?;
+    let mut sized: Vec<(u64, RunState)> = scan
+        .runs
+        .into_iter()
+        .map(|st| (crate::sys::disk_usage(&st.worktree_root), st))
+        .collect();
+    let mut total: u64 = sized.iter().map(|(size, _)| size).sum();
+    sized.sort_by_key(|(_, st)| st.updated_at);
+    let mut cleaned = 0;
+    for (size, st) in sized {
+        if total <= max {
+            break;
+        }
+        if size == 0 || st.effective_phase().is_active() || Some(st.run.as_str()) == except {
+            continue;
+        }
+        let (id, dir) = (st.run.clone(), RunDir::new(repo, &st.run));
+        let root = st.worktree_root.clone();
+        clean_run(repo, &dir, st, false, say)?;
+        total = total.saturating_sub(size) + crate::sys::disk_usage(&root);
+        cleaned += 1;
+        say(Said::Info(format!(
+            "massgen: cleaned run {id} ({} of worktrees) to keep worktrees under [worktree] max_disk = {}",
+            crate::sys::human_size(size),
+            crate::sys::human_size(max)
+        )));
+    }
+    Ok(cleaned)
 }
 
 /// Cleans one run; returns how many branches were kept.

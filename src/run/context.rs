@@ -53,6 +53,14 @@ pub struct Plan {
     /// `--no-setup`).
     pub setup: Vec<String>,
     pub setup_timeout: Duration,
+    /// `[worktree] share`: ignored directories of the user's work tree linked into each new
+    /// worktree.
+    pub share: Vec<String>,
+    /// `[worktree] env`, with `{worktree_root}` expanded: for every agent, setup and test.
+    pub env: Vec<(String, String)>,
+    /// `[worktree] max_disk`: finished runs' worktrees are removed, oldest first, to stay
+    /// under it.
+    pub max_disk: Option<u64>,
 }
 
 /// How judges are asked.
@@ -152,6 +160,8 @@ pub(super) struct Shared {
     pub(super) report: Reporter,
     /// Rendered diffs against the base, by candidate commit.
     rendered: Mutex<BTreeMap<String, Arc<Rendered>>>,
+    /// `[worktree] env`, expanded: for every command in a worktree.
+    env: Vec<(String, String)>,
 }
 
 impl Shared {
@@ -179,7 +189,7 @@ impl Shared {
     }
 
     /// What a command in `agent`'s worktree `wt` gets beside its own environment: its block
-    /// of ports, and `PYTHONPATH` when the run fixes Python imports.
+    /// of ports, `[worktree] env`, and `PYTHONPATH` when the run fixes Python imports.
     pub(super) fn worktree_env(&self, agent: &str, wt: &std::path::Path) -> Vec<(String, String)> {
         let (port, pythonpath) = self.read(|s| {
             (
@@ -188,6 +198,7 @@ impl Shared {
             )
         });
         let mut env = crate::model::port_env(port);
+        env.extend(self.env.iter().cloned());
         env.extend(super::imports::python_env(pythonpath.as_deref(), wt));
         env
     }
@@ -253,6 +264,7 @@ pub(super) fn new_shared(
     repo: Arc<Repo>,
     dir: RunDir,
     state: RunState,
+    plan: &Plan,
     report: Reporter,
 ) -> Arc<Shared> {
     Arc::new(Shared {
@@ -261,5 +273,6 @@ pub(super) fn new_shared(
         state: Mutex::new(state),
         report,
         rendered: Mutex::new(BTreeMap::new()),
+        env: plan.env.clone(),
     })
 }

@@ -43,10 +43,16 @@ pub enum RunError {
         source: std::io::Error,
     },
     #[error(
-        "not enough free space for the worktrees: they need about {need} MiB under {}, and its file system has {free} MiB free",
+        "not enough free space for the worktrees: they need about {need} MiB under {} ({copies} × {each} MiB, the checkout and the ignored files brought in), and its file system has {free} MiB free",
         root.display()
     )]
-    NoSpace { need: u64, free: u64, root: PathBuf },
+    NoSpace {
+        need: u64,
+        each: u64,
+        copies: usize,
+        free: u64,
+        root: PathBuf,
+    },
     #[error("bad commit id `{id}` in run state: {why}")]
     BadId { id: String, why: String },
     #[error("cannot read run state {path}")]

@@ -32,7 +32,10 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
     {
         let (repo, base) = (repo.clone(), plan.base);
         let (root, copies) = (plan.worktree_root.clone(), plan.agents.len());
-        tokio::task::spawn_blocking(move || super::setup::check_space(&repo, base, &root, copies))
+        let include = plan.include.clone();
+        tokio::task::spawn_blocking(move || {
+            super::setup::check_space(&repo, base, &include, &root, copies)
+        })
             .await
             .expect("the space check does not panic")?;
     }
@@ -116,6 +119,15 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
     let (import_warnings, pythonpath) = super::imports::check(&repo.workdir);
     state.warnings.extend(import_warnings.iter().cloned());
     state.pythonpath = pythonpath;
+    let mut import_warnings = import_warnings;
+    if !plan.share.is_empty() {
+        let shared = format!(
+            "{} linked into every worktree from your work tree ([worktree] share): an agent that writes there changes it for every candidate and for you",
+            plan.share.join(", ")
+        );
+        state.warnings.push(shared.clone());
+        import_warnings.push(shared);
+    }
     state.save(&staging)?;
     crate::sys::kill_point("run-staged");
     std::fs::rename(&staging.dir, &dir.dir).map_err(RunError::io("cannot create", &dir.dir))?;
@@ -127,7 +139,7 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
     for w in import_warnings {
         report(Event::Warning(w));
     }
-    let shared = new_shared(repo.clone(), dir, state, report);
+    let shared = new_shared(repo.clone(), dir, state, &plan, report);
     let worker = shared.clone();
     guarded(&shared, |cancel| async move {
         let shared = worker;
@@ -278,7 +290,7 @@ pub async fn continue_run(
     report(Event::WorktreesReady {
         elapsed: started.elapsed(),
     });
-    let shared = new_shared(repo.clone(), dir, state, report);
+    let shared = new_shared(repo.clone(), dir, state, &plan, report);
     let worker = shared.clone();
     guarded(&shared, |cancel| async move {
         let shared = worker;

@@ -147,6 +147,7 @@ pub fn plan(
         .map(usize::from)
         .or(config.run.jobs)
         .unwrap_or(agents.len());
+    let worktree_root = layout::worktree_root(repo, config.run.worktree_root.as_deref());
     let plan = Plan {
         task,
         base,
@@ -158,7 +159,7 @@ pub fn plan(
             .test_timeout
             .unwrap_or(config::DEFAULT_TEST_TIMEOUT),
         keep: opts.keep,
-        worktree_root: layout::worktree_root(repo, config.run.worktree_root.as_deref()),
+        worktree_root: worktree_root.clone(),
         prompt_template: Template::Prompt.load(&massgen)?,
         nudge: llm.nudge.clone(),
         images: opts
@@ -206,6 +207,17 @@ pub fn plan(
             .worktree
             .setup_timeout
             .unwrap_or(config::DEFAULT_SETUP_TIMEOUT),
+        share: config.worktree.share.clone(),
+        env: config
+            .worktree
+            .env
+            .iter()
+            .map(|(k, v)| {
+                let root = worktree_root.display().to_string();
+                (k.clone(), v.replace("{worktree_root}", &root))
+            })
+            .collect(),
+        max_disk: config.worktree.max_disk,
     };
     Ok(plan)
 }
@@ -299,6 +311,7 @@ pub fn select_agents(
             kind: Kind::Command(argv),
             env: Default::default(),
             timeout: default_timeout,
+            setup: Vec::new(),
             ad_hoc: true,
         });
     }
@@ -372,6 +385,11 @@ pub fn agent_from_config(
         kind,
         env: a.env.clone(),
         timeout: opts.timeout.or(a.timeout).unwrap_or(default_timeout),
+        setup: if opts.no_setup {
+            Vec::new()
+        } else {
+            a.setup.clone()
+        },
         ad_hoc: false,
     })
 }

@@ -1,6 +1,9 @@
-//! Making a fresh worktree ready before its agent starts: the `[worktree] setup` commands
-//! (install dependencies, build once), run with `sh -c` one after another in the worktree,
-//! within one time limit, with their output in `logs/<agent>.setup.log`.
+//! Making a fresh worktree ready before its agent starts: the ignored files and directories
+//! it needs brought in from the user's work tree (`[worktree] include`, `clone`, `share`,
+//! `.worktreeinclude`), then the `[worktree] setup` commands and the agent's own (install
+//! dependencies, build once), run with `sh -c` one after another in the worktree, within one
+//! time limit, with their output in `logs/<agent>.setup.log`. Also the free-space check
+//! made before any worktree is created.
 
 use std::path::Path;
 use std::time::Instant;
@@ -9,38 +12,54 @@ use tokio::sync::watch;
 
 use super::RunError;
 use super::context::{Plan, Shared};
+use crate::agent::AgentSpec;
 use crate::agent::process::{self, Job};
+use crate::sys::copy::Copied;
 use crate::git::cmd::GIT_REPO_ENV;
 
-/// Runs the setup commands of `plan` in `wt` for `agent`. `Ok(Err(why))` when one failed
-/// (`why`: the last line of its output, or how it ended); `Err` when the run is interrupted
-/// or a log cannot be written.
-pub(super) async fn set_up(
+/// Makes `agent`'s fresh worktree `wt` ready before the agent starts: the ignored files and
+/// directories it should have ([`bring_in`]), then the setup commands of `plan` and of the
+/// agent. `Ok(Err(why))` when one failed (`why`: the last line of its output, or how it
+/// ended); `Err` when the run is interrupted or a log cannot be written.
+pub(super) async fn prepare(
     shared: &Shared,
     plan: &Plan,
-    agent: &str,
+    agent: &AgentSpec,
     wt: &Path,
     cancel: &watch::Receiver<bool>,
 ) -> Result<Result<(), String>, RunError> {
-    let log = shared.dir.setup_log(agent);
-    let env = shared.command_env(agent, wt);
+    let log = shared.dir.setup_log(&agent.name);
+    if !plan.include.is_empty() || !plan.share.is_empty() {
+        let brought = {
+            let (repo, include, share) = (
+                shared.repo.clone(),
+                plan.include.clone(),
+                plan.share.clone(),
+            );
+            let wt = wt.to_path_buf();
+            tokio::task::spawn_blocking(move || bring_in(&repo, &include, &share, &wt))
+                .await
+                .expect("copying does not panic")
+        };
+        match brought {
+            Ok(b) => drop(append(&log, &b.describe())?),
+            Err(why) => {
+                drop(append(&log, &why)?);
+                return Ok(Err(why));
+            }
+        }
+    }
+    let commands: Vec<&String> = plan.setup.iter().chain(&agent.setup).collect();
+    let env = shared.command_env(&agent.name, wt);
     let started = Instant::now();
-    for command in &plan.setup {
+    for command in commands {
         let Some(left) = plan.setup_timeout.checked_sub(started.elapsed()) else {
             return Ok(Err(format!(
                 "timed out after {}s",
                 plan.setup_timeout.as_secs()
             )));
         };
-        let mut out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(RunError::io("cannot create log", &log))?;
-        {
-            use std::io::Write;
-            let _ = writeln!(out, "$ {command}");
-        }
+        let out = append(&log, &format!("$ {command}"))?;
         // Where this command's output starts: its last line is the reason it failed.
         let from = out.metadata().map(|m| m.len()).unwrap_or(0);
         let argv = vec!["sh".to_owned(), "-c".to_owned(), command.clone()];
@@ -85,28 +104,122 @@ pub(super) async fn set_up(
     Ok(Ok(()))
 }
 
-/// Copies into `wt` the ignored files and directories of the user's work tree that
-/// `patterns` (gitignore syntax) name: `.env` and other configuration the tests read,
-/// dependency trees. `std::fs::copy` uses `copy_file_range` on Linux and `clonefile` on
-/// macOS, which share the data where the file system supports it (not measured yet); links
-/// are copied as links. Returns how many files were copied.
+/// Appends a line to the setup log `log`; returns the log, open for appending.
+fn append(log: &Path, line: &str) -> Result<std::fs::File, RunError> {
+    use std::io::Write;
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(RunError::io("cannot create log", log))?;
+    writeln!(out, "{line}").map_err(RunError::io("cannot write log", log))?;
+    Ok(out)
+}
+
+/// What [`bring_in`] did.
+#[derive(Debug, Default)]
+pub(super) struct Brought {
+    pub copied: Copied,
+    /// Paths linked to the user's own (`[worktree] share`).
+    pub linked: Vec<String>,
+    /// Patterns that matched no ignored file of the user's work tree.
+    pub unmatched: Vec<String>,
+}
+
+impl Brought {
+    /// One line for the setup log.
+    fn describe(&self) -> String {
+        let c = &self.copied;
+        let mut line = format!(
+            "# brought in {} ({:.1} MiB), {} of them cloned copy-on-write",
+            crate::ui::count(c.files as usize, "file"),
+            c.bytes as f64 / (1024.0 * 1024.0),
+            c.cloned
+        );
+        if !self.linked.is_empty() {
+            line.push_str(&format!("; linked {}", self.linked.join(", ")));
+        }
+        if !self.unmatched.is_empty() {
+            line.push_str(&format!(
+                "; no ignored file matches {}",
+                self.unmatched.join(", ")
+            ));
+        }
+        line
+    }
+}
+
+/// Brings into `wt` the ignored files and directories of the user's work tree that
+/// `include` names (gitignore syntax: `.env` and other configuration the tests read,
+/// dependency trees), copied ([`crate::sys::copy`]: cloned copy-on-write where the file
+/// system can), and links to those `share` names (the same directory for every worktree;
+/// recorded so that snapshots leave the links out). `share` wins where both match.
 pub(super) fn bring_in(
     repo: &crate::git::Repo,
-    patterns: &[String],
+    include: &[String],
+    share: &[String],
     wt: &Path,
-) -> Result<usize, String> {
-    if patterns.is_empty() {
-        return Ok(0);
+) -> Result<Brought, String> {
+    let mut brought = Brought::default();
+    let mut used = std::collections::BTreeSet::new();
+    for entry in select(repo, include, share)? {
+        used.insert(entry.pattern);
+        let (from, to) = (repo.workdir.join(&entry.rel), wt.join(&entry.rel));
+        if entry.link {
+            share_dir(&from, &to).map_err(|e| format!("cannot link {}: {e}", entry.rel))?;
+            brought.linked.push(entry.rel);
+        } else {
+            let done = crate::sys::copy::copy_tree(&from, &to)
+                .map_err(|e| format!("cannot copy {}: {e}", entry.rel))?;
+            brought.copied.files += done.files;
+            brought.copied.bytes += done.bytes;
+            brought.copied.cloned += done.cloned;
+        }
     }
-    let mut builder = ignore::gitignore::GitignoreBuilder::new(&repo.workdir);
-    for p in patterns {
+    brought.unmatched = include
+        .iter()
+        .chain(share)
+        .filter(|p| !used.contains(p.as_str()))
+        .cloned()
+        .collect();
+    if !brought.linked.is_empty() {
+        crate::git::worktree::record_shared(repo, wt, &brought.linked)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(brought)
+}
+
+/// An ignored entry of the user's work tree to bring into worktrees.
+struct Selected {
+    /// Relative to the work tree; a directory wholly ignored is one entry.
+    rel: String,
+    /// Linked (`share`) rather than copied.
+    link: bool,
+    /// The pattern that chose it.
+    pattern: String,
+}
+
+/// The ignored entries of the user's work tree that `include` or `share` name.
+fn select(
+    repo: &crate::git::Repo,
+    include: &[String],
+    share: &[String],
+) -> Result<Vec<Selected>, String> {
+    if include.is_empty() && share.is_empty() {
+        return Ok(Vec::new());
+    }
+    let matcher = |patterns: &[String]| {
+        let mut builder = ignore::gitignore::GitignoreBuilder::new(&repo.workdir);
+        for p in patterns {
+            builder
+                .add_line(None, p)
+                .map_err(|e| format!("bad include pattern `{p}`: {e}"))?;
+        }
         builder
-            .add_line(None, p)
-            .map_err(|e| format!("bad include pattern `{p}`: {e}"))?;
-    }
-    let wanted = builder
-        .build()
-        .map_err(|e| format!("bad include patterns: {e}"))?;
+            .build()
+            .map_err(|e| format!("bad include patterns: {e}"))
+    };
+    let (copy, link) = (matcher(include)?, matcher(share)?);
     // Ignored entries as git lists them: a directory wholly ignored is one entry.
     let out = crate::git::cmd::Git::new(&repo.workdir)
         .args([
@@ -119,7 +232,7 @@ pub(super) fn bring_in(
         ])
         .run()
         .map_err(|e| e.to_string())?;
-    let mut copied = 0;
+    let mut chosen = Vec::new();
     for raw in out.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()) {
         let rel = String::from_utf8_lossy(raw);
         let is_dir = rel.ends_with('/');
@@ -127,50 +240,67 @@ pub(super) fn bring_in(
         if rel.starts_with(".massgen") || rel == ".git" {
             continue;
         }
-        let from = repo.workdir.join(rel);
-        if !wanted
-            .matched_path_or_any_parents(&from, is_dir)
-            .is_ignore()
-        {
-            continue;
+        let path = repo.workdir.join(rel);
+        for (matcher, link) in [(&link, true), (&copy, false)] {
+            let m = matcher.matched_path_or_any_parents(&path, is_dir);
+            if m.is_ignore() {
+                chosen.push(Selected {
+                    rel: rel.to_owned(),
+                    link,
+                    pattern: m.inner().map(|g| g.original().to_owned()).unwrap_or_default(),
+                });
+                break;
+            }
         }
-        copied += copy_tree(&from, &wt.join(rel)).map_err(|e| format!("cannot copy {rel}: {e}"))?;
     }
-    Ok(copied)
+    Ok(chosen)
 }
 
-/// Copies a file, a link or a whole directory; returns how many files and links.
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<usize> {
-    let meta = std::fs::symlink_metadata(from)?;
+/// What copying the entries `include` names into one worktree takes on disk; nothing when
+/// they would be cloned copy-on-write onto `root`.
+fn include_size(repo: &crate::git::Repo, include: &[String], root: &Path) -> u64 {
+    let Ok(chosen) = select(repo, include, &[]) else {
+        return 0;
+    };
+    // The probe is made in the git directory, not the work tree (never touched), which is
+    // nearly always on the same file system.
+    if chosen.is_empty() || crate::sys::copy::can_clone_between(&repo.common_dir, root) {
+        return 0;
+    }
+    chosen
+        .iter()
+        .map(|e| crate::sys::disk_usage(&repo.workdir.join(&e.rel)))
+        .sum()
+}
+
+/// Links `to` to the user's `from`; a link already there (a worktree set up again) is
+/// replaced, anything else is refused.
+fn share_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     if let Some(parent) = to.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    if meta.is_symlink() {
-        let target = std::fs::read_link(from)?;
-        let _ = std::fs::remove_file(to);
-        std::os::unix::fs::symlink(target, to)?;
-        return Ok(1);
-    }
-    if meta.is_dir() {
-        std::fs::create_dir_all(to)?;
-        let mut n = 0;
-        for entry in std::fs::read_dir(from)? {
-            let entry = entry?;
-            n += copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+    match std::fs::symlink_metadata(to) {
+        Ok(m) if m.is_symlink() => std::fs::remove_file(to)?,
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "something else is already there",
+            ));
         }
-        return Ok(n);
+        Err(_) => {}
     }
-    std::fs::copy(from, to)?;
-    Ok(1)
+    std::os::unix::fs::symlink(from, to)
 }
 
 /// Refuses to start when the worktree root's file system cannot hold `copies` checkouts of
-/// `base` (the sizes of its files, with a block's overhead each) and a margin of 2% of the
-/// file system or 32 MiB, whichever is smaller. Nothing is checked where the sizes or the
-/// free space cannot be read.
+/// `base` (the sizes of its files, with a block's overhead each) with the ignored files
+/// `include` brings into each (unless they would be cloned copy-on-write), and a margin of
+/// 2% of the file system or 32 MiB, whichever is smaller. Nothing is checked where the
+/// sizes or the free space cannot be read.
 pub(super) fn check_space(
     repo: &crate::git::Repo,
     base: crate::git::ObjectId,
+    include: &[String],
     root: &Path,
     copies: usize,
 ) -> Result<(), RunError> {
@@ -204,10 +334,13 @@ pub(super) fn check_space(
     let block = fs.fragment_size();
     let free = fs.blocks_available() * block;
     let margin = (fs.blocks() * block / 50).min(32 * MIB);
-    let need = one * copies as u64;
+    let each = one + include_size(repo, include, &probe);
+    let need = each * copies as u64;
     if need + margin > free {
         return Err(RunError::NoSpace {
             need: need.div_ceil(MIB),
+            each: each.div_ceil(MIB),
+            copies,
             free: free / MIB,
             root: root.to_path_buf(),
         });

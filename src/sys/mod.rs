@@ -2,8 +2,43 @@
 //! Writing a file whole or not at all, whether a process still runs, the clock and run ids,
 //! and kill points for crash tests.
 
+pub mod copy;
+
 use std::io::Write;
 use std::path::Path;
+
+/// What `path` takes on disk (allocated blocks, as `du` counts them), with everything in it
+/// when it is a directory; links are not followed. Data shared copy-on-write with another
+/// file is counted in full.
+pub fn disk_usage(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    let own = meta.blocks() * 512;
+    if !meta.is_dir() {
+        return own;
+    }
+    own + std::fs::read_dir(path)
+        .map(|entries| entries.flatten().map(|e| disk_usage(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+/// A size as people read it: `512 B`, `3.4 MiB`, `1.2 GiB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
 
 /// A temporary file in `dir` holding `bytes`, flushed to disk, with `mode` when given;
 /// removed when dropped unless persisted. Its name starts with `prefix`.

@@ -1,0 +1,212 @@
+//! Copying files and whole trees, sharing their data where the file system can: each file
+//! is first cloned (`FICLONE` on Linux btrfs, XFS and bcachefs; `clonefile` on macOS, through
+//! `reflink-copy`), so the copy takes no space until one side is written; elsewhere it is
+//! copied. The files of a tree are copied by several threads at once.
+//!
+//! Links are copied as links (never followed), permissions are kept, modification times
+//! are not: a copy is as new as the worktree it lands in, so build tools that compare an
+//! output's time with its sources' see outputs no older than the freshly checked-out sources.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// What a copy did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Copied {
+    /// Regular files and links written.
+    pub files: u64,
+    /// Bytes of the regular files.
+    pub bytes: u64,
+    /// Files whose data is shared with their source (cloned, not copied).
+    pub cloned: u64,
+}
+
+impl Copied {
+    fn add(&mut self, other: Copied) {
+        self.files += other.files;
+        self.bytes += other.bytes;
+        self.cloned += other.cloned;
+    }
+}
+
+/// Copies `from` (a file, a link or a directory with everything in it) to `to`, creating
+/// `to`'s parents. Whatever is at `to` already is replaced file by file.
+pub fn copy_tree(from: &Path, to: &Path) -> io::Result<Copied> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut files = Vec::new();
+    let mut dirs = Vec::new();
+    let mut done = Copied::default();
+    walk(from, to, &mut files, &mut dirs, &mut done)?;
+    done.add(copy_files(&files)?);
+    // Directories get their permissions last: a read-only one could not be filled.
+    for (dir, perms) in dirs.into_iter().rev() {
+        std::fs::set_permissions(dir, perms)?;
+    }
+    Ok(done)
+}
+
+/// Creates the directories and links of the tree at `from` under `to`, and lists its regular
+/// files (source, destination, length) for copying.
+fn walk(
+    from: &Path,
+    to: &Path,
+    files: &mut Vec<(PathBuf, PathBuf, u64)>,
+    dirs: &mut Vec<(PathBuf, std::fs::Permissions)>,
+    done: &mut Copied,
+) -> io::Result<()> {
+    let meta = std::fs::symlink_metadata(from)?;
+    if meta.is_symlink() {
+        let target = std::fs::read_link(from)?;
+        remove_if_there(to)?;
+        std::os::unix::fs::symlink(target, to)?;
+        done.files += 1;
+    } else if meta.is_dir() {
+        match std::fs::create_dir(to) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && to.is_dir() => {}
+            other => other?,
+        }
+        dirs.push((to.to_path_buf(), meta.permissions()));
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            walk(&entry.path(), &to.join(entry.file_name()), files, dirs, done)?;
+        }
+    } else if meta.is_file() {
+        files.push((from.to_path_buf(), to.to_path_buf(), meta.len()));
+    }
+    // Sockets, fifos and devices are not copied.
+    Ok(())
+}
+
+/// Removes a file or link at `path`, if any.
+fn remove_if_there(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Copies the listed files with up to 8 threads; the first error stops them all.
+fn copy_files(files: &[(PathBuf, PathBuf, u64)]) -> io::Result<Copied> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(files.len().max(1));
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    // Once a clone fails for want of support, the rest of the tree is copied straight away.
+    let can_clone = AtomicBool::new(true);
+    let error = Mutex::new(None);
+    let total = Mutex::new(Copied::default());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let mut mine = Copied::default();
+                while !failed.load(Ordering::Relaxed) {
+                    let Some((from, to, len)) = files.get(next.fetch_add(1, Ordering::Relaxed))
+                    else {
+                        break;
+                    };
+                    match copy_file(from, to, &can_clone) {
+                        Ok(cloned) => {
+                            mine.files += 1;
+                            mine.bytes += len;
+                            mine.cloned += u64::from(cloned);
+                        }
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            let what = io::Error::new(
+                                e.kind(),
+                                format!("{}: {e}", from.display()),
+                            );
+                            error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(what);
+                        }
+                    }
+                }
+                total.lock().unwrap_or_else(|p| p.into_inner()).add(mine);
+            });
+        }
+    });
+    match error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(total.into_inner().unwrap_or_else(|p| p.into_inner())),
+    }
+}
+
+/// Clones `from` to `to` where the file system can, else copies it; `Ok(true)` when cloned.
+fn copy_file(from: &Path, to: &Path, can_clone: &AtomicBool) -> io::Result<bool> {
+    remove_if_there(to)?;
+    if can_clone.load(Ordering::Relaxed) {
+        match reflink_copy::reflink(from, to) {
+            Ok(()) => {
+                std::fs::set_permissions(to, std::fs::metadata(from)?.permissions())?;
+                return Ok(true);
+            }
+            Err(e) if unsupported(&e) => {
+                can_clone.store(false, Ordering::Relaxed);
+                remove_if_there(to)?;
+            }
+            // Another reason (a file that changed meanwhile, a quota): the copy says it.
+            Err(_) => remove_if_there(to)?,
+        }
+    }
+    std::fs::copy(from, to)?;
+    Ok(false)
+}
+
+/// Whether a clone failed because the file systems cannot share data (not this file's fault).
+fn unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(nix::libc::EOPNOTSUPP | nix::libc::EXDEV | nix::libc::EINVAL | nix::libc::ENOTTY)
+    ) || e.kind() == io::ErrorKind::Unsupported
+}
+
+/// Whether a file in `dir` can be cloned onto `dest_dir` (same file system, one that shares
+/// data): tried with a small probe file, removed afterwards.
+pub fn can_clone_between(dir: &Path, dest_dir: &Path) -> bool {
+    let Ok(probe) = tempfile::Builder::new()
+        .prefix(".massgen-clone-probe")
+        .tempfile_in(dir)
+    else {
+        return false;
+    };
+    let _ = std::io::Write::write_all(&mut probe.as_file(), b"probe");
+    let target = dest_dir.join(format!(".massgen-clone-probe-{}", std::process::id()));
+    let cloned = reflink_copy::reflink(probe.path(), &target).is_ok();
+    let _ = std::fs::remove_file(&target);
+    cloned
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_tree_is_copied_with_links_and_modes_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("from");
+        std::fs::create_dir_all(from.join("a/b")).unwrap();
+        std::fs::write(from.join("a/b/file"), b"12345").unwrap();
+        std::fs::write(from.join("run.sh"), b"#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(from.join("run.sh"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        std::os::unix::fs::symlink("a/b/file", from.join("link")).unwrap();
+        let to = dir.path().join("x/to");
+        let copied = copy_tree(&from, &to).unwrap();
+        assert_eq!(copied.files, 3);
+        assert_eq!(copied.bytes, 15);
+        assert_eq!(std::fs::read(to.join("a/b/file")).unwrap(), b"12345");
+        assert_eq!(std::fs::read_link(to.join("link")).unwrap(), Path::new("a/b/file"));
+        let mode = std::fs::metadata(to.join("run.sh")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+        // Copying again over the first copy replaces it.
+        std::fs::write(from.join("a/b/file"), b"changed").unwrap();
+        copy_tree(&from, &to).unwrap();
+        assert_eq!(std::fs::read(to.join("a/b/file")).unwrap(), b"changed");
+    }
+}
