@@ -181,14 +181,24 @@ pub(super) async fn score_round(
 }
 
 /// Puts a worktree back to its candidate commit: tracked files reset, untracked files that
-/// are not ignored removed (the candidate commit holds everything the agent left).
+/// are not ignored removed (the candidate commit holds everything the agent left), but for
+/// the links to the user's shared directories.
 async fn restore_worktree(shared: &Arc<Shared>, agent: &str, wt: &std::path::Path) {
     let wt = wt.to_owned();
+    let repo = shared.repo.clone();
     let done = tokio::task::spawn_blocking(move || {
         crate::git::cmd::Git::new(&wt)
             .args(["reset", "-q", "--hard", "HEAD"])
             .run()?;
-        crate::git::cmd::Git::new(&wt).args(["clean", "-fdq"]).run()
+        let links = crate::git::worktree::registration(&repo, &wt)
+            .map(|admin| crate::git::worktree::shared_links(&admin))
+            .unwrap_or_default();
+        let mut clean = crate::git::cmd::Git::new(&wt);
+        clean.args(["clean", "-fdq"]);
+        for link in links {
+            clean.arg("-e").arg(format!("/{link}"));
+        }
+        clean.run()
     })
     .await
     .expect("restoring does not panic");

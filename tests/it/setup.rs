@@ -166,3 +166,154 @@ fn a_run_that_cannot_fit_is_refused_with_the_figures() {
         .run()
         .expect_code(1);
 }
+
+/// `[worktree] share`: the user's ignored directory is linked, not copied, into each
+/// worktree; the link never becomes part of a candidate, and the run says agents can change
+/// it for all.
+#[test]
+fn shared_directories_are_linked_and_left_out_of_candidates() {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "node_modules/\n");
+    repo.commit_all("ignore node_modules");
+    repo.configure("[worktree]\nshare = [\"node_modules\"]\n");
+    repo.write("node_modules/pkg/index.js", "module.exports = 42;\n");
+    let body = "test -L node_modules && cat node_modules/pkg/index.js > seen.txt";
+    let out = repo
+        .massgen()
+        .args(["run", "--json", "--keep", "--test", "test -s seen.txt"])
+        .args(["--agent-cmd", &repo.agent("a", body)])
+        .args(["--agent-cmd", &repo.agent("b", body)])
+        .args(["t"])
+        .run()
+        .expect_code(0);
+    out.assert_stderr("linked into every worktree");
+    let json = out.json();
+    for agent in ["a", "b"] {
+        let c = candidate(&json, agent);
+        assert_eq!(c["tests"]["exit_code"], 0, "{c}");
+        let branch = c["branch"].as_str().unwrap();
+        let files = repo.git(&["ls-tree", "-r", "--name-only", branch]);
+        assert!(files.contains("seen.txt"), "{files}");
+        assert!(!files.contains("node_modules"), "the link is no work: {files}");
+        let wt = std::path::PathBuf::from(c["worktree"].as_str().unwrap());
+        let link = std::fs::read_link(wt.join("node_modules")).unwrap();
+        assert_eq!(link, repo.path.join("node_modules"));
+    }
+    let status = repo.massgen().args(["status", "latest"]).run().expect_code(0);
+    status.assert_stdout("linked into every worktree");
+    // Cleaning removes the links, never what they point to.
+    repo.massgen().args(["clean", "--all", "--force"]).run().expect_code(0);
+    assert_eq!(repo.read("node_modules/pkg/index.js"), "module.exports = 42;\n");
+}
+
+/// An agent's own `setup` runs after the `[worktree] setup` commands, in its worktree only;
+/// `[worktree] env` reaches setup, agent and tests, with `{worktree_root}` expanded.
+#[test]
+fn an_agents_own_setup_and_the_worktree_env() {
+    let repo = TestRepo::new();
+    let agent = repo.script("copy.sh", "cp order.txt seen.txt; echo \"$CACHE\" > cache.txt");
+    repo.write(".gitignore", "order.txt\n");
+    repo.commit_all("ignore order.txt");
+    repo.configure(&format!(
+        r#"[worktree]
+setup = ["echo shared >> order.txt"]
+env = {{ CACHE = "{{worktree_root}}/cache" }}
+
+[[agents]]
+name = "own"
+command = ["sh", "{agent}"]
+setup = ["echo \"own $CACHE\" >> order.txt"]
+
+[[agents]]
+name = "plain"
+command = ["sh", "{agent}"]
+"#,
+        agent = agent.display()
+    ));
+    let json = repo
+        .massgen()
+        .args(["run", "--json", "--keep"])
+        .args(["--test", "test \"$(cat cache.txt)\" = \"$CACHE\"", "t"])
+        .expect_json(0);
+    // The worktree root holds the run's directory, which holds each worktree.
+    let wt = std::path::PathBuf::from(candidate(&json, "own")["worktree"].as_str().unwrap());
+    let cache = format!("{}/cache", wt.parent().unwrap().parent().unwrap().display());
+    let seen = |agent: &str| {
+        let branch = candidate(&json, agent)["branch"].as_str().unwrap().to_owned();
+        repo.git(&["show", &format!("{branch}:seen.txt")])
+    };
+    assert_eq!(seen("own"), format!("shared\nown {cache}"));
+    assert_eq!(seen("plain"), "shared");
+    for agent in ["own", "plain"] {
+        assert_eq!(candidate(&json, agent)["tests"]["exit_code"], 0);
+    }
+}
+
+/// Sets a run's `updated_at` back by `secs`, as if it had finished that long ago.
+fn age_run(repo: &TestRepo, run: &str, secs: u64) {
+    let path = repo.path.join(".massgen/runs").join(run).join("state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let then = state["updated_at"].as_u64().unwrap() - secs;
+    state["updated_at"] = then.into();
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+}
+
+/// `clean --older-than` takes only runs that have not changed for that long; unmerged
+/// branches stay.
+#[test]
+fn clean_older_than_takes_only_old_runs() {
+    let repo = TestRepo::new();
+    let body = "echo work > work.txt";
+    let old = repo.run_json(&["--keep"], &[("a", body)], "old", 0);
+    let new = repo.run_json(&["--keep"], &[("a", body)], "new", 0);
+    let (old, new) = (old["run"].as_str().unwrap(), new["run"].as_str().unwrap());
+    age_run(&repo, old, 3 * 3600);
+    let out = repo
+        .massgen()
+        .args(["clean", "--older-than", "2h"])
+        .run()
+        .expect_code(0);
+    out.assert_stderr(&format!("kept unmerged branch massgen/{old}/a"));
+    let worktrees = repo.git(&["worktree", "list"]);
+    assert!(!worktrees.contains(old), "{worktrees}");
+    assert!(worktrees.contains(new), "{worktrees}");
+    assert_eq!(repo.massgen_branches().len(), 2);
+    repo.massgen()
+        .args(["clean", "--older-than", "soon"])
+        .run()
+        .expect_code(2);
+    repo.assert_fsck_clean();
+}
+
+/// `[worktree] max_disk`: before a run adds worktrees, finished runs are cleaned oldest
+/// first until all fit; their branches stay. `status` shows each run's disk and the total.
+#[test]
+fn max_disk_cleans_the_oldest_finished_runs_first() {
+    let repo = TestRepo::new();
+    repo.configure("[worktree]\nmax_disk = \"600K\"\n");
+    // 700 KiB of work per run: two runs do not fit.
+    let body = "head -c 716800 /dev/zero > big.bin";
+    let first = repo.run_json(&["--keep"], &[("a", body)], "first", 0);
+    let first = first["run"].as_str().unwrap().to_owned();
+    age_run(&repo, &first, 60);
+    let status = repo.massgen().args(["status"]).run().expect_code(0);
+    status.assert_stdout("disk");
+    status.assert_stdout("in all");
+    let out = repo
+        .massgen()
+        .args(["run", "--json", "--keep"])
+        .args(["--agent-cmd", &repo.agent("b", body), "second"])
+        .run()
+        .expect_code(0);
+    out.assert_stderr(&format!("cleaned run {first}"));
+    let second = out.json()["run"].as_str().unwrap().to_owned();
+    let worktrees = repo.git(&["worktree", "list"]);
+    assert!(!worktrees.contains(&first), "{worktrees}");
+    assert!(worktrees.contains(&second), "{worktrees}");
+    let branches = repo.massgen_branches();
+    assert!(
+        branches.iter().any(|b| b.contains(&first)),
+        "unmerged branches are kept: {branches:?}"
+    );
+}
