@@ -5,6 +5,7 @@ mod support;
 mod breach;
 mod clis;
 mod consensus;
+mod cow;
 mod crash;
 mod docs;
 mod errors;
