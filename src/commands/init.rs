@@ -39,6 +39,7 @@ pub fn init(ctx: &Ctx, args: &InitArgs) -> Result<Exit, CliError> {
         .collect();
     let text = CONFIG_TEMPLATE
         .replace("{{test_line}}", &test_line)
+        .replace("{{worktree}}", &worktree_section(&repo.workdir))
         .replace("{{agents}}", &agents_section(&found));
     // Checked before writing: the template must always parse.
     crate::agent::check_config(&crate::config::Config::parse(&text, &path)?)?;
@@ -71,6 +72,71 @@ pub fn init(ctx: &Ctx, args: &InitArgs) -> Result<Exit, CliError> {
             .line("check them with `git massgen doctor`, then: git massgen run \"<task>\"");
     }
     Ok(Exit::Success)
+}
+
+/// `[worktree]`: what makes a fresh worktree of the project at `root` ready to test, for the
+/// ecosystems it uses, with the other choices as comments.
+fn worktree_section(root: &Path) -> String {
+    let has = |f: &str| root.join(f).exists();
+    let mut out = String::from(
+        "# What a fresh worktree needs before its agent starts (README.md, \"Ready-to-test
+# worktrees\"). Ignored files are not in a worktree: copy them (include), clone dependency
+# trees (copy-on-write where the file system can), or install them (setup). Setup, agent and
+# tests get ports MASSGEN_PORT..MASSGEN_PORT+9 of their own: PORT=$MASSGEN_PORT npm test
+[worktree]
+",
+    );
+    let mut other = Vec::new();
+    let mut line = |active: bool, text: String| {
+        if active {
+            out.push_str(&text);
+            out.push('\n');
+        } else {
+            other.push(format!("# {text}"));
+        }
+    };
+    line(has(".env"), "include = [\".env\"]".to_owned());
+    if has("package.json") {
+        let install = toml_string(if has("package-lock.json") {
+            "npm ci --prefer-offline"
+        } else {
+            "npm install --prefer-offline"
+        });
+        let cloned = has("node_modules");
+        line(cloned, "clone = [\"node_modules\"]".to_owned());
+        line(!cloned, format!("setup = [{install}]"));
+    }
+    if has("Cargo.toml") {
+        // One target directory for all candidates compiles the dependencies once (builds
+        // take turns on it); `clone = ["target"]` would give each a copy of its own.
+        line(
+            true,
+            "env = { CARGO_TARGET_DIR = \"{worktree_root}/cargo-target\" }".to_owned(),
+        );
+        line(false, "clone = [\"target\"]".to_owned());
+    }
+    if has("pyproject.toml") || has("setup.py") {
+        // Each worktree's own virtual environment, so its tests import its own code.
+        line(
+            false,
+            "setup = [\"python3 -m venv .venv && .venv/bin/pip install -q -e .\"]".to_owned(),
+        );
+    }
+    line(
+        false,
+        "share = [\"big-cache\"]   # linked, not copied: agents can change it for all".to_owned(),
+    );
+    line(false, "setup_timeout = \"10m\"".to_owned());
+    line(
+        false,
+        "max_disk = \"20G\"   # finished runs' worktrees removed, oldest first".to_owned(),
+    );
+    drop(line);
+    for text in other {
+        out.push_str(&text);
+        out.push('\n');
+    }
+    out
 }
 
 /// `[[agents]]` for each CLI found on PATH.
@@ -113,11 +179,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn worktree_lines_follow_the_project() {
+        let dir = tempfile::tempdir().unwrap();
+        let parse = |dir: &Path| {
+            let text = format!("{}\n", worktree_section(dir));
+            crate::config::Config::parse(&text, Path::new("t"))
+                .unwrap()
+                .worktree
+        };
+        let w = parse(dir.path());
+        assert!(w.include.is_empty() && w.clone.is_empty() && w.setup.is_empty());
+        for f in [
+            "package.json",
+            "package-lock.json",
+            ".env",
+            "pyproject.toml",
+        ] {
+            std::fs::write(dir.path().join(f), "{}").unwrap();
+        }
+        let w = parse(dir.path());
+        assert_eq!(w.include, [".env"]);
+        assert_eq!(w.setup, ["npm ci --prefer-offline"]);
+        std::fs::create_dir(dir.path().join("node_modules")).unwrap();
+        std::fs::write(dir.path().join("Cargo.toml"), "").unwrap();
+        let w = parse(dir.path());
+        assert_eq!(w.clone, ["node_modules"]);
+        assert!(w.setup.is_empty());
+        assert_eq!(w.env["CARGO_TARGET_DIR"], "{worktree_root}/cargo-target");
+    }
+
+    #[test]
     fn template_parses_with_and_without_a_test() {
         for line in ["test = \"cargo test\"", "# test = \"x\""] {
             for found in [&[][..], &Preset::ALL[..]] {
                 let text = CONFIG_TEMPLATE
                     .replace("{{test_line}}", line)
+                    .replace("{{worktree}}", &worktree_section(Path::new(".")))
                     .replace("{{agents}}", &agents_section(found));
                 let c = crate::config::Config::parse(&text, Path::new("t")).unwrap();
                 assert_eq!(c.agents.len(), found.len());

@@ -36,8 +36,8 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
         tokio::task::spawn_blocking(move || {
             super::setup::check_space(&repo, base, &include, &root, copies)
         })
-            .await
-            .expect("the space check does not panic")?;
+        .await
+        .expect("the space check does not panic")?;
     }
     let id = super::new_run_id();
     let dir = RunDir::new(&repo, &id);

@@ -14,8 +14,8 @@ use super::RunError;
 use super::context::{Plan, Shared};
 use crate::agent::AgentSpec;
 use crate::agent::process::{self, Job};
-use crate::sys::copy::Copied;
 use crate::git::cmd::GIT_REPO_ENV;
+use crate::sys::copy::Copied;
 
 /// Makes `agent`'s fresh worktree `wt` ready before the agent starts: the ignored files and
 /// directories it should have ([`bring_in`]), then the setup commands of `plan` and of the
@@ -247,7 +247,10 @@ fn select(
                 chosen.push(Selected {
                     rel: rel.to_owned(),
                     link,
-                    pattern: m.inner().map(|g| g.original().to_owned()).unwrap_or_default(),
+                    pattern: m
+                        .inner()
+                        .map(|g| g.original().to_owned())
+                        .unwrap_or_default(),
                 });
                 break;
             }

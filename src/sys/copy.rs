@@ -72,7 +72,13 @@ fn walk(
         dirs.push((to.to_path_buf(), meta.permissions()));
         for entry in std::fs::read_dir(from)? {
             let entry = entry?;
-            walk(&entry.path(), &to.join(entry.file_name()), files, dirs, done)?;
+            walk(
+                &entry.path(),
+                &to.join(entry.file_name()),
+                files,
+                dirs,
+                done,
+            )?;
         }
     } else if meta.is_file() {
         files.push((from.to_path_buf(), to.to_path_buf(), meta.len()));
@@ -118,11 +124,11 @@ fn copy_files(files: &[(PathBuf, PathBuf, u64)]) -> io::Result<Copied> {
                         }
                         Err(e) => {
                             failed.store(true, Ordering::Relaxed);
-                            let what = io::Error::new(
-                                e.kind(),
-                                format!("{}: {e}", from.display()),
-                            );
-                            error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(what);
+                            let what = io::Error::new(e.kind(), format!("{}: {e}", from.display()));
+                            error
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .get_or_insert(what);
                         }
                     }
                 }
@@ -201,8 +207,14 @@ mod tests {
         assert_eq!(copied.files, 3);
         assert_eq!(copied.bytes, 15);
         assert_eq!(std::fs::read(to.join("a/b/file")).unwrap(), b"12345");
-        assert_eq!(std::fs::read_link(to.join("link")).unwrap(), Path::new("a/b/file"));
-        let mode = std::fs::metadata(to.join("run.sh")).unwrap().permissions().mode();
+        assert_eq!(
+            std::fs::read_link(to.join("link")).unwrap(),
+            Path::new("a/b/file")
+        );
+        let mode = std::fs::metadata(to.join("run.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o755);
         // Copying again over the first copy replaces it.
         std::fs::write(from.join("a/b/file"), b"changed").unwrap();

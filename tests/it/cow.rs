@@ -27,7 +27,11 @@ impl Xfs {
             return Err("mkfs.xfs is not available (Debian: xfsprogs)".into());
         }
         std::fs::create_dir_all(mount).map_err(|e| e.to_string())?;
-        if !ok(Command::new("mount").args(["-o", "loop"]).arg(image).arg(mount)) {
+        if !ok(Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(image)
+            .arg(mount))
+        {
             return Err("cannot loop-mount an image here (not root?)".into());
         }
         Ok(Xfs {
@@ -78,7 +82,11 @@ fn cloned_dependency_trees_share_extents_on_xfs() {
     .unwrap();
     std::fs::write(proj.join(".massgen/.gitignore"), "/runs/\n/worktrees/\n").unwrap();
     git(&proj, &tmp.root, &["add", "-A"]);
-    git(&proj, &tmp.root, &["commit", "-qm", "a project with dependencies"]);
+    git(
+        &proj,
+        &tmp.root,
+        &["commit", "-qm", "a project with dependencies"],
+    );
     // 32 MiB of dependencies that do not compress.
     const SIZE: u64 = 32 << 20;
     std::fs::create_dir_all(proj.join("deps/lib")).unwrap();
@@ -112,10 +120,7 @@ fn cloned_dependency_trees_share_extents_on_xfs() {
             .join("logs/b.setup.log"),
     )
     .unwrap();
-    assert!(
-        log.contains("2 of them cloned copy-on-write"),
-        "{log}"
-    );
+    assert!(log.contains("2 of them cloned copy-on-write"), "{log}");
     let frag = Command::new("filefrag")
         .arg("-v")
         .arg(wt("b").join("deps/lib/blob.bin"))

@@ -194,16 +194,29 @@ fn shared_directories_are_linked_and_left_out_of_candidates() {
         let branch = c["branch"].as_str().unwrap();
         let files = repo.git(&["ls-tree", "-r", "--name-only", branch]);
         assert!(files.contains("seen.txt"), "{files}");
-        assert!(!files.contains("node_modules"), "the link is no work: {files}");
+        assert!(
+            !files.contains("node_modules"),
+            "the link is no work: {files}"
+        );
         let wt = std::path::PathBuf::from(c["worktree"].as_str().unwrap());
         let link = std::fs::read_link(wt.join("node_modules")).unwrap();
         assert_eq!(link, repo.path.join("node_modules"));
     }
-    let status = repo.massgen().args(["status", "latest"]).run().expect_code(0);
+    let status = repo
+        .massgen()
+        .args(["status", "latest"])
+        .run()
+        .expect_code(0);
     status.assert_stdout("linked into every worktree");
     // Cleaning removes the links, never what they point to.
-    repo.massgen().args(["clean", "--all", "--force"]).run().expect_code(0);
-    assert_eq!(repo.read("node_modules/pkg/index.js"), "module.exports = 42;\n");
+    repo.massgen()
+        .args(["clean", "--all", "--force"])
+        .run()
+        .expect_code(0);
+    assert_eq!(
+        repo.read("node_modules/pkg/index.js"),
+        "module.exports = 42;\n"
+    );
 }
 
 /// An agent's own `setup` runs after the `[worktree] setup` commands, in its worktree only;
@@ -211,7 +224,10 @@ fn shared_directories_are_linked_and_left_out_of_candidates() {
 #[test]
 fn an_agents_own_setup_and_the_worktree_env() {
     let repo = TestRepo::new();
-    let agent = repo.script("copy.sh", "cp order.txt seen.txt; echo \"$CACHE\" > cache.txt");
+    let agent = repo.script(
+        "copy.sh",
+        "cp order.txt seen.txt; echo \"$CACHE\" > cache.txt",
+    );
     repo.write(".gitignore", "order.txt\n");
     repo.commit_all("ignore order.txt");
     repo.configure(&format!(
@@ -239,7 +255,10 @@ command = ["sh", "{agent}"]
     let wt = std::path::PathBuf::from(candidate(&json, "own")["worktree"].as_str().unwrap());
     let cache = format!("{}/cache", wt.parent().unwrap().parent().unwrap().display());
     let seen = |agent: &str| {
-        let branch = candidate(&json, agent)["branch"].as_str().unwrap().to_owned();
+        let branch = candidate(&json, agent)["branch"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         repo.git(&["show", &format!("{branch}:seen.txt")])
     };
     assert_eq!(seen("own"), format!("shared\nown {cache}"));
