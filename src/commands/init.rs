@@ -131,7 +131,6 @@ fn worktree_section(root: &Path) -> String {
         false,
         "max_disk = \"20G\"   # finished runs' worktrees removed, oldest first".to_owned(),
     );
-    drop(line);
     for text in other {
         out.push_str(&text);
         out.push('\n');
