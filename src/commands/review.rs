@@ -150,6 +150,7 @@ pub fn review(ctx: &Ctx, args: ReviewArgs) -> Result<Exit, CliError> {
                 &repo,
                 config.run.worktree_root.as_deref(),
             ),
+            include: crate::run::setup::include_patterns(&config.worktree, &repo.workdir),
         };
         ctx.ui.info(&format!(
             "git-massgen: reviewing {} with {} reviewer(s), quorum {quorum}",

@@ -45,6 +45,9 @@ pub struct Request {
     pub max_attempts: u32,
     /// Where the reviewed tree is checked out (`<worktree root>/reviews/<id>`).
     pub worktree_root: PathBuf,
+    /// Ignored files of the user's work tree copied into the reviewed tree
+    /// (`[worktree] include`, `.worktreeinclude`).
+    pub include: Vec<String>,
 }
 
 /// How a review ended.
@@ -271,12 +274,16 @@ pub async fn run(
     }
     let (head, wt) = (req.target.head, worktree.clone());
     let made_repo = repo.clone();
+    let include = req.include.clone();
     let made = tokio::task::spawn_blocking(move || {
         if slotted {
             prepare_slot(&made_repo, &wt, head)
         } else {
             crate::git::worktree::create_detached(&made_repo, head, &wt, &AtomicBool::new(false))
-        }
+        }?;
+        crate::run::setup::bring_in(&made_repo, &include, &[], &wt)
+            .map(drop)
+            .map_err(|why| GitError::Other(format!("cannot bring in ignored files: {why}")))
     })
     .await
     .unwrap_or_else(|e| Err(GitError::Other(format!("checkout thread failed: {e}"))));

@@ -12,7 +12,7 @@ pub mod pipeline;
 pub mod plan;
 mod scoring;
 mod session;
-mod setup;
+pub mod setup;
 pub mod state;
 pub mod trash;
 

@@ -186,15 +186,7 @@ pub fn plan(
         },
         weights: config.score.weights,
         include: {
-            let mut patterns = config.worktree.include.clone();
-            if let Ok(text) = std::fs::read_to_string(repo.workdir.join(".worktreeinclude")) {
-                patterns.extend(
-                    text.lines()
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                        .map(str::to_owned),
-                );
-            }
+            let mut patterns = super::setup::include_patterns(&config.worktree, &repo.workdir);
             patterns.extend(config.worktree.clone.iter().cloned());
             patterns
         },

@@ -116,9 +116,24 @@ fn append(log: &Path, line: &str) -> Result<std::fs::File, RunError> {
     Ok(out)
 }
 
+/// The patterns of ignored files copied into every worktree, agents' and reviews':
+/// `[worktree] include` and the lines of `.worktreeinclude` at the work tree's root.
+pub fn include_patterns(section: &crate::config::WorktreeSection, workdir: &Path) -> Vec<String> {
+    let mut patterns = section.include.clone();
+    if let Ok(text) = std::fs::read_to_string(workdir.join(".worktreeinclude")) {
+        patterns.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    patterns
+}
+
 /// What [`bring_in`] did.
 #[derive(Debug, Default)]
-pub(super) struct Brought {
+pub struct Brought {
     pub copied: Copied,
     /// Paths linked to the user's own (`[worktree] share`).
     pub linked: Vec<String>,
@@ -154,7 +169,7 @@ impl Brought {
 /// dependency trees), copied ([`crate::sys::copy`]: cloned copy-on-write where the file
 /// system can), and links to those `share` names (the same directory for every worktree;
 /// recorded so that snapshots leave the links out). `share` wins where both match.
-pub(super) fn bring_in(
+pub fn bring_in(
     repo: &crate::git::Repo,
     include: &[String],
     share: &[String],

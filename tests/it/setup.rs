@@ -336,3 +336,31 @@ fn max_disk_cleans_the_oldest_finished_runs_first() {
         "unmerged branches are kept: {branches:?}"
     );
 }
+
+/// `.worktreeinclude` reaches reviews too: the reviewed tree has the ignored `.env`, each
+/// time (the kept review worktree is cleaned between reviews).
+#[test]
+fn reviews_get_the_included_files() {
+    let repo = TestRepo::new();
+    repo.write(".gitignore", ".env\n");
+    repo.write(".worktreeinclude", ".env\n");
+    let reviewer = repo.script(
+        "env-reader.sh",
+        r#"v=$(cat "$MASSGEN_WORKTREE/.env" 2>/dev/null || echo missing)
+printf '{"findings": [{"path": "app.txt", "line": 1, "severity": "warning", "title": "env", "message": "%s"}]}\n' "$v""#,
+    );
+    repo.configure(&format!(
+        "[[reviewers]]\nname = \"env\"\ncommand = [\"sh\", {}]\n",
+        toml::Value::String(reviewer.display().to_string())
+    ));
+    repo.write(".env", "SECRET=1\n");
+    for round in ["one\n", "two\n"] {
+        repo.write("app.txt", round);
+        repo.git(&["add", "app.txt"]);
+        let json = repo
+            .massgen()
+            .args(["review", "--json", "--staged"])
+            .expect_json(0);
+        assert_eq!(json["findings"][0]["message"], "SECRET=1", "{json}");
+    }
+}
