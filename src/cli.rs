@@ -83,6 +83,12 @@ pub enum Command {
 
 /// Parses the command line, runs the command and returns the documented exit code.
 pub fn main() -> ExitCode {
+    // The sandbox trampoline starts before every confined command: no parsing beyond its
+    // own, no git settings.
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == crate::sandbox::TRAMPOLINE) {
+        return ExitCode::from(crate::sandbox::trampoline(args));
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

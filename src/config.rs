@@ -70,6 +70,79 @@ pub struct Config {
     pub limits: BTreeMap<String, crate::model::Limits>,
     #[serde(default)]
     pub worktree: WorktreeSection,
+    #[serde(default)]
+    pub sandbox: SandboxSection,
+}
+
+/// `[sandbox]`: what agents and the commands of a run may write and connect to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSection {
+    /// `auto` (confine where the kernel can), `required` (refuse to start otherwise), `off`.
+    pub mode: Option<SandboxMode>,
+    /// `"all"` (default), `"none"`, or the TCP ports commands may connect to.
+    #[serde(default)]
+    pub network: Network,
+    /// More paths every confined command may write (`~/` is the home directory,
+    /// `{worktree_root}` the run's worktree root).
+    #[serde(default)]
+    pub allow_write: Vec<String>,
+}
+
+/// `[sandbox] mode`, `--sandbox`, `massgen.sandbox`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxMode {
+    /// Confine where the kernel supports it; say once per run when it cannot.
+    #[default]
+    Auto,
+    /// Refuse to start without it.
+    Required,
+    /// Do not confine (the breach guard still watches).
+    Off,
+}
+
+impl SandboxMode {
+    pub fn parse(text: &str) -> Option<SandboxMode> {
+        match text {
+            "auto" => Some(SandboxMode::Auto),
+            "required" => Some(SandboxMode::Required),
+            "off" => Some(SandboxMode::Off),
+            _ => None,
+        }
+    }
+}
+
+/// `[sandbox] network`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub enum Network {
+    #[default]
+    All,
+    /// No TCP but each command's own block of ports.
+    None,
+    /// Connections only to these TCP ports (and each command's own block).
+    Ports(Vec<u16>),
+}
+
+impl<'de> Deserialize<'de> for Network {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Network, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            Ports(Vec<u16>),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected \"all\", \"none\" or a list of TCP ports")
+        })? {
+            Raw::Word(w) if w == "all" => Ok(Network::All),
+            Raw::Word(w) if w == "none" => Ok(Network::None),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "unknown network `{w}`: expected \"all\", \"none\" or a list of TCP ports"
+            ))),
+            Raw::Ports(p) => Ok(Network::Ports(p)),
+        }
+    }
 }
 
 /// `[worktree]`: what makes a fresh worktree ready to test.
@@ -262,6 +335,9 @@ pub struct AgentConfig {
     /// `[worktree] setup` ones, before it starts.
     #[serde(default)]
     pub setup: Vec<String>,
+    /// More paths this agent may write under the sandbox (beside `[sandbox] allow_write`).
+    #[serde(default)]
+    pub allow_write: Vec<String>,
     /// CLI presets: the model, in the CLI's own spelling.
     pub model: Option<String>,
     /// CLI presets: the binary, when not the preset's name on PATH.

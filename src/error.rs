@@ -140,6 +140,9 @@ impl From<crate::run::RunError> for CliError {
                     "a file is where git massgen keeps a directory (.massgen, .massgen/runs); move it out of the way",
                 )
             }
+            RunError::NoSandbox { .. } => CliError::new(Exit::Failure, err).hint(
+                "Landlock needs Linux 5.13 or later with it enabled (lsm=landlock); or run with --sandbox auto (the breach guard still watches)",
+            ),
             RunError::NoSpace { .. } => CliError::new(Exit::Failure, err).hint(
                 "free some space (`git massgen clean --all` removes finished runs' worktrees), run fewer agents, or set [run] worktree_root to a larger file system",
             ),

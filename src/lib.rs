@@ -22,6 +22,7 @@ pub mod model;
 pub mod report;
 pub mod review;
 pub mod run;
+pub mod sandbox;
 pub mod score;
 pub mod settings;
 pub mod sys;

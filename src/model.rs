@@ -334,6 +334,26 @@ pub enum Preset {
 }
 
 impl Preset {
+    /// Where the CLI writes when it runs with the user's own configuration
+    /// (`own_config = true`), relative to the home directory: its sandbox lets it write
+    /// there. With a generated configuration it writes in its own home, which it may.
+    pub fn own_config_dirs(self) -> &'static [&'static str] {
+        match self {
+            Preset::Claude => &[".claude", ".claude.json", ".cache/claude-cli-nodejs"],
+            Preset::Codex => &[".codex"],
+            Preset::Gemini => &[".gemini"],
+            Preset::Opencode => &[
+                ".local/share/opencode",
+                ".local/state/opencode",
+                ".config/opencode",
+                ".cache/opencode",
+            ],
+            Preset::Qwen => &[".qwen"],
+            Preset::Aider => &[".aider", ".cache/aider"],
+            Preset::Llm => &[],
+        }
+    }
+
     pub const ALL: [Preset; 6] = [
         Preset::Claude,
         Preset::Codex,

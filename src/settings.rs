@@ -93,6 +93,12 @@ impl GitSettings {
                     }
                     config.review.fail_on = Some(value.clone());
                 }
+                "sandbox" => {
+                    config.sandbox.mode = Some(
+                        crate::config::SandboxMode::parse(value)
+                            .ok_or_else(|| bad("expected auto, required or off".into()))?,
+                    );
+                }
                 "strict" => {
                     config.review.strict =
                         bool_value(value).ok_or_else(|| bad("expected true or false".into()))?;

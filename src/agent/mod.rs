@@ -26,6 +26,9 @@ pub struct AgentSpec {
     /// Its own setup commands, run after the `[worktree] setup` ones (empty with
     /// `--no-setup`).
     pub setup: Vec<String>,
+    /// Paths it may write beside its worktree under the sandbox (`allow_write`, its CLI's
+    /// own configuration with `own_config`, the rate-limit state of the built-in agent).
+    pub allow_write: Vec<std::path::PathBuf>,
     /// Given with `--agent-cmd` rather than configured: its argv is kept with the run.
     pub ad_hoc: bool,
 }

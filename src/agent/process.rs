@@ -82,6 +82,8 @@ pub struct Job<'a> {
     /// Sees every line of stdout (which still goes to `stdout`); returning a reason stops
     /// the process like a timeout does.
     pub watch: Option<LineWatcher>,
+    /// Confines the command ([`crate::sandbox`]): it starts through the trampoline.
+    pub sandbox: Option<crate::sandbox::Rules>,
 }
 
 /// A callback on each line of an agent's output.
@@ -102,7 +104,14 @@ pub async fn supervise(
         .argv
         .split_first()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))?;
-    let mut cmd = tokio::process::Command::new(program);
+    let mut cmd = match &job.sandbox {
+        Some(rules) => {
+            let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+            cmd.args(rules.to_args()).arg(program);
+            cmd
+        }
+        None => tokio::process::Command::new(program),
+    };
     let (stdout, log) = match job.watch {
         Some(_) => (Stdio::piped(), Some(job.stdout)),
         None => (Stdio::from(job.stdout), None),

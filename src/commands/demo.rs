@@ -60,6 +60,7 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
         env: Default::default(),
         timeout: Duration::from_secs(60),
         setup: Vec::new(),
+        allow_write: Vec::new(),
         ad_hoc: false,
     };
     let repo = Repo::discover(&dir)?;
@@ -98,6 +99,7 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
         share: Vec::new(),
         env: Vec::new(),
         max_disk: None,
+        sandbox: Default::default(),
     };
     let repo = Arc::new(repo);
     let rt = super::runtime()?;

@@ -54,6 +54,10 @@ pub struct RunArgs {
     /// Do not run the `[worktree] setup` commands in the new worktrees.
     #[arg(long)]
     pub no_setup: bool,
+    /// Confine agents, setup and tests to their worktree: auto (where the kernel can),
+    /// required, off.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub sandbox: Option<crate::config::SandboxMode>,
     /// Print the result as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -202,6 +206,7 @@ fn continue_run(
                 env: Default::default(),
                 timeout: plan::default_timeout(&opts, config),
                 setup: Vec::new(),
+                allow_write: Vec::new(),
                 ad_hoc: true,
             },
             (None, None) => {
@@ -262,6 +267,7 @@ fn options(args: &RunArgs) -> RunOptions {
         images: args.images.clone(),
         rounds: args.rounds,
         no_setup: args.no_setup,
+        sandbox: args.sandbox,
     }
 }
 

@@ -160,6 +160,7 @@ impl CommandJudge<'_> {
             stderr,
             timeout: self.timeout,
             watch: None,
+            sandbox: None,
         };
         // The supervision enforces the time limit and cancellation, and kills the judge's
         // process group.

@@ -61,6 +61,8 @@ pub struct Plan {
     /// `[worktree] max_disk`: finished runs' worktrees are removed, oldest first, to stay
     /// under it.
     pub max_disk: Option<u64>,
+    /// `[sandbox]`, `--sandbox`, `massgen.sandbox`.
+    pub sandbox: super::confine::Sandbox,
 }
 
 /// How judges are asked.
@@ -162,6 +164,8 @@ pub(super) struct Shared {
     rendered: Mutex<BTreeMap<String, Arc<Rendered>>>,
     /// `[worktree] env`, expanded: for every command in a worktree.
     env: Vec<(String, String)>,
+    /// How commands are confined; `None` when they are not.
+    pub(super) sandbox: Option<super::confine::Sandbox>,
 }
 
 impl Shared {
@@ -199,6 +203,7 @@ impl Shared {
         });
         let mut env = crate::model::port_env(port);
         env.extend(self.env.iter().cloned());
+        env.extend(self.confined_env(agent));
         env.extend(super::imports::python_env(pythonpath.as_deref(), wt));
         env
     }
@@ -265,6 +270,7 @@ pub(super) fn new_shared(
     dir: RunDir,
     state: RunState,
     plan: &Plan,
+    sandbox: Option<super::confine::Sandbox>,
     report: Reporter,
 ) -> Arc<Shared> {
     Arc::new(Shared {
@@ -274,5 +280,6 @@ pub(super) fn new_shared(
         report,
         rendered: Mutex::new(BTreeMap::new()),
         env: plan.env.clone(),
+        sandbox,
     })
 }

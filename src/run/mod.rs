@@ -3,6 +3,7 @@
 
 mod attempt;
 pub mod clean;
+pub mod confine;
 pub mod context;
 pub mod imports;
 pub mod layout;
@@ -42,6 +43,8 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the sandbox is required ([sandbox] mode = \"required\"), but {why}")]
+    NoSandbox { why: String },
     #[error(
         "not enough free space for the worktrees: they need about {need} MiB under {} ({copies} × {each} MiB, the checkout and the ignored files brought in), and its file system has {free} MiB free",
         root.display()

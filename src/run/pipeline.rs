@@ -39,6 +39,8 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
         .await
         .expect("the space check does not panic")?;
     }
+    // Refused before anything is made when the sandbox is required and missing.
+    let (sandbox, sandbox_is, sandbox_warning) = super::confine::resolve(&plan.sandbox)?;
     let id = super::new_run_id();
     let dir = RunDir::new(&repo, &id);
     layout::ensure_gitignore(&repo).map_err(RunError::io("cannot write", repo.massgen_dir()))?;
@@ -109,6 +111,7 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
         judge_usage: None,
         breaches: Vec::new(),
         pythonpath: None,
+        sandbox: Some(sandbox_is),
     };
     // A block of ports per agent, free now: agents' servers and tests never fight.
     let ports = crate::sys::free_port_blocks(state.candidates.len(), PORT_BLOCK, fastrand::u64(..));
@@ -120,6 +123,10 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
     state.warnings.extend(import_warnings.iter().cloned());
     state.pythonpath = pythonpath;
     let mut import_warnings = import_warnings;
+    if let Some(w) = sandbox_warning {
+        state.warnings.push(w.clone());
+        import_warnings.push(w);
+    }
     if !plan.share.is_empty() {
         let shared = format!(
             "{} linked into every worktree from your work tree ([worktree] share): an agent that writes there changes it for every candidate and for you",
@@ -139,7 +146,7 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
     for w in import_warnings {
         report(Event::Warning(w));
     }
-    let shared = new_shared(repo.clone(), dir, state, &plan, report);
+    let shared = new_shared(repo.clone(), dir, state, &plan, sandbox, report);
     let worker = shared.clone();
     guarded(&shared, |cancel| async move {
         let shared = worker;
@@ -201,6 +208,11 @@ pub async fn continue_run(
 ) -> Result<RunState, RunError> {
     let dir = RunDir::new(&repo, run);
     let mut state = RunState::load(&dir)?;
+    let (sandbox, sandbox_is, sandbox_warning) = super::confine::resolve(&plan.sandbox)?;
+    state.sandbox = Some(sandbox_is);
+    if let Some(w) = sandbox_warning {
+        report(Event::Warning(w));
+    }
     let phase = state.effective_phase();
     if phase.is_active() {
         return Err(RunError::Busy {
@@ -290,7 +302,7 @@ pub async fn continue_run(
     report(Event::WorktreesReady {
         elapsed: started.elapsed(),
     });
-    let shared = new_shared(repo.clone(), dir, state, &plan, report);
+    let shared = new_shared(repo.clone(), dir, state, &plan, sandbox, report);
     let worker = shared.clone();
     guarded(&shared, |cancel| async move {
         let shared = worker;

@@ -29,6 +29,8 @@ pub struct RunOptions {
     pub rounds: u32,
     /// `--no-setup`: the worktrees' setup commands are not run.
     pub no_setup: bool,
+    /// `--sandbox`.
+    pub sandbox: Option<crate::config::SandboxMode>,
 }
 
 /// Where a run starts: the task and the commit (and branch) the agents start from.
@@ -210,6 +212,16 @@ pub fn plan(
             })
             .collect(),
         max_disk: config.worktree.max_disk,
+        sandbox: super::confine::Sandbox {
+            mode: opts.sandbox.or(config.sandbox.mode).unwrap_or_default(),
+            network: config.sandbox.network.clone(),
+            allow_write: config
+                .sandbox
+                .allow_write
+                .iter()
+                .map(|p| super::confine::expand(p, &worktree_root))
+                .collect(),
+        },
     };
     Ok(plan)
 }
@@ -304,6 +316,7 @@ pub fn select_agents(
             env: Default::default(),
             timeout: default_timeout,
             setup: Vec::new(),
+            allow_write: Vec::new(),
             ad_hoc: true,
         });
     }
@@ -342,6 +355,17 @@ pub fn agent_from_config(
 ) -> Result<AgentSpec, PlanError> {
     let default_timeout = default_timeout(opts, config);
     let name = a.name.get_ref().clone();
+    let mut allow_write: Vec<PathBuf> = a
+        .allow_write
+        .iter()
+        .map(|p| super::confine::expand(p, std::path::Path::new("")))
+        .collect();
+    if a.own_config
+        && let (Some(preset), Some(home)) = (Preset::from_kind(a.kind), std::env::var_os("HOME"))
+    {
+        let home = PathBuf::from(home);
+        allow_write.extend(preset.own_config_dirs().iter().map(|d| home.join(d)));
+    }
     let kind = match Preset::from_kind(a.kind) {
         None => Kind::Command(a.command.clone()),
         Some(Preset::Llm) => {
@@ -354,6 +378,9 @@ pub fn agent_from_config(
                 .display()
                 .to_string();
             cli.max_nudges = 0;
+            // The rate limits all agents share are kept there.
+            let _ = std::fs::create_dir_all(&llm.limits_dir);
+            allow_write.push(llm.limits_dir.clone());
             cli.llm = Some(Box::new(spec));
             Kind::Cli(cli)
         }
@@ -382,6 +409,7 @@ pub fn agent_from_config(
         } else {
             a.setup.clone()
         },
+        allow_write,
         ad_hoc: false,
     })
 }

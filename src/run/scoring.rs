@@ -318,6 +318,7 @@ async fn run_tests(
         stderr: err,
         timeout,
         watch: None,
+        sandbox: shared.rules(agent, wt, &[]),
     };
     let finished = process::supervise(job, cancel, |_| {})
         .await

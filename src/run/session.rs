@@ -66,6 +66,7 @@ pub(super) async fn run_session(
         stderr: open("stderr")?,
         timeout,
         watch,
+        sandbox: shared.rules(&agent.name, wt, &agent.allow_write),
     };
     let name = agent.name.clone();
     let on_spawn = {

@@ -74,6 +74,7 @@ pub(super) async fn prepare(
             stdout: out,
             timeout: left,
             watch: None,
+            sandbox: shared.rules(&agent.name, wt, &agent.allow_write),
         };
         let finished = process::supervise(job, cancel.clone(), |_| {})
             .await

@@ -60,6 +60,10 @@ pub struct RunState {
     /// tests, because an editable install points Python at the user's work tree.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pythonpath: Option<PathBuf>,
+    /// How the run's commands were confined: `off`, `Landlock ABI 7, every rule
+    /// enforced`, `unavailable: …`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
 }
 
 impl RunState {

@@ -119,6 +119,7 @@ impl CliReviewer<'_> {
             stderr: open_log(&setting.log(&self.reviewer.name, "stderr"))?,
             timeout: self.deadline.saturating_duration_since(Instant::now()),
             watch: Some(watcher),
+            sandbox: None,
         };
         let finished = process::supervise(job, self.cancel.clone(), |_| {})
             .await

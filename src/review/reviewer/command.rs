@@ -108,6 +108,7 @@ impl CommandReviewer<'_> {
             stderr,
             timeout: self.deadline.saturating_duration_since(Instant::now()),
             watch: None,
+            sandbox: None,
         };
         let finished = process::supervise(job, self.cancel.clone(), |_| {})
             .await

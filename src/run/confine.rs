@@ -1,0 +1,183 @@
+//! The sandbox of a run: whether its commands are confined (`[sandbox] mode`, found out once
+//! per run by probing the kernel through the trampoline), and the rules of each command
+//! (see [`crate::sandbox`]): what it may write (its worktree, its home, a private
+//! `TMPDIR`, what git needs to commit in that worktree and nothing more of the repository,
+//! the package managers' caches, `allow_write`), and which TCP ports it may use.
+
+use std::path::{Path, PathBuf};
+
+use super::RunError;
+use super::context::Shared;
+use crate::config::{Network, SandboxMode};
+use crate::model::PORT_BLOCK;
+use crate::sandbox::{Enforced, Rules};
+
+/// How a run confines its commands, as planned.
+#[derive(Debug, Clone, Default)]
+pub struct Sandbox {
+    pub mode: SandboxMode,
+    pub network: Network,
+    /// `[sandbox] allow_write`, expanded.
+    pub allow_write: Vec<PathBuf>,
+}
+
+/// Whether the run's commands will be confined: the plan's sandbox when the kernel can
+/// enforce it, with a line that says what was found (kept with the run). `mode =
+/// "required"` without Landlock is an error; `auto` without it gives a warning.
+pub fn resolve(plan: &Sandbox) -> Result<(Option<Sandbox>, String, Option<String>), RunError> {
+    if plan.mode == SandboxMode::Off {
+        return Ok((None, "off".to_owned(), None));
+    }
+    let found = std::env::current_exe()
+        .map_err(|e| format!("cannot find this program: {e}"))
+        .and_then(|exe| crate::sandbox::probe(&exe));
+    match found {
+        Ok(e @ (Enforced::Full(_) | Enforced::Partial(_))) => {
+            Ok((Some(plan.clone()), e.describe(), None))
+        }
+        Ok(Enforced::None) | Err(_) => {
+            let why = match found {
+                Err(why) => why,
+                _ => Enforced::None.describe(),
+            };
+            if plan.mode == SandboxMode::Required {
+                return Err(RunError::NoSandbox { why });
+            }
+            Ok((
+                None,
+                format!("unavailable: {why}"),
+                Some(format!(
+                    "agents run unconfined: {why} (the breach guard still watches; [sandbox] mode = \"required\" refuses to run without it)"
+                )),
+            ))
+        }
+    }
+}
+
+/// Expands `~/` (the home directory) and `{worktree_root}` in a configured path.
+pub fn expand(path: &str, worktree_root: &Path) -> PathBuf {
+    let path = path.replace("{worktree_root}", &worktree_root.display().to_string());
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
+}
+
+/// Device files any command may write.
+const DEVICES: [&str; 9] = [
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/tty",
+    "/dev/ptmx",
+    "/dev/pts",
+    "/dev/shm",
+    "/dev/random",
+    "/dev/urandom",
+];
+
+/// Package managers' caches under the home directory, written by installs and builds.
+const CACHES: [&str; 14] = [
+    ".npm",
+    ".cache/pip",
+    ".cache/uv",
+    ".cache/pypoetry",
+    ".cache/go-build",
+    ".cache/yarn",
+    ".cache/pnpm",
+    ".local/share/pnpm",
+    ".yarn",
+    "go/pkg/mod",
+    ".cargo/registry",
+    ".cargo/git",
+    ".m2/repository",
+    ".gradle/caches",
+];
+
+impl Shared {
+    /// The rules of a command in `agent`'s worktree `wt`, with `extra` paths it may write;
+    /// `None` when the run does not confine.
+    pub(super) fn rules(&self, agent: &str, wt: &Path, extra: &[PathBuf]) -> Option<Rules> {
+        let sandbox = self.sandbox.as_ref()?;
+        let common = &self.repo.common_dir;
+        let run = &self.dir.id;
+        let branches = common.join(super::layout::branch_prefix(run));
+        let reflogs = common.join("logs").join(super::layout::branch_prefix(run));
+        let tmp = self.tmp_dir(agent);
+        for dir in [&reflogs, &tmp] {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let mut write = vec![
+            wt.to_path_buf(),
+            self.dir.agent_home(agent),
+            tmp,
+            common.join("objects"),
+            branches,
+            reflogs,
+        ];
+        write.extend(crate::git::worktree::registration(&self.repo, wt));
+        write.extend(DEVICES.iter().map(PathBuf::from));
+        if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
+            write.extend(CACHES.iter().map(|c| home.join(c)));
+            write.push(home.join(".cargo/.package-cache"));
+            write.push(home.join(".cargo/.package-cache-mutate"));
+            write.push(home.join(".cargo/.global-cache"));
+        }
+        write.extend(sandbox.allow_write.iter().cloned());
+        write.extend(extra.iter().cloned());
+        let own: Vec<u16> = self
+            .read(|s| s.candidate(agent).and_then(|c| c.port))
+            .map(|p| (p..p.saturating_add(PORT_BLOCK)).collect())
+            .unwrap_or_default();
+        let (connect, bind) = match &sandbox.network {
+            Network::All => (None, None),
+            Network::None => (Some(own.clone()), Some(own)),
+            Network::Ports(ports) => {
+                let mut connect = ports.clone();
+                connect.extend(own);
+                (Some(connect), None)
+            }
+        };
+        Some(Rules {
+            write,
+            connect,
+            bind,
+            required: sandbox.mode == SandboxMode::Required,
+        })
+    }
+
+    /// `agent`'s private temporary directory, its `TMPDIR` when confined.
+    pub(super) fn tmp_dir(&self, agent: &str) -> PathBuf {
+        self.dir.dir.join("tmp").join(agent)
+    }
+
+    /// What a confined command's environment adds: its own `TMPDIR`, and git told not to
+    /// start work that writes outside what it may (`gc.auto=0`, no background
+    /// maintenance). Nothing when the run does not confine.
+    pub(super) fn confined_env(&self, agent: &str) -> Vec<(String, String)> {
+        if self.sandbox.is_none() {
+            return Vec::new();
+        }
+        let mut env = vec![(
+            "TMPDIR".to_owned(),
+            self.tmp_dir(agent).display().to_string(),
+        )];
+        let first: usize = std::env::var("GIT_CONFIG_COUNT")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let settings = [("gc.auto", "0"), ("maintenance.auto", "false")];
+        for (i, (key, value)) in settings.iter().enumerate() {
+            env.push((format!("GIT_CONFIG_KEY_{}", first + i), (*key).to_owned()));
+            env.push((
+                format!("GIT_CONFIG_VALUE_{}", first + i),
+                (*value).to_owned(),
+            ));
+        }
+        env.push((
+            "GIT_CONFIG_COUNT".to_owned(),
+            (first + settings.len()).to_string(),
+        ));
+        env
+    }
+}
