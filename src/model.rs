@@ -202,6 +202,10 @@ pub struct Candidate {
     /// Follow-ups sent telling it to finish on its own.
     #[serde(default)]
     pub nudges: u32,
+    /// Writes or connections the sandbox denied, as the agent's output reports them
+    /// (`Permission denied`, `Operation not permitted`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub denied: u32,
     /// The CLI's session, for resuming it.
     #[serde(default)]
     pub session_id: Option<String>,
@@ -443,4 +447,8 @@ impl Limits {
             parts.join(", ")
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

@@ -65,6 +65,40 @@ impl Finished {
     }
 }
 
+/// Where `program` is, as `execvp` would find it (a name with a `/` from `cwd`, else on
+/// `path`), or the error a spawn of it would give.
+fn find_program(
+    program: &str,
+    cwd: &Path,
+    path: Option<&std::ffi::OsStr>,
+) -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable =
+        |p: &Path| std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let candidates: Vec<std::path::PathBuf> = if program.contains('/') {
+        vec![cwd.join(program)]
+    } else {
+        path.map(std::env::split_paths)
+            .into_iter()
+            .flatten()
+            .map(|dir| cwd.join(dir).join(program))
+            .collect()
+    };
+    let mut denied = false;
+    for p in candidates {
+        match runnable(&p) {
+            Ok(true) => return Ok(p),
+            Ok(false) => denied = true,
+            Err(_) => {}
+        }
+    }
+    Err(std::io::Error::from_raw_os_error(if denied {
+        nix::libc::EACCES
+    } else {
+        nix::libc::ENOENT
+    }))
+}
+
 fn round_secs(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs())
 }
@@ -106,6 +140,16 @@ pub async fn supervise(
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))?;
     let mut cmd = match &job.sandbox {
         Some(rules) => {
+            // A program that cannot start fails here, as a spawn would, not in the
+            // trampoline.
+            let path = job
+                .env
+                .iter()
+                .rev()
+                .find(|(k, _)| k == "PATH")
+                .map(|(_, v)| std::ffi::OsString::from(v))
+                .or_else(|| std::env::var_os("PATH"));
+            let program = find_program(program, job.cwd, path.as_deref())?;
             let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
             cmd.args(rules.to_args()).arg(program);
             cmd

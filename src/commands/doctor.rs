@@ -44,11 +44,17 @@ pub fn doctor(ctx: &Ctx, args: &DoctorArgs) -> Result<Exit, CliError> {
         .collect();
     let checks = crate::agent::doctor::check_agents(&selected, args.offline);
     let problems = checks.iter().filter(|c| !c.ok).count();
+    // Whether agents can be confined: the kernel's Landlock, found by the trampoline.
+    let sandbox = std::env::current_exe()
+        .map_err(|e| e.to_string())
+        .and_then(|exe| crate::sandbox::probe(&exe))
+        .map_or_else(|why| format!("unavailable: {why}"), |e| e.describe());
     if args.json {
-        ctx.ui
-            .json(&serde_json::json!({ "ok": problems == 0, "checks": checks }));
+        ctx.ui.json(
+            &serde_json::json!({ "ok": problems == 0, "checks": checks, "sandbox": sandbox }),
+        );
     } else {
-        let mut out = String::new();
+        let mut out = format!("sandbox: {sandbox}\n");
         for c in &checks {
             let mark = if c.ok { "ok  " } else { "FAIL" };
             out.push_str(&format!("{mark} {}: {}: {}\n", c.agent, c.check, c.detail));

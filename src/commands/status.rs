@@ -127,6 +127,9 @@ fn render_run(st: &RunState) -> String {
         .take(100)
         .collect();
     out.push_str(&format!("task:  {task}\n"));
+    if let Some(sandbox) = &st.sandbox {
+        out.push_str(&format!("sandbox: {sandbox}\n"));
+    }
     if st.turns.len() > 1 || st.rounds > 1 {
         out.push_str("turns:\n");
         for t in &st.turns {
@@ -192,6 +195,17 @@ fn render_run(st: &RunState) -> String {
         }
         for w in &c.warnings {
             out.push_str(&format!("{}: warning: {w}\n", c.agent));
+        }
+        if c.denied > 0 {
+            out.push_str(&format!(
+                "{}: the sandbox denied {} (see its logs)\n",
+                c.agent,
+                if c.denied == 1 {
+                    "1 write or connection".to_owned()
+                } else {
+                    format!("{} writes or connections", c.denied)
+                }
+            ));
         }
         if let Some(wt) = &c.worktree
             && wt.exists()

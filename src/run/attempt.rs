@@ -207,8 +207,17 @@ pub(super) async fn run_agent(
         },
         elapsed,
     });
+    let denied = if shared.sandbox.is_some() {
+        ["stdout", "stderr"]
+            .iter()
+            .map(|s| super::confine::denials(&shared.dir.agent_log(&agent.name, s)))
+            .sum()
+    } else {
+        0
+    };
     shared.update_candidate(&agent.name, |c| {
         c.pgid = None;
+        c.denied = denied;
         c.exit_code = exit_code;
         c.duration_ms += elapsed.as_millis() as u64;
         c.error = error.clone();

@@ -54,6 +54,23 @@ pub fn resolve(plan: &Sandbox) -> Result<(Option<Sandbox>, String, Option<String
     }
 }
 
+/// How many lines of the log at `path` report a denied write or connection: what the
+/// kernel says to a confined process (`EACCES`, `EPERM`) as programs print it.
+pub fn denials(path: &Path) -> u32 {
+    let Ok(text) = std::fs::read(path) else {
+        return 0;
+    };
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter(|l| {
+            l.contains("Permission denied")
+                || l.contains("Operation not permitted")
+                || l.contains("EACCES")
+                || l.contains("EPERM")
+        })
+        .count() as u32
+}
+
 /// Expands `~/` (the home directory) and `{worktree_root}` in a configured path.
 pub fn expand(path: &str, worktree_root: &Path) -> PathBuf {
     let path = path.replace("{worktree_root}", &worktree_root.display().to_string());
@@ -166,13 +183,25 @@ impl Shared {
             .ok()
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
-        let settings = [("gc.auto", "0"), ("maintenance.auto", "false")];
+        let mut settings = vec![
+            ("gc.auto".to_owned(), "0".to_owned()),
+            ("maintenance.auto".to_owned(), "false".to_owned()),
+        ];
+        // Without an identity a tool may write one into the repository's config (aider
+        // does), which it may not: it gets the one its commits would carry.
+        let config = self.repo.local().config_snapshot().clone();
+        for (key, var, fallback) in [
+            ("user.name", "GIT_AUTHOR_NAME", "git-massgen"),
+            ("user.email", "GIT_AUTHOR_EMAIL", "git-massgen@localhost"),
+        ] {
+            if config.string(key).is_none() {
+                let value = std::env::var(var).unwrap_or_else(|_| fallback.to_owned());
+                settings.push((key.to_owned(), value));
+            }
+        }
         for (i, (key, value)) in settings.iter().enumerate() {
-            env.push((format!("GIT_CONFIG_KEY_{}", first + i), (*key).to_owned()));
-            env.push((
-                format!("GIT_CONFIG_VALUE_{}", first + i),
-                (*value).to_owned(),
-            ));
+            env.push((format!("GIT_CONFIG_KEY_{}", first + i), key.clone()));
+            env.push((format!("GIT_CONFIG_VALUE_{}", first + i), value.clone()));
         }
         env.push((
             "GIT_CONFIG_COUNT".to_owned(),

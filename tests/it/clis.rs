@@ -179,7 +179,9 @@ fn every_cli_writes_through_its_own_tool() {
     }
     for (name, _) in &agents {
         let c = candidate(&out, name);
-        assert_eq!(c["status"], "done", "{name}: {c:#}");
+        let logs = repo.path.join(".massgen/runs").join(id).join("logs");
+        let stderr = std::fs::read_to_string(logs.join(format!("{name}.stderr.log")));
+        assert_eq!(c["status"], "done", "{name}: {c:#}\nstderr: {stderr:?}");
         assert_eq!(c["kind"], *name);
         assert_eq!(
             c["files_changed"], 1,

@@ -35,6 +35,16 @@ pub(super) fn launch(agent: &CliAgent, ctx: &LaunchCtx<'_>) -> Launch {
                 "OPENCODE_DB",
                 ctx.home.join("opencode.db").display().to_string(),
             );
+        // Its logs, sessions and caches go to the agent's own home too: parallel agents do
+        // not share them, and a confined agent may write there.
+        for (var, dir) in [
+            ("XDG_DATA_HOME", "data"),
+            ("XDG_STATE_HOME", "state"),
+            ("XDG_CACHE_HOME", "cache"),
+            ("XDG_CONFIG_HOME", "config"),
+        ] {
+            l.env(var, ctx.home.join(dir).display().to_string());
+        }
         l.files.push((config, config_json(agent)));
     }
     l
