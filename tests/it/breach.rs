@@ -1,6 +1,7 @@
 //! Escapes: whatever an agent changes in the user's repository outside its worktree (work
 //! tree, index, HEAD, refs, config, hooks) is reported by name, kept in the run's state,
-//! and blocks merging unless `--allow-breach`.
+//! and blocks merging unless `--allow-breach`. Tested with the sandbox off: with it on,
+//! these escapes are blocked (tests/it/sandbox.rs).
 
 use crate::support::{FIX, TestRepo};
 
@@ -10,7 +11,7 @@ fn escaping_run(repo: &TestRepo, escape: &str) -> crate::support::Run {
     let body = format!("{FIX}; {escape}");
     repo.massgen()
         .env("USER_REPO", &repo.path)
-        .args(["run", "--test", "sh test.sh", "--merge"])
+        .args(["run", "--sandbox", "off", "--test", "sh test.sh", "--merge"])
         .args(["--agent-cmd", &repo.agent("a", &body), "fix the calculator"])
         .run()
 }
@@ -125,6 +126,8 @@ fn an_honest_run_has_no_breach_even_beside_another_run() {
         repo.massgen()
             .args([
                 "run",
+                "--sandbox",
+                "off",
                 "--json",
                 "--agent-cmd",
                 &repo.agent(name, &slow),
@@ -170,6 +173,8 @@ fn merge_refuses_while_a_git_operation_is_paused() {
         .massgen()
         .args([
             "run",
+            "--sandbox",
+            "off",
             "--merge",
             "--agent-cmd",
             &repo.agent("b", &body),
@@ -203,7 +208,7 @@ fn run_merge_on_an_unborn_branch_fails_before_any_agent_runs() {
     let body = format!("touch '{}'", marker.display());
     let run = repo
         .massgen()
-        .args(["run", "--base", "main", "--merge"])
+        .args(["run", "--sandbox", "off", "--base", "main", "--merge"])
         .args(["--agent-cmd", &repo.agent("a", &body), "task"])
         .run()
         .expect_code(3);
@@ -221,7 +226,14 @@ fn deleted_files_are_named_in_the_ranking_the_stat_and_the_merge_message() {
     let body = "git reset -q --hard HEAD~1";
     let run = repo
         .massgen()
-        .args(["run", "--agent-cmd", &repo.agent("a", body), "task"])
+        .args([
+            "run",
+            "--sandbox",
+            "off",
+            "--agent-cmd",
+            &repo.agent("a", body),
+            "task",
+        ])
         .run()
         .expect_code(0);
     run.assert_stdout("a deletes 1 file: old.txt");
@@ -247,6 +259,8 @@ fn two_run_merge_at_once_go_one_after_the_other() {
         repo.massgen()
             .args([
                 "run",
+                "--sandbox",
+                "off",
                 "--merge",
                 "--agent-cmd",
                 &repo.agent(name, &body),

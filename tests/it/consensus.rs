@@ -318,6 +318,8 @@ fn an_agent_adopts_a_better_peer_in_round_two_and_the_run_converges() {
         .args([
             "run",
             "--json",
+            "--sandbox",
+            "off",
             "--rounds",
             "5",
             "--test",
@@ -410,8 +412,9 @@ if [ "$MASSGEN_TURN" = 1 ]; then {first}; else echo "turn $MASSGEN_TURN by {name
             c = capture.display()
         )
     };
+    // The agents write what they were told outside their worktrees: unconfined.
     let first = repo.run_json(
-        &["--test", "sh test.sh"],
+        &["--sandbox", "off", "--test", "sh test.sh"],
         &[("good", &body("good", FIX)), ("bad", &body("bad", BREAK))],
         "fix add",
         0,
@@ -427,7 +430,15 @@ if [ "$MASSGEN_TURN" = 1 ]; then {first}; else echo "turn $MASSGEN_TURN by {name
 
     let second = repo
         .massgen()
-        .args(["run", "--json", "--continue", &run, "write NOTES"])
+        .args([
+            "run",
+            "--json",
+            "--sandbox",
+            "off",
+            "--continue",
+            &run,
+            "write NOTES",
+        ])
         .expect_json(0);
     assert_eq!(second["run"], run.as_str());
     assert_eq!(second["turns"].as_array().unwrap().len(), 2);

@@ -24,5 +24,6 @@ mod report;
 mod review;
 mod review_safety;
 mod run;
+mod sandbox;
 mod settings;
 mod setup;
