@@ -56,8 +56,8 @@ fn link_warnings(tree: &Tree) -> Vec<String> {
         let at_dir = at.parent().expect("a link in node_modules has a parent");
         if copied && written.is_absolute() {
             out.push(format!(
-                "{} links to {} and [worktree] clone copies the link as it is, which makes \
-                 Node in a candidate's worktree import {}, not the worktree's own; make the \
+                "{} links to {} and [worktree] clone (or include) copies the link as it is, which \
+                 makes Node in a candidate's worktree import {}, not the worktree's own; make the \
                  link relative (ln -sfn {} {}) or install in each worktree with [worktree] \
                  setup, e.g. setup = [\"npm install\"], instead of copying node_modules",
                 at.display(),
