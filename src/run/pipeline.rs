@@ -119,7 +119,7 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
         c.port = Some(port);
     }
     // Tests in a worktree that import the user's work tree would score the user's code.
-    let (import_warnings, pythonpath) = super::imports::check(&repo.workdir);
+    let (import_warnings, pythonpath) = super::imports::check(&repo.workdir, &plan);
     state.warnings.extend(import_warnings.iter().cloned());
     state.pythonpath = pythonpath;
     let mut import_warnings = import_warnings;

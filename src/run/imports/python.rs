@@ -1,8 +1,7 @@
-//! Whether a test run in a candidate's worktree would import the user's work tree instead:
-//! a Python editable install (`pip install -e .`) in the environment of the `python` on
-//! `PATH` points into the user's work tree, so every candidate's tests would run the user's
-//! unchanged code. Found before the agents start, said once, and fixed where that needs no
-//! guess: a `src/` layout gets the worktree's own `src/` first on `PYTHONPATH`.
+//! Python: a Python editable install (`pip install -e .`) in the environment of the `python`
+//! on `PATH` points into the user's work tree, so every candidate's tests would run the
+//! user's unchanged code. Fixed where that needs no guess: a `src/` layout gets the
+//! worktree's own `src/` first on `PYTHONPATH`.
 
 use std::path::{Path, PathBuf};
 
@@ -104,10 +103,10 @@ pub fn src_fix(workdir: &Path, found: &[Editable]) -> Option<PathBuf> {
         .then(|| PathBuf::from("src"))
 }
 
-/// What a run must know before its agents start: one warning per editable install that
-/// points into `workdir` (saying what is done about it), and the directory each worktree
-/// puts first on `PYTHONPATH`, when that fixes them without a guess.
-pub fn check(workdir: &Path) -> (Vec<String>, Option<PathBuf>) {
+/// One warning per editable install that points into `workdir` (saying what is done about
+/// it), and the directory each worktree puts first on `PYTHONPATH`, when that fixes them
+/// without a guess.
+pub(super) fn check(workdir: &Path) -> (Vec<String>, Option<PathBuf>) {
     let found = editable_installs(workdir);
     let fix = src_fix(workdir, &found);
     let what = match &fix {
