@@ -20,6 +20,7 @@ mod merge;
 mod ports;
 mod presets;
 mod progress;
+mod real_projects;
 mod report;
 mod review;
 mod review_safety;
