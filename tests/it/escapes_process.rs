@@ -2,6 +2,8 @@
 //! something running in a session of its own (`setsid`) or behind a double fork. Whatever
 //! it is, it must be stopped when the agent (or the test) ends, before the worktree is
 //! snapshotted, and the candidate says so.
+//! The processes write marks outside the worktree to be watched, so runs here are
+//! unconfined (`--sandbox off`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -52,7 +54,7 @@ while [ ! -s busy.txt ]; do sleep 0.05; done"#;
         .massgen()
         .env("OUTSIDE", &outside)
         .env("USER_REPO", &repo.path)
-        .args(["run", "--json", "--keep"])
+        .args(["run", "--json", "--sandbox", "off", "--keep"])
         .args(["--agent-cmd", &repo.agent("setsid", setsid)])
         .args(["--agent-cmd", &repo.agent("fork", fork)])
         .args(["--agent-cmd", &repo.agent("busy", busy)])
@@ -120,7 +122,7 @@ sh test.sh"#;
     let json = repo
         .massgen()
         .env("OUTSIDE", &outside)
-        .args(["run", "--json", "--test", test])
+        .args(["run", "--json", "--sandbox", "off", "--test", test])
         .args(["--agent-cmd", &repo.agent("good", FIX)])
         .args(["--", "fix the calculator"])
         .expect_json(0);
@@ -155,7 +157,7 @@ echo '{"vote": "A", "reason": "it is first"}'"#,
     let json = repo
         .massgen()
         .env("OUTSIDE", &outside)
-        .args(["run", "--json"])
+        .args(["run", "--json", "--sandbox", "off"])
         .args(["--agent-cmd", &repo.agent("one", "echo 1 > answer.txt")])
         .args(["--agent-cmd", &repo.agent("two", "echo 2 > answer.txt")])
         .args(["--", "answer"])
