@@ -151,6 +151,11 @@ pub fn review(ctx: &Ctx, args: ReviewArgs) -> Result<Exit, CliError> {
                 config.run.worktree_root.as_deref(),
             ),
             include: crate::run::setup::include_patterns(&config.worktree, &repo.workdir),
+            sandbox: crate::run::confine::Sandbox::from_config(
+                &config.sandbox,
+                None,
+                &crate::run::layout::worktree_root(&repo, config.run.worktree_root.as_deref()),
+            ),
         };
         ctx.ui.info(&format!(
             "git-massgen: reviewing {} with {} reviewer(s), quorum {quorum}",

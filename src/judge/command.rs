@@ -75,12 +75,17 @@ pub(super) async fn ask(
         ("MASSGEN_JUDGE".into(), judge.name.clone()),
         ("MASSGEN_ROUND".into(), round),
     ]);
+    if setting.sandbox.is_some() {
+        // `/tmp` is not writable for a confined judge: its room is its temporary directory.
+        vars.push(("TMPDIR".into(), room.path().display().to_string()));
+    }
     let mut asker = CommandJudge {
         argv: &argv,
         vars,
         room: room.path(),
         logs: &setting.dir,
         stem: &stem,
+        sandbox: setting.sandbox.as_ref(),
         timeout: judge.timeout,
         ballot,
         view,
@@ -114,6 +119,8 @@ struct CommandJudge<'a> {
     /// Where its output goes, one pair of files per attempt named from `stem`.
     logs: &'a Path,
     stem: &'a str,
+    /// How it is confined; it may write `room` and `logs` too.
+    sandbox: Option<&'a crate::sandbox::Rules>,
     /// For each attempt.
     timeout: Duration,
     ballot: &'a Ballot,
@@ -160,7 +167,13 @@ impl CommandJudge<'_> {
             stderr,
             timeout: self.timeout,
             watch: None,
-            sandbox: None,
+            sandbox: self.sandbox.map(|rules| {
+                let mut rules = rules.clone();
+                rules
+                    .write
+                    .extend([self.room.to_path_buf(), self.logs.to_path_buf()]);
+                rules
+            }),
         };
         // The supervision enforces the time limit and cancellation, and kills the judge's
         // process group.

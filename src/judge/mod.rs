@@ -224,6 +224,8 @@ pub struct Setting {
     pub max_attempts: u32,
     /// `judge.md`: `{task}`, `{candidates}`, `{labels}`.
     pub template: String,
+    /// How a command judge is confined (it may write its own directory and `dir`).
+    pub sandbox: Option<crate::sandbox::Rules>,
 }
 
 /// What came of asking one judge.

@@ -48,6 +48,8 @@ pub struct Request {
     /// Ignored files of the user's work tree copied into the reviewed tree
     /// (`[worktree] include`, `.worktreeinclude`).
     pub include: Vec<String>,
+    /// How reviewers are confined (`[sandbox]`): they may write only the review's directory.
+    pub sandbox: crate::run::confine::Sandbox,
 }
 
 /// How a review ended.
@@ -63,6 +65,8 @@ pub struct Done {
 pub enum ReviewError {
     #[error(transparent)]
     Git(#[from] GitError),
+    #[error(transparent)]
+    Sandbox(#[from] crate::run::RunError),
     #[error("{what} {}", path.display())]
     Io {
         what: &'static str,
@@ -210,6 +214,8 @@ pub async fn run(
     req: Request,
     on_done: Arc<dyn Fn(&ReviewerOutcome) + Send + Sync>,
 ) -> Result<Done, ReviewError> {
+    // Refused before anything is made when the sandbox is required and missing.
+    let (sandbox, _, _) = crate::run::confine::resolve(&req.sandbox)?;
     let id = crate::run::new_run_id();
     let root = reviews_dir(&repo);
     std::fs::create_dir_all(&root).map_err(io("cannot create", &root))?;
@@ -328,6 +334,7 @@ pub async fn run(
         head: report.head.clone(),
         prompt,
         max_attempts: req.max_attempts,
+        sandbox: sandbox.map(|s| s.rules(Vec::new(), Vec::new())),
     };
     let (cancel_tx, cancel) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();

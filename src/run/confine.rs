@@ -21,6 +21,25 @@ pub struct Sandbox {
     pub allow_write: Vec<PathBuf>,
 }
 
+impl Sandbox {
+    /// `[sandbox]` with the mode of a flag over it, paths expanded for `worktree_root`.
+    pub fn from_config(
+        section: &crate::config::SandboxSection,
+        flag: Option<SandboxMode>,
+        worktree_root: &Path,
+    ) -> Sandbox {
+        Sandbox {
+            mode: flag.or(section.mode).unwrap_or_default(),
+            network: section.network.clone(),
+            allow_write: section
+                .allow_write
+                .iter()
+                .map(|p| expand(p, worktree_root))
+                .collect(),
+        }
+    }
+}
+
 /// Whether the run's commands will be confined: the plan's sandbox when the kernel can
 /// enforce it, with a line that says what was found (kept with the run). `mode =
 /// "required"` without Landlock is an error; `auto` without it gives a warning.
@@ -111,6 +130,36 @@ const CACHES: [&str; 14] = [
     ".gradle/caches",
 ];
 
+impl Sandbox {
+    /// The rules of a command that may write `write` beside what every confined command may
+    /// (devices, caches, `allow_write`), with its own block of ports `own`.
+    pub fn rules(&self, mut write: Vec<PathBuf>, own: Vec<u16>) -> Rules {
+        write.extend(DEVICES.iter().map(PathBuf::from));
+        if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
+            write.extend(CACHES.iter().map(|c| home.join(c)));
+            write.push(home.join(".cargo/.package-cache"));
+            write.push(home.join(".cargo/.package-cache-mutate"));
+            write.push(home.join(".cargo/.global-cache"));
+        }
+        write.extend(self.allow_write.iter().cloned());
+        let (connect, bind) = match &self.network {
+            Network::All => (None, None),
+            Network::None => (Some(own.clone()), Some(own)),
+            Network::Ports(ports) => {
+                let mut connect = ports.clone();
+                connect.extend(own);
+                (Some(connect), None)
+            }
+        };
+        Rules {
+            write,
+            connect,
+            bind,
+            required: self.mode == SandboxMode::Required,
+        }
+    }
+}
+
 impl Shared {
     /// The rules of a command in `agent`'s worktree `wt`, with `extra` paths it may write;
     /// `None` when the run does not confine.
@@ -133,34 +182,12 @@ impl Shared {
             reflogs,
         ];
         write.extend(crate::git::worktree::registration(&self.repo, wt));
-        write.extend(DEVICES.iter().map(PathBuf::from));
-        if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
-            write.extend(CACHES.iter().map(|c| home.join(c)));
-            write.push(home.join(".cargo/.package-cache"));
-            write.push(home.join(".cargo/.package-cache-mutate"));
-            write.push(home.join(".cargo/.global-cache"));
-        }
-        write.extend(sandbox.allow_write.iter().cloned());
         write.extend(extra.iter().cloned());
         let own: Vec<u16> = self
             .read(|s| s.candidate(agent).and_then(|c| c.port))
             .map(|p| (p..p.saturating_add(PORT_BLOCK)).collect())
             .unwrap_or_default();
-        let (connect, bind) = match &sandbox.network {
-            Network::All => (None, None),
-            Network::None => (Some(own.clone()), Some(own)),
-            Network::Ports(ports) => {
-                let mut connect = ports.clone();
-                connect.extend(own);
-                (Some(connect), None)
-            }
-        };
-        Some(Rules {
-            write,
-            connect,
-            bind,
-            required: sandbox.mode == SandboxMode::Required,
-        })
+        Some(sandbox.rules(write, own))
     }
 
     /// `agent`'s private temporary directory, its `TMPDIR` when confined.

@@ -212,16 +212,11 @@ pub fn plan(
             })
             .collect(),
         max_disk: config.worktree.max_disk,
-        sandbox: super::confine::Sandbox {
-            mode: opts.sandbox.or(config.sandbox.mode).unwrap_or_default(),
-            network: config.sandbox.network.clone(),
-            allow_write: config
-                .sandbox
-                .allow_write
-                .iter()
-                .map(|p| super::confine::expand(p, &worktree_root))
-                .collect(),
-        },
+        sandbox: super::confine::Sandbox::from_config(
+            &config.sandbox,
+            opts.sandbox,
+            &worktree_root,
+        ),
     };
     Ok(plan)
 }

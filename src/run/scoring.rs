@@ -229,6 +229,10 @@ async fn judge_all(
         dir: shared.dir.dir.join("judges"),
         max_attempts: plan.judging.max_attempts,
         template: plan.judging.template.clone(),
+        sandbox: shared
+            .sandbox
+            .as_ref()
+            .map(|s| s.rules(Vec::new(), Vec::new())),
     };
     let ballot = Arc::new(ballot);
     let mut tasks = tokio::task::JoinSet::new();

@@ -246,6 +246,8 @@ fn every_format_from_the_command_line() {
 #[test]
 fn reviewer_failures_are_reported_and_strict_fails_the_review() {
     let repo = TestRepo::new();
+    // The reviewer writes where the test looks, outside the review: unconfined.
+    repo.git(&["config", "massgen.sandbox", "off"]);
     let flaky = repo.script(
         "flaky.sh",
         r#"if [ "$MASSGEN_ATTEMPT" = 1 ]; then echo 'I think it is fine'; else echo "$MASSGEN_FEEDBACK" > "$OUT/feedback"; echo '{"findings": []}'; fi"#,
@@ -396,6 +398,8 @@ fn an_llm_reviewer_reads_the_tree_and_reports_through_its_tool() {
 #[test]
 fn a_cli_reviewer_runs_read_only_and_answers_in_its_final_message() {
     let repo = TestRepo::new();
+    // The stand-in CLI writes what it was given where the test looks: unconfined.
+    repo.git(&["config", "massgen.sandbox", "off"]);
     let out = repo.scratch("seen");
     let answer = r#"Looked at it.\n```json\n{\"findings\": [{\"path\": \"app.txt\", \"line\": 1, \"severity\": \"warning\", \"title\": \"Leftover BUG\", \"message\": \"remove it\"}]}\n```"#;
     let stream = format!(

@@ -73,6 +73,8 @@ fn a_review_record_from_anywhere_never_deletes_what_is_not_ours() {
 #[test]
 fn a_reviewer_that_deletes_git_cannot_touch_the_users_repository() {
     let repo = TestRepo::new();
+    // Unconfined, so that the vandal gets as far as it can (confined, it changes nothing).
+    repo.git(&["config", "massgen.sandbox", "off"]);
     let out = repo.scratch("seen");
     let vandal = repo.script(
         "vandal.sh",

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use super::{Reviewer, Setting, findings_in_text, open_log, review_env};
+use super::{Reviewer, Setting, findings_in_text, open_log, review_env, setting_rules};
 use crate::agent::cli::{CliAgent, LaunchCtx};
 use crate::agent::events::Usage;
 use crate::agent::process::{self, Job, leftovers};
@@ -119,7 +119,7 @@ impl CliReviewer<'_> {
             stderr: open_log(&setting.log(&self.reviewer.name, "stderr"))?,
             timeout: self.deadline.saturating_duration_since(Instant::now()),
             watch: Some(watcher),
-            sandbox: None,
+            sandbox: setting_rules(setting),
         };
         let finished = process::supervise(job, self.cancel.clone(), |_| {})
             .await

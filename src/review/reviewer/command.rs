@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use super::{Reviewer, Setting, open_log, review_env};
+use super::{Reviewer, Setting, open_log, review_env, setting_rules};
 use crate::agent::process::{self, Job, leftovers};
 use crate::ask::{self, Asker, Attempt, GaveUp};
 use crate::git::cmd::GIT_REPO_ENV;
@@ -108,7 +108,7 @@ impl CommandReviewer<'_> {
             stderr,
             timeout: self.deadline.saturating_duration_since(Instant::now()),
             watch: None,
-            sandbox: None,
+            sandbox: setting_rules(&self.setting),
         };
         let finished = process::supervise(job, self.cancel.clone(), |_| {})
             .await

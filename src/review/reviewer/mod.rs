@@ -73,7 +73,17 @@ pub struct Setting {
     pub head: String,
     /// The review prompt (`templates/review.md`, filled in).
     pub prompt: String,
+    /// How reviewers are confined: they may write the review's directory (their logs and
+    /// homes), not the reviewed tree.
+    pub sandbox: Option<crate::sandbox::Rules>,
     pub max_attempts: u32,
+}
+
+/// The rules of a reviewer's process: the review's own, with its directory writable.
+pub(super) fn setting_rules(setting: &Setting) -> Option<crate::sandbox::Rules> {
+    let mut rules = setting.sandbox.clone()?;
+    rules.write.push(setting.dir.clone());
+    Some(rules)
 }
 
 impl Setting {
@@ -183,7 +193,17 @@ fn review_env(reviewer: &Reviewer, setting: &Setting) -> Vec<(String, String)> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    .chain(confined_tmp(reviewer, setting))
     .collect()
+}
+
+/// A confined reviewer's own `TMPDIR` (`/tmp` is not writable for it), in the review's
+/// directory.
+fn confined_tmp(reviewer: &Reviewer, setting: &Setting) -> Option<(String, String)> {
+    setting.sandbox.as_ref()?;
+    let tmp = setting.dir.join("tmp").join(&reviewer.name);
+    std::fs::create_dir_all(&tmp).ok()?;
+    Some(("TMPDIR".to_owned(), tmp.display().to_string()))
 }
 
 /// The findings in an agent's final message: the whole text as JSON, else the last fenced
