@@ -32,6 +32,7 @@ fn merge_latest(repo: &TestRepo) {
 #[test]
 fn eol_crlf_files_are_stored_with_lf_and_merge_leaves_status_clean() {
     let repo = TestRepo::new();
+    repo.unconfined();
     repo.write("notes.txt", "first\r\nsecond\r\n");
     repo.write("keep.txt", "untouched\r\n");
     repo.write("same.txt", "rewritten\r\n");
@@ -427,6 +428,7 @@ fn git_lfs_files_are_stored_as_pointers_and_merge_leaves_status_clean() {
         return;
     }
     let repo = TestRepo::new();
+    repo.unconfined();
     repo.git(&["lfs", "install", "--local"]);
     repo.write(
         ".gitattributes",

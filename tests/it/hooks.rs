@@ -486,6 +486,7 @@ fn refused_by_review(out: &Output) {
 #[test]
 fn end_to_end_the_real_review_refuses_agreed_findings() {
     let repo = TestRepo::new();
+    repo.unconfined();
     repo.configure(&crate::review::finders(&repo, &[("a", ""), ("b", "")]));
     let remote = repo.root.join("remote.git");
     repo.git(&["init", "-q", "--bare", remote.to_str().unwrap()]);

@@ -32,6 +32,7 @@ fn state_of_only_run(repo: &TestRepo) -> Option<serde_json::Value> {
 #[test]
 fn worktrees_and_branches_exist_while_running_and_clean_removes_them() {
     let repo = TestRepo::new();
+    repo.unconfined();
     let out = repo.root.join("seen");
     std::fs::create_dir_all(&out).unwrap();
     let body = format!(
@@ -166,6 +167,7 @@ fn sigkill_during_a_run_then_status_and_clean_recover() {
 #[test]
 fn ctrl_c_stops_agents_and_leaves_an_interrupted_run() {
     let repo = TestRepo::new();
+    repo.unconfined();
     let pidfile = repo.root.join("agent.pid");
     let body = format!("echo $$ > '{}'; sleep 60", pidfile.display());
     let child = repo

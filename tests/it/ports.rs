@@ -8,6 +8,7 @@ use crate::support::TestRepo;
 #[test]
 fn every_agent_gets_its_own_block_of_free_ports() {
     let repo = TestRepo::new();
+    repo.unconfined();
     let seen = repo.root.join("seen");
     std::fs::create_dir_all(&seen).unwrap();
     let body = format!(

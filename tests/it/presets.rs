@@ -599,6 +599,8 @@ impl FakeClaude {
     /// `extra` is added to its `[[agents]]` entry.
     fn new(first: &str, resume: &str, extra: &str) -> FakeClaude {
         let repo = TestRepo::new();
+        // The stand-in CLI writes what it was given where the test looks: unconfined.
+        repo.unconfined();
         let out = repo.scratch("seen");
         std::fs::write(out.join("first.jsonl"), first).unwrap();
         std::fs::write(out.join("resume.jsonl"), resume).unwrap();

@@ -19,6 +19,8 @@ fn redacted(repo: &TestRepo, text: &str) -> String {
         (r"\d+\.\d+s", "[N]s"),
         (r"\b[0-9a-f]{12,40}\b", "[SHA]"),
         (r"worktrees in \S+", "worktrees in [DIR]"),
+        // What the kernel offers differs between machines.
+        (r"sandbox: .*", "sandbox: [SANDBOX]"),
     ] {
         out = regex::Regex::new(re)
             .unwrap()

@@ -325,7 +325,10 @@ fn node_repo(test: &str, config: &str) -> Option<TestRepo> {
     }
     repo.write(".gitignore", "node_modules/\n");
     repo.commit_all("a node project with a bug");
-    repo.configure(config);
+    // The test's own npm cache is outside the worktrees: confined setup commands may
+    // write it.
+    let cache = toml::Value::String(repo.root.join("npm-cache").display().to_string());
+    repo.configure(&format!("{config}\n[sandbox]\nallow_write = [{cache}]\n"));
     copy(
         &prepared.join("node_modules"),
         &repo.path.join("node_modules"),
@@ -460,6 +463,7 @@ fn node_test_servers_of_parallel_candidates_listen_on_their_own_ports() {
         return;
     }
     let repo = TestRepo::new();
+    repo.unconfined();
     repo.write("port-test.js", PORT_TEST_JS);
     repo.commit_all("a test that listens");
     let listening = repo.scratch("listening");

@@ -5,6 +5,7 @@ use crate::support::{BREAK, FIX, TestRepo, candidate};
 #[test]
 fn winner_is_chosen_by_tests_among_good_bad_crashing_hanging_and_noop() {
     let repo = TestRepo::new();
+    repo.unconfined();
     let pidfile = repo.root.join("hang.pid");
     let run = repo
         .massgen()
@@ -304,6 +305,7 @@ impl ArgTask for crate::support::Massgen {
 fn agents_run_in_parallel() {
     // Each agent waits until every agent has started: only possible if they run at once.
     let repo = TestRepo::new();
+    repo.unconfined();
     let meet = repo.scratch("meet");
     let body = format!(
         "touch '{m}/'\"$MASSGEN_AGENT\"; i=0; while [ $(ls '{m}' | wc -l) -lt 3 ]; do i=$((i+1)); [ $i -gt 200 ] && exit 7; sleep 0.05; done; echo met > met.txt",
@@ -340,6 +342,7 @@ fn jobs_bounds_how_many_agents_run_at_once() {
 #[test]
 fn an_agent_touching_the_users_branches_is_reported() {
     let repo = TestRepo::new();
+    repo.unconfined();
     let json = repo.run_json(
         &[],
         &[("sneaky", &format!("git branch sneaky && {FIX}"))],

@@ -219,6 +219,7 @@ fn git_config_massgen_settings_reach_the_run_between_file_and_flags() {
 #[test]
 fn review_settings_from_git_config_yield_to_flags() {
     let repo = TestRepo::new();
+    repo.unconfined();
     repo.configure(&crate::review::finders(&repo, &[("a", "")]));
     repo.write("app.txt", "BUG\n");
     repo.git(&["add", "app.txt"]);

@@ -21,6 +21,7 @@ setup = [
 #[test]
 fn setup_runs_before_each_agent_and_a_failure_fails_only_its_candidate() {
     let repo = repo_with_setup();
+    repo.unconfined();
     let ran = repo.root.join("ran");
     std::fs::create_dir_all(&ran).unwrap();
     let body = format!(

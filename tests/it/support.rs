@@ -86,6 +86,12 @@ impl TestRepo {
         self.commit_all("configure agents");
     }
 
+    /// Runs here unconfined (`massgen.sandbox = off`): for tests whose agents or commands
+    /// write where the test watches, outside their worktrees.
+    pub fn unconfined(&self) {
+        self.git(&["config", "massgen.sandbox", "off"]);
+    }
+
     pub fn commit_all(&self, msg: &str) {
         self.git(&["add", "-A"]);
         self.git(&["commit", "-q", "-m", msg]);
