@@ -72,6 +72,8 @@ pub struct Row {
     pub commit: Option<String>,
     pub error: Option<String>,
     pub warnings: Vec<String>,
+    /// Writes or connections the sandbox denied it.
+    pub denied: u32,
     pub final_message: Option<String>,
     pub anchor: String,
 }
@@ -214,6 +216,7 @@ pub(super) fn build(
                 commit: c.commit.as_ref().map(|h| short(h).to_owned()),
                 error: c.error.clone(),
                 warnings: c.warnings.clone(),
+                denied: c.denied,
                 final_message: c.final_message.clone(),
                 anchor: anchor(i),
             }

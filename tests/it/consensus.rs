@@ -59,6 +59,8 @@ fn votes(json: &Value) -> Vec<(String, String, String, u64)> {
 #[test]
 fn judges_decide_when_tests_cannot_and_never_see_agent_names() {
     let repo = TestRepo::new();
+    // The judges write what they were given where the test looks: unconfined.
+    repo.unconfined();
     let capture = repo.scratch("capture");
     let script = repo.script("judge.sh", JUDGE);
     let mut config = String::new();
@@ -136,6 +138,8 @@ fn judges_decide_when_tests_cannot_and_never_see_agent_names() {
 #[test]
 fn judges_are_asked_only_when_tests_leave_a_tie_unless_always() {
     let repo = TestRepo::new();
+    // The judges write what they were given where the test looks: unconfined.
+    repo.unconfined();
     let capture = repo.scratch("capture");
     let script = repo.script("judge.sh", JUDGE);
     // The judge prefers the broken candidate: tests must still win.
@@ -172,6 +176,8 @@ fn judges_are_asked_only_when_tests_leave_a_tie_unless_always() {
 #[test]
 fn invalid_judge_output_is_retried_then_the_judge_abstains() {
     let repo = TestRepo::new();
+    // The judges write what they were given where the test looks: unconfined.
+    repo.unconfined();
     let capture = repo.scratch("capture");
     let flaky = repo.script(
         "flaky.sh",

@@ -108,7 +108,7 @@ impl CommandReviewer<'_> {
             stderr,
             timeout: self.deadline.saturating_duration_since(Instant::now()),
             watch: None,
-            sandbox: setting_rules(&self.setting),
+            sandbox: setting_rules(self.setting),
         };
         let finished = process::supervise(job, self.cancel.clone(), |_| {})
             .await

@@ -96,7 +96,7 @@ fn paths_in(text: &str) -> Vec<PathBuf> {
 
 /// The directory, relative to the work tree, that a candidate's worktree should put first
 /// on `PYTHONPATH`: `src` when every install points into the work tree's `src/` (the src
-/// layout) and that directory is tracked; otherwise none (the fix would be a guess).
+/// layout) and that directory exists; otherwise none (the fix would be a guess).
 pub fn src_fix(workdir: &Path, found: &[Editable]) -> Option<PathBuf> {
     let src = std::fs::canonicalize(workdir.join("src")).ok()?;
     (!found.is_empty() && found.iter().all(|e| e.target.starts_with(&src)))
@@ -114,7 +114,7 @@ pub(super) fn check(workdir: &Path) -> (Vec<String>, Option<PathBuf>) {
             "each worktree's own {}/ is put first on PYTHONPATH for its agent, setup and tests",
             dir.display()
         ),
-        None => "install into a virtual environment in each worktree with [worktree] setup, e.g. setup = [\"python -m venv .venv && .venv/bin/pip install -e .\"]".to_owned(),
+        None => "install into a virtual environment in each worktree with [worktree] setup, e.g. setup = [\"python3 -m venv .venv && .venv/bin/pip install -e .\"], and run the tests with it (--test \".venv/bin/python -m pytest\"): the python on PATH imports your work tree".to_owned(),
     };
     let warnings = found
         .iter()
