@@ -259,3 +259,30 @@ pub fn finish(
         Exit::Success
     })
 }
+
+/// The task: the argument, stdin for `-`, or the file (`--task-file`); never empty.
+pub fn read_task(task: Option<&str>, file: Option<&std::path::Path>) -> Result<String, CliError> {
+    let task = if let Some(path) = file {
+        std::fs::read_to_string(path).map_err(|e| {
+            CliError::usage(format!("cannot read task file {}: {e}", path.display()))
+        })?
+    } else {
+        match task {
+            Some("-") => {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| {
+                    CliError::usage(format!("cannot read the task from stdin: {e}"))
+                })?;
+                s
+            }
+            Some(t) => t.to_owned(),
+            None => String::new(),
+        }
+    };
+    if task.trim().is_empty() {
+        return Err(
+            CliError::usage("the task is empty").hint("git massgen run \"describe the task\"")
+        );
+    }
+    Ok(task)
+}

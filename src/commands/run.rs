@@ -1,6 +1,5 @@
 //! `git massgen run`: the main job.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,7 +88,7 @@ pub struct RunArgs {
 }
 
 pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
-    let task = read_task(&args)?;
+    let task = super::read_task(args.task.as_deref(), args.task_file.as_deref())?;
     let repo = ctx.repo()?;
     let config = ctx.config(&repo)?;
     if args.merge {
@@ -277,31 +276,4 @@ fn merge_options(args: &RunArgs) -> Option<MergeOptions> {
         allow_breach: args.allow_breach,
         ..MergeOptions::default()
     })
-}
-
-/// The task: the argument, stdin for `-`, or `--task-file`; never empty.
-fn read_task(args: &RunArgs) -> Result<String, CliError> {
-    let task = if let Some(path) = &args.task_file {
-        std::fs::read_to_string(path).map_err(|e| {
-            CliError::usage(format!("cannot read task file {}: {e}", path.display()))
-        })?
-    } else {
-        match args.task.as_deref() {
-            Some("-") => {
-                let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s).map_err(|e| {
-                    CliError::usage(format!("cannot read the task from stdin: {e}"))
-                })?;
-                s
-            }
-            Some(t) => t.to_owned(),
-            None => String::new(),
-        }
-    };
-    if task.trim().is_empty() {
-        return Err(
-            CliError::usage("the task is empty").hint("git massgen run \"describe the task\"")
-        );
-    }
-    Ok(task)
 }

@@ -7,8 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use super::RunError;
-use super::context::Shared;
+use super::layout::RunDir;
 use crate::config::{Network, SandboxMode};
+use crate::git::Repo;
 use crate::model::PORT_BLOCK;
 use crate::sandbox::{Enforced, Rules};
 
@@ -160,80 +161,78 @@ impl Sandbox {
     }
 }
 
-impl Shared {
-    /// The rules of a command in `agent`'s worktree `wt`, with `extra` paths it may write;
-    /// `None` when the run does not confine.
-    pub(super) fn rules(&self, agent: &str, wt: &Path, extra: &[PathBuf]) -> Option<Rules> {
-        let sandbox = self.sandbox.as_ref()?;
-        let common = &self.repo.common_dir;
-        let run = &self.dir.id;
-        let branches = common.join(super::layout::branch_prefix(run));
-        let reflogs = common.join("logs").join(super::layout::branch_prefix(run));
-        let tmp = self.tmp_dir(agent);
-        for dir in [&reflogs, &tmp] {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let mut write = vec![
-            wt.to_path_buf(),
-            self.dir.agent_home(agent),
-            tmp,
-            common.join("objects"),
-            branches,
-            reflogs,
-        ];
-        write.extend(crate::git::worktree::registration(&self.repo, wt));
-        write.extend(extra.iter().cloned());
-        let own: Vec<u16> = self
-            .read(|s| s.candidate(agent).and_then(|c| c.port))
-            .map(|p| (p..p.saturating_add(PORT_BLOCK)).collect())
-            .unwrap_or_default();
-        Some(sandbox.rules(write, own))
+/// The rules of a command in `agent`'s worktree `wt` of the run in `dir`, with `extra` paths
+/// it may write and its block of ports from `port`.
+pub(super) fn agent_rules(
+    sandbox: &Sandbox,
+    repo: &Repo,
+    dir: &RunDir,
+    agent: &str,
+    wt: &Path,
+    extra: &[PathBuf],
+    port: Option<u16>,
+) -> Rules {
+    let common = &repo.common_dir;
+    let branches = common.join(super::layout::branch_prefix(&dir.id));
+    let reflogs = common
+        .join("logs")
+        .join(super::layout::branch_prefix(&dir.id));
+    let tmp = tmp_dir(dir, agent);
+    for d in [&reflogs, &tmp] {
+        let _ = std::fs::create_dir_all(d);
     }
+    let mut write = vec![
+        wt.to_path_buf(),
+        dir.agent_home(agent),
+        tmp,
+        common.join("objects"),
+        branches,
+        reflogs,
+    ];
+    write.extend(crate::git::worktree::registration(repo, wt));
+    write.extend(extra.iter().cloned());
+    let own: Vec<u16> = port
+        .map(|p| (p..p.saturating_add(PORT_BLOCK)).collect())
+        .unwrap_or_default();
+    sandbox.rules(write, own)
+}
 
-    /// `agent`'s private temporary directory, its `TMPDIR` when confined.
-    pub(super) fn tmp_dir(&self, agent: &str) -> PathBuf {
-        self.dir.dir.join("tmp").join(agent)
-    }
+/// `agent`'s private temporary directory, its `TMPDIR` when confined.
+pub(super) fn tmp_dir(dir: &RunDir, agent: &str) -> PathBuf {
+    dir.dir.join("tmp").join(agent)
+}
 
-    /// What a confined command's environment adds: its own `TMPDIR`, and git told not to
-    /// start work that writes outside what it may (`gc.auto=0`, no background
-    /// maintenance). Nothing when the run does not confine.
-    pub(super) fn confined_env(&self, agent: &str) -> Vec<(String, String)> {
-        if self.sandbox.is_none() {
-            return Vec::new();
+/// What a confined command's environment adds: its own `TMPDIR` (`tmp`), and git told not
+/// to start work that writes outside what it may (`gc.auto=0`, no background maintenance).
+pub(super) fn confined_env(repo: &Repo, tmp: &Path) -> Vec<(String, String)> {
+    let mut env = vec![("TMPDIR".to_owned(), tmp.display().to_string())];
+    let first: usize = std::env::var("GIT_CONFIG_COUNT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let mut settings = vec![
+        ("gc.auto".to_owned(), "0".to_owned()),
+        ("maintenance.auto".to_owned(), "false".to_owned()),
+    ];
+    // Without an identity a tool may write one into the repository's config (aider
+    // does), which it may not: it gets the one its commits would carry.
+    let config = repo.local().config_snapshot().clone();
+    for (key, var, fallback) in [
+        ("user.name", "GIT_AUTHOR_NAME", "git-massgen"),
+        ("user.email", "GIT_AUTHOR_EMAIL", "git-massgen@localhost"),
+    ] {
+        if config.string(key).is_none() {
+            let value = std::env::var(var).unwrap_or_else(|_| fallback.to_owned());
+            settings.push((key.to_owned(), value));
         }
-        let mut env = vec![(
-            "TMPDIR".to_owned(),
-            self.tmp_dir(agent).display().to_string(),
-        )];
-        let first: usize = std::env::var("GIT_CONFIG_COUNT")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        let mut settings = vec![
-            ("gc.auto".to_owned(), "0".to_owned()),
-            ("maintenance.auto".to_owned(), "false".to_owned()),
-        ];
-        // Without an identity a tool may write one into the repository's config (aider
-        // does), which it may not: it gets the one its commits would carry.
-        let config = self.repo.local().config_snapshot().clone();
-        for (key, var, fallback) in [
-            ("user.name", "GIT_AUTHOR_NAME", "git-massgen"),
-            ("user.email", "GIT_AUTHOR_EMAIL", "git-massgen@localhost"),
-        ] {
-            if config.string(key).is_none() {
-                let value = std::env::var(var).unwrap_or_else(|_| fallback.to_owned());
-                settings.push((key.to_owned(), value));
-            }
-        }
-        for (i, (key, value)) in settings.iter().enumerate() {
-            env.push((format!("GIT_CONFIG_KEY_{}", first + i), key.clone()));
-            env.push((format!("GIT_CONFIG_VALUE_{}", first + i), value.clone()));
-        }
-        env.push((
-            "GIT_CONFIG_COUNT".to_owned(),
-            (first + settings.len()).to_string(),
-        ));
-        env
     }
+    for (i, (key, value)) in settings.iter().enumerate() {
+        env.push((format!("GIT_CONFIG_KEY_{}", first + i), key.clone()));
+        env.push((format!("GIT_CONFIG_VALUE_{}", first + i), value.clone()));
+    }
+    env.push((
+        "GIT_CONFIG_COUNT".to_owned(),
+        (first + settings.len()).to_string(),
+    ));
+    env
 }

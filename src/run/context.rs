@@ -187,6 +187,30 @@ impl Shared {
         })
     }
 
+    /// The rules of a command in `agent`'s worktree `wt`, with `extra` paths it may write;
+    /// `None` when the run does not confine.
+    pub(super) fn rules(
+        &self,
+        agent: &str,
+        wt: &std::path::Path,
+        extra: &[std::path::PathBuf],
+    ) -> Option<crate::sandbox::Rules> {
+        let sandbox = self.sandbox.as_ref()?;
+        let port = self.read(|s| s.candidate(agent).and_then(|c| c.port));
+        Some(super::confine::agent_rules(
+            sandbox, &self.repo, &self.dir, agent, wt, extra, port,
+        ))
+    }
+
+    /// What a confined command's environment adds ([`super::confine::confined_env`]);
+    /// nothing when the run does not confine.
+    fn confined_env(&self, agent: &str) -> Vec<(String, String)> {
+        if self.sandbox.is_none() {
+            return Vec::new();
+        }
+        super::confine::confined_env(&self.repo, &super::confine::tmp_dir(&self.dir, agent))
+    }
+
     /// Reads the state under its lock, without copying it.
     pub(super) fn read<T>(&self, f: impl FnOnce(&RunState) -> T) -> T {
         f(&self.state.lock().unwrap_or_else(|e| e.into_inner()))
@@ -204,7 +228,7 @@ impl Shared {
         let mut env = crate::model::port_env(port);
         env.extend(self.env.iter().cloned());
         env.extend(self.confined_env(agent));
-        env.extend(super::imports::python_env(pythonpath.as_deref(), wt));
+        env.extend(python_env(pythonpath.as_deref(), wt));
         env
     }
 
@@ -282,4 +306,19 @@ pub(super) fn new_shared(
         env: plan.env.clone(),
         sandbox,
     })
+}
+
+/// `PYTHONPATH` for a process in the worktree `wt` when the run fixes Python imports (`fix`,
+/// a directory relative to the worktree, see `imports`): it first, then whatever
+/// `PYTHONPATH` was.
+fn python_env(fix: Option<&std::path::Path>, wt: &std::path::Path) -> Vec<(String, String)> {
+    let Some(fix) = fix else {
+        return Vec::new();
+    };
+    let mut value = wt.join(fix).display().to_string();
+    if let Some(old) = std::env::var_os("PYTHONPATH").filter(|v| !v.is_empty()) {
+        value.push(':');
+        value.push_str(&old.to_string_lossy());
+    }
+    vec![("PYTHONPATH".to_owned(), value)]
 }

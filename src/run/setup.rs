@@ -148,7 +148,11 @@ impl Brought {
         let c = &self.copied;
         let mut line = format!(
             "# brought in {} ({:.1} MiB), {} of them cloned copy-on-write",
-            crate::ui::count(c.files as usize, "file"),
+            if c.files == 1 {
+                "1 file".to_owned()
+            } else {
+                format!("{} files", c.files)
+            },
             c.bytes as f64 / (1024.0 * 1024.0),
             c.cloned
         );

@@ -40,8 +40,6 @@ mod python;
 
 use std::path::{Component, Path, PathBuf};
 
-pub use python::python_env;
-
 use super::context::Plan;
 
 /// What a run must know before its agents start: one warning for each way a candidate's

@@ -129,20 +129,6 @@ pub(super) fn check(workdir: &Path) -> (Vec<String>, Option<PathBuf>) {
     (warnings, fix)
 }
 
-/// `PYTHONPATH` for a process in the worktree `wt` when the run fixes imports (`fix`, a
-/// directory relative to the worktree): it first, then whatever `PYTHONPATH` was.
-pub fn python_env(fix: Option<&Path>, wt: &Path) -> Vec<(String, String)> {
-    let Some(fix) = fix else {
-        return Vec::new();
-    };
-    let mut value = wt.join(fix).display().to_string();
-    if let Some(old) = std::env::var_os("PYTHONPATH").filter(|v| !v.is_empty()) {
-        value.push(':');
-        value.push_str(&old.to_string_lossy());
-    }
-    vec![("PYTHONPATH".to_owned(), value)]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
