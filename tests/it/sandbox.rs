@@ -238,3 +238,24 @@ fn required_without_landlock_refuses_with_a_clear_error() {
         out.stderr
     );
 }
+
+/// `doctor` says whether agents can be confined, and which Landlock ABI the kernel offers.
+#[test]
+fn doctor_says_whether_the_sandbox_is_available() {
+    let repo = TestRepo::new();
+    repo.configure("[[agents]]\nname = \"a\"\ncommand = [\"true\"]\n");
+    let text = repo
+        .massgen()
+        .args(["doctor", "--offline"])
+        .run()
+        .expect_code(0)
+        .stdout;
+    let line = text.lines().find(|l| l.starts_with("sandbox: ")).unwrap();
+    assert!(line.contains("Landlock ABI") || line.contains("no Landlock"), "{text}");
+    let json = repo
+        .massgen()
+        .env("MASSGEN_TEST_NO_LANDLOCK", "1")
+        .args(["doctor", "--offline", "--json"])
+        .expect_json(0);
+    assert_eq!(json["sandbox"], "no Landlock in this kernel", "{json}");
+}
