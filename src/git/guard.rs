@@ -24,7 +24,9 @@ use super::{GitError, GixContext, Repo};
 pub struct Fingerprint {
     head: String,
     refs: BTreeMap<String, String>,
-    index: BTreeMap<String, String>,
+    /// The index file's bytes: read whole (cheap), its entries parsed only when two
+    /// fingerprints' indexes differ.
+    index: Vec<u8>,
     files: BTreeMap<String, String>,
     config: BTreeMap<String, String>,
     hooks: BTreeMap<String, String>,
@@ -67,16 +69,7 @@ pub fn take(repo: &Repo, ignore: &Ignore<'_>) -> Result<Fingerprint, GitError> {
         refs.insert(name, target);
     }
 
-    let mut index = BTreeMap::new();
-    if let Ok(file) = local.open_index() {
-        for e in file.entries() {
-            let path = e.path(&file).to_str_lossy().into_owned();
-            index.insert(
-                format!("{path}:{}", e.stage_raw()),
-                format!("{:o} {}", e.mode.bits(), e.id),
-            );
-        }
-    }
+    let index = std::fs::read(local.index_path()).unwrap_or_default();
 
     // The files git sees as changed or untracked (not ignored), each with its stamp: a
     // tracked file an agent rewrites with other bytes shows up here, and one already changed
@@ -150,10 +143,18 @@ pub fn changes(before: &Fingerprint, after: &Fingerprint) -> Vec<String> {
     diff_maps(&before.refs, &after.refs, &mut out, |name, what| {
         format!("ref {name} {what}")
     });
-    diff_maps(&before.index, &after.index, &mut out, |key, what| {
-        let path = key.rsplit_once(':').map_or(key, |(p, _)| p);
-        format!("your index: {path} {what}")
-    });
+    if before.index != after.index {
+        // Different bytes, maybe the same entries: `git status` refreshes stat data.
+        diff_maps(
+            &index_entries(&before.index),
+            &index_entries(&after.index),
+            &mut out,
+            |key, what| {
+                let path = key.rsplit_once(':').map_or(key, |(p, _)| p);
+                format!("your index: {path} {what}")
+            },
+        );
+    }
     for (path, what) in file_changes(&before.files, &after.files) {
         out.push(format!("your work tree: {path} {what}"));
     }
@@ -169,6 +170,31 @@ pub fn changes(before: &Fingerprint, after: &Fingerprint) -> Vec<String> {
         &mut out,
         |path, what| format!("linked worktree {path} {what}"),
     );
+    out
+}
+
+/// The entries of an index file's bytes, `path:stage` to `mode object`; none when they
+/// cannot be read.
+fn index_entries(bytes: &[u8]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if bytes.is_empty() {
+        return out;
+    }
+    let Ok((state, _)) = gix::index::State::from_bytes(
+        bytes,
+        std::time::SystemTime::UNIX_EPOCH.into(),
+        gix::hash::Kind::Sha1,
+        Default::default(),
+    ) else {
+        return out;
+    };
+    for e in state.entries() {
+        let path = e.path(&state).to_str_lossy().into_owned();
+        out.insert(
+            format!("{path}:{}", e.stage_raw()),
+            format!("{:o} {}", e.mode.bits(), e.id),
+        );
+    }
     out
 }
 
@@ -284,12 +310,56 @@ mod tests {
         Fingerprint {
             head: "ref: refs/heads/main".into(),
             refs: map(refs),
-            index: BTreeMap::new(),
+            index: Vec::new(),
             files: map(files),
             config: BTreeMap::new(),
             hooks: BTreeMap::new(),
             worktrees: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn index_bytes_that_differ_only_in_stat_data_are_no_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+                .args(args)
+                .current_dir(dir.path())
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        };
+        git(&["init", "-q"]);
+        std::fs::write(dir.path().join("a"), "a").unwrap();
+        git(&["add", "a"]);
+        let read = || std::fs::read(dir.path().join(".git/index")).unwrap();
+        let first = read();
+        // Same entries, other stat data: what `git status` writes after a touch.
+        let file = std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("a"))
+            .unwrap();
+        file.set_modified(
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1 << 30),
+        )
+        .unwrap();
+        git(&["update-index", "--refresh"]);
+        let refreshed = read();
+        std::fs::write(dir.path().join("b"), "b").unwrap();
+        git(&["add", "b"]);
+        let added = read();
+        let with = |index: Vec<u8>| Fingerprint {
+            index,
+            ..fp(&[], &[])
+        };
+        assert_ne!(first, refreshed, "the refresh rewrote the index");
+        assert!(changes(&with(first.clone()), &with(refreshed)).is_empty());
+        assert_eq!(
+            changes(&with(first), &with(added)),
+            vec!["your index: b was created"]
+        );
     }
 
     #[test]

@@ -251,7 +251,10 @@ fn doctor_says_whether_the_sandbox_is_available() {
         .expect_code(0)
         .stdout;
     let line = text.lines().find(|l| l.starts_with("sandbox: ")).unwrap();
-    assert!(line.contains("Landlock ABI") || line.contains("no Landlock"), "{text}");
+    assert!(
+        line.contains("Landlock ABI") || line.contains("no Landlock"),
+        "{text}"
+    );
     let json = repo
         .massgen()
         .env("MASSGEN_TEST_NO_LANDLOCK", "1")
