@@ -110,10 +110,7 @@ pub fn parse(
     if raw_tasks.len() > MAX_TASKS {
         found.add(
             raw_tasks[MAX_TASKS].span(),
-            format!(
-                "plan has {} tasks; at most {MAX_TASKS}",
-                raw_tasks.len()
-            ),
+            format!("plan has {} tasks; at most {MAX_TASKS}", raw_tasks.len()),
             "split it into several plans, or join small tasks".to_owned(),
         );
     }
@@ -150,9 +147,9 @@ pub fn parse(
             }
         }
     }
-    let mut ids: Vec<&str> = index.keys().copied().collect();
-    ids.sort_unstable();
-    let known = listed(&ids);
+    let mut ids: Vec<(&str, usize)> = index.iter().map(|(id, (i, _))| (*id, *i)).collect();
+    ids.sort_unstable_by_key(|(_, i)| *i);
+    let known = listed(&ids.iter().map(|(id, _)| *id).collect::<Vec<_>>());
     let mut tasks = Vec::with_capacity(raw_tasks.len());
     let mut deps: Vec<Vec<usize>> = Vec::with_capacity(raw_tasks.len());
     // For naming a cycle where it starts: the span of each `depends_on` entry by edge.
@@ -168,7 +165,7 @@ pub fn parse(
         let mut task_deps = Vec::new();
         for dep in &raw_task.depends_on {
             let d = dep.get_ref().as_str();
-            if d == id {
+            if raw_task.id.is_some() && d == id {
                 found.add(
                     dep.span(),
                     format!("{label} depends on itself"),
@@ -198,7 +195,12 @@ pub fn parse(
     }
     let id_of: Vec<&str> = raw_tasks
         .iter()
-        .map(|t| t.get_ref().id.as_ref().map_or("", |id| id.get_ref().as_str()))
+        .map(|t| {
+            t.get_ref()
+                .id
+                .as_ref()
+                .map_or("", |id| id.get_ref().as_str())
+        })
         .collect();
     for cycle in graph::cycles(&id_of, &deps) {
         let named: Vec<&str> = cycle.iter().map(|&i| id_of[i]).collect();
@@ -530,7 +532,7 @@ depends_on = ["b", "c"]
                 "p.toml:4:15: task `a` depends on itself",
                 "p.toml:4:20: task `a` depends on unknown task `zz`",
                 "p.toml:8:15: task `b` depends on unknown task `x`",
-                "p.toml:8:27: task `b` lists `a` twice in depends_on",
+                "p.toml:8:25: task `b` lists `a` twice in depends_on",
             ]
         );
     }
@@ -583,8 +585,14 @@ rounds = 0
 
     #[test]
     fn no_tasks_and_unknown_keys() {
-        assert_eq!(problems("name = \"x\"\n"), ["p.toml:1:1: the plan has no tasks"]);
-        assert_eq!(problems("tasks = []\n"), ["p.toml:1:9: the plan has no tasks"]);
+        assert_eq!(
+            problems("name = \"x\"\n"),
+            ["p.toml:1:1: the plan has no tasks"]
+        );
+        assert_eq!(
+            problems("tasks = []\n"),
+            ["p.toml:1:9: the plan has no tasks"]
+        );
         let found = problems("[[tasks]]\nid = \"a\"\ntask = \"x\"\n  dependson = [\"b\"]\n");
         assert_eq!(found.len(), 1);
         assert!(
@@ -596,7 +604,10 @@ rounds = 0
     #[test]
     fn agents_are_checked_against_the_configuration_when_known() {
         let text = "resolver = \"judy\"\n[[tasks]]\nid = \"a\"\ntask = \"x\"\nagents = [\"claude\", \"codx\", \"claude\"]\n";
-        assert!(parse_with(text, None).is_err(), "a repeated agent is wrong anyway");
+        assert!(
+            parse_with(text, None).is_err(),
+            "a repeated agent is wrong anyway"
+        );
         let configured = ["claude".to_owned(), "codex".to_owned()];
         assert_eq!(
             parse_with(text, Some(&configured)).unwrap_err(),
@@ -606,7 +617,8 @@ rounds = 0
                 "p.toml:5:29: task `a` lists agent `claude` twice",
             ]
         );
-        let fine = "resolver = \"codex\"\n[[tasks]]\nid = \"a\"\ntask = \"x\"\nagents = [\"claude\"]\n";
+        let fine =
+            "resolver = \"codex\"\n[[tasks]]\nid = \"a\"\ntask = \"x\"\nagents = [\"claude\"]\n";
         let plan = parse_with(fine, Some(&configured)).unwrap();
         assert_eq!(plan.resolver.as_deref(), Some("codex"));
         assert_eq!(plan.tasks[0].agents, ["claude"]);
@@ -619,7 +631,10 @@ rounds = 0
         let PlanFileError::Invalid { problems, .. } = err else {
             panic!("{err}")
         };
-        assert!(problems[0].message.contains("file name `my plan`"), "{problems:?}");
+        assert!(
+            problems[0].message.contains("file name `my plan`"),
+            "{problems:?}"
+        );
         assert!(problems[0].hint.as_deref().unwrap().contains("name = "));
     }
 

@@ -149,7 +149,11 @@ mod tests {
     use super::*;
 
     fn named(ids: &[&str], cycle: &[usize]) -> String {
-        cycle.iter().map(|&i| ids[i]).collect::<Vec<_>>().join(" → ")
+        cycle
+            .iter()
+            .map(|&i| ids[i])
+            .collect::<Vec<_>>()
+            .join(" → ")
     }
 
     #[test]
@@ -193,10 +197,7 @@ mod tests {
     fn separate_cycles_are_named_separately() {
         let ids = ["p", "q", "free", "r", "s"];
         let deps = vec![vec![1], vec![0], vec![], vec![4], vec![3]];
-        let found: Vec<String> = cycles(&ids, &deps)
-            .iter()
-            .map(|c| named(&ids, c))
-            .collect();
+        let found: Vec<String> = cycles(&ids, &deps).iter().map(|c| named(&ids, c)).collect();
         assert_eq!(found, ["p → q → p", "r → s → r"]);
     }
 

@@ -33,7 +33,9 @@ depends_on = ["b", "c"]
 /// A repository with one configured agent, `fixer`.
 fn repo() -> TestRepo {
     let repo = TestRepo::new();
-    repo.configure("[score]\ntest = \"sh test.sh\"\n[[agents]]\nname = \"fixer\"\ncommand = [\"true\"]\n");
+    repo.configure(
+        "[score]\ntest = \"sh test.sh\"\n[[agents]]\nname = \"fixer\"\ncommand = [\"true\"]\n",
+    );
     repo
 }
 
@@ -72,7 +74,10 @@ fn a_valid_diamond_is_shown_in_waves() {
 #[test]
 fn json_gives_tasks_with_their_waves() {
     let repo = repo();
-    repo.write("plans/diamond.toml", &DIAMOND.replace("integration_test = \"sh test.sh\"\n", ""));
+    repo.write(
+        "plans/diamond.toml",
+        &DIAMOND.replace("integration_test = \"sh test.sh\"\n", ""),
+    );
     let json = check(&repo, &["plans/diamond.toml", "--json"], 0).json();
     assert_eq!(json["name"], "diamond");
     assert_eq!(json["path"], "plans/diamond.toml");
@@ -82,7 +87,10 @@ fn json_gives_tasks_with_their_waves() {
     let tasks = json["tasks"].as_array().unwrap();
     let d = &tasks[3];
     assert_eq!(d["id"], "d");
-    assert_eq!(d["title"], "Join both sides", "title: the first line of the task");
+    assert_eq!(
+        d["title"], "Join both sides",
+        "title: the first line of the task"
+    );
     assert_eq!(d["depends_on"], serde_json::json!(["b", "c"]));
     assert_eq!(d["wave"], 3);
     assert_eq!(tasks[0]["title"], "Lay the ground");
@@ -181,7 +189,10 @@ fn more_than_100_tasks_are_refused() {
 #[test]
 fn unknown_keys_and_empty_plans_are_errors() {
     let repo = repo();
-    repo.write("typo.toml", "[[tasks]]\nid = \"a\"\ntask = \"x\"\n  depend_on = [\"b\"]\n");
+    repo.write(
+        "typo.toml",
+        "[[tasks]]\nid = \"a\"\ntask = \"x\"\n  depend_on = [\"b\"]\n",
+    );
     let run = check(&repo, &["typo.toml"], 2);
     run.assert_stderr("error: typo.toml:4:3: unknown field `depend_on`");
     run.assert_stderr("hint: see README.md, \"Task plans\"");
