@@ -51,6 +51,9 @@ pub enum Command {
     Clean(commands::clean::CleanArgs),
     /// Several reviewers look at a change; findings enough of them agree on are reported.
     Review(commands::review::ReviewArgs),
+    /// Task plans: sub-tasks with dependencies; `plan check` validates one and shows its
+    /// waves.
+    Plan(commands::plan::PlanArgs),
     /// Install or remove the review hooks (pre-commit, pre-push), chained to existing ones.
     Hooks(commands::hooks::HooksArgs),
     /// Write one self-contained HTML page of a run: ranking, evidence, diffs, comparisons.
@@ -160,6 +163,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
         Command::Merge(args) => commands::merge::merge(ctx, &args),
         Command::Clean(args) => commands::clean::clean(ctx, &args),
         Command::Review(args) => commands::review::review(ctx, args),
+        Command::Plan(args) => commands::plan::plan(ctx, &args),
         Command::Hooks(args) => commands::hooks::hooks(ctx, &args),
         Command::Report(args) => commands::report::report(ctx, &args),
         Command::InstallMan(args) => commands::docs::install_man(ctx, &args),

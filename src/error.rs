@@ -234,6 +234,30 @@ impl From<crate::run::plan::PlanError> for CliError {
     }
 }
 
+/// A plan file's errors as the user sees them: one per problem (each at its line and
+/// column, with its hint), in the order of the file; exit 2 for a plan that is wrong or
+/// missing, 4 for one that cannot be read.
+pub fn plan_errors(err: crate::plan::PlanFileError) -> Vec<CliError> {
+    use crate::plan::PlanFileError;
+    match err {
+        PlanFileError::NotFound { .. } => vec![CliError::usage(err).hint(
+            "a bare NAME is read from .massgen/plans/NAME.toml; a path (with a `/`, or ending in .toml) is read as it is",
+        )],
+        PlanFileError::Read { .. } => vec![CliError::new(Exit::Failure, err)],
+        PlanFileError::Invalid { problems, .. } => problems
+            .into_iter()
+            .map(|problem| {
+                let hint = problem.hint.clone();
+                let e = CliError::usage(problem);
+                match hint {
+                    Some(h) => e.hint(h),
+                    None => e,
+                }
+            })
+            .collect(),
+    }
+}
+
 impl From<std::io::Error> for CliError {
     fn from(err: std::io::Error) -> Self {
         CliError::new(Exit::Failure, err)

@@ -19,6 +19,7 @@ pub mod hooks;
 pub mod judge;
 pub mod llm;
 pub mod model;
+pub mod plan;
 pub mod report;
 pub mod review;
 pub mod run;

@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod hooks;
 pub mod init;
 pub mod merge;
+pub mod plan;
 pub mod report;
 pub mod review;
 pub mod run;

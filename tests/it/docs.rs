@@ -7,7 +7,8 @@ use std::process::Command;
 
 use crate::support::{Massgen, TestRepo, seal};
 
-/// Every page `install-man` writes: the main one, the visible commands, `hooks`' commands.
+/// Every page `install-man` writes: the main one, the visible commands, `plan`'s and
+/// `hooks`' commands.
 const PAGES: &[&str] = &[
     "git-massgen.1",
     "git-massgen-init.1",
@@ -17,6 +18,8 @@ const PAGES: &[&str] = &[
     "git-massgen-merge.1",
     "git-massgen-clean.1",
     "git-massgen-review.1",
+    "git-massgen-plan.1",
+    "git-massgen-plan-check.1",
     "git-massgen-hooks.1",
     "git-massgen-hooks-install.1",
     "git-massgen-hooks-uninstall.1",

@@ -17,6 +17,7 @@ mod lifecycle;
 mod llm;
 mod llm_server;
 mod merge;
+mod plan;
 mod ports;
 mod presets;
 mod progress;
