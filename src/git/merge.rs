@@ -182,14 +182,10 @@ pub fn apply(repo: &Repo, plan: &Plan, squash: bool, message: &str) -> Result<Ob
         plan.conflicts.is_empty(),
         "apply is only called on a clean plan"
     );
-    let target = match (plan.kind, squash) {
-        (MergeKind::UpToDate, _) => return Ok(plan.ours),
-        (MergeKind::FastForward, false) => plan.theirs,
-        (MergeKind::FastForward, true) | (MergeKind::Merge, true) => {
-            commit(repo, plan.tree, &[plan.ours], message)?
-        }
-        (MergeKind::Merge, false) => commit(repo, plan.tree, &[plan.ours, plan.theirs], message)?,
-    };
+    if plan.kind == MergeKind::UpToDate {
+        return Ok(plan.ours);
+    }
+    let target = landing(repo, plan, squash, message)?;
     let (head, _) = repo.head()?;
     if head != plan.ours {
         return Err(GitError::Other(format!(
@@ -213,6 +209,29 @@ pub fn apply(repo: &Repo, plan: &Plan, squash: bool, message: &str) -> Result<Ob
     moved?;
     crate::sys::kill_point("merge-applied");
     Ok(target)
+}
+
+/// The commit a clean merge lands on, written when one is needed (a merge or squash
+/// commit); objects only: no ref, index or work tree is touched. `ours` when up to date,
+/// `theirs` for a fast-forward.
+pub fn landing(
+    repo: &Repo,
+    plan: &Plan,
+    squash: bool,
+    message: &str,
+) -> Result<ObjectId, GitError> {
+    assert!(
+        plan.conflicts.is_empty(),
+        "a merge lands only from a clean plan"
+    );
+    Ok(match (plan.kind, squash) {
+        (MergeKind::UpToDate, _) => plan.ours,
+        (MergeKind::FastForward, false) => plan.theirs,
+        (MergeKind::FastForward, true) | (MergeKind::Merge, true) => {
+            commit(repo, plan.tree, &[plan.ours], message)?
+        }
+        (MergeKind::Merge, false) => commit(repo, plan.tree, &[plan.ours, plan.theirs], message)?,
+    })
 }
 
 /// The git operation that is paused in the user's work tree (a merge, rebase, cherry-pick,

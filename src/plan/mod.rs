@@ -9,6 +9,9 @@
 
 pub mod file;
 pub mod graph;
+pub mod integrate;
+pub mod run;
+pub mod state;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

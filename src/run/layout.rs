@@ -87,10 +87,22 @@ pub fn branch_ref(run: &str, agent: &str) -> String {
 }
 
 /// The run a candidate branch (full ref name) belongs to, if it is one.
+/// Only a run id counts: `massgen/plan/…` (a plan's integration branch) is no run's.
 pub fn run_of_branch(name: &str) -> Option<&str> {
     name.strip_prefix(BRANCHES)
         .and_then(|rest| rest.split_once('/'))
         .map(|(run, _)| run)
+        .filter(|run| crate::sys::is_run_id(run))
+}
+
+/// Where task plans' integration branches live, `refs/heads/massgen/plan/<name>/…`: they
+/// move while the runs of the plan's tasks go on, which is no breach of those runs.
+pub const PLAN_BRANCHES: &str = "refs/heads/massgen/plan/";
+
+/// The state of running task plans, `.massgen/runs/.plans/`: runtime state, ignored with
+/// the runs (and skipped by run scans, as every dot-named entry there is).
+pub fn plans_state_dir(repo: &Repo) -> PathBuf {
+    runs_dir(repo).join(".plans")
 }
 
 /// What `run` writes when `.massgen/` holds no configuration: runtime state only, so the

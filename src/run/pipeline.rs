@@ -593,9 +593,14 @@ async fn fingerprint(shared: &Arc<Shared>) -> Result<git::guard::Fingerprint, Ru
         let is_run = |run: &str| runs.join(run).join("state.json").is_file();
         // Candidate branches of runs, and worktrees made by runs (a candidate's: its HEAD
         // names its own branch) and by reviews.
-        let refs = |name: &str| layout::run_of_branch(name).is_some_and(is_run);
+        // A task plan's integration branch and its check worktrees move beside its runs.
+        let refs = |name: &str| {
+            layout::run_of_branch(name).is_some_and(is_run)
+                || name.starts_with(layout::PLAN_BRANCHES)
+        };
         let worktrees = |path: &std::path::Path, branch: Option<&str>| {
             path.starts_with(root.join("reviews"))
+                || path.starts_with(root.join("plans"))
                 || branch.is_some_and(|b| {
                     layout::run_of_branch(b).is_some_and(|run| {
                         is_run(run)

@@ -1,9 +1,13 @@
-//! `git massgen plan check FILE [--json]`: reads a task plan, reports every problem in it at
-//! its line and column, and shows a valid plan's tasks in waves (`plan.rs` does the work).
-//! `plan run`, `plan status` and `plan new` will join `check` here.
+//! `git massgen plan`: task plans. `check FILE [--json]` reads a plan, reports every
+//! problem in it at its line and column, and shows a valid plan's tasks in waves; `run`
+//! (`run.rs`) runs one, `status` (`status.rs`) shows how far a plan got. `plan new` will
+//! join them.
 //!
-//! Exit codes: 0 the plan is valid; 2 (usage) it is not, every problem printed, or there is
-//! no such plan; 3 a bare name outside a repository; 4 the file cannot be read.
+//! Exit codes of `check`: 0 the plan is valid; 2 (usage) it is not, every problem printed,
+//! or there is no such plan; 3 a bare name outside a repository; 4 the file cannot be read.
+
+mod run;
+mod status;
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +30,12 @@ pub struct PlanArgs {
 pub enum PlanAction {
     /// Check a plan file and show its tasks in waves (the tasks of a wave can run at once).
     Check(CheckArgs),
+    /// Run a plan: each task a run from the plan's integration branch once what it depends
+    /// on is integrated; winners merged onto that branch; resumes a plan run cut short.
+    Run(run::RunArgs),
+    /// Show a plan's tasks with their status, run, winner and reason; without PLAN, the
+    /// plans that were run.
+    Status(status::StatusArgs),
 }
 
 /// `plan check`.
@@ -43,6 +53,8 @@ pub struct CheckArgs {
 pub fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<Exit, CliError> {
     match &args.action {
         PlanAction::Check(check_args) => check(ctx, check_args),
+        PlanAction::Run(run_args) => run::run(ctx, run_args),
+        PlanAction::Status(status_args) => status::status(ctx, status_args),
     }
 }
 
@@ -55,14 +67,7 @@ fn check(ctx: &Ctx, args: &CheckArgs) -> Result<Exit, CliError> {
         Err(e) if bare.is_none() && e.exit == Exit::Repository => None,
         Err(e) => return Err(e),
     };
-    let (path, shown) = match (bare, &repo) {
-        (Some(name), Some(repo)) => {
-            let path = plan::plans_dir(&repo.massgen_dir()).join(format!("{name}.toml"));
-            let shown = path.strip_prefix(&ctx.cwd).unwrap_or(&path).to_owned();
-            (path, shown)
-        }
-        _ => (ctx.cwd.join(&args.file), args.file.clone()),
-    };
+    let (path, shown) = locate(ctx, repo.as_ref(), &args.file);
     let (agents, default_test) = match &repo {
         Some(repo) => {
             let config = ctx.config(repo)?;
@@ -100,14 +105,32 @@ fn check(ctx: &Ctx, args: &CheckArgs) -> Result<Exit, CliError> {
                     "errors": problems,
                 }));
             }
-            let mut errors = crate::error::plan_errors(err);
-            let last = errors.pop().expect("a plan error has at least one problem");
-            for e in &errors {
-                ctx.ui.error(e);
-            }
-            Err(last)
+            Err(report_problems(ctx, err))
         }
     }
+}
+
+/// Where a plan argument points, and how to name it: a bare name is
+/// `.massgen/plans/NAME.toml` (in `repo`), anything else a path from the directory.
+fn locate(ctx: &Ctx, repo: Option<&crate::git::Repo>, arg: &Path) -> (PathBuf, PathBuf) {
+    match (arg.to_str().filter(|a| plan::is_bare_name(a)), repo) {
+        (Some(name), Some(repo)) => {
+            let path = plan::plans_dir(&repo.massgen_dir()).join(format!("{name}.toml"));
+            let shown = path.strip_prefix(&ctx.cwd).unwrap_or(&path).to_owned();
+            (path, shown)
+        }
+        _ => (ctx.cwd.join(arg), arg.to_owned()),
+    }
+}
+
+/// Prints every problem of a plan but the last, which is returned as the command's error.
+fn report_problems(ctx: &Ctx, err: PlanFileError) -> CliError {
+    let mut errors = crate::error::plan_errors(err);
+    let last = errors.pop().expect("a plan error has at least one problem");
+    for e in &errors {
+        ctx.ui.error(e);
+    }
+    last
 }
 
 /// `plan NAME: N tasks in K waves`, then one line per wave, each task with what it waits

@@ -1,0 +1,465 @@
+//! Running a task plan: each task a full run (`run::pipeline::execute`) from the tip of the
+//! plan's integration branch, started as soon as every task it depends on is integrated,
+//! at most `jobs` at once; each winner merged onto the integration branch
+//! ([`super::integrate`]) in plan order; dependents of a task that failed or was blocked
+//! skipped, independent tasks going on.
+//!
+//! The state ([`super::state`]) is saved after every transition, a task's run id as soon as
+//! its run exists, so a killed `plan run` is resumed by the next: done tasks are kept, a
+//! task whose run finished is taken from that run, any other run is cleaned and its task
+//! run again. Nothing here prints: what happens is told through a callback.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use super::integrate::{self, Check, Integration};
+use super::state::{self, PlanState, TaskStatus};
+use super::{Task, TaskPlan};
+use crate::git::{GitError, ObjectId, Repo};
+use crate::run::clean::{Said, Which};
+use crate::run::layout::RunDir;
+use crate::run::pipeline::{self, Event};
+use crate::run::state::{Phase, RunState};
+use crate::run::{RunError, merge::MergeError, plan::PlanError};
+
+/// Why a plan cannot be run (a task's own failure is a task status, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanRunError {
+    #[error("plan {plan} is being run by process {pid}")]
+    Busy { plan: String, pid: u32 },
+    #[error("{branch} exists, but plan {plan} has no state")]
+    Stray { plan: String, branch: String },
+    #[error("{branch} is at {found}, not where plan {plan} left it ({expected})")]
+    Moved {
+        plan: String,
+        branch: String,
+        expected: String,
+        found: String,
+    },
+    #[error("--merge merges plan {plan} into {target}, which is not the current branch")]
+    NotOnTarget { plan: String, target: String },
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    Merge(#[from] MergeError),
+    #[error(transparent)]
+    Setup(#[from] PlanError),
+}
+
+/// How a plan runs.
+pub struct Options {
+    /// Tasks running at once.
+    pub jobs: usize,
+    /// The plan's `integration_test`, else `[score] test`.
+    pub integration_test: Option<String>,
+    pub test_timeout: Duration,
+    /// Where check worktrees go: `<worktree root>/plans/<name>/`.
+    pub worktree_root: PathBuf,
+}
+
+/// Makes a task's run, starting at the given commit.
+pub type MakeRun<'a> =
+    dyn Fn(&Task, ObjectId) -> Result<pipeline::Plan, PlanError> + Send + Sync + 'a;
+/// Where what happens is told.
+pub type Say = Arc<dyn Fn(Said) + Send + Sync>;
+
+/// How a plan run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Every task is done.
+    Done,
+    /// Some task failed, was blocked or skipped.
+    Incomplete,
+    /// Ctrl-C: the runs going on were interrupted; the next `plan run` resumes.
+    Interrupted,
+}
+
+/// The plan's state, new or resumed, with its integration branch checked (or created).
+/// Returns the tasks whose runs finished before the last `plan run` was killed, to be
+/// integrated first.
+pub fn prepare(
+    repo: &Repo,
+    plan: &TaskPlan,
+    path: &Path,
+    root: &Path,
+    say: &mut dyn FnMut(Said),
+) -> Result<(PlanState, Vec<(String, RunState)>), PlanRunError> {
+    let branch = state::integration_ref(&plan.name);
+    let tip = repo.ref_target(&branch)?;
+    let Some(mut st) = state::load(repo, &plan.name)? else {
+        if tip.is_some() {
+            return Err(PlanRunError::Stray {
+                plan: plan.name.clone(),
+                branch,
+            });
+        }
+        let (head, current) = repo.head()?;
+        let mut st = PlanState::new(plan, path, current, head.to_string());
+        st.save(repo)?;
+        repo.set_ref(&branch, head, None, "massgen: plan started")?;
+        return Ok((st, Vec::new()));
+    };
+    if st.owned_elsewhere() {
+        return Err(PlanRunError::Busy {
+            plan: st.plan,
+            pid: st.pid,
+        });
+    }
+    st.pid = std::process::id();
+    st.follow(plan);
+    // A winner recorded as integrated whose branch move was cut short.
+    for t in st.tasks.iter_mut().filter(|t| t.status != TaskStatus::Done) {
+        match &t.integrated {
+            Some(c)
+                if tip
+                    .is_some_and(|tip| crate::run::state::commit_id(c).is_ok_and(|c| c == tip)) =>
+            {
+                t.status = TaskStatus::Done;
+                st.integration_commit = c.clone();
+            }
+            _ => t.integrated = None,
+        }
+    }
+    let expected = crate::run::state::commit_id(&st.integration_commit)?;
+    match tip {
+        Some(tip) if tip == expected => {}
+        None if st.integration_commit == st.target_commit => {
+            repo.set_ref(&branch, expected, None, "massgen: plan started")?;
+        }
+        found => {
+            return Err(PlanRunError::Moved {
+                plan: st.plan,
+                branch,
+                expected: st.integration_commit,
+                found: found.map_or_else(|| "nowhere (deleted)".into(), |c| c.to_string()),
+            });
+        }
+    }
+    let mut finished = Vec::new();
+    for t in st.tasks.iter_mut().filter(|t| t.status != TaskStatus::Done) {
+        // Failed, blocked and skipped tasks are tried again, from the integration tip; a
+        // running one is taken from its run if that run finished.
+        let was_running = t.status == TaskStatus::Running;
+        let run = t.run.take();
+        t.status = TaskStatus::Pending;
+        t.reason = None;
+        t.conflicts.clear();
+        t.winner = None;
+        t.commit = None;
+        let Some(run) = run else { continue };
+        let Ok(rs) = RunState::load(&RunDir::new(repo, &run)) else {
+            continue;
+        };
+        match rs.effective_phase() {
+            Phase::Scored | Phase::Merged if was_running => {
+                t.status = TaskStatus::Running;
+                t.run = Some(run);
+                finished.push((t.id.clone(), rs));
+            }
+            Phase::Interrupted | Phase::Created | Phase::Running | Phase::Scoring => {
+                say(Said::Info(format!(
+                    "massgen: plan {}: cleaning run {run} of task {}, cut short; the task runs again",
+                    st.plan, t.id
+                )));
+                if let Err(e) = crate::run::clean::clean(repo, root, Which::Run(&run), false, say) {
+                    say(Said::Warn(format!("cannot clean run {run}: {e}")));
+                }
+            }
+            _ => {}
+        }
+    }
+    st.save(repo)?;
+    Ok((st, finished))
+}
+
+/// Runs the plan's tasks until none can start.
+pub async fn drive(
+    repo: Arc<Repo>,
+    plan: &TaskPlan,
+    state: PlanState,
+    resumed: Vec<(String, RunState)>,
+    opts: &Options,
+    make: &MakeRun<'_>,
+    say: Say,
+) -> Result<(PlanState, End), PlanRunError> {
+    let st = Arc::new(Mutex::new(state));
+    let save = |st: &mut PlanState| st.save(&repo);
+    let order = |id: &str| plan.tasks.iter().position(|t| t.id == id).unwrap_or(0);
+    let mut set: JoinSet<(String, Result<RunState, RunError>)> = JoinSet::new();
+    let mut in_flight: BTreeSet<usize> = BTreeSet::new();
+    let mut finished: Vec<(String, Result<RunState, RunError>)> =
+        resumed.into_iter().map(|(id, rs)| (id, Ok(rs))).collect();
+    let mut interrupted = false;
+    loop {
+        // Integrate finished runs in plan order: one waits while a task before it runs.
+        finished.sort_by_key(|(id, _)| order(id));
+        while let Some((id, _)) = finished.first() {
+            if in_flight.first().is_some_and(|&first| first < order(id)) {
+                break;
+            }
+            let (id, result) = finished.remove(0);
+            let task = &plan.tasks[order(&id)];
+            match result {
+                Ok(rs) => settle(&repo, plan, task, rs, opts, &st, &say).await?,
+                Err(RunError::Interrupted) => {
+                    interrupted = true;
+                    let mut s = st.lock().expect("plan state lock");
+                    s.task_mut(&id).status = TaskStatus::Pending;
+                    save(&mut s)?;
+                }
+                Err(e) => {
+                    let mut s = st.lock().expect("plan state lock");
+                    let t = s.task_mut(&id);
+                    t.status = TaskStatus::Failed;
+                    t.reason = Some(format!("the run failed: {e}"));
+                    say(Said::Warn(format!(
+                        "plan {}: task {id} failed: {e}",
+                        plan.name
+                    )));
+                    save(&mut s)?;
+                }
+            }
+        }
+        let startable = {
+            let mut s = st.lock().expect("plan state lock");
+            skip_dependents(&mut s, &say);
+            let mut ready = Vec::new();
+            for task in &plan.tasks {
+                let deps_done = task
+                    .depends_on
+                    .iter()
+                    .all(|d| s.task(d).status == TaskStatus::Done);
+                let t = s.task_mut(&task.id);
+                if t.status == TaskStatus::Pending && deps_done && !interrupted {
+                    t.status = TaskStatus::Ready;
+                }
+                if t.status == TaskStatus::Ready {
+                    ready.push(task);
+                }
+            }
+            save(&mut s)?;
+            ready
+        };
+        for task in startable {
+            if in_flight.len() >= opts.jobs.max(1) {
+                break;
+            }
+            let base = {
+                let s = st.lock().expect("plan state lock");
+                crate::run::state::commit_id(&s.integration_commit)?
+            };
+            let run_plan = match make(task, base) {
+                Ok(p) => p,
+                Err(e) => {
+                    let mut s = st.lock().expect("plan state lock");
+                    let t = s.task_mut(&task.id);
+                    t.status = TaskStatus::Failed;
+                    t.reason = Some(format!("cannot start its run: {e}"));
+                    say(Said::Warn(format!(
+                        "plan {}: task {} cannot start: {e}",
+                        plan.name, task.id
+                    )));
+                    save(&mut s)?;
+                    continue;
+                }
+            };
+            {
+                let mut s = st.lock().expect("plan state lock");
+                let t = s.task_mut(&task.id);
+                t.status = TaskStatus::Running;
+                t.run = None;
+                save(&mut s)?;
+            }
+            say(Said::Info(format!(
+                "massgen: plan {}: task {} started (wave {}, from {})",
+                plan.name,
+                task.id,
+                task.wave,
+                &base.to_string()[..12]
+            )));
+            // The run id is saved as soon as the run exists, before any agent starts.
+            let reporter: pipeline::Reporter = {
+                let (st, repo, id, say) = (st.clone(), repo.clone(), task.id.clone(), say.clone());
+                Arc::new(move |e: Event| match e {
+                    Event::Created { run, .. } => {
+                        let mut s = st.lock().expect("plan state lock");
+                        s.task_mut(&id).run = Some(run);
+                        if let Err(e) = s.save(&repo) {
+                            say(Said::Warn(format!("cannot save the plan's state: {e}")));
+                        }
+                    }
+                    Event::Warning(w) => say(Said::Warn(format!("task {id}: {w}"))),
+                    _ => {}
+                })
+            };
+            let (repo, id) = (repo.clone(), task.id.clone());
+            in_flight.insert(order(&id));
+            set.spawn(async move { (id, pipeline::execute(repo, run_plan, reporter).await) });
+        }
+        let Some(joined) = set.join_next().await else {
+            if finished.is_empty() {
+                break;
+            }
+            continue;
+        };
+        let (id, result) = joined.expect("a task's run does not panic");
+        in_flight.remove(&order(&id));
+        finished.push((id, result));
+    }
+    let st = Arc::try_unwrap(st)
+        .expect("no run holds the plan state any more")
+        .into_inner()
+        .expect("plan state lock");
+    let end = if interrupted {
+        End::Interrupted
+    } else if st.all_done() {
+        End::Done
+    } else {
+        End::Incomplete
+    };
+    Ok((st, end))
+}
+
+/// A task's run is over: its winner integrated, or the task failed or was blocked.
+async fn settle(
+    repo: &Arc<Repo>,
+    plan: &TaskPlan,
+    task: &Task,
+    rs: RunState,
+    opts: &Options,
+    st: &Mutex<PlanState>,
+    say: &Say,
+) -> Result<(), PlanRunError> {
+    let id = &task.id;
+    let winner = rs.winner.clone().and_then(|w| {
+        let commit = rs.candidate(&w)?.commit.clone()?;
+        Some((w, commit))
+    });
+    let Some((winner, commit)) = winner else {
+        let reason = rs
+            .reason
+            .clone()
+            .unwrap_or_else(|| "no candidate won".into());
+        let mut s = st.lock().expect("plan state lock");
+        let t = s.task_mut(id);
+        t.status = TaskStatus::Failed;
+        t.reason = Some(format!("no winner in run {}: {reason}", rs.run));
+        say(Said::Warn(format!(
+            "plan {}: task {id} failed: no winner ({reason})",
+            plan.name
+        )));
+        return Ok(s.save(repo)?);
+    };
+    let ours = {
+        let mut s = st.lock().expect("plan state lock");
+        let t = s.task_mut(id);
+        t.run = Some(rs.run.clone());
+        t.winner = Some(winner.clone());
+        t.commit = Some(commit.clone());
+        s.save(repo)?;
+        crate::run::state::commit_id(&s.integration_commit)?
+    };
+    let check = opts.integration_test.as_ref().map(|command| Check {
+        command: command.clone(),
+        timeout: opts.test_timeout,
+        worktree: opts
+            .worktree_root
+            .join("plans")
+            .join(&plan.name)
+            .join(format!("{id}-{}", crate::sys::unique())),
+        log: state::dir(repo, &plan.name)
+            .join("logs")
+            .join(format!("{id}.integration.log")),
+    });
+    let message = format!("massgen plan {}: {id} ({})\n", plan.name, task.title);
+    let theirs = crate::run::state::commit_id(&commit)?;
+    let outcome = integrate::integrate(repo.clone(), ours, theirs, message, check).await?;
+    let mut s = st.lock().expect("plan state lock");
+    let (status, reason) = match outcome {
+        Integration::Ready(new) => {
+            s.task_mut(id).integrated = Some(new.to_string());
+            s.save(repo)?;
+            crate::sys::kill_point("plan-integrating");
+            if new != ours {
+                let log = format!("massgen: plan {}: {id}", plan.name);
+                repo.set_ref(&s.integration_branch, new, Some(ours), &log)?;
+            }
+            s.integration_commit = new.to_string();
+            (TaskStatus::Done, None)
+        }
+        Integration::Conflicts(paths) => {
+            let reason = format!(
+                "its winner ({winner}) conflicts with the integration branch in {}; resolving is not implemented yet: the task can be tried again with `plan run` once the conflicting work is changed",
+                crate::run::merge::name_some(&paths)
+            );
+            s.task_mut(id).conflicts = paths;
+            (TaskStatus::Blocked, Some(reason))
+        }
+        Integration::TestFailed(why) => (TaskStatus::Failed, Some(why)),
+    };
+    let t = s.task_mut(id);
+    t.status = status;
+    t.reason = reason.clone();
+    match &reason {
+        None => say(Said::Info(format!(
+            "massgen: plan {}: task {id} done (winner {winner}, run {})",
+            plan.name, rs.run
+        ))),
+        Some(r) => say(Said::Warn(format!(
+            "plan {}: task {id} {}: {r}",
+            plan.name,
+            status.as_str()
+        ))),
+    }
+    Ok(s.save(repo)?)
+}
+
+/// Pending tasks that depend on a task that failed, was blocked or skipped are skipped.
+fn skip_dependents(s: &mut PlanState, say: &Say) {
+    loop {
+        let mut changed = false;
+        for i in 0..s.tasks.len() {
+            if !matches!(s.tasks[i].status, TaskStatus::Pending | TaskStatus::Ready) {
+                continue;
+            }
+            let dead = s.tasks[i].depends_on.iter().find_map(|d| {
+                let dep = s.task(d);
+                matches!(
+                    dep.status,
+                    TaskStatus::Failed | TaskStatus::Blocked | TaskStatus::Skipped
+                )
+                .then(|| (d.clone(), dep.status))
+            });
+            if let Some((dep, status)) = dead {
+                let t = &mut s.tasks[i];
+                t.status = TaskStatus::Skipped;
+                t.reason = Some(format!("it depends on {dep}, which {}", was(status)));
+                say(Said::Warn(format!(
+                    "plan {}: task {} skipped: it depends on {dep} ({})",
+                    s.plan,
+                    s.tasks[i].id,
+                    status.as_str()
+                )));
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+}
+
+/// `failed`, `is blocked`, `was skipped`: what became of a dependency, in a sentence.
+fn was(status: TaskStatus) -> &'static str {
+    match status {
+        TaskStatus::Blocked => "is blocked",
+        TaskStatus::Skipped => "was skipped",
+        other => other.as_str(),
+    }
+}
