@@ -18,6 +18,7 @@ mod llm;
 mod llm_server;
 mod merge;
 mod plan;
+mod plan_run;
 mod ports;
 mod presets;
 mod progress;

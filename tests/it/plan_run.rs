@@ -1,0 +1,235 @@
+//! `git massgen plan run` and `plan status`: real plans through the real binary, agents as
+//! shell scripts that write a file named after their task (`$MASSGEN_TASK` is `make X`)
+//! and count their runs in a file outside the repository.
+
+use std::path::PathBuf;
+
+use crate::support::{TestRepo, wait_for};
+
+/// The agent: `make X` writes `X.txt` and appends X to `$COUNT`; `fail X` exits 1 having
+/// changed nothing; `make slow` sleeps 30 s the first time (until `$MARK` exists).
+const AGENT: &str = r#"set -e
+what=${MASSGEN_TASK%% *}
+name=${MASSGEN_TASK#* }
+if [ "$what" = fail ]; then exit 1; fi
+if [ "$name" = slow ] && [ ! -e "$MARK" ]; then : > "$MARK"; sleep 30; fi
+echo "$name" >> "$COUNT"
+echo "$name" > "$name.txt"
+"#;
+
+const DIAMOND: &str = r#"name = "diamond"
+integration_test = "test -f a.txt"
+
+[[tasks]]
+id = "a"
+task = "make a"
+
+[[tasks]]
+id = "b"
+task = "make b"
+depends_on = ["a"]
+
+[[tasks]]
+id = "c"
+task = "make c"
+depends_on = ["a"]
+
+[[tasks]]
+id = "d"
+task = "make d"
+depends_on = ["b", "c"]
+"#;
+
+/// A repository with one agent, `w`, running [`AGENT`]; returns it with the counter file.
+fn repo() -> (TestRepo, PathBuf) {
+    let repo = TestRepo::new();
+    repo.unconfined();
+    let script = repo.script("w.sh", AGENT);
+    let count = repo.scratch("counts").join("count");
+    let mark = repo.scratch("counts").join("slow-started");
+    repo.configure(&format!(
+        "[[agents]]\nname = \"w\"\ncommand = [\"sh\", \"{}\"]\nenv = {{ COUNT = \"{}\", MARK = \"{}\" }}\n",
+        script.display(),
+        count.display(),
+        mark.display()
+    ));
+    (repo, count)
+}
+
+fn task<'a>(state: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    state["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap_or_else(|| panic!("no task {id} in {state}"))
+}
+
+fn files_of(repo: &TestRepo, commit: &str) -> Vec<String> {
+    repo.git(&["ls-tree", "-r", "--name-only", commit])
+        .lines()
+        .filter(|f| f.ends_with(".txt"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn counts(path: &PathBuf) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn a_diamond_runs_each_task_on_what_it_depends_on() {
+    let (repo, count) = repo();
+    repo.write(".massgen/plans/diamond.toml", DIAMOND);
+    repo.commit_all("plan");
+    let state = repo
+        .massgen()
+        .args(["plan", "run", "diamond", "--json"])
+        .expect_json(0);
+    for id in ["a", "b", "c", "d"] {
+        assert_eq!(task(&state, id)["status"], "done", "{state}");
+    }
+    // d's candidate was made from a tip holding a's, b's and c's work.
+    let d = task(&state, "d")["commit"].as_str().unwrap();
+    assert_eq!(files_of(&repo, d), ["a.txt", "b.txt", "c.txt", "d.txt"]);
+    let tip = repo.git(&["rev-parse", "massgen/plan/diamond/integration"]);
+    assert_eq!(state["integration_commit"], tip.as_str());
+    assert_eq!(files_of(&repo, &tip), ["a.txt", "b.txt", "c.txt", "d.txt"]);
+    assert_eq!(counts(&count), ["a", "b", "c", "d"]);
+    // b and c both moved from a: one of them is a merge commit named after its task.
+    let log = repo.git(&["log", "--format=%s", "massgen/plan/diamond/integration"]);
+    assert!(
+        log.contains("massgen plan diamond: b (make b)")
+            || log.contains("massgen plan diamond: c (make c)"),
+        "{log}"
+    );
+    // The user's branch is untouched; nothing is left checked out.
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+    assert_eq!(repo.worktree_count(), 1);
+    repo.assert_fsck_clean();
+    // Status shows the same state.
+    let status = repo
+        .massgen()
+        .args(["plan", "status", "diamond", "--json"])
+        .expect_json(0);
+    assert_eq!(status["integration_commit"], tip.as_str());
+    let listed = repo.massgen().args(["plan", "status"]).run().expect_code(0);
+    listed.assert_stdout("diamond  4 of 4 tasks done");
+}
+
+#[test]
+fn a_failed_task_skips_its_dependents_and_the_rest_goes_on() {
+    let (repo, _count) = repo();
+    repo.write(
+        "plan.toml",
+        r#"name = "mixed"
+[[tasks]]
+id = "broken"
+task = "fail broken"
+[[tasks]]
+id = "after"
+task = "make after"
+depends_on = ["broken"]
+[[tasks]]
+id = "later"
+task = "make later"
+depends_on = ["after"]
+[[tasks]]
+id = "fine"
+task = "make fine"
+"#,
+    );
+    let state = repo
+        .massgen()
+        .args(["plan", "run", "plan.toml", "--json"])
+        .expect_json(1);
+    assert_eq!(task(&state, "broken")["status"], "failed");
+    assert!(
+        task(&state, "broken")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no winner")
+    );
+    assert_eq!(task(&state, "after")["status"], "skipped");
+    assert_eq!(
+        task(&state, "after")["reason"],
+        "it depends on broken, which failed"
+    );
+    assert_eq!(task(&state, "later")["status"], "skipped");
+    assert_eq!(task(&state, "fine")["status"], "done");
+    let text = repo
+        .massgen()
+        .args(["plan", "status", "mixed"])
+        .run()
+        .expect_code(0);
+    text.assert_stdout("1 of 4 tasks done, 1 failed, 2 skipped");
+}
+
+#[test]
+fn a_killed_plan_resumes_without_doing_anything_twice() {
+    let (repo, count) = repo();
+    repo.write(
+        "plan.toml",
+        r#"name = "resume"
+[[tasks]]
+id = "first"
+task = "make first"
+[[tasks]]
+id = "slow"
+task = "make slow"
+depends_on = ["first"]
+[[tasks]]
+id = "last"
+task = "make last"
+depends_on = ["slow"]
+"#,
+    );
+    let mark = count.with_file_name("slow-started");
+    let mut child = repo.massgen().args(["plan", "run", "plan.toml"]).spawn();
+    wait_for("the slow task's agent", || mark.exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let state = repo
+        .massgen()
+        .args(["plan", "status", "resume", "--json"])
+        .expect_json(0);
+    assert_eq!(task(&state, "first")["status"], "done");
+    assert_eq!(task(&state, "slow")["status"], "running");
+    let state = repo
+        .massgen()
+        .args(["plan", "run", "plan.toml", "--json"])
+        .expect_json(0);
+    for id in ["first", "slow", "last"] {
+        assert_eq!(task(&state, id)["status"], "done", "{state}");
+    }
+    assert_eq!(counts(&count), ["first", "last", "slow"]);
+    repo.assert_fsck_clean();
+    assert_eq!(
+        repo.worktree_count(),
+        1,
+        "{}",
+        repo.git(&["worktree", "list"])
+    );
+}
+
+#[test]
+fn merge_fast_forwards_the_users_branch_to_the_integration_tip() {
+    let (repo, _count) = repo();
+    repo.write(".massgen/plans/diamond.toml", DIAMOND);
+    repo.commit_all("plan");
+    let state = repo
+        .massgen()
+        .args(["plan", "run", "diamond", "--merge", "--json"])
+        .expect_json(0);
+    let tip = repo.git(&["rev-parse", "massgen/plan/diamond/integration"]);
+    assert_eq!(repo.git(&["rev-parse", "main"]), tip);
+    assert_eq!(state["merge"]["kind"], "fast_forward");
+    assert_eq!(repo.read("d.txt"), "d\n");
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}
