@@ -395,7 +395,7 @@ async fn settle(
         }
         Integration::Conflicts(paths) => {
             let reason = format!(
-                "its winner ({winner}) conflicts with the integration branch in {}; resolving is not implemented yet: the task can be tried again with `plan run` once the conflicting work is changed",
+                "its winner ({winner}) conflicts with the integration branch in {}; resolving conflicts (by the resolver, or by hand) is not implemented yet: the next `plan run` runs the task again from the integration branch",
                 crate::run::merge::name_some(&paths)
             );
             s.task_mut(id).conflicts = paths;

@@ -7,11 +7,12 @@ use std::path::PathBuf;
 use crate::support::{TestRepo, wait_for};
 
 /// The agent: `make X` writes `X.txt` and appends X to `$COUNT`; `fail X` exits 1 having
-/// changed nothing; `make slow` sleeps 30 s the first time (until `$MARK` exists).
+/// changed nothing; `clash X` writes other content to `X.txt`; `make slow` sleeps 30 s the first time (until `$MARK` exists).
 const AGENT: &str = r#"set -e
 what=${MASSGEN_TASK%% *}
 name=${MASSGEN_TASK#* }
 if [ "$what" = fail ]; then exit 1; fi
+if [ "$what" = clash ]; then echo clash > "$name.txt"; exit 0; fi
 if [ "$name" = slow ] && [ ! -e "$MARK" ]; then : > "$MARK"; sleep 30; fi
 echo "$name" >> "$COUNT"
 echo "$name" > "$name.txt"
@@ -232,4 +233,42 @@ fn merge_fast_forwards_the_users_branch_to_the_integration_tip() {
     assert_eq!(state["merge"]["kind"], "fast_forward");
     assert_eq!(repo.read("d.txt"), "d\n");
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}
+
+#[test]
+fn a_conflicting_winner_is_blocked_with_its_paths() {
+    let (repo, _count) = repo();
+    repo.write(
+        "plan.toml",
+        r#"name = "clash"
+[[tasks]]
+id = "a"
+task = "make a"
+[[tasks]]
+id = "other"
+task = "clash a"
+[[tasks]]
+id = "then"
+task = "make then"
+depends_on = ["other"]
+"#,
+    );
+    let state = repo
+        .massgen()
+        .args(["plan", "run", "plan.toml", "--json"])
+        .expect_json(1);
+    assert_eq!(task(&state, "a")["status"], "done");
+    let other = task(&state, "other");
+    assert_eq!(other["status"], "blocked", "{state}");
+    assert_eq!(other["conflicts"], serde_json::json!(["a.txt"]));
+    assert!(
+        other["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not implemented yet")
+    );
+    assert_eq!(task(&state, "then")["status"], "skipped");
+    // The integration branch holds a's work only.
+    let tip = repo.git(&["rev-parse", "massgen/plan/clash/integration"]);
+    assert_eq!(repo.git(&["show", &format!("{tip}:a.txt")]), "a");
 }
