@@ -51,8 +51,8 @@ pub enum Command {
     Clean(commands::clean::CleanArgs),
     /// Several reviewers look at a change; findings enough of them agree on are reported.
     Review(commands::review::ReviewArgs),
-    /// Task plans: sub-tasks with dependencies; `plan check` validates one and shows its
-    /// waves.
+    /// Task plans: sub-tasks with dependencies; `plan check` validates one, `plan run` runs
+    /// it, `plan status` shows how far it got.
     Plan(commands::plan::PlanArgs),
     /// Install or remove the review hooks (pre-commit, pre-push), chained to existing ones.
     Hooks(commands::hooks::HooksArgs),

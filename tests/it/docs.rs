@@ -20,6 +20,8 @@ const PAGES: &[&str] = &[
     "git-massgen-review.1",
     "git-massgen-plan.1",
     "git-massgen-plan-check.1",
+    "git-massgen-plan-run.1",
+    "git-massgen-plan-status.1",
     "git-massgen-hooks.1",
     "git-massgen-hooks-install.1",
     "git-massgen-hooks-uninstall.1",
