@@ -185,3 +185,19 @@ fn repo_key(repo: &Repo) -> String {
     }
     format!("{name}-{:08x}", h as u32)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_run_ids_own_branches() {
+        let run = "20261206-121530-ab12";
+        assert_eq!(run_of_branch(&branch_ref(run, "claude")), Some(run));
+        assert_eq!(
+            run_of_branch("refs/heads/massgen/plan/auth/integration"),
+            None
+        );
+        assert_eq!(run_of_branch("refs/heads/main"), None);
+    }
+}
