@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use super::run::PlanRunError;
+use super::PlanRunError;
 use super::state::PlanState;
 use crate::agent::process::{self, Job};
 use crate::git::merge;

@@ -181,3 +181,29 @@ mod tests {
         assert_eq!(err.to_string(), "no plan at x.toml");
     }
 }
+
+/// Why a plan cannot be run (a task's own failure is a task status, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanRunError {
+    #[error("plan {plan} is being run by process {pid}")]
+    Busy { plan: String, pid: u32 },
+    #[error("{branch} exists, but plan {plan} has no state")]
+    Stray { plan: String, branch: String },
+    #[error("{branch} is at {found}, not where plan {plan} left it ({expected})")]
+    Moved {
+        plan: String,
+        branch: String,
+        expected: String,
+        found: String,
+    },
+    #[error("--merge merges plan {plan} into {target}, which is not the current branch")]
+    NotOnTarget { plan: String, target: String },
+    #[error(transparent)]
+    Run(#[from] crate::run::RunError),
+    #[error(transparent)]
+    Git(#[from] crate::git::GitError),
+    #[error(transparent)]
+    Merge(#[from] crate::run::merge::MergeError),
+    #[error(transparent)]
+    Setup(#[from] crate::run::plan::PlanError),
+}

@@ -19,38 +19,14 @@ use tokio::task::JoinSet;
 use super::integrate::{self, Check, Integration};
 use super::state::{self, PlanState, TaskStatus};
 use super::{Task, TaskPlan};
-use crate::git::{GitError, ObjectId, Repo};
+use crate::git::{ObjectId, Repo};
 use crate::run::clean::{Said, Which};
 use crate::run::layout::RunDir;
 use crate::run::pipeline::{self, Event};
 use crate::run::state::{Phase, RunState};
-use crate::run::{RunError, merge::MergeError, plan::PlanError};
+use crate::run::{RunError, plan::PlanError};
 
-/// Why a plan cannot be run (a task's own failure is a task status, not an error).
-#[derive(Debug, thiserror::Error)]
-pub enum PlanRunError {
-    #[error("plan {plan} is being run by process {pid}")]
-    Busy { plan: String, pid: u32 },
-    #[error("{branch} exists, but plan {plan} has no state")]
-    Stray { plan: String, branch: String },
-    #[error("{branch} is at {found}, not where plan {plan} left it ({expected})")]
-    Moved {
-        plan: String,
-        branch: String,
-        expected: String,
-        found: String,
-    },
-    #[error("--merge merges plan {plan} into {target}, which is not the current branch")]
-    NotOnTarget { plan: String, target: String },
-    #[error(transparent)]
-    Run(#[from] RunError),
-    #[error(transparent)]
-    Git(#[from] GitError),
-    #[error(transparent)]
-    Merge(#[from] MergeError),
-    #[error(transparent)]
-    Setup(#[from] PlanError),
-}
+pub use super::PlanRunError;
 
 /// How a plan runs.
 pub struct Options {
