@@ -1,0 +1,417 @@
+#!/bin/bash
+# Time to the first test result, and disk, when 4 agents' worktrees need a project's
+# dependencies: `git massgen run` with `[worktree] setup`, `clone` and a shared
+# CARGO_TARGET_DIR, against the same done by hand with `git worktree add`.
+#
+#   scripts/bench-ready.sh [REPORT.md]
+#
+# Needs root (loop mounts), mkfs.ext4, mkfs.xfs, node + npm and the npm registry (once, to
+# fill a private npm cache), cargo and crates.io (once, `cargo fetch`). Two file systems
+# are made on sparse images in BENCH_TMPDIR and loop-mounted: a journaled ext4 (the
+# ordinary file system: copies are copies) and an XFS with reflink (copies share data).
+# Both are unmounted and removed on exit, also on failure.
+#
+# Cases (4 agents `sh -c 'echo aN >> notes.txt'`, `--test "npm test"` / `"cargo test -q"`,
+# `--json --keep --events FILE`):
+#   node  ours-setup   ext4, [worktree] setup = ["npm ci --prefer-offline"]
+#         ours-clone   ext4, [worktree] clone = ["node_modules"] (a copy)
+#         ours-cow     XFS,  [worktree] clone = ["node_modules"] (copy-on-write)
+#         hand-ci      ext4, git worktree add x4, npm ci --prefer-offline in each, one
+#                      after another, then npm test in the first (then in the others)
+#         hand-ci-par  the same with the 4 npm ci at once (& and wait)
+#         hand-cp      ext4, git worktree add x4, cp -r node_modules into each, npm test
+#         hand-cp-cow  XFS, the same (GNU cp >= 9 clones where the file system can)
+#   cargo ours-plain   ext4, every worktree builds from scratch
+#         ours-shared  ext4, [worktree] env CARGO_TARGET_DIR = "{worktree_root}/cargo-target"
+#         ours-clone   ext4, clone = ["target"] after `cargo build --tests` in the work tree
+#         ours-cow     XFS, the same, copy-on-write
+#         hand         ext4, git worktree add x4, cargo test -q in each, one after another
+#
+# Measured per case (median of the repetitions): first test result (ours: the time of
+# the first `tests_finished` event, from the start of the command; by hand: when the
+# first `npm test`/`cargo test` ended), all four tested, wall time of the whole command,
+# and the disk the case added (`df` used bytes after `sync`, before and after).
+#
+# Environment (all optional):
+#   BENCH_ONLY        node | cargo (default: both)
+#   BENCH_REPS        repetitions of the Node cases (default 3)
+#   BENCH_CARGO_REPS  repetitions of the Cargo cases (default 1)
+#   BENCH_TMPDIR      where the images go (default /var/tmp)
+#   BENCH_IMG_SIZE    size of each sparse image (default 12G)
+#   BENCH_BIN         the binary (default target/release/git-massgen, built when missing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+report=${1:-target/bench-ready.md}
+commit=$(git rev-parse --short HEAD)
+only=${BENCH_ONLY:-node,cargo}
+reps=${BENCH_REPS:-3}
+cargo_reps=${BENCH_CARGO_REPS:-1}
+img_size=${BENCH_IMG_SIZE:-12G}
+bin=${BENCH_BIN:-$PWD/target/release/git-massgen}
+[ -x "$bin" ] || cargo build --release -q
+bin=$(realpath "$bin")
+mkdir -p "$(dirname "$report")"
+report=$(realpath "$report")
+[ "$(id -u)" = 0 ] || { echo "bench-ready: needs root for the loop mounts" >&2; exit 2; }
+
+tmp=$(mktemp -d "${BENCH_TMPDIR:-/var/tmp}/bench-ready.XXXXXX")
+ext4=$tmp/ext4
+xfs=$tmp/xfs
+cleanup() {
+  set +e
+  cd /
+  # Give background purges of discarded worktrees a moment, then unmount (lazily if busy).
+  for m in "$ext4" "$xfs"; do
+    if mountpoint -q "$m"; then
+      umount "$m" 2> /dev/null || { sleep 2; umount "$m" 2> /dev/null; } || umount -l "$m"
+    fi
+  done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Tools keep their own homes; git and npm get sealed ones.
+export CARGO_HOME=${CARGO_HOME:-$HOME/.cargo} RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup}
+export HOME=$tmp/home XDG_CACHE_HOME=$tmp/cache GIT_CONFIG_NOSYSTEM=1
+export npm_config_cache=$tmp/npm-cache npm_config_audit=false npm_config_fund=false \
+  npm_config_update_notifier=false CI=1
+export CARGO_BUILD_JOBS=2 CARGO_TERM_PROGRESS_WHEN=never
+unset CARGO_TARGET_DIR GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE
+mkdir -p "$HOME"
+git config --global user.name bench
+git config --global user.email bench@example.com
+git config --global init.defaultBranch main
+git config --global advice.detachedHead false
+
+mkdir -p "$ext4" "$xfs"
+truncate -s "$img_size" "$tmp/ext4.img" "$tmp/xfs.img"
+mkfs.ext4 -q -F "$tmp/ext4.img"
+mkfs.xfs -q -m reflink=1 "$tmp/xfs.img"
+mount -o loop "$tmp/ext4.img" "$ext4"
+mount -o loop "$tmp/xfs.img" "$xfs"
+
+log() { printf '%s\n' "$*" >&2; }
+now() { date +%s%3N; }
+secs() { awk -v ms="$1" 'BEGIN { printf "%.1f", ms / 1000 }'; }
+median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
+used() { sync; df -B1 --output=used "$1" | tail -1 | tr -d ' '; }
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+
+# Results: one line per repetition in $tmp/res/<suite>.<case>: first_ms all_ms wall_ms disk_bytes.
+mkdir -p "$tmp/res"
+record() { echo "$2 $3 $4 $5" >> "$tmp/res/$1"; }
+note() { echo "$2" > "$tmp/res/$1.note"; }
+
+# A repository at $1 holding the files of $2 (a directory), committed; $3: what to ignore.
+make_repo() {
+  mkdir -p "$1"
+  cp -r "$2/." "$1/"
+  (
+    cd "$1"
+    git init -q
+    printf '%s\n' "$3" > .gitignore
+    mkdir -p .massgen
+    printf '/runs/\n/worktrees/\n/config.toml\n' > .massgen/.gitignore
+    git add -A
+    git commit -qm base
+  )
+}
+
+# Writes the run configuration of the repository $1: the worktree root inside it (on the
+# same file system), then the [worktree] lines given.
+configure() {
+  local repo=$1
+  shift
+  {
+    printf '[run]\nworktree_root = ".massgen/worktrees"\n\n[worktree]\n'
+    printf '%s\n' "$@"
+  } > "$repo/.massgen/config.toml"
+}
+
+# Removes what a case left: runs, worktrees, branches; waits for background purges.
+reset_repo() {
+  (
+    cd "$1"
+    "$bin" clean -q --all --force > /dev/null 2>&1 || true
+    for w in $(git worktree list --porcelain | sed -n 's/^worktree //p' | tail -n +2); do
+      git worktree remove --force "$w" 2> /dev/null || rm -rf "$w"
+    done
+    git worktree prune
+    for b in $(git for-each-ref --format='%(refname:short)' refs/heads/hand/ refs/heads/massgen/); do
+      git branch -qD "$b"
+    done
+    rm -rf hand
+    local i=0
+    while [ -e .massgen/worktrees/.trash ] && [ -n "$(ls -A .massgen/worktrees/.trash 2> /dev/null)" ]; do
+      i=$((i + 1))
+      [ $i -lt 600 ] || { log "trash not purged after 60 s"; break; }
+      sleep 0.1
+    done
+  )
+}
+
+# One `git massgen run` with 4 agents in the repository $1, tests $2; records suite.case $3.
+ours() {
+  local repo=$1 test=$2 key=$3 fs=$4 ev=$tmp/events.jsonl out=$tmp/run.json
+  reset_repo "$repo"
+  local before t0 t1 after
+  before=$(used "$fs")
+  rm -f "$ev"
+  cd "$repo"
+  t0=$(now)
+  "$bin" run --json --keep --events "$ev" --test "$test" \
+    --agent-cmd "a1=sh -c 'echo a1 >> notes.txt'" --agent-cmd "a2=sh -c 'echo a2 >> notes.txt'" \
+    --agent-cmd "a3=sh -c 'echo a3 >> notes.txt'" --agent-cmd "a4=sh -c 'echo a4 >> notes.txt'" \
+    bench > "$out" 2> "$tmp/run.err" || { log "run failed:"; cat "$tmp/run.err" "$out" >&2; exit 1; }
+  t1=$(now)
+  after=$(used "$fs")
+  local passed
+  passed=$(grep -c '"failed": 0, "exit_code": 0\|"exit_code": 0$' "$out" || true)
+  local times first all
+  times=$(sed -n 's/^{"time":"\([^"]*\)".*"kind":"tests_finished".*/\1/p' "$ev" |
+    while read -r t; do date -d "$t" +%s%3N; done | sort -n)
+  [ "$(echo "$times" | wc -l)" = 4 ] || { log "$key: expected 4 test results"; cat "$ev" >&2; exit 1; }
+  grep -q '"winner": "a1"' "$out" || { log "$key: no winner"; cat "$out" >&2; exit 1; }
+  first=$(echo "$times" | head -1)
+  all=$(echo "$times" | tail -1)
+  record "$key" $((first - t0)) $((all - t0)) $((t1 - t0)) $((after - before))
+  local run
+  run=$(sed -n 's/^  "run": "\(.*\)",$/\1/p' "$out")
+  note "$key" "$(grep -h '^# brought in' .massgen/runs/"$run"/logs/a1.setup.log 2> /dev/null | head -1 | sed 's/^# //')"
+  log "$key: first $((first - t0)) ms, all $((all - t0)) ms, wall $((t1 - t0)) ms, disk $(mib $((after - before))) MiB $passed"
+  cd - > /dev/null
+}
+
+# By hand in the repository $1: 4 worktrees, $2 run in each (a shell snippet, "$w" the
+# worktree), "seq" or "par"; then $3 (the test) in the first, then in the others.
+by_hand() {
+  local repo=$1 ready=$2 mode=$3 test=$4 key=$5 fs=$6
+  reset_repo "$repo"
+  local before t0 first all after
+  before=$(used "$fs")
+  cd "$repo"
+  t0=$(now)
+  for n in 1 2 3 4; do git worktree add -q -b "hand/a$n" "hand/a$n" HEAD; done
+  if [ "$mode" = par ]; then
+    for n in 1 2 3 4; do (w=hand/a$n && eval "$ready") & done
+    wait
+  else
+    for n in 1 2 3 4; do w=hand/a$n && eval "$ready"; done
+  fi
+  (cd hand/a1 && sh -c "$test" > /dev/null 2>&1)
+  first=$(now)
+  for n in 2 3 4; do (cd "hand/a$n" && sh -c "$test" > /dev/null 2>&1); done
+  all=$(now)
+  after=$(used "$fs")
+  record "$key" $((first - t0)) $((all - t0)) $((all - t0)) $((after - before))
+  log "$key: first $((first - t0)) ms, all $((all - t0)) ms, disk $(mib $((after - before))) MiB"
+  cd - > /dev/null
+}
+
+# Cargo by hand: each worktree made and tested before the next, as a user would.
+cargo_by_hand() {
+  local repo=$1 key=$2 fs=$3
+  reset_repo "$repo"
+  local before t0 first="" all after
+  before=$(used "$fs")
+  cd "$repo"
+  t0=$(now)
+  for n in 1 2 3 4; do git worktree add -q -b "hand/a$n" "hand/a$n" HEAD; done
+  for n in 1 2 3 4; do
+    (cd "hand/a$n" && cargo test -q > /dev/null 2>&1)
+    [ -n "$first" ] || first=$(now)
+  done
+  all=$(now)
+  after=$(used "$fs")
+  record "$key" $((first - t0)) $((all - t0)) $((all - t0)) $((after - before))
+  log "$key: first $((first - t0)) ms, all $((all - t0)) ms, disk $(mib $((after - before))) MiB"
+  cd - > /dev/null
+}
+
+kib() { du -sk "$1" | cut -f1; }
+
+# ---------------------------------------------------------------------------------------
+node_suite() {
+  local proj=$tmp/node-project
+  mkdir -p "$proj/test"
+  cat > "$proj/package.json" << 'EOF'
+{
+  "name": "bench-ready-node",
+  "version": "1.0.0",
+  "private": true,
+  "scripts": { "test": "jest" },
+  "devDependencies": { "jest": "^29.7.0" }
+}
+EOF
+  echo "test('adds', () => { expect(1 + 1).toBe(2); });" > "$proj/test/sum.test.js"
+  log "node: npm install (fills the npm cache, writes package-lock.json)"
+  (cd "$proj" && npm install --silent > /dev/null && rm -rf node_modules)
+  make_repo "$ext4/node" "$proj" "node_modules/"
+  make_repo "$xfs/node" "$proj" "node_modules/"
+  (cd "$ext4/node" && npm ci --prefer-offline --silent > /dev/null)
+  (cd "$xfs/node" && npm ci --prefer-offline --silent > /dev/null)
+  local packages files
+  packages=$(find "$ext4/node/node_modules" -name package.json -path '*/node_modules/*/package.json' \
+    -not -path '*/node_modules/*/node_modules/*/*/package.json' | wc -l)
+  files=$(find "$ext4/node/node_modules" -type f | wc -l)
+  echo "node_modules: $(kib "$ext4/node/node_modules") KiB (du -sk, ext4), $(kib "$xfs/node/node_modules") KiB (XFS), $files files, $(ls "$ext4/node/node_modules" | wc -l) top-level entries, about $packages package.json" > "$tmp/res/node.deps"
+  echo "$(kib "$ext4/node/node_modules")" > "$tmp/res/node.deps_kib_ext4"
+  echo "$(kib "$xfs/node/node_modules")" > "$tmp/res/node.deps_kib_xfs"
+  log "$(cat "$tmp/res/node.deps")"
+
+  local r=0
+  while [ $r -lt "$reps" ]; do
+    log "node: repetition $((r + 1)) of $reps"
+    configure "$ext4/node" 'setup = ["npm ci --prefer-offline"]'
+    ours "$ext4/node" "npm test" node.ours-setup "$ext4"
+    configure "$ext4/node" 'clone = ["node_modules"]'
+    ours "$ext4/node" "npm test" node.ours-clone "$ext4"
+    configure "$xfs/node" 'clone = ["node_modules"]'
+    ours "$xfs/node" "npm test" node.ours-cow "$xfs"
+    by_hand "$ext4/node" '(cd "$w" && npm ci --prefer-offline --silent > /dev/null)' seq "npm test" node.hand-ci "$ext4"
+    by_hand "$ext4/node" '(cd "$w" && npm ci --prefer-offline --silent > /dev/null)' par "npm test" node.hand-ci-par "$ext4"
+    by_hand "$ext4/node" 'cp -r node_modules "$w/"' seq "npm test" node.hand-cp "$ext4"
+    by_hand "$xfs/node" 'cp -r node_modules "$w/"' seq "npm test" node.hand-cp-cow "$xfs"
+    r=$((r + 1))
+  done
+  reset_repo "$ext4/node"
+  reset_repo "$xfs/node"
+}
+
+# ---------------------------------------------------------------------------------------
+cargo_suite() {
+  local proj=$tmp/cargo-project
+  mkdir -p "$proj/src"
+  cat > "$proj/Cargo.toml" << 'EOF'
+[package]
+name = "bench-ready-cargo"
+version = "0.1.0"
+edition = "2021"
+
+[dependencies]
+serde = { version = "1", features = ["derive"] }
+serde_json = "1"
+regex = "1"
+anyhow = "1"
+thiserror = "1"
+clap = { version = "4", features = ["derive"] }
+rand = "0.8"
+itertools = "0.13"
+log = "0.4"
+once_cell = "1"
+bytes = "1"
+smallvec = "1"
+EOF
+  cat > "$proj/src/lib.rs" << 'EOF'
+//! A trivial crate with real dependencies, for scripts/bench-ready.sh.
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct Point {
+    pub x: i32,
+    pub y: i32,
+}
+
+pub fn parse(s: &str) -> anyhow::Result<Point> {
+    Ok(serde_json::from_str(s)?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn round_trip() {
+        let p = super::parse(r#"{"x":1,"y":2}"#).unwrap();
+        assert_eq!(p, super::Point { x: 1, y: 2 });
+        assert!(regex::Regex::new("^a+$").unwrap().is_match("aaa"));
+    }
+}
+EOF
+  log "cargo: generate-lockfile and fetch"
+  (cd "$proj" && cargo generate-lockfile -q && cargo fetch -q)
+  make_repo "$ext4/cargo" "$proj" "/target"
+  make_repo "$xfs/cargo" "$proj" "/target"
+
+  local r=0
+  while [ $r -lt "$cargo_reps" ]; do
+    log "cargo: repetition $((r + 1)) of $cargo_reps"
+    rm -rf "$ext4/cargo/target" "$xfs/cargo/target"
+    configure "$ext4/cargo"
+    ours "$ext4/cargo" "cargo test -q" cargo.ours-plain "$ext4"
+    configure "$ext4/cargo" 'env = { CARGO_TARGET_DIR = "{worktree_root}/cargo-target" }'
+    ours "$ext4/cargo" "cargo test -q" cargo.ours-shared "$ext4"
+    cargo_by_hand "$ext4/cargo" cargo.hand "$ext4"
+    local t0
+    t0=$(now)
+    (cd "$ext4/cargo" && cargo build --tests -q)
+    echo "$(($(now) - t0))" >> "$tmp/res/cargo.prebuild_ms"
+    (cd "$xfs/cargo" && cargo build --tests -q)
+    echo "$(kib "$ext4/cargo/target")" > "$tmp/res/cargo.deps_kib_ext4"
+    echo "$(kib "$xfs/cargo/target")" > "$tmp/res/cargo.deps_kib_xfs"
+    echo "target after cargo build --tests: $(kib "$ext4/cargo/target") KiB (du -sk, ext4), $(find "$ext4/cargo/target" -type f | wc -l) files" > "$tmp/res/cargo.deps"
+    configure "$ext4/cargo" 'clone = ["target"]'
+    ours "$ext4/cargo" "cargo test -q" cargo.ours-clone "$ext4"
+    configure "$xfs/cargo" 'clone = ["target"]'
+    ours "$xfs/cargo" "cargo test -q" cargo.ours-cow "$xfs"
+    r=$((r + 1))
+  done
+  reset_repo "$ext4/cargo"
+  reset_repo "$xfs/cargo"
+}
+
+# ---------------------------------------------------------------------------------------
+case ",$only," in *,node,*) node_suite ;; esac
+case ",$only," in *,cargo,*) cargo_suite ;; esac
+
+# The table: medians; disk per agent against one copy of the dependency tree.
+describe() {
+  case $1 in
+    node.ours-setup) echo 'ours, `setup = ["npm ci --prefer-offline"]`, ext4' ;;
+    node.ours-clone) echo 'ours, `clone = ["node_modules"]`, ext4 (copy)' ;;
+    node.ours-cow) echo 'ours, `clone = ["node_modules"]`, XFS (copy-on-write)' ;;
+    node.hand-ci) echo 'by hand: `git worktree add` ×4, `npm ci --prefer-offline` in each one after another, `npm test`, ext4' ;;
+    node.hand-ci-par) echo 'by hand: the same, the 4 `npm ci` at once (`&`, `wait`), ext4' ;;
+    node.hand-cp) echo 'by hand: `git worktree add` ×4, `cp -r node_modules` into each, `npm test`, ext4' ;;
+    node.hand-cp-cow) echo 'by hand: the same on XFS (GNU cp 9 clones)' ;;
+    cargo.ours-plain) echo 'ours, plain worktrees (each builds from scratch), ext4' ;;
+    cargo.ours-shared) echo 'ours, `env = { CARGO_TARGET_DIR = "{worktree_root}/cargo-target" }`, ext4' ;;
+    cargo.ours-clone) echo 'ours, `clone = ["target"]` after `cargo build --tests`, ext4 (copy)' ;;
+    cargo.ours-cow) echo 'ours, `clone = ["target"]` after `cargo build --tests`, XFS (copy-on-write)' ;;
+    cargo.hand) echo 'by hand: `git worktree add` ×4, `cargo test -q` in each one after another, ext4' ;;
+  esac
+}
+table() {
+  local suite=$1 base=$2 deps_ext4 deps_xfs
+  shift 2
+  deps_ext4=$(cat "$tmp/res/$suite.deps_kib_ext4")
+  deps_xfs=$(cat "$tmp/res/$suite.deps_kib_xfs")
+  printf '%s\n\n' "$(cat "$tmp/res/$suite.deps")"
+  printf '| case | first test result, s | all 4 tested, s | wall, s | disk added, MiB | per agent / one copy | first result / %s |\n' "$base"
+  printf '|---|---|---|---|---|---|---|\n'
+  local base_first
+  base_first=$(cut -d' ' -f1 < "$tmp/res/$suite.$base" | median)
+  local c
+  for c in "$@"; do
+    local f=$tmp/res/$suite.$c key=$suite.$c first all wall disk deps share n
+    [ -s "$f" ] || continue
+    first=$(cut -d' ' -f1 < "$f" | median)
+    all=$(cut -d' ' -f2 < "$f" | median)
+    wall=$(cut -d' ' -f3 < "$f" | median)
+    disk=$(cut -d' ' -f4 < "$f" | median)
+    n=$(wc -l < "$f")
+    case $key in *cow*) deps=$deps_xfs ;; *) deps=$deps_ext4 ;; esac
+    share=$(awk -v d="$disk" -v k="$deps" 'BEGIN { printf "%.1f%%", 100 * d / 4 / (k * 1024) }')
+    printf '| %s%s | %s | %s | %s | %s | %s | %s |\n' "$(describe "$key")" \
+      "$([ -s "$f.note" ] && printf ' — %s' "$(cat "$f.note")")" \
+      "$(secs "$first")" "$(secs "$all")" "$(secs "$wall")" "$(mib "$disk")" "$share" \
+      "$(awk -v a="$first" -v b="$base_first" 'BEGIN { printf "%.2f×", a / b }')"
+  done
+  printf '\n(medians of %s repetitions)\n\n' "$n"
+}
+{
+  printf '## Results (%s, %s)\n\n' "$(date -u +%Y-%m-%d)" "$commit"
+  [ -s "$tmp/res/node.deps" ] && table node hand-ci ours-setup ours-clone ours-cow hand-ci hand-ci-par hand-cp hand-cp-cow
+  [ -s "$tmp/res/cargo.deps" ] && table cargo hand ours-plain ours-shared ours-clone ours-cow hand
+  true
+} | tee "$report"
+log "tables written to $report"
