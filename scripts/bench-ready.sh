@@ -98,10 +98,14 @@ median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)
 used() { sync; df -B1 --output=used "$1" | tail -1 | tr -d ' '; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 
-# Results: one line per repetition in $tmp/res/<suite>.<case>: first_ms all_ms wall_ms disk_bytes.
+# Results: one line per repetition in $tmp/res/<suite>.<case>:
+# ready_ms first_ms all_ms wall_ms disk_bytes.
 mkdir -p "$tmp/res"
-record() { echo "$2 $3 $4 $5" >> "$tmp/res/$1"; }
-note() { echo "$2" > "$tmp/res/$1.note"; }
+record() {
+  echo "$2 $3 $4 $5 $6" >> "$tmp/res/$1"
+  log "$1: ready $2 ms, first test result $3 ms, all tested $4 ms, wall $5 ms, disk +$(mib "$6") MiB"
+}
+note() { [ -z "$2" ] || echo "$2" > "$tmp/res/$1.note"; }
 
 # A repository at $1 holding the files of $2 (a directory), committed; $3: what to ignore.
 make_repo() {
@@ -151,44 +155,50 @@ reset_repo() {
   )
 }
 
-# One `git massgen run` with 4 agents in the repository $1, tests $2; records suite.case $3.
+# The millisecond clock of the events' "time" fields for the events of kind $2 in $1, sorted.
+event_ms() {
+  sed -n 's/^{"time":"\([^"]*\)".*"kind":"'"$2"'".*/\1/p' "$1" |
+    while read -r t; do date -d "$t" +%s%3N; done | sort -n
+}
+
+# One `git massgen run` with 4 agents in the repository $1 on the file system $4, tests $2;
+# records $3. More options for `run` after those.
 ours() {
   local repo=$1 test=$2 key=$3 fs=$4 ev=$tmp/events.jsonl out=$tmp/run.json
+  shift 4
   reset_repo "$repo"
   local before t0 t1 after
   before=$(used "$fs")
   rm -f "$ev"
   cd "$repo"
   t0=$(now)
-  "$bin" run --json --keep --events "$ev" --test "$test" \
+  "$bin" run --json --keep --events "$ev" --test "$test" "$@" \
     --agent-cmd "a1=sh -c 'echo a1 >> notes.txt'" --agent-cmd "a2=sh -c 'echo a2 >> notes.txt'" \
     --agent-cmd "a3=sh -c 'echo a3 >> notes.txt'" --agent-cmd "a4=sh -c 'echo a4 >> notes.txt'" \
-    bench > "$out" 2> "$tmp/run.err" || { log "run failed:"; cat "$tmp/run.err" "$out" >&2; exit 1; }
+    bench > "$out" 2> "$tmp/run.err" || { log "$key: run failed"; cat "$tmp/run.err" "$out" >&2; exit 1; }
   t1=$(now)
   after=$(used "$fs")
-  local passed
-  passed=$(grep -c '"failed": 0, "exit_code": 0\|"exit_code": 0$' "$out" || true)
-  local times first all
-  times=$(sed -n 's/^{"time":"\([^"]*\)".*"kind":"tests_finished".*/\1/p' "$ev" |
-    while read -r t; do date -d "$t" +%s%3N; done | sort -n)
-  [ "$(echo "$times" | wc -l)" = 4 ] || { log "$key: expected 4 test results"; cat "$ev" >&2; exit 1; }
-  grep -q '"winner": "a1"' "$out" || { log "$key: no winner"; cat "$out" >&2; exit 1; }
-  first=$(echo "$times" | head -1)
-  all=$(echo "$times" | tail -1)
-  record "$key" $((first - t0)) $((all - t0)) $((t1 - t0)) $((after - before))
+  [ "$(grep -c '"kind":"tests_finished".*exited with code 0' "$ev")" = 4 ] ||
+    { log "$key: expected 4 passing test runs"; cat "$ev" >&2; exit 1; }
+  local times ready
+  times=$(event_ms "$ev" tests_finished)
+  # Ready: every worktree made, its dependencies in place and its agent started.
+  ready=$(event_ms "$ev" agent_started | tail -1)
+  record "$key" $((ready - t0)) $(($(echo "$times" | head -1) - t0)) $(($(echo "$times" | tail -1) - t0)) \
+    $((t1 - t0)) $((after - before))
   local run
   run=$(sed -n 's/^  "run": "\(.*\)",$/\1/p' "$out")
   note "$key" "$(grep -h '^# brought in' .massgen/runs/"$run"/logs/a1.setup.log 2> /dev/null | head -1 | sed 's/^# //')"
-  log "$key: first $((first - t0)) ms, all $((all - t0)) ms, wall $((t1 - t0)) ms, disk $(mib $((after - before))) MiB $passed"
   cd - > /dev/null
 }
 
-# By hand in the repository $1: 4 worktrees, $2 run in each (a shell snippet, "$w" the
-# worktree), "seq" or "par"; then $3 (the test) in the first, then in the others.
+# By hand in the repository $1 on the file system $6: 4 worktrees, then $2 in each (a shell
+# snippet, "$w" the worktree) one after another ($3 = seq) or at once ($3 = par); then the
+# test $4 in the first, then in the others. Records $5.
 by_hand() {
   local repo=$1 ready=$2 mode=$3 test=$4 key=$5 fs=$6
   reset_repo "$repo"
-  local before t0 first all after
+  local before t0 t_ready first all after
   before=$(used "$fs")
   cd "$repo"
   t0=$(now)
@@ -199,39 +209,58 @@ by_hand() {
   else
     for n in 1 2 3 4; do w=hand/a$n && eval "$ready"; done
   fi
-  (cd hand/a1 && sh -c "$test" > /dev/null 2>&1)
+  t_ready=$(now)
+  (cd hand/a1 && sh -c "$test" > "$tmp/test.log" 2>&1) || { log "$key: test failed"; cat "$tmp/test.log" >&2; exit 1; }
   first=$(now)
   for n in 2 3 4; do (cd "hand/a$n" && sh -c "$test" > /dev/null 2>&1); done
   all=$(now)
   after=$(used "$fs")
-  record "$key" $((first - t0)) $((all - t0)) $((all - t0)) $((after - before))
-  log "$key: first $((first - t0)) ms, all $((all - t0)) ms, disk $(mib $((after - before))) MiB"
+  record "$key" $((t_ready - t0)) $((first - t0)) $((all - t0)) $((all - t0)) $((after - before))
   cd - > /dev/null
 }
 
-# Cargo by hand: each worktree made and tested before the next, as a user would.
+# Cargo by hand: 4 worktrees, then `cargo test -q` in each, one after another (the first
+# result comes after the first build).
 cargo_by_hand() {
   local repo=$1 key=$2 fs=$3
   reset_repo "$repo"
-  local before t0 first="" all after
+  local before t0 t_ready first="" all after
   before=$(used "$fs")
   cd "$repo"
   t0=$(now)
   for n in 1 2 3 4; do git worktree add -q -b "hand/a$n" "hand/a$n" HEAD; done
+  t_ready=$(now)
   for n in 1 2 3 4; do
-    (cd "hand/a$n" && cargo test -q > /dev/null 2>&1)
+    (cd "hand/a$n" && cargo test -q > "$tmp/test.log" 2>&1) || { log "$key: test failed"; cat "$tmp/test.log" >&2; exit 1; }
     [ -n "$first" ] || first=$(now)
   done
   all=$(now)
   after=$(used "$fs")
-  record "$key" $((first - t0)) $((all - t0)) $((all - t0)) $((after - before))
-  log "$key: first $((first - t0)) ms, all $((all - t0)) ms, disk $(mib $((after - before))) MiB"
+  record "$key" $((t_ready - t0)) $((first - t0)) $((all - t0)) $((all - t0)) $((after - before))
   cd - > /dev/null
 }
 
 kib() { du -sk "$1" | cut -f1; }
 
 # ---------------------------------------------------------------------------------------
+node_ours() {
+  configure "$ext4/node" 'setup = ["npm ci --prefer-offline"]'
+  ours "$ext4/node" "npm test" node.ours-setup "$ext4"
+  configure "$ext4/node" 'clone = ["node_modules"]'
+  ours "$ext4/node" "npm test" node.ours-clone "$ext4"
+  ours "$ext4/node" "npm test" node.ours-clone-j2 "$ext4" --jobs 2
+  configure "$xfs/node" 'clone = ["node_modules"]'
+  ours "$xfs/node" "npm test" node.ours-cow "$xfs"
+}
+
+node_hand() {
+  local ci='(cd "$w" && npm ci --prefer-offline --silent > /dev/null)'
+  by_hand "$ext4/node" "$ci" seq "npm test" node.hand-ci "$ext4"
+  by_hand "$ext4/node" "$ci" par "npm test" node.hand-ci-par "$ext4"
+  by_hand "$ext4/node" 'cp -r node_modules "$w/"' seq "npm test" node.hand-cp "$ext4"
+  by_hand "$xfs/node" 'cp -r node_modules "$w/"' seq "npm test" node.hand-cp-cow "$xfs"
+}
+
 node_suite() {
   local proj=$tmp/node-project
   mkdir -p "$proj/test"
@@ -263,16 +292,8 @@ EOF
   local r=0
   while [ $r -lt "$reps" ]; do
     log "node: repetition $((r + 1)) of $reps"
-    configure "$ext4/node" 'setup = ["npm ci --prefer-offline"]'
-    ours "$ext4/node" "npm test" node.ours-setup "$ext4"
-    configure "$ext4/node" 'clone = ["node_modules"]'
-    ours "$ext4/node" "npm test" node.ours-clone "$ext4"
-    configure "$xfs/node" 'clone = ["node_modules"]'
-    ours "$xfs/node" "npm test" node.ours-cow "$xfs"
-    by_hand "$ext4/node" '(cd "$w" && npm ci --prefer-offline --silent > /dev/null)' seq "npm test" node.hand-ci "$ext4"
-    by_hand "$ext4/node" '(cd "$w" && npm ci --prefer-offline --silent > /dev/null)' par "npm test" node.hand-ci-par "$ext4"
-    by_hand "$ext4/node" 'cp -r node_modules "$w/"' seq "npm test" node.hand-cp "$ext4"
-    by_hand "$xfs/node" 'cp -r node_modules "$w/"' seq "npm test" node.hand-cp-cow "$xfs"
+    # Ours and by hand take turns at going first.
+    if [ $((r % 2)) = 0 ]; then node_ours; node_hand; else node_hand; node_ours; fi
     r=$((r + 1))
   done
   reset_repo "$ext4/node"
@@ -368,6 +389,7 @@ describe() {
   case $1 in
     node.ours-setup) echo 'ours, `setup = ["npm ci --prefer-offline"]`, ext4' ;;
     node.ours-clone) echo 'ours, `clone = ["node_modules"]`, ext4 (copy)' ;;
+    node.ours-clone-j2) echo 'ours, the same with `--jobs 2` (2 agents and 2 test runs at once)' ;;
     node.ours-cow) echo 'ours, `clone = ["node_modules"]`, XFS (copy-on-write)' ;;
     node.hand-ci) echo 'by hand: `git worktree add` ×4, `npm ci --prefer-offline` in each one after another, `npm test`, ext4' ;;
     node.hand-ci-par) echo 'by hand: the same, the 4 `npm ci` at once (`&`, `wait`), ext4' ;;
@@ -381,36 +403,38 @@ describe() {
   esac
 }
 table() {
-  local suite=$1 base=$2 deps_ext4 deps_xfs
+  local suite=$1 base=$2 deps_ext4 deps_xfs base_first c
   shift 2
   deps_ext4=$(cat "$tmp/res/$suite.deps_kib_ext4")
   deps_xfs=$(cat "$tmp/res/$suite.deps_kib_xfs")
+  base_first=$(cut -d' ' -f2 < "$tmp/res/$suite.$base" | median)
   printf '%s\n\n' "$(cat "$tmp/res/$suite.deps")"
-  printf '| case | first test result, s | all 4 tested, s | wall, s | disk added, MiB | per agent / one copy | first result / %s |\n' "$base"
-  printf '|---|---|---|---|---|---|---|\n'
-  local base_first
-  base_first=$(cut -d' ' -f1 < "$tmp/res/$suite.$base" | median)
-  local c
+  printf '| case | ready, s | first test result, s | all 4 tested, s | wall, s | disk added, MiB | added per agent / one copy | first result / %s |\n' "$base"
+  printf '|---|---|---|---|---|---|---|---|\n'
   for c in "$@"; do
-    local f=$tmp/res/$suite.$c key=$suite.$c first all wall disk deps share n
+    local f=$tmp/res/$suite.$c ready first all wall disk deps
     [ -s "$f" ] || continue
-    first=$(cut -d' ' -f1 < "$f" | median)
-    all=$(cut -d' ' -f2 < "$f" | median)
-    wall=$(cut -d' ' -f3 < "$f" | median)
-    disk=$(cut -d' ' -f4 < "$f" | median)
-    n=$(wc -l < "$f")
-    case $key in *cow*) deps=$deps_xfs ;; *) deps=$deps_ext4 ;; esac
-    share=$(awk -v d="$disk" -v k="$deps" 'BEGIN { printf "%.1f%%", 100 * d / 4 / (k * 1024) }')
-    printf '| %s%s | %s | %s | %s | %s | %s | %s |\n' "$(describe "$key")" \
-      "$([ -s "$f.note" ] && printf ' — %s' "$(cat "$f.note")")" \
-      "$(secs "$first")" "$(secs "$all")" "$(secs "$wall")" "$(mib "$disk")" "$share" \
-      "$(awk -v a="$first" -v b="$base_first" 'BEGIN { printf "%.2f×", a / b }')"
+    ready=$(cut -d' ' -f1 < "$f" | median)
+    first=$(cut -d' ' -f2 < "$f" | median)
+    all=$(cut -d' ' -f3 < "$f" | median)
+    wall=$(cut -d' ' -f4 < "$f" | median)
+    disk=$(cut -d' ' -f5 < "$f" | median)
+    case $c in *cow*) deps=$deps_xfs ;; *) deps=$deps_ext4 ;; esac
+    printf '| %s%s | %s | %s | %s | %s | %s | %s | %s |\n' "$(describe "$suite.$c")" \
+      "$([ -s "$f.note" ] && printf ' (%s)' "$(cat "$f.note")")" \
+      "$(secs "$ready")" "$(secs "$first")" "$(secs "$all")" "$(secs "$wall")" "$(mib "$disk")" \
+      "$(awk -v d="$disk" -v k="$deps" 'BEGIN { printf "%.1f%%", 100 * d / 4 / (k * 1024) }')" \
+      "$(awk -v a="$first" -v b="$base_first" 'BEGIN { printf "%.2f", a / b }')"
   done
-  printf '\n(medians of %s repetitions)\n\n' "$n"
+  printf '\nMedians of %s repetitions. First test result of each repetition, ms:\n\n' "$(wc -l < "$tmp/res/$suite.$base")"
+  for c in "$@"; do
+    [ -s "$tmp/res/$suite.$c" ] && printf -- '- %s: %s\n' "$c" "$(cut -d' ' -f2 < "$tmp/res/$suite.$c" | tr '\n' ' ')"
+  done
+  echo
 }
 {
   printf '## Results (%s, %s)\n\n' "$(date -u +%Y-%m-%d)" "$commit"
-  [ -s "$tmp/res/node.deps" ] && table node hand-ci ours-setup ours-clone ours-cow hand-ci hand-ci-par hand-cp hand-cp-cow
+  [ -s "$tmp/res/node.deps" ] && table node hand-ci ours-setup ours-clone ours-clone-j2 ours-cow hand-ci hand-ci-par hand-cp hand-cp-cow
   [ -s "$tmp/res/cargo.deps" ] && table cargo hand ours-plain ours-shared ours-clone ours-cow hand
   true
 } | tee "$report"
