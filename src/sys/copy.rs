@@ -3,9 +3,13 @@
 //! `reflink-copy`), so the copy takes no space until one side is written; elsewhere it is
 //! copied. The files of a tree are copied by several threads at once.
 //!
-//! Links are copied as links (never followed), permissions are kept, modification times
-//! are not: a copy is as new as the worktree it lands in, so build tools that compare an
-//! output's time with its sources' see outputs no older than the freshly checked-out sources.
+//! Links are copied as links (never followed); files keep their permissions and their
+//! modification and access times, as with `cp -p`. Build tools compare outputs' times with
+//! each other: cargo rebuilds a crate when a dependency's output looks newer than its own,
+//! so a `target` copied with fresh, arbitrarily ordered times was rebuilt almost whole.
+//! Against the freshly checked-out sources the copied outputs look older, so a make-like
+//! tool rebuilds rather than trust outputs built from the user's own (perhaps changed)
+//! sources.
 
 use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -168,13 +172,14 @@ fn copy_files(files: &[(PathBuf, PathBuf)]) -> io::Result<Copied> {
     }
 }
 
-/// Clones `from` to `to` where the file system can, else copies it; returns its length and
-/// whether it was cloned. Whatever is at `to` is replaced; a link there is never followed.
+/// Clones `from` to `to` where the file system can, else copies it, with its mode and times;
+/// returns its length and whether it was cloned. Whatever is at `to` is replaced; a link
+/// there is never followed.
 ///
 /// Few system calls per file, since a dependency tree has thousands: the destination is
 /// created exclusively (a fresh worktree has nothing there, so nothing is removed first), its
-/// mode set once through the open file, and the data cloned or copied between the two open
-/// files.
+/// mode and times set through the open file, and the data cloned or copied between the two
+/// open files.
 fn copy_file(from: &Path, to: &Path, can_clone: &AtomicBool) -> io::Result<(u64, bool)> {
     let mut src = std::fs::File::open(from)?;
     let meta = src.metadata()?;
@@ -196,7 +201,10 @@ fn copy_file(from: &Path, to: &Path, can_clone: &AtomicBool) -> io::Result<(u64,
     dst.set_permissions(meta.permissions())?;
     if can_clone.load(Ordering::Relaxed) {
         match reflink_copy::reflink_file(&src, &dst) {
-            Ok(()) => return Ok((meta.len(), true)),
+            Ok(()) => {
+                keep_times(&dst, &meta)?;
+                return Ok((meta.len(), true));
+            }
             Err(e) if unsupported(&e) => can_clone.store(false, Ordering::Relaxed),
             // Another reason (a file that changed meanwhile, a quota): the copy says it.
             Err(_) => dst.set_len(0)?,
@@ -204,7 +212,17 @@ fn copy_file(from: &Path, to: &Path, can_clone: &AtomicBool) -> io::Result<(u64,
     }
     // `copy_file_range` between the two files on Linux, as `std::fs::copy` does.
     io::copy(&mut src, &mut dst)?;
+    keep_times(&dst, &meta)?;
     Ok((meta.len(), false))
+}
+
+/// Gives the copy `dst` the times of its source (after its data: writing it set them anew).
+fn keep_times(dst: &std::fs::File, source: &std::fs::Metadata) -> io::Result<()> {
+    dst.set_times(
+        std::fs::FileTimes::new()
+            .set_modified(source.modified()?)
+            .set_accessed(source.accessed()?),
+    )
 }
 
 /// Whether a clone failed because the file systems cannot share data (not this file's fault).
@@ -245,8 +263,19 @@ mod tests {
         std::fs::set_permissions(from.join("run.sh"), std::fs::Permissions::from_mode(0o755))
             .unwrap();
         std::os::unix::fs::symlink("a/b/file", from.join("link")).unwrap();
+        // An output older than another keeps that order in the copy (cargo compares them).
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        std::fs::File::options()
+            .write(true)
+            .open(from.join("a/b/file"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         let to = dir.path().join("x/to");
         let copied = copy_tree(&from, &to).unwrap();
+        let modified = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+        assert_eq!(modified(&to.join("a/b/file")), old);
+        assert_eq!(modified(&to.join("run.sh")), modified(&from.join("run.sh")));
         assert_eq!(copied.files, 3);
         assert_eq!(copied.bytes, 15);
         assert_eq!(std::fs::read(to.join("a/b/file")).unwrap(), b"12345");
