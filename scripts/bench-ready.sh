@@ -84,6 +84,9 @@ git config --global user.email bench@example.com
 git config --global init.defaultBranch main
 git config --global advice.detachedHead false
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+machine="$(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r), $(git --version), node $(node --version 2> /dev/null), npm $(npm --version 2> /dev/null), $(cargo --version 2> /dev/null), mkfs.xfs $(mkfs.xfs -V 2> /dev/null | awk '{ print $NF }'), $(cp --version | head -1)"
+
 mkdir -p "$ext4" "$xfs"
 truncate -s "$img_size" "$tmp/ext4.img" "$tmp/xfs.img"
 mkfs.ext4 -q -F "$tmp/ext4.img"
@@ -434,6 +437,8 @@ table() {
 }
 {
   printf '## Results (%s, %s)\n\n' "$(date -u +%Y-%m-%d)" "$commit"
+  printf 'Machine: %s. Load average (1, 5, 15 min) at the start: %s; at the end: %s.\n\n' \
+    "$machine" "$load_start" "$(cut -d' ' -f1-3 /proc/loadavg)"
   [ -s "$tmp/res/node.deps" ] && table node hand-ci ours-setup ours-clone ours-clone-j2 ours-cow hand-ci hand-ci-par hand-cp hand-cp-cow
   [ -s "$tmp/res/cargo.deps" ] && table cargo hand ours-plain ours-shared ours-clone ours-cow hand
   true
