@@ -12,25 +12,30 @@
 # Both are unmounted and removed on exit, also on failure.
 #
 # Cases (4 agents `sh -c 'echo aN >> notes.txt'`, `--test "npm test"` / `"cargo test -q"`,
-# `--json --keep --events FILE`):
-#   node  ours-setup   ext4, [worktree] setup = ["npm ci --prefer-offline"]
-#         ours-clone   ext4, [worktree] clone = ["node_modules"] (a copy)
-#         ours-cow     XFS,  [worktree] clone = ["node_modules"] (copy-on-write)
-#         hand-ci      ext4, git worktree add x4, npm ci --prefer-offline in each, one
-#                      after another, then npm test in the first (then in the others)
-#         hand-ci-par  the same with the 4 npm ci at once (& and wait)
-#         hand-cp      ext4, git worktree add x4, cp -r node_modules into each, npm test
-#         hand-cp-cow  XFS, the same (GNU cp >= 9 clones where the file system can)
-#   cargo ours-plain   ext4, every worktree builds from scratch
-#         ours-shared  ext4, [worktree] env CARGO_TARGET_DIR = "{worktree_root}/cargo-target"
-#         ours-clone   ext4, clone = ["target"] after `cargo build --tests` in the work tree
-#         ours-cow     XFS, the same, copy-on-write
-#         hand         ext4, git worktree add x4, cargo test -q in each, one after another
+# `--json --keep --events FILE`; the worktree root inside the repository, on its file system):
+#   node  ours-setup     ext4, [worktree] setup = ["npm ci --prefer-offline"]
+#         ours-clone     ext4, [worktree] clone = ["node_modules"] (a copy)
+#         ours-clone-j2  the same with --jobs 2 (2 agents, and 2 test runs, at once)
+#         ours-cow       XFS,  [worktree] clone = ["node_modules"] (copy-on-write)
+#         ours-cow-only  the same with --test true: the disk the clones alone take
+#         hand-ci        ext4, git worktree add x4, npm ci --prefer-offline in each, one
+#                        after another, then npm test in the first (then in the others)
+#         hand-ci-par    the same with the 4 npm ci at once (& and wait)
+#         hand-cp        ext4, git worktree add x4, cp -r node_modules into each, npm test
+#         hand-cp-cow    XFS, the same (GNU cp >= 9 clones where the file system can)
+#   cargo ours-plain     ext4, every worktree builds from scratch
+#         ours-shared    ext4, [worktree] env CARGO_TARGET_DIR = "{worktree_root}/cargo-target"
+#         ours-clone     ext4, clone = ["target"] after `cargo build --tests` in the work tree
+#         ours-cow       XFS, the same, copy-on-write
+#         ours-cow-only  the same with --test true
+#         hand           ext4, git worktree add x4, cargo test -q in each, one after another
+# Ours and by hand take turns at going first (Node). npm runs with audit and fund off.
 #
-# Measured per case (median of the repetitions): first test result (ours: the time of
-# the first `tests_finished` event, from the start of the command; by hand: when the
-# first `npm test`/`cargo test` ended), all four tested, wall time of the whole command,
-# and the disk the case added (`df` used bytes after `sync`, before and after).
+# Measured per case (median of the repetitions), from the start of the command: ready
+# (ours: the last `agent_started` event, every worktree made and set up; by hand: the 4
+# worktrees made and their dependencies in place), first test result (ours: the first
+# `tests_finished` event; by hand: the end of the first `npm test` / `cargo test`), all 4
+# tested, wall time, and the disk the case added (`df` used bytes, after `sync`).
 #
 # Environment (all optional):
 #   BENCH_ONLY        node | cargo (default: both)
@@ -97,7 +102,7 @@ mount -o loop "$tmp/xfs.img" "$xfs"
 log() { printf '%s\n' "$*" >&2; }
 now() { date +%s%3N; }
 secs() { awk -v ms="$1" 'BEGIN { printf "%.1f", ms / 1000 }'; }
-median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
+median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print int((a[int((NR + 1) / 2)] + a[int(NR / 2) + 1]) / 2) }'; }
 used() { sync; df -B1 --output=used "$1" | tail -1 | tr -d ' '; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 
@@ -254,6 +259,8 @@ node_ours() {
   ours "$ext4/node" "npm test" node.ours-clone-j2 "$ext4" --jobs 2
   configure "$xfs/node" 'clone = ["node_modules"]'
   ours "$xfs/node" "npm test" node.ours-cow "$xfs"
+  # What the clones alone take: the tests write nothing here, but cargo's do.
+  ours "$xfs/node" true node.ours-cow-only "$xfs"
 }
 
 node_hand() {
@@ -372,11 +379,12 @@ EOF
     (cd "$xfs/cargo" && cargo build --tests -q)
     echo "$(kib "$ext4/cargo/target")" > "$tmp/res/cargo.deps_kib_ext4"
     echo "$(kib "$xfs/cargo/target")" > "$tmp/res/cargo.deps_kib_xfs"
-    echo "target after cargo build --tests: $(kib "$ext4/cargo/target") KiB (du -sk, ext4), $(find "$ext4/cargo/target" -type f | wc -l) files" > "$tmp/res/cargo.deps"
+    echo "target after \`cargo build --tests\` in the work tree (took $(secs "$(median < "$tmp/res/cargo.prebuild_ms")") s on ext4): $(kib "$ext4/cargo/target") KiB (du -sk, ext4), $(kib "$xfs/cargo/target") KiB (XFS), $(find "$ext4/cargo/target" -type f | wc -l) files" > "$tmp/res/cargo.deps"
     configure "$ext4/cargo" 'clone = ["target"]'
     ours "$ext4/cargo" "cargo test -q" cargo.ours-clone "$ext4"
     configure "$xfs/cargo" 'clone = ["target"]'
     ours "$xfs/cargo" "cargo test -q" cargo.ours-cow "$xfs"
+    ours "$xfs/cargo" true cargo.ours-cow-only "$xfs"
     r=$((r + 1))
   done
   reset_repo "$ext4/cargo"
@@ -394,6 +402,7 @@ describe() {
     node.ours-clone) echo 'ours, `clone = ["node_modules"]`, ext4 (copy)' ;;
     node.ours-clone-j2) echo 'ours, the same with `--jobs 2` (2 agents and 2 test runs at once)' ;;
     node.ours-cow) echo 'ours, `clone = ["node_modules"]`, XFS (copy-on-write)' ;;
+    node.ours-cow-only) echo 'ours, the same with `--test true`: what the 4 clones alone add to the disk' ;;
     node.hand-ci) echo 'by hand: `git worktree add` ×4, `npm ci --prefer-offline` in each one after another, `npm test`, ext4' ;;
     node.hand-ci-par) echo 'by hand: the same, the 4 `npm ci` at once (`&`, `wait`), ext4' ;;
     node.hand-cp) echo 'by hand: `git worktree add` ×4, `cp -r node_modules` into each, `npm test`, ext4' ;;
@@ -402,6 +411,7 @@ describe() {
     cargo.ours-shared) echo 'ours, `env = { CARGO_TARGET_DIR = "{worktree_root}/cargo-target" }`, ext4' ;;
     cargo.ours-clone) echo 'ours, `clone = ["target"]` after `cargo build --tests`, ext4 (copy)' ;;
     cargo.ours-cow) echo 'ours, `clone = ["target"]` after `cargo build --tests`, XFS (copy-on-write)' ;;
+    cargo.ours-cow-only) echo 'ours, the same with `--test true`: what the 4 clones alone add to the disk' ;;
     cargo.hand) echo 'by hand: `git worktree add` ×4, `cargo test -q` in each one after another, ext4' ;;
   esac
 }
@@ -439,8 +449,8 @@ table() {
   printf '## Results (%s, %s)\n\n' "$(date -u +%Y-%m-%d)" "$commit"
   printf 'Machine: %s. Load average (1, 5, 15 min) at the start: %s; at the end: %s.\n\n' \
     "$machine" "$load_start" "$(cut -d' ' -f1-3 /proc/loadavg)"
-  [ -s "$tmp/res/node.deps" ] && table node hand-ci ours-setup ours-clone ours-clone-j2 ours-cow hand-ci hand-ci-par hand-cp hand-cp-cow
-  [ -s "$tmp/res/cargo.deps" ] && table cargo hand ours-plain ours-shared ours-clone ours-cow hand
+  [ -s "$tmp/res/node.deps" ] && table node hand-ci ours-setup ours-clone ours-clone-j2 ours-cow ours-cow-only hand-ci hand-ci-par hand-cp hand-cp-cow
+  [ -s "$tmp/res/cargo.deps" ] && table cargo hand ours-plain ours-shared ours-clone ours-cow ours-cow-only hand
   true
 } | tee "$report"
 log "tables written to $report"
