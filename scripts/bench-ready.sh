@@ -222,7 +222,9 @@ by_hand() {
   t_ready=$(now)
   (cd hand/a1 && sh -c "$test" > "$tmp/test.log" 2>&1) || { log "$key: test failed"; cat "$tmp/test.log" >&2; exit 1; }
   first=$(now)
-  for n in 2 3 4; do (cd "hand/a$n" && sh -c "$test" > /dev/null 2>&1); done
+  for n in 2 3 4; do
+    (cd "hand/a$n" && sh -c "$test" > "$tmp/test.log" 2>&1) || { log "$key: test failed"; cat "$tmp/test.log" >&2; exit 1; }
+  done
   all=$(now)
   after=$(used "$fs")
   record "$key" $((t_ready - t0)) $((first - t0)) $((all - t0)) $((all - t0)) $((after - before))
