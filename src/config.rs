@@ -84,7 +84,7 @@ pub struct SandboxSection {
     #[serde(default)]
     pub network: Network,
     /// More paths every confined command may write (`~/` is the home directory,
-    /// `{worktree_root}` the run's worktree root).
+    /// `{worktree_root}` the repository's worktree root, which holds every run's).
     #[serde(default)]
     pub allow_write: Vec<String>,
 }
@@ -162,7 +162,7 @@ pub struct WorktreeSection {
     #[serde(default)]
     pub share: Vec<String>,
     /// Environment of every agent, setup and test command; `{worktree_root}` in a value is
-    /// the run's worktree root (e.g. `CARGO_TARGET_DIR = "{worktree_root}/cargo-target"`,
+    /// the repository's worktree root, shared by its runs (e.g. `CARGO_TARGET_DIR = "{worktree_root}/cargo-target"`,
     /// one build of the dependencies for all candidates).
     #[serde(default)]
     pub env: BTreeMap<String, String>,

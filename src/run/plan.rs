@@ -218,6 +218,18 @@ pub fn plan(
             &worktree_root,
         ),
     };
+    // What `[worktree] env` puts under the worktree root (a shared `CARGO_TARGET_DIR`) is
+    // made for commands to write: confined ones may, and it exists for the rule to hold.
+    let mut plan = plan;
+    for (key, value) in &config.worktree.env {
+        if value.contains("{worktree_root}")
+            && let Some((_, path)) = plan.env.iter().find(|(k, _)| k == key)
+        {
+            let path = PathBuf::from(path);
+            let _ = std::fs::create_dir_all(&path);
+            plan.sandbox.allow_write.push(path);
+        }
+    }
     Ok(plan)
 }
 

@@ -227,7 +227,8 @@ fn an_agents_own_setup_and_the_worktree_env() {
     let repo = TestRepo::new();
     let agent = repo.script(
         "copy.sh",
-        "cp order.txt seen.txt; echo \"$CACHE\" > cache.txt",
+        // A confined agent may write what `[worktree] env` puts under the worktree root.
+        "cp order.txt seen.txt; echo \"$CACHE\" > cache.txt; echo hi > \"$CACHE/$MASSGEN_AGENT\"",
     );
     repo.write(".gitignore", "order.txt\n");
     repo.commit_all("ignore order.txt");
@@ -263,6 +264,10 @@ command = ["sh", "{agent}"]
         repo.git(&["show", &format!("{branch}:seen.txt")])
     };
     assert_eq!(seen("own"), format!("shared\nown {cache}"));
+    for agent in ["own", "plain"] {
+        let wrote = std::path::Path::new(&cache).join(agent);
+        assert_eq!(std::fs::read_to_string(&wrote).unwrap(), "hi\n", "{json}");
+    }
     assert_eq!(seen("plain"), "shared");
     for agent in ["own", "plain"] {
         assert_eq!(candidate(&json, agent)["tests"]["exit_code"], 0);
