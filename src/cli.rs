@@ -45,6 +45,8 @@ pub enum Command {
     Status(commands::status::StatusArgs),
     /// Show a candidate's change against the base, or two candidates against each other.
     Diff(commands::diff::DiffArgs),
+    /// Which candidates of a run conflict with each other and with the current branch.
+    Conflicts(commands::conflicts::ConflictsArgs),
     /// Merge the winner (or a chosen candidate) into the current branch, proved clean first.
     Merge(commands::merge::MergeArgs),
     /// Remove finished runs' worktrees and branches (unmerged work only with --force).
@@ -160,6 +162,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
         Command::Run(args) => commands::run::run(ctx, args),
         Command::Status(args) => commands::status::status(ctx, &args),
         Command::Diff(args) => commands::diff::diff(ctx, &args),
+        Command::Conflicts(args) => commands::conflicts::conflicts(ctx, &args),
         Command::Merge(args) => commands::merge::merge(ctx, &args),
         Command::Clean(args) => commands::clean::clean(ctx, &args),
         Command::Review(args) => commands::review::review(ctx, args),

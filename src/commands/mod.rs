@@ -1,6 +1,7 @@
 //! One module per command, each holding its arguments and its function.
 
 pub mod clean;
+pub mod conflicts;
 pub mod demo;
 pub mod diff;
 pub mod docs;

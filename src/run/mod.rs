@@ -4,6 +4,7 @@
 mod attempt;
 pub mod clean;
 pub mod confine;
+pub mod conflicts;
 pub mod context;
 pub mod imports;
 pub mod layout;

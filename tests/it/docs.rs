@@ -15,6 +15,7 @@ const PAGES: &[&str] = &[
     "git-massgen-run.1",
     "git-massgen-status.1",
     "git-massgen-diff.1",
+    "git-massgen-conflicts.1",
     "git-massgen-merge.1",
     "git-massgen-clean.1",
     "git-massgen-review.1",

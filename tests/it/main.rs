@@ -4,6 +4,7 @@ mod support;
 
 mod breach;
 mod clis;
+mod conflicts;
 mod consensus;
 mod cow;
 mod crash;
