@@ -10,6 +10,7 @@
 pub mod file;
 pub mod graph;
 pub mod integrate;
+pub mod matrix;
 pub mod run;
 pub mod state;
 

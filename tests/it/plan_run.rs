@@ -271,4 +271,25 @@ depends_on = ["other"]
     // The integration branch holds a's work only.
     let tip = repo.git(&["rev-parse", "massgen/plan/clash/integration"]);
     assert_eq!(repo.git(&["show", &format!("{tip}:a.txt")]), "a");
+    // The matrix names the clash: between the wave's winners, and of the blocked one with
+    // the integration branch.
+    let status = repo
+        .massgen()
+        .args(["plan", "status", "clash", "--json"])
+        .expect_json(0);
+    let pairs = &status["conflicts"]["pairs"];
+    assert_eq!(pairs[0]["a"], "a", "{status}");
+    assert_eq!(pairs[0]["b"], "other");
+    assert_eq!(pairs[0]["conflicts"], serde_json::json!(["a.txt"]));
+    let pending = &status["conflicts"]["against_integration"];
+    assert_eq!(pending[0]["a"], "other", "{status}");
+    assert_eq!(pending[0]["conflicts"], serde_json::json!(["a.txt"]));
+    let text = repo
+        .massgen()
+        .args(["plan", "status", "clash"])
+        .run()
+        .expect_code(0)
+        .stdout;
+    assert!(text.contains("a × other: a.txt"), "{text}");
+    assert!(text.contains("other × integration: a.txt"), "{text}");
 }

@@ -53,12 +53,40 @@ pub fn status(ctx: &Ctx, args: &StatusArgs) -> Result<Exit, CliError> {
         return Err(CliError::usage(format!("plan {name} was never run"))
             .hint(format!("run it with: git massgen plan run {name}")));
     };
+    let matrix = crate::plan::matrix::matrix(&repo, &st)?;
     if args.json {
-        ctx.ui.json(&st);
+        let mut value = serde_json::to_value(&st).expect("the plan state serializes");
+        value["conflicts"] = serde_json::to_value(&matrix).expect("the matrix serializes");
+        ctx.ui.json(&value);
     } else {
-        ctx.ui.out(&render(&st));
+        let mut text = render(&st);
+        text.push_str(&render_conflicts(&matrix));
+        ctx.ui.out(&text);
     }
     Ok(Exit::Success)
+}
+
+/// The conflicting pairs of the plan's matrix, or that the winners of each wave merge
+/// cleanly; nothing when no wave had two winners and nothing waits to be integrated.
+fn render_conflicts(m: &crate::plan::matrix::PlanConflicts) -> String {
+    let all: Vec<_> = m.pairs.iter().chain(&m.against_integration).collect();
+    if all.is_empty() {
+        return String::new();
+    }
+    let clashing: Vec<_> = all.iter().filter(|p| !p.conflicts.is_empty()).collect();
+    if clashing.is_empty() {
+        return "conflicts: none (the winners of each wave merge cleanly)\n".to_owned();
+    }
+    let mut out = String::from("conflicts:\n");
+    for p in clashing {
+        out.push_str(&format!(
+            "  {} × {}: {}\n",
+            p.a,
+            p.b,
+            p.conflicts.join(", ")
+        ));
+    }
+    out
 }
 
 /// `3 of 4 tasks done, 1 failed; running` and the like.
