@@ -192,6 +192,24 @@ fn connecting_to_a_port_that_is_not_allowed() {
     if !landlock("network") {
         return;
     }
+    // TCP rules need Landlock ABI 4 (Linux 6.7).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_git-massgen"))
+        .args(["sandbox-exec", "--connect", "", "--", "--probe"])
+        .output()
+        .unwrap();
+    let probe = String::from_utf8_lossy(&out.stdout).into_owned();
+    let abi: u32 = probe
+        .split_whitespace()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0);
+    if abi < 4 || !probe.contains("full") {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("SKIPPED connecting_to_a_port…: TCP rules need Landlock ABI 4 ({probe})");
+        }
+        return;
+    }
     let repo = TestRepo::new();
     let allowed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
