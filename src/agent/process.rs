@@ -67,7 +67,7 @@ impl Finished {
 
 /// Where `program` is, as `execvp` would find it (a name with a `/` from `cwd`, else on
 /// `path`), or the error a spawn of it would give.
-fn find_program(
+pub fn find_program(
     program: &str,
     cwd: &Path,
     path: Option<&std::ffi::OsStr>,

@@ -6,8 +6,8 @@
 use serde::Serialize;
 
 use super::state::{PlanState, TaskStatus};
-use crate::git::{self, GitError, ObjectId, Repo};
-use crate::run::conflicts::Pair;
+use crate::git::{GitError, ObjectId, Repo};
+use crate::run::conflicts::{Pair, conflicting_paths};
 
 /// What [`matrix`] found.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -25,10 +25,7 @@ pub fn matrix(repo: &Repo, st: &PlanState) -> Result<PlanConflicts, GitError> {
         ObjectId::from_hex(hex.as_bytes())
             .map_err(|e| GitError::Other(format!("bad commit id `{hex}` in plan state: {e}")))
     };
-    let conflicts = |ours: ObjectId, theirs: ObjectId| -> Result<Vec<String>, GitError> {
-        let plan = git::merge::plan(repo, ours, theirs)?;
-        Ok(plan.conflicts.into_iter().map(|c| c.path).collect())
-    };
+    let conflicts = |ours, theirs| conflicting_paths(repo, ours, theirs);
     let winners: Vec<(&str, usize, ObjectId, TaskStatus)> = st
         .tasks
         .iter()

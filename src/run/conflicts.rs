@@ -54,6 +54,17 @@ impl Matrix {
     }
 }
 
+/// The paths that conflict when `theirs` is merged into `ours`, in memory; none when the two
+/// merge cleanly.
+pub fn conflicting_paths(
+    repo: &Repo,
+    ours: ObjectId,
+    theirs: ObjectId,
+) -> Result<Vec<String>, git::GitError> {
+    let plan = git::merge::plan(repo, ours, theirs)?;
+    Ok(plan.conflicts.into_iter().map(|c| c.path).collect())
+}
+
 /// Merges every pair of `state`'s candidates that changed something, and each with `head`
 /// (named `head_name`), in memory.
 pub fn matrix(
@@ -73,10 +84,7 @@ pub fn matrix(
             commits.push((c.agent.clone(), commit));
         }
     }
-    let conflicts = |ours: ObjectId, theirs: ObjectId| -> Result<Vec<String>, RunError> {
-        let plan = git::merge::plan(repo, ours, theirs)?;
-        Ok(plan.conflicts.into_iter().map(|c| c.path).collect())
-    };
+    let conflicts = |ours, theirs| conflicting_paths(repo, ours, theirs);
     let mut pairs = Vec::new();
     for (i, (a, ca)) in commits.iter().enumerate() {
         for (b, cb) in &commits[i + 1..] {

@@ -119,22 +119,17 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
         c.port = Some(port);
     }
     // Tests in a worktree that import the user's work tree would score the user's code.
-    let (import_warnings, pythonpath) = super::imports::check(&repo.workdir, &plan);
-    state.warnings.extend(import_warnings.iter().cloned());
+    let (mut warnings, pythonpath) = super::imports::check(&repo.workdir, &plan);
     state.pythonpath = pythonpath;
-    let mut import_warnings = import_warnings;
-    if let Some(w) = sandbox_warning {
-        state.warnings.push(w.clone());
-        import_warnings.push(w);
-    }
+    warnings.extend(sandbox_warning);
     if !plan.share.is_empty() {
-        let shared = format!(
+        warnings.push(format!(
             "{} linked into every worktree from your work tree ([worktree] share): an agent that writes there changes it for every candidate and for you",
             plan.share.join(", ")
-        );
-        state.warnings.push(shared.clone());
-        import_warnings.push(shared);
+        ));
     }
+    // Said once now, and kept with the run.
+    state.warnings.extend(warnings.iter().cloned());
     state.save(&staging)?;
     crate::sys::kill_point("run-staged");
     std::fs::rename(&staging.dir, &dir.dir).map_err(RunError::io("cannot create", &dir.dir))?;
@@ -143,7 +138,7 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
         agents: plan.agents.len(),
         worktree_root: run_root.clone(),
     });
-    for w in import_warnings {
+    for w in warnings {
         report(Event::Warning(w));
     }
     let shared = new_shared(repo.clone(), dir, state, &plan, sandbox, report);

@@ -191,9 +191,7 @@ pub fn bring_in(
         } else {
             let done = crate::sys::copy::copy_tree(&from, &to)
                 .map_err(|e| format!("cannot copy {}: {e}", entry.rel))?;
-            brought.copied.files += done.files;
-            brought.copied.bytes += done.bytes;
-            brought.copied.cloned += done.cloned;
+            brought.copied.add(done);
         }
     }
     brought.unmatched = include

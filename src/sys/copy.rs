@@ -29,7 +29,8 @@ pub struct Copied {
 }
 
 impl Copied {
-    fn add(&mut self, other: Copied) {
+    /// Adds what another copy did.
+    pub fn add(&mut self, other: Copied) {
         self.files += other.files;
         self.bytes += other.bytes;
         self.cloned += other.cloned;

@@ -408,22 +408,8 @@ fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
 
 /// The binary a command resolves to: a path as given, else the first match on PATH.
 pub fn which(bin: &str) -> Option<PathBuf> {
-    if bin.contains('/') {
-        let p = PathBuf::from(bin);
-        return is_executable(&p).then_some(p);
-    }
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(bin))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    let path = std::env::var_os("PATH");
+    crate::agent::process::find_program(bin, Path::new(""), path.as_deref()).ok()
 }
 
 /// The events of one tool call: the call, and the file it edits when it is a write tool.
