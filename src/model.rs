@@ -206,6 +206,9 @@ pub struct Candidate {
     /// (`Permission denied`, `Operation not permitted`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub denied: u32,
+    /// Replies of the model cut at the output limit (the built-in agent).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub truncated: u32,
     /// The CLI's session, for resuming it.
     #[serde(default)]
     pub session_id: Option<String>,

@@ -49,6 +49,11 @@ pub enum AgentEvent {
     AskedForInput {
         question: String,
     },
+    /// A reply was cut at the output limit (`max_output_tokens`); the built-in agent tells
+    /// the model and goes on.
+    Truncated {
+        max_output_tokens: u32,
+    },
     /// Waiting for a rate limit until this time (ms since the epoch).
     Waiting {
         until_ms: u64,
@@ -97,6 +102,9 @@ impl AgentEvent {
                     "asked \"{}\"; told to finish on its own",
                     first_line(question, 50)
                 )
+            }
+            AgentEvent::Truncated { max_output_tokens } => {
+                format!("reply cut at the output limit ({max_output_tokens} tokens)")
             }
             AgentEvent::Waiting { until_ms, reason } => {
                 let now = now_ms();
@@ -154,6 +162,8 @@ pub struct Report {
     pub waits: u32,
     /// Times the agent itself was told to finish after asking for input.
     pub nudged: u32,
+    /// Replies cut at the output limit.
+    pub truncated: u32,
 }
 
 impl Report {
@@ -172,6 +182,7 @@ impl Report {
             | AgentEvent::FileEdit { .. }
             | AgentEvent::ToolError { .. } => {}
             AgentEvent::Waiting { .. } => self.waits += 1,
+            AgentEvent::Truncated { .. } => self.truncated += 1,
             AgentEvent::AskedForInput { .. } => self.nudged += 1,
             AgentEvent::Retry { message, .. } => {
                 self.retries += 1;

@@ -196,6 +196,17 @@ fn render_run(st: &RunState) -> String {
         for w in &c.warnings {
             out.push_str(&format!("{}: warning: {w}\n", c.agent));
         }
+        if c.truncated > 0 {
+            out.push_str(&format!(
+                "{}: {} cut at the output limit (raise max_output_tokens)\n",
+                c.agent,
+                if c.truncated == 1 {
+                    "1 reply".to_owned()
+                } else {
+                    format!("{} replies", c.truncated)
+                }
+            ));
+        }
         if c.denied > 0 {
             out.push_str(&format!(
                 "{}: the sandbox denied {} (see its logs)\n",

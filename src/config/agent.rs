@@ -108,6 +108,11 @@ pub struct AgentConfig {
     /// `llm`: whether the model takes images (default true); `--image` is refused for
     /// an agent with `vision = false`.
     pub vision: Option<bool>,
+    /// `llm`: stream replies (default true); `false` for servers that cannot stream tool
+    /// calls (llama-cpp-python).
+    pub stream: Option<bool>,
+    /// `llm`: `tool_choice` sent with every request: `auto`, `required` or `none`.
+    pub tool_choice: Option<String>,
 }
 
 impl AgentConfig {
@@ -123,6 +128,8 @@ impl AgentConfig {
             ("temperature", self.temperature.is_some()),
             ("max_output_tokens", self.max_output_tokens.is_some()),
             ("vision", self.vision.is_some()),
+            ("stream", self.stream.is_some()),
+            ("tool_choice", self.tool_choice.is_some()),
         ];
         if kind != AgentKind::Llm
             && let Some((key, _)) = llm_only.iter().find(|(_, set)| *set)

@@ -8,7 +8,8 @@ use serde_json::json;
 use super::{Ballot, Judge, Secret, Setting, Verdict, View, check_vote};
 use crate::agent::events::Usage;
 use crate::llm::Endpoint;
-use crate::llm::chat::{Message, Part, Role, ToolSpec};
+use crate::llm::chat::{Message, ToolSpec};
+use crate::llm::session::Session;
 
 /// The system prompt of every LLM judge.
 const SYSTEM: &str =
@@ -43,14 +44,15 @@ pub(super) async fn ask(
         judge: judge.name.clone(),
         ..Default::default()
     };
-    let (client, limiter) = match endpoint.connect(key.map(|k| k.0.as_str())) {
-        Ok(connected) => connected,
+    let tools = [vote_tool(view)];
+    let mut session = match Session::new(endpoint, key.map(|k| k.0.as_str()), SYSTEM, &tools, None)
+    {
+        Ok(session) => session,
         Err(e) => {
             verdict.abstained = Some(e.to_string());
             return verdict;
         }
     };
-    let tools = [vote_tool(view)];
     let prompt = crate::agent::fill(
         &setting.template,
         &[
@@ -60,27 +62,38 @@ pub(super) async fn ask(
         ],
     );
     let mut messages = vec![Message::user_text(prompt)];
-    let mut usage = Usage::default();
+    let mut usage: Option<Usage> = None;
     let mut last_problem = String::new();
     for attempt in 1..=setting.max_attempts {
         verdict.attempts = attempt;
-        let reply = endpoint
-            .turn(&client, limiter.as_ref(), SYSTEM, &messages, &tools)
-            .await;
-        let reply = match reply {
+        let reply = match session.turn(&mut messages, &mut |_| {}).await {
             Ok(r) => r,
             Err(e) => {
-                verdict.usage = Some(usage);
+                verdict.usage = usage;
                 verdict.abstained = Some(e.to_string());
                 return verdict;
             }
         };
-        usage.add(&Usage {
-            input_tokens: reply.input_tokens,
-            output_tokens: reply.output_tokens,
-            cost_usd: endpoint.cost(&reply),
-        });
+        if let Some(used) = endpoint.usage(&reply) {
+            usage.get_or_insert_with(Usage::default).add(&used);
+        }
         messages.push(Message::from_reply(&reply));
+        if reply.truncated {
+            // An answer cut at the output limit is not a vote, even when a vote parses.
+            let limit = endpoint.max_output_tokens;
+            last_problem = format!("the answer was cut at the output limit ({limit} tokens)");
+            verdict
+                .warnings
+                .push(format!("{last_problem}; asked again"));
+            messages.push(Message::answer_again(
+                &reply,
+                &format!(
+                    "Your answer was cut at the output limit ({limit} tokens). Answer briefly: call `vote` with one of {} and a reason of one or two sentences.",
+                    view.label_list()
+                ),
+            ));
+            continue;
+        }
         let Some(call) = reply.calls.first() else {
             last_problem = "the reply called no tool".into();
             messages.push(Message::user_text(format!(
@@ -97,32 +110,19 @@ pub(super) async fn ask(
         match answer {
             Ok(vote) => {
                 verdict.vote = Some(vote);
-                verdict.usage = Some(usage);
+                verdict.usage = usage;
                 return verdict;
             }
             Err(why) => {
-                last_problem = why.clone();
-                let results: Vec<Part> = reply
-                    .calls
-                    .iter()
-                    .map(|c| Part::ToolResult {
-                        id: c.id.clone(),
-                        name: c.name.clone(),
-                        output: format!(
-                            "error: {why}. Vote again for one of {}.",
-                            view.label_list()
-                        ),
-                        is_error: true,
-                    })
-                    .collect();
-                messages.push(Message {
-                    role: Role::User,
-                    parts: results,
-                });
+                messages.push(Message::answer_again(
+                    &reply,
+                    &format!("{why}. Vote again for one of {}.", view.label_list()),
+                ));
+                last_problem = why;
             }
         }
     }
-    verdict.usage = Some(usage);
+    verdict.usage = usage;
     verdict.abstained = Some(format!(
         "no valid vote in {} attempt(s); last: {last_problem}",
         setting.max_attempts

@@ -81,6 +81,28 @@ impl Message {
         }
     }
 
+    /// The user's turn after a reply that must be given again: an error result with
+    /// `words` for each of its tool calls (every call must be answered), or the words alone
+    /// when it made none.
+    pub fn answer_again(reply: &Reply, words: &str) -> Message {
+        if reply.calls.is_empty() {
+            return Message::user_text(words);
+        }
+        Message {
+            role: Role::User,
+            parts: reply
+                .calls
+                .iter()
+                .map(|c| Part::ToolResult {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    output: format!("error: {words}"),
+                    is_error: true,
+                })
+                .collect(),
+        }
+    }
+
     /// Whether this message holds tool results (and so must follow its tool calls).
     pub fn has_tool_results(&self) -> bool {
         self.parts
@@ -98,13 +120,51 @@ pub struct ToolSpec {
     pub schema: Value,
 }
 
+/// Tokens one response used, as the server counted them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tokens {
+    pub input: u64,
+    pub output: u64,
+}
+
 /// What the model answered in one turn.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reply {
     pub text: String,
     pub calls: Vec<ToolCall>,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
+    /// `None` when the server reported no usage: unknown, not zero.
+    pub usage: Option<Tokens>,
     /// The provider's stop reason, as it said it.
     pub stop: Option<String>,
+    /// The reply was cut at the output limit (`length`, `max_tokens`, `MAX_TOKENS`,
+    /// `incomplete`): its text or its last call is unfinished.
+    pub truncated: bool,
+}
+
+/// Whether a provider's stop reason says the output limit cut the reply.
+pub fn cut_at_output_limit(stop: &str) -> bool {
+    matches!(stop, "max_tokens" | "length" | "incomplete" | "MAX_TOKENS")
+}
+
+/// Whether the model must call a tool (`tool_choice`); servers differ in what they need:
+/// llama-cpp-python offers tools only when a choice is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolChoice {
+    Auto,
+    Required,
+    None,
+}
+
+impl ToolChoice {
+    pub fn parse(s: &str) -> Result<ToolChoice, String> {
+        match s {
+            "auto" => Ok(ToolChoice::Auto),
+            "required" => Ok(ToolChoice::Required),
+            "none" => Ok(ToolChoice::None),
+            other => Err(format!(
+                "tool_choice = \"{other}\": expected \"auto\", \"required\" or \"none\""
+            )),
+        }
+    }
 }

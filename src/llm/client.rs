@@ -1,8 +1,13 @@
-//! One streamed model call over HTTP, with retries: 429, 5xx, dropped connections, cut or
-//! malformed streams are retried with exponential backoff and jitter, honouring
-//! `retry-after` and the providers' reset headers; authentication errors, exhausted credit
-//! and bad requests are not. Every attempt goes through the shared rate limiter.
+//! One model call over HTTP, streamed unless the endpoint says otherwise, with retries:
+//! 429, 5xx, dropped connections, cut or malformed streams are retried with exponential
+//! backoff and jitter, honouring `retry-after` and the providers' reset headers;
+//! authentication errors, exhausted credit and bad requests are not. A request over the
+//! model's context window is a [`CallError::ContextOverflow`] with the server's numbers. A
+//! streamed request answered with an empty 200 body is sent once more unstreamed (some
+//! servers cannot stream what was asked). Every attempt goes through the shared rate
+//! limiter.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -13,7 +18,8 @@ use super::chat::Reply;
 use super::limits::{LimitError, Limiter, now_ms};
 use super::provider::Protocol;
 use super::sse::SseParser;
-use super::wire::{self, Stream};
+use super::stream::{self, Stream};
+use super::wire;
 
 /// The most a single wait between attempts lasts.
 const MAX_DELAY: Duration = Duration::from_secs(60);
@@ -55,6 +61,18 @@ pub enum CallError {
         status: Option<u16>,
         message: String,
     },
+    /// The server refused the request as longer than the model's context window; the
+    /// numbers are the server's when it gave them.
+    #[error("{provider}: HTTP {status}: {message}")]
+    ContextOverflow {
+        provider: String,
+        status: u16,
+        message: String,
+        /// Tokens the server counted in the request.
+        prompt_tokens: Option<u64>,
+        /// The model's context window, in tokens.
+        context: Option<u64>,
+    },
     /// Every attempt failed; the last failure is the one named.
     #[error("{provider}: {}{message} (gave up after {attempts} attempts)", http(*status))]
     GaveUp {
@@ -75,10 +93,16 @@ pub struct Client {
     pub protocol: Protocol,
     /// `anthropic`, `vllm`, ...: named in messages.
     pub provider: String,
+    /// The streaming URL and the unstreamed one (they differ for Gemini only).
     url: String,
+    whole_url: String,
     headers: Vec<(&'static str, String)>,
     pub max_attempts: u32,
     pub base_delay: Duration,
+    /// Whether requests are streamed (`stream = false` for servers that cannot).
+    pub stream: bool,
+    /// A streamed request came back empty: later requests go unstreamed at once.
+    stream_failed: AtomicBool,
 }
 
 /// How one attempt failed.
@@ -88,7 +112,28 @@ struct Failure {
     retry: bool,
     /// What the server asked for: retry-after, or the reset of a spent limit.
     wait: Option<Duration>,
+    /// HTTP 200 with nothing in the body.
+    empty: bool,
+    /// The request was over the context window: (prompt tokens, window), as known.
+    overflow: Option<(Option<u64>, Option<u64>)>,
 }
+
+impl Failure {
+    fn new(status: Option<u16>, message: String, retry: bool) -> Failure {
+        Failure {
+            status,
+            message,
+            retry,
+            wait: None,
+            empty: false,
+            overflow: None,
+        }
+    }
+}
+
+/// What an empty 200 says, and where to look.
+const EMPTY_BODY: &str =
+    "HTTP 200 with an empty body; the server may have rejected the request; see its log";
 
 impl Client {
     pub fn new(
@@ -108,14 +153,18 @@ impl Client {
             http,
             protocol,
             provider: provider.to_owned(),
-            url: wire::url(protocol, base_url, model),
+            url: wire::url(protocol, base_url, model, true),
+            whole_url: wire::url(protocol, base_url, model, false),
             headers: wire::auth_headers(protocol, key),
             max_attempts: 5,
             base_delay: Duration::from_millis(1000),
+            stream: true,
+            stream_failed: AtomicBool::new(false),
         })
     }
 
-    /// Sends `body` until a complete reply arrives or a failure is final.
+    /// Sends `body` (a streaming request, as [`wire::body`] builds it) until a complete
+    /// reply arrives or a failure is final.
     pub async fn complete(
         &self,
         body: &Value,
@@ -124,7 +173,11 @@ impl Client {
         notice: &mut (dyn FnMut(Notice) + Send),
     ) -> Result<Reply, CallError> {
         let mut last: Option<Failure> = None;
-        for attempt in 1..=self.max_attempts.max(1) {
+        let mut stream = self.stream && !self.stream_failed.load(Ordering::Relaxed);
+        let mut whole_body = None;
+        let mut attempt = 0;
+        while attempt < self.max_attempts.max(1) {
+            attempt += 1;
             let permit = match limiter {
                 Some(l) => {
                     let mut on_wait = |until_ms: u64, why: &str| {
@@ -142,14 +195,21 @@ impl Client {
                 }
                 None => None,
             };
-            let failure = match self.attempt(body).await {
+            let sent = if stream {
+                self.attempt(body).await
+            } else {
+                let whole = whole_body.get_or_insert_with(|| {
+                    let mut b = body.clone();
+                    wire::unstreamed(&mut b);
+                    b
+                });
+                self.attempt_whole(whole).await
+            };
+            let failure = match sent {
                 Ok(reply) => {
-                    let used = reply.input_tokens + reply.output_tokens;
                     // A server that reports no usage keeps the estimate counted.
-                    if let Some(p) = permit
-                        && used > 0
-                    {
-                        p.done(used);
+                    if let (Some(p), Some(used)) = (permit, reply.usage) {
+                        p.done(used.input + used.output);
                     }
                     return Ok(reply);
                 }
@@ -160,6 +220,32 @@ impl Client {
             match permit {
                 Some(p) if failure.status.is_some() => p.done(0),
                 other => drop(other),
+            }
+            if failure.empty && stream {
+                // Some servers fail a streamed request they cannot serve with an empty
+                // 200 (llama-cpp-python with `tool_choice: "auto"`); sending the same
+                // stream again would fail the same way. Once, unstreamed, not counted.
+                stream = false;
+                self.stream_failed.store(true, Ordering::Relaxed);
+                notice(Notice::Retry {
+                    attempt,
+                    status: Some(200),
+                    delay: Duration::ZERO,
+                    message: format!("{EMPTY_BODY}; asking again without streaming"),
+                });
+                attempt -= 1;
+                continue;
+            }
+            if let (Some((prompt_tokens, context)), Some(status)) =
+                (failure.overflow, failure.status)
+            {
+                return Err(CallError::ContextOverflow {
+                    provider: self.provider.clone(),
+                    status,
+                    message: failure.message,
+                    prompt_tokens,
+                    context,
+                });
             }
             if !failure.retry {
                 return Err(CallError::Refused {
@@ -203,19 +289,79 @@ impl Client {
     }
 
     async fn attempt(&self, body: &Value) -> Result<Reply, Failure> {
+        let resp = self.send(&self.url, body).await?;
+        let mut stream = Stream::new(self.protocol);
+        let mut sse = SseParser::default();
+        let mut bytes = resp.bytes_stream();
+        let stream_failure = |message: String| Failure::new(None, message, true);
+        let mut received = 0;
+        while let Some(chunk) = bytes.next().await {
+            let chunk = chunk
+                .map_err(|e| stream_failure(format!("the stream broke: {}", error_chain(&e))))?;
+            received += chunk.len();
+            for event in sse.feed(&chunk) {
+                stream
+                    .event(&event)
+                    .map_err(|e| stream_failure(e.to_string()))?;
+            }
+        }
+        if received == 0 {
+            return Err(Failure {
+                empty: true,
+                ..Failure::new(Some(200), EMPTY_BODY.into(), false)
+            });
+        }
+        if let Some(event) = sse.finish() {
+            stream
+                .event(&event)
+                .map_err(|e| stream_failure(e.to_string()))?;
+        }
+        stream.finish().map_err(in_stream_failure)
+    }
+
+    /// One unstreamed attempt: the whole JSON reply at once.
+    async fn attempt_whole(&self, body: &Value) -> Result<Reply, Failure> {
+        let resp = self.send(&self.whole_url, body).await?;
+        let text = resp.text().await.map_err(|e| {
+            Failure::new(
+                None,
+                format!("the response broke: {}", error_chain(&e)),
+                true,
+            )
+        })?;
+        if text.trim().is_empty() {
+            return Err(Failure {
+                empty: true,
+                ..Failure::new(Some(200), EMPTY_BODY.into(), false)
+            });
+        }
+        let value: Value = serde_json::from_str(&text).map_err(|e| {
+            Failure::new(
+                None,
+                format!("the response is not JSON: {e} in `{}`", cut(&text, 80)),
+                true,
+            )
+        })?;
+        Stream::whole(self.protocol, &value).map_err(in_stream_failure)
+    }
+
+    /// Posts `body` to `url`: the response when its status is a success, else the
+    /// failure its status and body say.
+    async fn send(&self, url: &str, body: &Value) -> Result<reqwest::Response, Failure> {
         let mut req = self
             .http
-            .post(&self.url)
+            .post(url)
             .header("content-type", "application/json")
             .body(body.to_string());
         for (k, v) in &self.headers {
             req = req.header(*k, v);
         }
-        let resp = req.send().await.map_err(|e| Failure {
-            status: None,
-            message: format!("connection failed: {}", error_chain(&e)),
-            retry: true,
-            wait: None,
+        let resp = req.send().await.map_err(|e| {
+            Failure::new(
+                None,
+                format!("connection failed: {}", error_chain(&e)),
+                true,
+            )
         })?;
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
@@ -223,56 +369,11 @@ impl Client {
             let text = resp.text().await.unwrap_or_default();
             return Err(self.classify(status, &headers, &text));
         }
-        let mut stream = Stream::new(self.protocol);
-        let mut sse = SseParser::default();
-        let mut bytes = resp.bytes_stream();
-        let stream_failure = |message: String| Failure {
-            status: None,
-            message,
-            retry: true,
-            wait: None,
-        };
-        while let Some(chunk) = bytes.next().await {
-            let chunk = chunk
-                .map_err(|e| stream_failure(format!("the stream broke: {}", error_chain(&e))))?;
-            for event in sse.feed(&chunk) {
-                stream
-                    .event(&event)
-                    .map_err(|e| stream_failure(e.to_string()))?;
-            }
-        }
-        if let Some(event) = sse.finish() {
-            stream
-                .event(&event)
-                .map_err(|e| stream_failure(e.to_string()))?;
-        }
-        stream
-            .finish()
-            .map_err(|e| stream_failure(e.to_string()))
-            .map_err(|mut f| {
-                // An error the provider reported inside the stream is only worth retrying when
-                // it says the server is busy or broken; a rejected request stays rejected.
-                let lower = f.message.to_lowercase();
-                if f.message.contains("reported an error in the stream") {
-                    f.retry = [
-                        "overload",
-                        "server_error",
-                        "api_error",
-                        "internal",
-                        "unavailable",
-                        "rate",
-                        "capacity",
-                        "timeout",
-                    ]
-                    .iter()
-                    .any(|w| lower.contains(w));
-                }
-                f
-            })
+        Ok(resp)
     }
 
     fn classify(&self, status: u16, headers: &HeaderMap, body: &str) -> Failure {
-        let mut message = wire::error_message(body);
+        let mut message = stream::error_message(body);
         if message.is_empty() {
             message = "(no message)".into();
         }
@@ -280,10 +381,25 @@ impl Client {
         let wait = retry_after(headers)
             .or_else(|| spent_limit_reset(headers))
             .or_else(|| gemini_retry_delay(body));
+        if matches!(status, 400 | 413)
+            && let Some(overflow) = super::context::overflow(body)
+        {
+            return Failure {
+                overflow: Some(overflow),
+                ..Failure::new(Some(status), message, false)
+            };
+        }
         let retry = match status {
             // Exhausted credit comes as a 429 too; waiting does not refill it.
             429 if lower.contains("insufficient_quota") => {
                 message = format!("{message}; the account has no credit left");
+                false
+            }
+            // llama-server refuses tools without a chat template that has them.
+            500 if lower.contains("--jinja") => {
+                message = format!(
+                    "{message}; start llama-server with --jinja (and a chat template with tool support)"
+                );
                 false
             }
             408 | 409 | 429 | 500..=599 => true,
@@ -291,7 +407,7 @@ impl Client {
                 message = format!("{message}; check the API key");
                 false
             }
-            400 if self.protocol == Protocol::OpenaiChat && lower.contains("tool") => {
+            400 if self.provider == "vllm" && lower.contains("tool") => {
                 message = format!(
                     "{message}; a vLLM server needs tool calling enabled: start it with --enable-auto-tool-choice --tool-call-parser <parser>"
                 );
@@ -300,12 +416,37 @@ impl Client {
             _ => false,
         };
         Failure {
-            status: Some(status),
-            message,
-            retry,
             wait,
+            ..Failure::new(Some(status), message, retry)
         }
     }
+}
+
+/// A stream's or a whole reply's failure. An error the provider reported inside it is only
+/// worth retrying when it says the server is busy or broken; a rejected request stays
+/// rejected.
+fn in_stream_failure(e: stream::StreamError) -> Failure {
+    let mut f = Failure::new(None, e.to_string(), true);
+    if matches!(e, stream::StreamError::Provider(_)) {
+        let lower = f.message.to_lowercase();
+        f.retry = [
+            "overload",
+            "server_error",
+            "api_error",
+            "internal",
+            "unavailable",
+            "rate",
+            "capacity",
+            "timeout",
+        ]
+        .iter()
+        .any(|w| lower.contains(w));
+    }
+    f
+}
+
+fn cut(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -464,6 +605,50 @@ mod tests {
             gave_up.to_string(),
             "vllm: the stream broke (gave up after 5 attempts)"
         );
+    }
+
+    #[test]
+    fn the_vllm_hint_is_for_vllm_only() {
+        let body = r#"{"error":{"message":"\"auto\" tool choice requires --enable-auto-tool-choice","type":"BadRequestError"}}"#;
+        let client = |provider| {
+            Client::new(
+                Protocol::OpenaiChat,
+                provider,
+                "http://127.0.0.1:1",
+                "m",
+                None,
+            )
+            .unwrap()
+        };
+        let vllm = client("vllm").classify(400, &HeaderMap::new(), body);
+        assert!(
+            vllm.message.contains("--tool-call-parser"),
+            "{}",
+            vllm.message
+        );
+        for other in ["openai", "llamacpp", "ollama", "openrouter"] {
+            let f = client(other).classify(400, &HeaderMap::new(), body);
+            assert!(!f.message.contains("vLLM"), "{other}: {}", f.message);
+            assert!(!f.retry);
+        }
+        let jinja = client("llamacpp").classify(
+            500,
+            &HeaderMap::new(),
+            r#"{"error":{"code":500,"message":"tools param requires --jinja flag","type":"server_error"}}"#,
+        );
+        assert!(
+            jinja.message.contains("start llama-server with --jinja"),
+            "{}",
+            jinja.message
+        );
+        assert!(!jinja.retry);
+        // A refusal for length is an overflow with the server's numbers, not retried.
+        let over = client("llamacpp").classify(
+            400,
+            &HeaderMap::new(),
+            r#"{"error":{"code":400,"message":"request (9093 tokens) exceeds the available context size (4096 tokens), try increasing it","type":"exceed_context_size_error","n_prompt_tokens":9093,"n_ctx":4096}}"#,
+        );
+        assert_eq!(over.overflow, Some((Some(9093), Some(4096))));
     }
 
     #[test]

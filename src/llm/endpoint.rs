@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::chat::{Message, Reply, ToolSpec};
+use super::chat::{Reply, ToolChoice};
 use super::client::{CallError, Client};
 use super::limits::{Limiter, Limits};
 use super::provider::Protocol;
-use super::wire::{self, Params};
+use super::wire::Params;
 
 /// Where and how to call one model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +39,17 @@ pub struct Endpoint {
     pub max_attempts: u32,
     /// The first backoff between attempts; it doubles each time.
     pub retry_base_ms: u64,
+    /// Whether requests are streamed (`stream = false` for servers that cannot stream
+    /// tool calls).
+    #[serde(default = "yes")]
+    pub stream: bool,
+    /// `tool_choice` sent with every request, when set.
+    #[serde(default)]
+    pub tool_choice: Option<ToolChoice>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Endpoint {
@@ -59,24 +70,10 @@ impl Endpoint {
         )?;
         client.max_attempts = self.max_attempts;
         client.base_delay = Duration::from_millis(self.retry_base_ms);
+        client.stream = self.stream;
         let limiter = (!self.limits.is_empty())
             .then(|| Limiter::new(&self.limits_dir, &self.name(), self.limits));
         Ok((client, limiter))
-    }
-
-    /// One turn of an in-process conversation (a judge, a reviewer): the request built
-    /// for the endpoint's protocol, sized for the rate limiter, sent with retries.
-    pub async fn turn(
-        &self,
-        client: &Client,
-        limiter: Option<&Limiter>,
-        system: &str,
-        messages: &[Message],
-        tools: &[ToolSpec],
-    ) -> Result<Reply, CallError> {
-        let body = wire::body(self.protocol, &self.params(system), messages, tools);
-        let estimate = super::context::estimate_all(messages) + u64::from(self.max_output_tokens);
-        client.complete(&body, limiter, estimate, &mut |_| {}).await
     }
 
     /// Request parameters with `system` as the system prompt.
@@ -86,16 +83,41 @@ impl Endpoint {
             system,
             temperature: self.temperature,
             max_output_tokens: self.max_output_tokens,
-            completion_tokens_field: matches!(self.provider.as_str(), "openai" | "openrouter"),
+            completion_tokens_field: self.is_openai_itself(),
+            tool_choice: self.tool_choice,
         }
+    }
+
+    /// Whether this is OpenAI's own API, which wants `max_completion_tokens`; every
+    /// compatible server (vLLM, llama.cpp, Ollama, OpenRouter, any other `base_url`) reads
+    /// `max_tokens`, and some ignore the other.
+    fn is_openai_itself(&self) -> bool {
+        self.protocol == Protocol::OpenaiChat
+            && self
+                .base_url
+                .split_once("://")
+                .map_or(self.base_url.as_str(), |(_, rest)| rest)
+                .split(['/', ':'])
+                .next()
+                .is_some_and(|host| host == "api.openai.com")
+    }
+
+    /// What one reply used and cost, as our usage; `None` when the server reported no
+    /// usage (unknown, not zero).
+    pub fn usage(&self, reply: &Reply) -> Option<crate::model::Usage> {
+        let used = reply.usage?;
+        Some(crate::model::Usage {
+            input_tokens: used.input,
+            output_tokens: used.output,
+            cost_usd: self.cost(reply),
+        })
     }
 
     /// What one reply cost in dollars, when the price is known.
     pub fn cost(&self, reply: &Reply) -> Option<f64> {
         let (input, output) = self.price?;
-        Some(
-            (reply.input_tokens as f64 * input + reply.output_tokens as f64 * output) / 1_000_000.0,
-        )
+        let used = reply.usage?;
+        Some((used.input as f64 * input + used.output as f64 * output) / 1_000_000.0)
     }
 }
 
@@ -117,26 +139,39 @@ mod tests {
             price,
             max_attempts: 1,
             retry_base_ms: 1,
+            stream: true,
+            tool_choice: None,
         }
     }
 
     #[test]
     fn cost_is_known_only_with_a_price() {
         let reply = Reply {
-            input_tokens: 1_000_000,
-            output_tokens: 500_000,
+            usage: Some(crate::llm::chat::Tokens {
+                input: 1_000_000,
+                output: 500_000,
+            }),
             ..Reply::default()
         };
         assert_eq!(endpoint(Some((3.0, 15.0))).cost(&reply), Some(10.5));
         assert_eq!(endpoint(None).cost(&reply), None);
+        // Usage unknown: the cost is unknown, not zero.
+        assert_eq!(endpoint(Some((3.0, 15.0))).cost(&Reply::default()), None);
     }
 
     #[test]
-    fn only_openai_and_openrouter_name_completion_tokens() {
+    fn only_openais_own_api_names_completion_tokens() {
         let mut e = endpoint(None);
+        e.protocol = Protocol::OpenaiChat;
+        e.provider = "openai".into();
+        e.base_url = "https://api.openai.com/v1".into();
+        assert!(e.params("s").completion_tokens_field);
+        // provider = "openai" pointed at a local server: that server reads max_tokens.
+        e.base_url = "http://127.0.0.1:8000/v1".into();
         assert!(!e.params("s").completion_tokens_field);
         e.provider = "openrouter".into();
-        assert!(e.params("s").completion_tokens_field);
+        e.base_url = "https://openrouter.ai/api/v1".into();
+        assert!(!e.params("s").completion_tokens_field);
         assert_eq!(e.name(), "openrouter/m");
     }
 

@@ -1,7 +1,8 @@
 //! The HTTP client of the models: our conversation types ([`chat`]), each provider's wire
-//! format ([`wire`], [`sse`]), one streamed call with retries ([`client`]) to one model
+//! format ([`wire`], [`sse`], [`stream`]), one streamed call with retries ([`client`]) to one model
 //! ([`endpoint`]), shared rate limits ([`limits`]), context-window fitting ([`context`]),
-//! image checks ([`image`]) and the named providers with their prices ([`provider`]).
+//! image checks ([`image`]), one conversation turn by turn ([`session`]) and the named
+//! providers with their prices ([`provider`]).
 //!
 //! It knows nothing of agents, runs, judges or reviews, and imports nothing from them: the
 //! built-in agent (`agent::builtin`), LLM judges and LLM reviewers are built on top of it.
@@ -13,7 +14,9 @@ pub mod endpoint;
 pub mod image;
 pub mod limits;
 pub mod provider;
+pub mod session;
 pub mod sse;
+pub mod stream;
 pub mod wire;
 
 pub use client::CallError;

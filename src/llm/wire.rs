@@ -1,16 +1,14 @@
-//! Each provider's request body and streaming response, from and to [`chat`](super::chat).
+//! Each provider's request: its URL, headers and body, from [`chat`](super::chat)'s
+//! conversation; the replies are read by [`stream`](super::stream).
 //!
 //! Anthropic Messages, OpenAI Chat Completions (also vLLM, Ollama, llama.cpp, OpenRouter),
-//! OpenAI Responses and Gemini `streamGenerateContent`. Every stream is read by a
-//! [`Stream`] that knows whether it saw the provider's final event: a stream that ends
-//! without it was cut and is retried.
+//! OpenAI Responses and Gemini `streamGenerateContent` (or `generateContent` unstreamed).
 
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::chat::{Message, Part, Reply, Role, ToolCall, ToolSpec};
+use super::chat::{Message, Part, Role, ToolCall, ToolChoice, ToolSpec};
 use super::provider::Protocol;
-use super::sse::SseEvent;
 
 /// What a request needs besides the conversation.
 #[derive(Debug, Clone, Copy)]
@@ -22,12 +20,14 @@ pub struct Params<'a> {
     /// OpenAI's own API wants `max_completion_tokens` (its newer models refuse
     /// `max_tokens`); compatible servers want `max_tokens`.
     pub completion_tokens_field: bool,
+    /// Sent only when set: servers differ in what they accept.
+    pub tool_choice: Option<ToolChoice>,
 }
 
-/// The URL of a streaming request. `base` is the base URL without a trailing slash; a
-/// base without a path gets `/v1` (or `/v1beta`), one with a path is used as given
-/// (`.../v1`, `.../api/v1`, `.../v1beta/openai`).
-pub fn url(protocol: Protocol, base: &str, model: &str) -> String {
+/// The URL of a request, streamed or not (only Gemini's differs). `base` is the base URL
+/// without a trailing slash; a base without a path gets `/v1` (or `/v1beta`), one with a
+/// path is used as given (`.../v1`, `.../api/v1`, `.../v1beta/openai`).
+pub fn url(protocol: Protocol, base: &str, model: &str, stream: bool) -> String {
     let has_path = base
         .split_once("://")
         .map_or(base, |(_, rest)| rest)
@@ -49,7 +49,11 @@ pub fn url(protocol: Protocol, base: &str, model: &str) -> String {
             } else {
                 base
             };
-            format!("{root}/v1beta/models/{model}:streamGenerateContent?alt=sse")
+            if stream {
+                format!("{root}/v1beta/models/{model}:streamGenerateContent?alt=sse")
+            } else {
+                format!("{root}/v1beta/models/{model}:generateContent")
+            }
         }
     }
 }
@@ -135,7 +139,50 @@ pub fn body(protocol: Protocol, p: &Params<'_>, messages: &[Message], tools: &[T
             _ => body["temperature"] = json!(t),
         }
     }
+    if let Some(choice) = p.tool_choice {
+        set_tool_choice(protocol, &mut body, choice);
+    }
     body
+}
+
+/// `tool_choice` in each protocol's own words.
+fn set_tool_choice(protocol: Protocol, body: &mut Value, choice: ToolChoice) {
+    let word = |auto: &str, required: &str, none: &str| match choice {
+        ToolChoice::Auto => auto.to_owned(),
+        ToolChoice::Required => required.to_owned(),
+        ToolChoice::None => none.to_owned(),
+    };
+    match protocol {
+        Protocol::OpenaiChat | Protocol::OpenaiResponses => {
+            body["tool_choice"] = json!(word("auto", "required", "none"))
+        }
+        Protocol::Anthropic => body["tool_choice"] = json!({"type": word("auto", "any", "none")}),
+        Protocol::Gemini => {
+            body["toolConfig"] =
+                json!({"functionCallingConfig": {"mode": word("AUTO", "ANY", "NONE")}})
+        }
+    }
+}
+
+/// A streaming request's body made into the same request unstreamed (Gemini's differs
+/// only in its URL).
+pub fn unstreamed(body: &mut Value) {
+    if let Some(obj) = body.as_object_mut() {
+        if obj.contains_key("stream") {
+            obj.insert("stream".into(), Value::Bool(false));
+        }
+        obj.remove("stream_options");
+    }
+}
+
+/// A call's arguments as they go back to the model: always an object (a call cut at the
+/// output limit has none; Anthropic and Gemini refuse anything but an object).
+fn args_of(c: &ToolCall) -> Value {
+    if c.args.is_object() {
+        c.args.clone()
+    } else {
+        json!({})
+    }
 }
 
 /// Gemini takes a subset of OpenAPI schemas: no `additionalProperties`, no `$schema`.
@@ -165,7 +212,7 @@ fn anthropic_message(m: &Message) -> Value {
             Part::Image(i) => json!({"type": "image", "source": {
                 "type": "base64", "media_type": i.mime, "data": i.base64,
             }}),
-            Part::ToolCall(c) => json!({"type": "tool_use", "id": c.id, "name": c.name, "input": c.args}),
+            Part::ToolCall(c) => json!({"type": "tool_use", "id": c.id, "name": c.name, "input": args_of(c)}),
             Part::ToolResult {
                 id,
                 output,
@@ -203,7 +250,7 @@ fn chat_messages(m: &Message) -> Vec<Value> {
                 .iter()
                 .filter_map(|p| match p {
                     Part::ToolCall(c) => Some(json!({"id": c.id, "type": "function", "function": {
-                        "name": c.name, "arguments": c.args.to_string(),
+                        "name": c.name, "arguments": args_of(c).to_string(),
                     }})),
                     _ => None,
                 })
@@ -263,7 +310,7 @@ fn responses_items(m: &Message) -> Vec<Value> {
             }
             Part::ToolCall(c) => out.push(json!({
                 "type": "function_call", "call_id": c.id, "name": c.name,
-                "arguments": c.args.to_string(),
+                "arguments": args_of(c).to_string(),
             })),
             Part::ToolResult { id, output, .. } => out.push(json!({
                 "type": "function_call_output", "call_id": id, "output": output,
@@ -286,7 +333,7 @@ fn gemini_content(m: &Message) -> Value {
         .map(|p| match p {
             Part::Text { text } => json!({"text": text}),
             Part::Image(i) => json!({"inline_data": {"mime_type": i.mime, "data": i.base64}}),
-            Part::ToolCall(c) => json!({"functionCall": {"name": c.name, "args": c.args}}),
+            Part::ToolCall(c) => json!({"functionCall": {"name": c.name, "args": args_of(c)}}),
             Part::ToolResult {
                 name,
                 output,
@@ -300,344 +347,6 @@ fn gemini_content(m: &Message) -> Value {
     json!({"role": role(m.role, "model"), "parts": parts})
 }
 
-/// A provider's error in words, out of its error body.
-pub fn error_message(body: &str) -> String {
-    let Ok(v) = serde_json::from_str::<Value>(body) else {
-        return body.trim().chars().take(300).collect();
-    };
-    let err = v.get("error").unwrap_or(&v);
-    let message = err
-        .get("message")
-        .and_then(Value::as_str)
-        .or_else(|| err.as_str())
-        .unwrap_or("");
-    let code = ["code", "type", "status"]
-        .iter()
-        .filter_map(|k| err.get(*k))
-        .find_map(|c| c.as_str().map(str::to_owned));
-    match code {
-        Some(c) if !message.contains(&c) => format!("{message} ({c})"),
-        _ => message.to_owned(),
-    }
-}
-
-/// What went wrong inside a stream.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum StreamError {
-    #[error("the stream sent malformed JSON: {0}")]
-    Malformed(String),
-    #[error("the provider reported an error in the stream: {0}")]
-    Provider(String),
-    #[error("the stream ended before the response was complete")]
-    Incomplete,
-}
-
-#[derive(Debug, Default)]
-struct PendingCall {
-    id: String,
-    name: String,
-    args: String,
-}
-
-/// A streamed response being assembled.
-#[derive(Debug)]
-pub struct Stream {
-    protocol: Protocol,
-    text: String,
-    calls: Vec<PendingCall>,
-    /// Index of each call by the provider's block index or item id.
-    keys: Vec<String>,
-    input_tokens: u64,
-    output_tokens: u64,
-    stop: Option<String>,
-    done: bool,
-    next_id: u32,
-}
-
-impl Stream {
-    pub fn new(protocol: Protocol) -> Stream {
-        Stream {
-            protocol,
-            text: String::new(),
-            calls: Vec::new(),
-            keys: Vec::new(),
-            input_tokens: 0,
-            output_tokens: 0,
-            stop: None,
-            done: false,
-            next_id: 0,
-        }
-    }
-
-    /// Text received so far in this response (for progress).
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
-    fn call(&mut self, key: String) -> &mut PendingCall {
-        let i = match self.keys.iter().position(|k| *k == key) {
-            Some(i) => i,
-            None => {
-                self.keys.push(key);
-                self.calls.push(PendingCall::default());
-                self.calls.len() - 1
-            }
-        };
-        &mut self.calls[i]
-    }
-
-    /// Reads one event.
-    pub fn event(&mut self, e: &SseEvent) -> Result<(), StreamError> {
-        let data = e.data.trim();
-        if data == "[DONE]" {
-            self.done = true;
-            return Ok(());
-        }
-        if data.is_empty() {
-            return Ok(());
-        }
-        let v: Value = serde_json::from_str(data)
-            .map_err(|err| StreamError::Malformed(format!("{err} in `{}`", cut(data, 80))))?;
-        match self.protocol {
-            Protocol::Anthropic => self.anthropic(&v),
-            Protocol::OpenaiChat => self.chat(&v),
-            Protocol::OpenaiResponses => self.responses(&v),
-            Protocol::Gemini => self.gemini(&v),
-        }
-    }
-
-    fn anthropic(&mut self, v: &Value) -> Result<(), StreamError> {
-        match v["type"].as_str().unwrap_or("") {
-            "message_start" => {
-                let u = &v["message"]["usage"];
-                self.input_tokens = [
-                    "input_tokens",
-                    "cache_creation_input_tokens",
-                    "cache_read_input_tokens",
-                ]
-                .iter()
-                .filter_map(|k| u[*k].as_u64())
-                .sum();
-            }
-            "content_block_start" => {
-                let block = &v["content_block"];
-                if block["type"] == "tool_use" {
-                    let key = v["index"].to_string();
-                    let c = self.call(key);
-                    c.id = block["id"].as_str().unwrap_or("").to_owned();
-                    c.name = block["name"].as_str().unwrap_or("").to_owned();
-                } else if let Some(t) = block["text"].as_str() {
-                    self.text.push_str(t);
-                }
-            }
-            "content_block_delta" => {
-                let d = &v["delta"];
-                match d["type"].as_str().unwrap_or("") {
-                    "text_delta" => self.text.push_str(d["text"].as_str().unwrap_or("")),
-                    "input_json_delta" => {
-                        let key = v["index"].to_string();
-                        let piece = d["partial_json"].as_str().unwrap_or("").to_owned();
-                        self.call(key).args.push_str(&piece);
-                    }
-                    _ => {}
-                }
-            }
-            "message_delta" => {
-                if let Some(s) = v["delta"]["stop_reason"].as_str() {
-                    self.stop = Some(s.to_owned());
-                }
-                if let Some(o) = v["usage"]["output_tokens"].as_u64() {
-                    self.output_tokens = o;
-                }
-            }
-            "message_stop" => self.done = true,
-            "error" => return Err(StreamError::Provider(error_message(&v.to_string()))),
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn chat(&mut self, v: &Value) -> Result<(), StreamError> {
-        if v.get("error").is_some() {
-            return Err(StreamError::Provider(error_message(&v.to_string())));
-        }
-        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
-            self.input_tokens = u["prompt_tokens"].as_u64().unwrap_or(self.input_tokens);
-            self.output_tokens = u["completion_tokens"]
-                .as_u64()
-                .unwrap_or(self.output_tokens);
-        }
-        let Some(choice) = v["choices"].get(0) else {
-            return Ok(());
-        };
-        let d = &choice["delta"];
-        if let Some(t) = d["content"].as_str() {
-            self.text.push_str(t);
-        }
-        for tc in d["tool_calls"].as_array().into_iter().flatten() {
-            let key = tc["index"].to_string();
-            let c = self.call(key);
-            if let Some(id) = tc["id"].as_str() {
-                c.id = id.to_owned();
-            }
-            if let Some(n) = tc["function"]["name"].as_str() {
-                c.name.push_str(n);
-            }
-            if let Some(a) = tc["function"]["arguments"].as_str() {
-                c.args.push_str(a);
-            }
-        }
-        if let Some(f) = choice["finish_reason"].as_str() {
-            self.stop = Some(f.to_owned());
-        }
-        Ok(())
-    }
-
-    fn responses(&mut self, v: &Value) -> Result<(), StreamError> {
-        match v["type"].as_str().unwrap_or("") {
-            "response.output_text.delta" => self.text.push_str(v["delta"].as_str().unwrap_or("")),
-            "response.output_item.added" | "response.output_item.done" => {
-                let item = &v["item"];
-                if item["type"] == "function_call" {
-                    let key = item["id"]
-                        .as_str()
-                        .or(item["call_id"].as_str())
-                        .unwrap_or("")
-                        .to_owned();
-                    let c = self.call(key);
-                    c.id = item["call_id"].as_str().unwrap_or("").to_owned();
-                    c.name = item["name"].as_str().unwrap_or("").to_owned();
-                    if let Some(a) = item["arguments"].as_str().filter(|a| !a.is_empty()) {
-                        c.args = a.to_owned();
-                    }
-                }
-            }
-            "response.function_call_arguments.delta" => {
-                let key = v["item_id"].as_str().unwrap_or("").to_owned();
-                let piece = v["delta"].as_str().unwrap_or("").to_owned();
-                self.call(key).args.push_str(&piece);
-            }
-            "response.function_call_arguments.done" => {
-                let key = v["item_id"].as_str().unwrap_or("").to_owned();
-                if let Some(a) = v["arguments"].as_str() {
-                    self.call(key).args = a.to_owned();
-                }
-            }
-            "response.completed" | "response.incomplete" => {
-                let u = &v["response"]["usage"];
-                self.input_tokens = u["input_tokens"].as_u64().unwrap_or(0);
-                self.output_tokens = u["output_tokens"].as_u64().unwrap_or(0);
-                self.stop = v["response"]["status"].as_str().map(str::to_owned);
-                self.done = true;
-            }
-            "response.failed" | "error" => {
-                let err = v["response"]["error"].clone();
-                let err = if err.is_null() {
-                    v.clone()
-                } else {
-                    json!({"error": err})
-                };
-                return Err(StreamError::Provider(error_message(&err.to_string())));
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn gemini(&mut self, v: &Value) -> Result<(), StreamError> {
-        if v.get("error").is_some() {
-            return Err(StreamError::Provider(error_message(&v.to_string())));
-        }
-        if let Some(u) = v.get("usageMetadata") {
-            self.input_tokens = u["promptTokenCount"].as_u64().unwrap_or(self.input_tokens);
-            self.output_tokens = u["candidatesTokenCount"]
-                .as_u64()
-                .unwrap_or(self.output_tokens);
-        }
-        let Some(cand) = v["candidates"].get(0) else {
-            return Ok(());
-        };
-        for part in cand["content"]["parts"].as_array().into_iter().flatten() {
-            if let Some(t) = part["text"].as_str() {
-                self.text.push_str(t);
-            }
-            if let Some(fc) = part.get("functionCall") {
-                self.next_id += 1;
-                let key = format!("gemini-{}", self.next_id);
-                let c = self.call(key.clone());
-                c.id = key;
-                c.name = fc["name"].as_str().unwrap_or("").to_owned();
-                c.args = fc["args"].to_string();
-            }
-        }
-        if let Some(f) = cand["finishReason"].as_str() {
-            self.stop = Some(f.to_owned());
-        }
-        Ok(())
-    }
-
-    /// The whole reply, once the stream has ended.
-    pub fn finish(self) -> Result<Reply, StreamError> {
-        // Chat Completions and Gemini servers may end without a final marker once they sent
-        // a finish reason; Anthropic and Responses always send one.
-        let complete = self.done
-            || (matches!(self.protocol, Protocol::OpenaiChat | Protocol::Gemini)
-                && self.stop.is_some());
-        if !complete {
-            return Err(StreamError::Incomplete);
-        }
-        // Cut at the output limit: a call's arguments may be incomplete; that is the
-        // model's doing, not the network's, and must not be retried.
-        let cut_at_limit = self
-            .stop
-            .as_deref()
-            .is_some_and(|s| matches!(s, "max_tokens" | "length" | "incomplete" | "MAX_TOKENS"));
-        let mut calls = Vec::new();
-        for (n, c) in self.calls.into_iter().enumerate() {
-            let mut truncated = false;
-            let args = if c.args.trim().is_empty() {
-                json!({})
-            } else {
-                match serde_json::from_str(&c.args) {
-                    Ok(args) => args,
-                    Err(_) if cut_at_limit => {
-                        truncated = true;
-                        Value::Null
-                    }
-                    Err(e) => {
-                        return Err(StreamError::Malformed(format!(
-                            "arguments of `{}`: {e}",
-                            c.name
-                        )));
-                    }
-                }
-            };
-            let id = if c.id.is_empty() {
-                format!("call_{n}")
-            } else {
-                c.id
-            };
-            calls.push(ToolCall {
-                id,
-                name: c.name,
-                args,
-                truncated,
-            });
-        }
-        Ok(Reply {
-            text: self.text,
-            calls,
-            input_tokens: self.input_tokens,
-            output_tokens: self.output_tokens,
-            stop: self.stop,
-        })
-    }
-}
-
-fn cut(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
-}
-
 /// Base64 of bytes, for images.
 pub fn base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -646,33 +355,14 @@ pub fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llm::sse::SseEvent;
+    use crate::llm::stream::Stream;
 
     fn ev(data: Value) -> SseEvent {
         SseEvent {
             event: String::new(),
             data: data.to_string(),
         }
-    }
-
-    #[test]
-    fn a_call_cut_at_the_output_limit_is_marked_not_retried() {
-        let mut s = Stream::new(Protocol::Anthropic);
-        for e in [
-            json!({"type": "message_start", "message": {"usage": {"input_tokens": 5}}}),
-            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "t1", "name": "write_file"}}),
-            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"path\": \"a\", \"content\": \"abc"}}),
-            json!({"type": "message_delta", "delta": {"stop_reason": "max_tokens"}, "usage": {"output_tokens": 9}}),
-            json!({"type": "message_stop"}),
-        ] {
-            s.event(&ev(e)).unwrap();
-        }
-        let reply = s.finish().unwrap();
-        assert!(reply.calls[0].truncated);
-        // Without the limit, broken arguments are a malformed stream (retried).
-        let mut s = Stream::new(Protocol::OpenaiChat);
-        s.event(&ev(json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "c", "function": {"name": "x", "arguments": "{oops"}}]}, "finish_reason": "tool_calls"}]})))
-            .unwrap();
-        assert!(matches!(s.finish(), Err(StreamError::Malformed(_))));
     }
 
     #[test]
@@ -683,6 +373,7 @@ mod tests {
             temperature: None,
             max_output_tokens: 7,
             completion_tokens_field: field,
+            tool_choice: None,
         };
         let tools = vec![ToolSpec {
             name: "x",
@@ -702,7 +393,7 @@ mod tests {
 
     #[test]
     fn urls_keep_a_configured_path() {
-        let chat = |base| url(Protocol::OpenaiChat, base, "m");
+        let chat = |base| url(Protocol::OpenaiChat, base, "m", true);
         assert_eq!(chat("http://h:1"), "http://h:1/v1/chat/completions");
         assert_eq!(chat("http://h/api/v1"), "http://h/api/v1/chat/completions");
         assert_eq!(
@@ -710,12 +401,99 @@ mod tests {
             "https://g.com/v1beta/openai/chat/completions"
         );
         assert_eq!(
-            url(Protocol::Anthropic, "https://api.anthropic.com", "m"),
+            url(Protocol::Anthropic, "https://api.anthropic.com", "m", true),
             "https://api.anthropic.com/v1/messages"
         );
         assert_eq!(
-            url(Protocol::Gemini, "https://x.com", "g"),
+            url(Protocol::Gemini, "https://x.com", "g", true),
             "https://x.com/v1beta/models/g:streamGenerateContent?alt=sse"
         );
+        assert_eq!(
+            url(Protocol::Gemini, "https://x.com", "g", false),
+            "https://x.com/v1beta/models/g:generateContent"
+        );
+    }
+
+    const ALL: [Protocol; 4] = [
+        Protocol::OpenaiChat,
+        Protocol::OpenaiResponses,
+        Protocol::Anthropic,
+        Protocol::Gemini,
+    ];
+
+    fn params(tool_choice: Option<ToolChoice>) -> Params<'static> {
+        Params {
+            model: "m",
+            system: "s",
+            temperature: None,
+            max_output_tokens: 7,
+            completion_tokens_field: false,
+            tool_choice,
+        }
+    }
+
+    #[test]
+    fn a_call_cut_at_the_limit_goes_back_with_an_empty_object_in_every_protocol() {
+        let mut s = Stream::new(Protocol::OpenaiChat);
+        s.event(&ev(json!({"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "c1", "function": {"name": "write_file", "arguments": "{\"path\": \"a"}}]}}]})))
+            .unwrap();
+        s.event(&ev(
+            json!({"choices": [{"delta": {}, "finish_reason": "length"}]}),
+        ))
+        .unwrap();
+        let reply = s.finish().unwrap();
+        assert!(reply.truncated && reply.calls[0].truncated);
+        let conversation = [Message::user_text("task"), Message::from_reply(&reply)];
+        for protocol in ALL {
+            let b = body(protocol, &params(None), &conversation, &[]);
+            let sent = match protocol {
+                Protocol::OpenaiChat => {
+                    let a = b["messages"][2]["tool_calls"][0]["function"]["arguments"].clone();
+                    serde_json::from_str(a.as_str().unwrap()).unwrap()
+                }
+                Protocol::OpenaiResponses => {
+                    let a = b["input"][1]["arguments"].clone();
+                    serde_json::from_str(a.as_str().unwrap()).unwrap()
+                }
+                Protocol::Anthropic => b["messages"][1]["content"][0]["input"].clone(),
+                Protocol::Gemini => b["contents"][1]["parts"][0]["functionCall"]["args"].clone(),
+            };
+            assert_eq!(sent, json!({}), "{protocol:?}: {b}");
+        }
+    }
+
+    #[test]
+    fn tool_choice_in_each_protocols_words() {
+        let tools = [ToolSpec {
+            name: "x",
+            description: "d",
+            schema: json!({"type": "object"}),
+        }];
+        let b = |p, c| body(p, &params(Some(c)), &[], &tools);
+        assert_eq!(
+            b(Protocol::OpenaiChat, ToolChoice::Auto)["tool_choice"],
+            "auto"
+        );
+        assert_eq!(
+            b(Protocol::OpenaiResponses, ToolChoice::Required)["tool_choice"],
+            "required"
+        );
+        assert_eq!(
+            b(Protocol::Anthropic, ToolChoice::Required)["tool_choice"],
+            json!({"type": "any"})
+        );
+        assert_eq!(
+            b(Protocol::Gemini, ToolChoice::None)["toolConfig"]["functionCallingConfig"]["mode"],
+            "NONE"
+        );
+        assert!(
+            body(Protocol::OpenaiChat, &params(None), &[], &tools)
+                .get("tool_choice")
+                .is_none()
+        );
+        let mut streamed = body(Protocol::OpenaiChat, &params(None), &[], &tools);
+        unstreamed(&mut streamed);
+        assert_eq!(streamed["stream"], false);
+        assert!(streamed.get("stream_options").is_none());
     }
 }

@@ -225,6 +225,7 @@ pub(super) async fn run_agent(
         c.asked_for_input |= asked;
         if let Some(r) = &report {
             c.nudges += r.nudged;
+            c.truncated += r.truncated;
             c.asked_for_input |= r.nudged > 0;
             c.retries += r.retries;
             c.rate_limit_waits += r.waits;

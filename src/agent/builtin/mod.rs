@@ -16,10 +16,9 @@ use crate::agent::events::{AgentEvent, asks_for_input};
 use crate::llm::CallError;
 use crate::llm::chat::{Message, Part, Role};
 use crate::llm::client::Notice;
-use crate::llm::context::{self, TooLong};
 use crate::llm::limits::now_ms;
 use crate::llm::provider::PROVIDERS;
-use crate::llm::wire;
+use crate::llm::session::{Session, TurnError};
 
 pub use spec::{Shared, Spec, spec_for, stagger};
 use tools::Tools;
@@ -38,12 +37,8 @@ pub enum Error {
     Worktree(#[source] std::io::Error),
     #[error(transparent)]
     Call(#[from] CallError),
-    #[error(
-        "context_window = {window} cannot hold the system prompt, the tools and {max_output_tokens} tokens of answer"
-    )]
-    WindowTooSmall { window: u64, max_output_tokens: u32 },
     #[error(transparent)]
-    TooLong(#[from] TooLong),
+    Turn(#[from] TurnError),
     #[error("the model sent an empty reply (stop reason: {})", .stop.as_deref().unwrap_or("none"))]
     EmptyReply { stop: Option<String> },
     #[error("the model did not finish within max_turns = {0} turns")]
@@ -155,7 +150,13 @@ async fn converse(
     let key = api_key(spec)?;
     let tools = worktree_tools(spec)?;
     let specs = tools::specs();
-    let (client, limiter) = endpoint.connect(key.as_deref())?;
+    let mut session = Session::new(
+        endpoint,
+        key.as_deref(),
+        &spec.system,
+        &specs,
+        spec.context_window,
+    )?;
     events.emit(AgentEvent::Started {
         model: Some(endpoint.name()),
         session: spec.conversation.as_ref().map(|_| SESSION.to_owned()),
@@ -178,33 +179,9 @@ async fn converse(
         .and_then(|path| std::fs::read(path).ok())
         .and_then(|bytes| serde_json::from_slice(&bytes).ok());
     *messages = opening(spec, earlier);
-    let params = endpoint.params(&spec.system);
-    // What the context window must hold besides the messages.
-    let fixed = context::estimate(&Message::user_text(format!(
-        "{}{}",
-        spec.system,
-        serde_json::to_string(
-            &specs
-                .iter()
-                .map(|t| (&t.name, &t.description, &t.schema))
-                .collect::<Vec<_>>()
-        )
-        .unwrap_or_default()
-    )));
     let max_output_tokens = endpoint.max_output_tokens;
     let mut nudges = 0;
     for turn in 1..=spec.max_turns {
-        if let Some(window) = spec.context_window {
-            let budget = window
-                .checked_sub(fixed + u64::from(max_output_tokens))
-                .ok_or(Error::WindowTooSmall {
-                    window,
-                    max_output_tokens,
-                })?;
-            context::fit(messages, budget)?;
-        }
-        let body = wire::body(endpoint.protocol, &params, messages, &specs);
-        let estimate = fixed + context::estimate_all(messages) + u64::from(max_output_tokens);
         let mut on_notice = |n: Notice| match n {
             Notice::Retry {
                 attempt,
@@ -222,13 +199,14 @@ async fn converse(
                 reason: why,
             }),
         };
-        let reply = client
-            .complete(&body, limiter.as_ref(), estimate, &mut on_notice)
-            .await?;
-        events.emit(AgentEvent::Usage {
-            input_tokens: reply.input_tokens,
-            output_tokens: reply.output_tokens,
-        });
+        let reply = session.turn(messages, &mut on_notice).await?;
+        // Usage a server does not report stays unknown: no event, rather than zeros.
+        if let Some(used) = reply.usage {
+            events.emit(AgentEvent::Usage {
+                input_tokens: used.input,
+                output_tokens: used.output,
+            });
+        }
         if let Some(usd) = endpoint.cost(&reply) {
             events.emit(AgentEvent::Cost { usd });
         }
@@ -241,8 +219,27 @@ async fn converse(
                 text: reply.text.clone(),
             });
         }
-        if reply.calls.is_empty() && reply.text.trim().is_empty() {
+        if reply.truncated {
+            events.emit(AgentEvent::Truncated { max_output_tokens });
+        }
+        if reply.calls.is_empty() && reply.text.trim().is_empty() && !reply.truncated {
             return Err(Error::EmptyReply { stop: reply.stop });
+        }
+        if reply.calls.is_empty() && reply.truncated {
+            // Cut at the output limit in the middle of words: not an answer. The model is
+            // told so and goes on; the turn counts against max_turns.
+            if !assistant.is_empty() {
+                messages.push(Message {
+                    role: Role::Assistant,
+                    parts: assistant,
+                });
+            } else {
+                messages.push(Message::from_reply(&reply));
+            }
+            messages.push(Message::user_text(format!(
+                "Your reply was cut at the output limit ({max_output_tokens} tokens). Go on from where it stopped, in shorter steps: write large files in parts."
+            )));
+            continue;
         }
         if reply.calls.is_empty() {
             // Text only: either the work is done, or the model waits for a human.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::AgentConfig;
 use crate::llm::Endpoint;
-use crate::llm::chat::Image;
+use crate::llm::chat::{Image, ToolChoice};
 use crate::llm::limits::Limits;
 use crate::llm::provider::{self, Price};
 
@@ -125,6 +125,13 @@ pub fn spec_for(a: &AgentConfig, shared: &Shared) -> Result<Spec, String> {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(1000),
+        stream: a.stream.unwrap_or(true),
+        tool_choice: a
+            .tool_choice
+            .as_deref()
+            .map(ToolChoice::parse)
+            .transpose()
+            .map_err(|e| format!("agent `{name}`: {e}"))?,
     };
     Ok(Spec {
         endpoint,

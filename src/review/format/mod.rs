@@ -203,6 +203,11 @@ fn text(report: &Report) -> String {
         let line = format!("reviewer {} failed: {error}", r.name);
         push_lines(&mut out, "", "  ", &line);
     }
+    for r in &report.reviewers {
+        for w in &r.warnings {
+            push_lines(&mut out, "", "  ", &format!("reviewer {}: {w}", r.name));
+        }
+    }
     out
 }
 

@@ -13,7 +13,7 @@ use crate::agent::events::Usage;
 use crate::agent::process::{self, Job, leftovers};
 use crate::ask::{self, Asker, Attempt, GaveUp};
 use crate::git::cmd::GIT_REPO_ENV;
-use crate::review::{Parsed, ReviewerOutcome, parse_findings};
+use crate::review::{Parsed, ReviewerOutcome};
 
 /// A CLI preset: started read-only in the reviewed tree; its final message is the answer.
 /// A malformed answer is asked again in the same session where the CLI can resume.
@@ -151,7 +151,7 @@ impl CliReviewer<'_> {
             .as_deref()
             .ok_or_else(|| "the agent ended without a message".to_owned())
             .and_then(findings_in_text)
-            .and_then(|v| parse_findings(&v));
+            .and_then(|v| super::findings_of(&v));
         if answer.is_err() {
             // Where to ask again, if anywhere.
             self.session = this.session_id.filter(|_| cli.preset.can_resume());

@@ -13,7 +13,7 @@ use super::{Reviewer, Setting, open_log, review_env, setting_rules};
 use crate::agent::process::{self, Job, leftovers};
 use crate::ask::{self, Asker, Attempt, GaveUp};
 use crate::git::cmd::GIT_REPO_ENV;
-use crate::review::{Parsed, parse_findings};
+use crate::review::Parsed;
 
 /// A command reviewer: runs in the reviewed tree, prints `{"findings": [...]}`.
 pub(super) async fn review(
@@ -133,7 +133,7 @@ impl CommandReviewer<'_> {
         // nothing (the parser was the judges'); kept so that no output changes.
         let answer = ask::json::in_output(&output)
             .map_err(|e| e.describe("the judge"))
-            .and_then(|v| parse_findings(&v));
+            .and_then(|v| super::findings_of(&v));
         Ok(Attempt::checked(answer))
     }
 }

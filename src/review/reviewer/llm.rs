@@ -4,13 +4,14 @@
 
 use serde_json::json;
 
-use super::{Reviewer, Setting, findings_in_text};
+use super::{Reviewer, Setting, findings_in_text, findings_of};
 use crate::agent::builtin::tools::{self as builtin_tools, Tools};
 use crate::agent::events::Usage;
 use crate::ask::Secret;
 use crate::llm::Endpoint;
 use crate::llm::chat::{Message, Part, Role, ToolSpec};
-use crate::review::{Parsed, ReviewerOutcome, parse_findings};
+use crate::llm::session::Session;
+use crate::review::{Parsed, ReviewerOutcome};
 
 const SYSTEM: &str = "You are a careful, precise code reviewer. You read the change and the \
     code around it, report only real problems, and answer by calling `report_findings`.";
@@ -54,9 +55,6 @@ pub(super) async fn review(
     setting: &Setting,
     outcome: &mut ReviewerOutcome,
 ) -> Result<Parsed, String> {
-    let (client, limiter) = endpoint
-        .connect(key.map(|k| k.0.as_str()))
-        .map_err(|e| e.to_string())?;
     let tools =
         Tools::new(&setting.worktree).map_err(|e| format!("cannot read the reviewed tree: {e}"))?;
     let mut specs: Vec<ToolSpec> = builtin_tools::specs()
@@ -64,36 +62,52 @@ pub(super) async fn review(
         .filter(|t| READ_ONLY.contains(&t.name))
         .collect();
     specs.push(report_tool());
+    let mut session = Session::new(endpoint, key.map(|k| k.0.as_str()), SYSTEM, &specs, None)
+        .map_err(|e| e.to_string())?;
     let mut messages = vec![Message::user_text(setting.prompt.clone())];
-    let mut usage = Usage::default();
+    let mut usage: Option<Usage> = None;
     let mut attempts = 0;
     let mut last_problem = String::from("no answer");
     let log = setting.log(&reviewer.name, "conversation");
     for _turn in 1..=max_turns.max(1) {
-        let reply = endpoint
-            .turn(&client, limiter.as_ref(), SYSTEM, &messages, &specs)
-            .await;
-        let reply = match reply {
+        let reply = match session.turn(&mut messages, &mut |_| {}).await {
             Ok(r) => r,
             Err(e) => {
-                outcome.usage = Some(usage);
+                outcome.usage = usage;
                 return Err(e.to_string());
             }
         };
-        usage.add(&Usage {
-            input_tokens: reply.input_tokens,
-            output_tokens: reply.output_tokens,
-            cost_usd: endpoint.cost(&reply),
-        });
-        outcome.usage = Some(usage.clone());
+        if let Some(used) = endpoint.usage(&reply) {
+            usage.get_or_insert_with(Usage::default).add(&used);
+        }
+        outcome.usage = usage.clone();
         messages.push(Message::from_reply(&reply));
         let _ = std::fs::write(
             &log,
             serde_json::to_vec_pretty(&messages).unwrap_or_default(),
         );
+        if reply.truncated {
+            // Findings cut at the output limit are not a review, even when they parse.
+            let limit = endpoint.max_output_tokens;
+            attempts += 1;
+            last_problem = format!("the answer was cut at the output limit ({limit} tokens)");
+            outcome
+                .warnings
+                .push(format!("{last_problem}; asked again"));
+            if attempts >= setting.max_attempts {
+                break;
+            }
+            messages.push(Message::answer_again(
+                &reply,
+                &format!(
+                    "Your answer was cut at the output limit ({limit} tokens). Call report_findings again, with shorter messages."
+                ),
+            ));
+            continue;
+        }
         if reply.calls.is_empty() {
             // Some models answer in text; take that when it is the JSON asked for.
-            if let Ok(parsed) = findings_in_text(&reply.text).and_then(|v| parse_findings(&v)) {
+            if let Ok(parsed) = findings_in_text(&reply.text).and_then(|v| findings_of(&v)) {
                 return Ok(parsed);
             }
             attempts += 1;
@@ -109,7 +123,7 @@ pub(super) async fn review(
         let mut results = Vec::new();
         for call in &reply.calls {
             let (output, is_error) = if call.name == "report_findings" {
-                match parse_findings(&call.args) {
+                match findings_of(&call.args) {
                     Ok(parsed) => return Ok(parsed),
                     Err(why) => {
                         attempts += 1;

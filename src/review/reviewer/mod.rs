@@ -3,13 +3,14 @@
 //! answer of the wrong shape is retried with what was wrong, up to the attempts allowed
 //! ([`crate::ask`]'s loop), and then the reviewer has failed.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::ReviewerOutcome;
+use super::{Finding, Parsed, ReviewerOutcome};
 use crate::agent::cli::CliAgent;
 use crate::ask::{self, Secret};
 use crate::run::plan::PlanError;
@@ -147,16 +148,94 @@ pub async fn review(
             }
         },
     };
-    match answer {
-        Ok(parsed) => {
+    match answer.map(|parsed| grounded(parsed, &setting.worktree)) {
+        Ok((parsed, dropped)) => {
             outcome.ok = true;
             outcome.findings = parsed.findings;
             outcome.rejected = parsed.rejected;
+            outcome.warnings.extend(dropped);
         }
         Err(e) => outcome.error = Some(e),
     }
     outcome.duration_ms = start.elapsed().as_millis() as u64;
     outcome
+}
+
+/// The example finding of `templates/review.md`: an answer that copies it found nothing.
+const EXAMPLE: (&str, u32, &str) = ("src/file.rs", 12, "the problem in a few words");
+
+fn is_example(f: &Finding) -> bool {
+    (f.path.as_str(), f.line, f.title.as_str()) == EXAMPLE
+}
+
+/// A reviewer's answer read as findings, whatever its kind: of the right shape, and not
+/// only the template's example copied (which is asked again, like any wrong answer).
+pub(super) fn findings_of(answer: &Value) -> Result<Parsed, String> {
+    let parsed = crate::review::parse_findings(answer)?;
+    if !parsed.findings.is_empty() && parsed.findings.iter().all(is_example) {
+        return Err(
+            "the answer only echoes the example finding of the review template (src/file.rs:12); report the problems of this change, or an empty list"
+                .into(),
+        );
+    }
+    Ok(parsed)
+}
+
+/// Keeps the findings that exist in the reviewed `tree`: a path that is not a file there,
+/// or a line past the end of its file, is dropped, with why (the second list).
+fn grounded(mut parsed: Parsed, tree: &Path) -> (Parsed, Vec<String>) {
+    let mut dropped = Vec::new();
+    let mut lines: BTreeMap<String, Option<usize>> = BTreeMap::new();
+    parsed.findings.retain(|f| {
+        if is_example(f) {
+            dropped.push(format!(
+                "dropped a finding that copies the template's example ({}:{})",
+                f.path, f.line
+            ));
+            return false;
+        }
+        let count = *lines
+            .entry(f.path.clone())
+            .or_insert_with(|| line_count(tree, &f.path));
+        match count {
+            None => {
+                dropped.push(format!(
+                    "dropped a finding on {}:{}: no such file in the reviewed tree ({})",
+                    f.path, f.line, f.title
+                ));
+                false
+            }
+            Some(n) if f.line as usize > n.max(1) => {
+                dropped.push(format!(
+                    "dropped a finding on {}:{}: the file has {n} lines ({})",
+                    f.path, f.line, f.title
+                ));
+                false
+            }
+            Some(_) => true,
+        }
+    });
+    (parsed, dropped)
+}
+
+/// Lines of the file `path` in `tree`; `None` when it is not a file there (or would leave
+/// the tree).
+fn line_count(tree: &Path, path: &str) -> Option<usize> {
+    let rel = Path::new(path);
+    if rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return None;
+    }
+    let full = tree.join(rel);
+    if !std::fs::symlink_metadata(&full).ok()?.is_file() {
+        return None;
+    }
+    let bytes = std::fs::read(&full).ok()?;
+    let newlines = bytes.iter().filter(|b| **b == b'\n').count();
+    Some(newlines + usize::from(!bytes.is_empty() && !bytes.ends_with(b"\n")))
 }
 
 fn open_log(path: &std::path::Path) -> Result<std::fs::File, String> {

@@ -26,6 +26,8 @@ enum Body {
     /// Sent as JSON though it is not.
     NotJson(&'static str),
     Events(Vec<String>),
+    /// Exact bytes, chunked, with their content type.
+    Raw(String, String),
 }
 
 /// What a malformed reply sends where JSON belongs.
@@ -46,6 +48,15 @@ impl Response {
             status: 200,
             headers: Vec::new(),
             body: Body::Empty,
+            cut: false,
+        }
+    }
+
+    pub(super) fn raw(status: u16, content_type: &str, body: &str) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Body::Raw(content_type.to_owned(), body.to_owned()),
             cut: false,
         }
     }
@@ -90,7 +101,7 @@ impl Response {
                 }
             }
             Body::Json(_) => self.body = Body::NotJson(NOT_JSON),
-            Body::Empty | Body::NotJson(_) => {}
+            Body::Empty | Body::NotJson(_) | Body::Raw(..) => {}
         }
         self
     }
@@ -253,6 +264,17 @@ fn write_response(w: &mut impl Write, response: &Response, head_only: bool) -> s
             "content-type: text/event-stream\r\ncache-control: no-cache\r\n\
              transfer-encoding: chunked\r\n\r\n",
         ),
+        Body::Raw(content_type, text) => {
+            head.push_str(&format!(
+                "content-type: {content_type}\r\ntransfer-encoding: chunked\r\n\r\n"
+            ));
+            if !head_only {
+                if !text.is_empty() {
+                    head.push_str(&format!("{:x}\r\n{text}\r\n", text.len()));
+                }
+                head.push_str("0\r\n\r\n");
+            }
+        }
     }
     w.write_all(head.as_bytes())?;
     if let (Body::Events(events), false) = (&response.body, head_only) {

@@ -110,6 +110,13 @@ pub enum Step {
     /// A 200 stream whose first event's data is not JSON (`{"oops`), then the rest of a
     /// normal text answer and a proper end. Unstreamed: the body `{"oops`.
     Malformed,
+    /// Exactly these bytes as the body, with this status and content type, sent chunked
+    /// (no chunk at all when empty): the replay of a real server's capture.
+    Raw {
+        status: u16,
+        content_type: String,
+        body: String,
+    },
 }
 
 /// One request as the server received it.
@@ -365,6 +372,9 @@ fn model_reply(shared: &Shared, endpoint: &Endpoint, body: &Value) -> Response {
     let (reply, delivery) = match decide(shared, &conv, id_prefix) {
         Decision::Answer(reply, delivery) => (reply, delivery),
         Decision::Fail(step) => return failure(protocol, &step),
+        Decision::Raw(status, content_type, body) => {
+            return Response::raw(status, content_type, body);
+        }
     };
     let response = match endpoint {
         Endpoint::Anthropic => anthropic::render(shared, body, &reply),
@@ -418,6 +428,8 @@ enum Delivery {
 enum Decision<'a> {
     Answer(Reply, Delivery),
     Fail(Failure<'a>),
+    /// See [`Step::Raw`].
+    Raw(u16, &'a str, &'a str),
 }
 
 impl Decision<'_> {
@@ -541,6 +553,11 @@ fn scripted<'a>(
         Some(Step::Malformed) => {
             Decision::Answer(Reply::Text(MALFORMED_TEXT.to_owned()), Delivery::Malformed)
         }
+        Some(Step::Raw {
+            status,
+            content_type,
+            body,
+        }) => Decision::Raw(*status, content_type, body),
     }
 }
 
