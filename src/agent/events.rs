@@ -237,6 +237,7 @@ impl Report {
         self.retries += next.retries;
         self.waits += next.waits;
         self.nudged += next.nudged;
+        self.truncated += next.truncated;
         self.last_retry = next.last_retry.clone().or(self.last_retry.take());
     }
 }

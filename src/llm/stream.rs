@@ -280,7 +280,10 @@ impl Stream {
                 let c = self.call(key.clone());
                 c.id = key;
                 c.name = fc["name"].as_str().unwrap_or("").to_owned();
-                c.args = fc["args"].to_string();
+                // A call without arguments has none: an empty object, not `null`.
+                c.args = fc
+                    .get("args")
+                    .map_or_else(|| "{}".to_owned(), Value::to_string);
             }
         }
         if let Some(f) = cand["finishReason"].as_str() {

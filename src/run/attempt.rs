@@ -229,7 +229,10 @@ pub(super) async fn run_agent(
             c.asked_for_input |= r.nudged > 0;
             c.retries += r.retries;
             c.rate_limit_waits += r.waits;
-            c.usage.get_or_insert_with(Default::default).add(&r.usage);
+            // An agent that reported no usage has none known: not 0/0.
+            if r.has_usage {
+                c.usage.get_or_insert_with(Default::default).add(&r.usage);
+            }
             c.turns = match (c.turns, r.turns) {
                 (Some(a), Some(b)) => Some(a + b),
                 (a, b) => a.or(b),

@@ -17,6 +17,7 @@ mod imports;
 mod lifecycle;
 mod llm;
 mod llm_server;
+mod llm_wire;
 mod merge;
 mod plan;
 mod plan_run;

@@ -668,3 +668,94 @@ fn hooks_in_a_repository_without_reviewers_skip_and_managers_are_respected() {
     run.assert_stderr("git massgen review --hook pre-commit");
     assert!(!repo.path.join(".husky/_/pre-commit").exists());
 }
+
+/// The example finding of `templates/review.md`, as a reviewer that copies it answers.
+const TEMPLATE_EXAMPLE: &str = r#"{"findings": [{"path": "src/file.rs", "line": 12, "end_line": 14, "severity": "error", "title": "the problem in a few words", "message": "what is wrong and why it matters", "suggestion": "how to fix it"}]}"#;
+
+#[test]
+fn findings_that_do_not_exist_are_dropped_and_an_echo_of_the_example_is_no_answer() {
+    let repo = TestRepo::new();
+    let echo = repo.script("echo.sh", &format!("echo '{TEMPLATE_EXAMPLE}'"));
+    let made_up = repo.script(
+        "made-up.sh",
+        r#"echo '{"findings": [
+  {"path": "nope.rs", "line": 1, "severity": "error", "title": "No such file", "message": "m"},
+  {"path": "app.txt", "line": 99, "severity": "error", "title": "Past the end", "message": "m"},
+  {"path": "../outside", "line": 1, "severity": "error", "title": "Outside", "message": "m"},
+  {"path": "app.txt", "line": 2, "severity": "error", "title": "Bug marker left in the code", "message": "m"}]}'"#,
+    );
+    let mut config = finders(&repo, &[("a", "")]);
+    for (name, script) in [("echo", &echo), ("made-up", &made_up)] {
+        config.push_str(&format!(
+            "[[reviewers]]\nname = \"{name}\"\ncommand = [\"sh\", {}]\n\n",
+            toml::Value::String(script.display().to_string())
+        ));
+    }
+    repo.configure(&config);
+    repo.write("app.txt", "one\nBUG two\n");
+    repo.git(&["add", "app.txt"]);
+    let run = repo
+        .massgen()
+        .args(["review", "--staged", "--json", "--quorum", "2"])
+        .run()
+        .expect_code(1);
+    let json = run.json();
+    let echo = &json["reviewers"][1];
+    assert_eq!(echo["ok"], false, "{json:#}");
+    let error = echo["error"].as_str().unwrap();
+    assert!(error.contains("echoes the example finding"), "{error}");
+    let made_up = &json["reviewers"][2];
+    assert_eq!(made_up["ok"], true);
+    let found = made_up["findings"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{made_up:#}");
+    assert_eq!(found[0]["line"], 2);
+    let warnings = made_up["warnings"].to_string();
+    for why in [
+        "nope.rs:1: no such file in the reviewed tree",
+        "app.txt:99: the file has 2 lines",
+    ] {
+        assert!(warnings.contains(why), "{why}: {warnings}");
+    }
+    // A path that leaves the tree is not a finding at all.
+    assert!(
+        made_up["rejected"].to_string().contains(".."),
+        "{made_up:#}"
+    );
+    // Only the real finding, agreed by two reviewers, is kept.
+    let kept = json["findings"].as_array().unwrap();
+    assert_eq!(kept.len(), 1, "{json:#}");
+    assert_eq!(kept[0]["reviewers"], json!(["a", "made-up"]));
+    // The text output names the reviewer and what was dropped.
+    let text = repo
+        .massgen()
+        .args(["review", "--staged", "--quorum", "2"])
+        .run()
+        .expect_code(1);
+    text.assert_stdout("reviewer made-up: dropped a finding on nope.rs:1");
+
+    // An LLM reviewer that copies the example is asked again.
+    let real = json!({"findings": [{"path": "app.txt", "line": 2, "severity": "error", "title": "Bug marker left in the code", "message": "m"}]});
+    let example: serde_json::Value = serde_json::from_str(TEMPLATE_EXAMPLE).unwrap();
+    let server = LlmServer::start(Mode::Script(vec![
+        Step::Tools(vec![("report_findings".into(), example)]),
+        Step::Tools(vec![("report_findings".into(), real)]),
+    ]));
+    let mut config = finders(&repo, &[("a", "")]);
+    config.push_str(&format!(
+        "[[reviewers]]\nname = \"model\"\nkind = \"llm\"\nprovider = \"vllm\"\nmodel = \"test-model\"\nbase_url = \"{}\"\n",
+        server.url()
+    ));
+    repo.configure(&config);
+    repo.write("app.txt", "zero\nBUG two\n");
+    repo.git(&["add", "app.txt"]);
+    let json = review_json(&repo, &["--staged", "--quorum", "2"], 1);
+    assert_eq!(json["findings"].as_array().unwrap().len(), 1, "{json:#}");
+    let requests = server.model_requests();
+    assert_eq!(requests.len(), 2);
+    assert!(
+        requests[1]
+            .body
+            .to_string()
+            .contains("echoes the example finding")
+    );
+}
