@@ -30,6 +30,9 @@ const KEEP_RECENT: usize = 4;
 /// digits (a 7.6 KB task of digits was 8.1k–9.1k tokens on a real server), so that a request
 /// is over-estimated rather than sent and rejected.
 pub const START_CHARS_PER_TOKEN: f64 = 2.5;
+/// The most characters a token is ever taken to hold: English prose with the largest
+/// vocabularies comes near 4.
+pub const MAX_CHARS_PER_TOKEN: f64 = 4.0;
 /// Framing tokens counted per message.
 const FRAMING: u64 = 8;
 
@@ -84,7 +87,9 @@ impl Estimator {
 
     /// Learns from a request of `chars` characters, `messages` messages and `images`
     /// images that the server counted as `prompt_tokens`. The ratio is kept 10% below what
-    /// was seen, so that the next, different request is not estimated short.
+    /// was seen, so that the next, different request is not estimated short, and never
+    /// above [`MAX_CHARS_PER_TOKEN`] (a server that under-reports, as a cache discount
+    /// might, must not make a request look small).
     pub fn learn(&mut self, chars: usize, messages: usize, images: u64, prompt_tokens: u64) {
         let text_tokens = prompt_tokens
             .saturating_sub(images * IMAGE_TOKENS)
@@ -93,7 +98,8 @@ impl Estimator {
         if chars < 200 || text_tokens == 0 {
             return;
         }
-        self.chars_per_token = (chars as f64 / text_tokens as f64 * 0.9).clamp(0.5, 8.0);
+        self.chars_per_token =
+            (chars as f64 / text_tokens as f64 * 0.9).clamp(0.5, MAX_CHARS_PER_TOKEN);
     }
 }
 
