@@ -69,6 +69,14 @@ impl Git {
         self
     }
 
+    /// Sets environment variables.
+    pub fn envs<'a>(&mut self, vars: impl IntoIterator<Item = (&'a str, &'a str)>) -> &mut Git {
+        for (k, v) in vars {
+            self.cmd.env(k, v);
+        }
+        self
+    }
+
     /// The command line as the user would type it, for messages.
     pub fn cmdline(&self) -> String {
         shell_words::join(&self.line)

@@ -24,6 +24,8 @@ pub enum Integration {
     Conflicts(Vec<String>),
     /// The integration test failed on the merged commit.
     TestFailed(String),
+    /// The winner conflicts in these paths and the resolver did not resolve them: why.
+    Unresolved(Vec<String>, String),
 }
 
 /// The integration test: the command, its time limit, where its log goes.

@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use super::integrate::{self, Check, Integration};
+use super::resolve;
 use super::state::{self, PlanState, TaskStatus};
 use super::{Task, TaskPlan};
 use crate::git::{ObjectId, Repo};
@@ -37,6 +38,34 @@ pub struct Options {
     pub test_timeout: Duration,
     /// Where check worktrees go: `<worktree root>/plans/<name>/`.
     pub worktree_root: PathBuf,
+}
+
+impl Options {
+    /// The integration test of task `id`'s merge, in a fresh worktree, logged under the
+    /// plan's state; `None` without a test.
+    pub fn check(&self, repo: &Repo, plan: &str, id: &str) -> Option<Check> {
+        self.integration_test.as_ref().map(|command| Check {
+            command: command.clone(),
+            timeout: self.test_timeout,
+            worktree: self
+                .worktree_root
+                .join("plans")
+                .join(plan)
+                .join(format!("{id}-{}", crate::sys::unique())),
+            log: state::dir(repo, plan)
+                .join("logs")
+                .join(format!("{id}.integration.log")),
+        })
+    }
+}
+
+/// A winner that conflicts with the integration branch.
+struct Conflict {
+    /// The integration branch's tip.
+    ours: ObjectId,
+    /// The winner.
+    theirs: ObjectId,
+    paths: Vec<String>,
 }
 
 /// Makes a task's run, starting at the given commit.
@@ -119,6 +148,16 @@ pub fn prepare(
     }
     let mut finished = Vec::new();
     for t in st.tasks.iter_mut().filter(|t| t.status != TaskStatus::Done) {
+        // A conflict the user is resolving stays blocked until `plan continue`.
+        if let Some(dir) = &t.resolving {
+            t.status = TaskStatus::Blocked;
+            t.reason = Some(format!(
+                "being resolved by hand in {}; commit there, then: git massgen plan continue {}",
+                dir.display(),
+                st.plan
+            ));
+            continue;
+        }
         // Failed, blocked and skipped tasks are tried again, from the integration tip; a
         // running one is taken from its run if that run finished.
         let was_running = t.status == TaskStatus::Running;
@@ -172,6 +211,7 @@ pub async fn drive(
     let mut finished: Vec<(String, Result<RunState, RunError>)> =
         resumed.into_iter().map(|(id, rs)| (id, Ok(rs))).collect();
     let mut interrupted = false;
+    keep_up(&repo, plan, opts, &st, &say).await?;
     loop {
         // Integrate finished runs in plan order: one waits while a task before it runs.
         finished.sort_by_key(|(id, _)| order(id));
@@ -182,7 +222,7 @@ pub async fn drive(
             let (id, result) = finished.remove(0);
             let task = &plan.tasks[order(&id)];
             match result {
-                Ok(rs) => settle(&repo, plan, task, rs, opts, &st, &say).await?,
+                Ok(rs) => settle(&repo, plan, task, rs, opts, make, &st, &say).await?,
                 Err(RunError::Interrupted) => {
                     interrupted = true;
                     let mut s = st.lock().expect("plan state lock");
@@ -202,6 +242,7 @@ pub async fn drive(
                 }
             }
         }
+        keep_up(&repo, plan, opts, &st, &say).await?;
         let startable = {
             let mut s = st.lock().expect("plan state lock");
             skip_dependents(&mut s, &say);
@@ -302,13 +343,16 @@ pub async fn drive(
     Ok((st, end))
 }
 
-/// A task's run is over: its winner integrated, or the task failed or was blocked.
+/// A task's run is over: its winner integrated (through the resolver when it conflicts and
+/// the plan has one), or the task failed or was blocked.
+#[allow(clippy::too_many_arguments)]
 async fn settle(
     repo: &Arc<Repo>,
     plan: &TaskPlan,
     task: &Task,
     rs: RunState,
     opts: &Options,
+    make: &MakeRun<'_>,
     st: &Mutex<PlanState>,
     say: &Say,
 ) -> Result<(), PlanRunError> {
@@ -341,21 +385,31 @@ async fn settle(
         s.save(repo)?;
         crate::run::state::commit_id(&s.integration_commit)?
     };
-    let check = opts.integration_test.as_ref().map(|command| Check {
-        command: command.clone(),
-        timeout: opts.test_timeout,
-        worktree: opts
-            .worktree_root
-            .join("plans")
-            .join(&plan.name)
-            .join(format!("{id}-{}", crate::sys::unique())),
-        log: state::dir(repo, &plan.name)
-            .join("logs")
-            .join(format!("{id}.integration.log")),
-    });
     let message = format!("massgen plan {}: {id} ({})\n", plan.name, task.title);
     let theirs = crate::run::state::commit_id(&commit)?;
-    let outcome = integrate::integrate(repo.clone(), ours, theirs, message, check).await?;
+    let check = opts.check(repo, &plan.name, id);
+    let mut outcome =
+        integrate::integrate(repo.clone(), ours, theirs, message.clone(), check).await?;
+    if let (Integration::Conflicts(paths), Some(resolver)) = (&outcome, &plan.resolver) {
+        say(Said::Info(format!(
+            "massgen: plan {}: task {id} conflicts with the integration branch in {}; {resolver} resolves it",
+            plan.name,
+            crate::run::merge::name_some(paths)
+        )));
+        let conflict = Conflict {
+            ours,
+            theirs,
+            paths: paths.clone(),
+        };
+        outcome =
+            match resolve_by_agent(repo, plan, task, resolver, &conflict, opts, make, st).await? {
+                Ok(merge) => {
+                    let check = opts.check(repo, &plan.name, id);
+                    integrate::integrate(repo.clone(), ours, merge, message, check).await?
+                }
+                Err(why) => Integration::Unresolved(paths.clone(), why),
+            };
+    }
     let mut s = st.lock().expect("plan state lock");
     let (status, reason) = match outcome {
         Integration::Ready(new) => {
@@ -371,8 +425,18 @@ async fn settle(
         }
         Integration::Conflicts(paths) => {
             let reason = format!(
-                "its winner ({winner}) conflicts with the integration branch in {}; resolving conflicts (by the resolver, or by hand) is not implemented yet: the next `plan run` runs the task again from the integration branch",
-                crate::run::merge::name_some(&paths)
+                "its winner ({winner}) conflicts with the integration branch in {}; resolve it by hand with `git massgen plan resolve {} {id}`, set a `resolver` in the plan, or run the plan again to run the task again from the integration branch",
+                crate::run::merge::name_some(&paths),
+                plan.name
+            );
+            s.task_mut(id).conflicts = paths;
+            (TaskStatus::Blocked, Some(reason))
+        }
+        Integration::Unresolved(paths, why) => {
+            let reason = format!(
+                "its winner ({winner}) conflicts with the integration branch in {}, and the resolver did not resolve it: {why}; resolve it by hand with `git massgen plan resolve {} {id}`",
+                crate::run::merge::name_some(&paths),
+                plan.name
             );
             s.task_mut(id).conflicts = paths;
             (TaskStatus::Blocked, Some(reason))
@@ -437,5 +501,205 @@ fn was(status: TaskStatus) -> &'static str {
         TaskStatus::Blocked => "is blocked",
         TaskStatus::Skipped => "was skipped",
         other => other.as_str(),
+    }
+}
+
+/// The resolver agent's turn: the conflicted merge committed as it is (markers and all) is
+/// the base of a run of the resolver alone, told both sides' tasks and the conflicted
+/// files. Its candidate must leave no marker in them; the result is a merge commit of the
+/// two sides with the candidate's tree. `Err`: why the conflict is still there.
+#[allow(clippy::too_many_arguments)]
+async fn resolve_by_agent(
+    repo: &Arc<Repo>,
+    plan: &TaskPlan,
+    task: &Task,
+    resolver: &str,
+    conflict: &Conflict,
+    opts: &Options,
+    make: &MakeRun<'_>,
+    st: &Mutex<PlanState>,
+) -> Result<Result<ObjectId, String>, PlanRunError> {
+    let dir = opts
+        .worktree_root
+        .join("plans")
+        .join(&plan.name)
+        .join(format!("{}-conflict-{}", task.id, crate::sys::unique()));
+    let scaffold = {
+        let (repo, dir) = (repo.clone(), dir.clone());
+        let (ours, theirs) = (conflict.ours, conflict.theirs);
+        let message = format!(
+            "massgen plan {}: {} conflicted, to be resolved\n",
+            plan.name, task.id
+        );
+        tokio::task::spawn_blocking(move || {
+            resolve::check_out(&repo, ours, theirs, &dir)?;
+            let committed = resolve::commit_as_is(&dir, &message);
+            crate::git::worktree::remove(&repo, &dir)?;
+            committed
+        })
+        .await
+        .expect("checking out a conflict does not panic")?
+    };
+    let others = {
+        let s = st.lock().expect("plan state lock");
+        let deps = dependencies(plan, &task.id);
+        plan.tasks
+            .iter()
+            .filter(|t| s.task(&t.id).status == TaskStatus::Done && !deps.contains(&t.id))
+            .map(|t| format!("### Task {} ({})\n\n{}\n", t.id, t.title, t.task.trim()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let files: String = conflict.paths.iter().map(|p| format!("- {p}\n")).collect();
+    let prompt = format!(
+        "Two changes made in parallel conflict. The files below hold git's conflict markers (<<<<<<<, =======, >>>>>>>): resolve every conflict so that both changes work together, remove every marker, and keep the rest of both changes.\n\nConflicted files:\n{files}\n## The change being merged: task {} ({})\n\n{}\n\n## Already on the integration branch\n\n{others}",
+        task.id,
+        task.title,
+        task.task.trim()
+    );
+    let resolution = Task {
+        id: format!("{}-resolve", task.id),
+        title: format!("resolve {}", task.id),
+        task: prompt,
+        depends_on: Vec::new(),
+        agents: vec![resolver.to_owned()],
+        test: opts.integration_test.clone(),
+        rounds: Some(1),
+        timeout: task.timeout,
+        wave: task.wave,
+    };
+    let run_plan = make(&resolution, scaffold)?;
+    let quiet: pipeline::Reporter = Arc::new(|_: Event| {});
+    let rs = match pipeline::execute(repo.clone(), run_plan, quiet).await {
+        Ok(rs) => rs,
+        Err(RunError::Interrupted) => return Err(RunError::Interrupted.into()),
+        Err(e) => return Ok(Err(format!("its run failed: {e}"))),
+    };
+    {
+        let mut s = st.lock().expect("plan state lock");
+        s.task_mut(&task.id).resolution_run = Some(rs.run.clone());
+        s.save(repo)?;
+    }
+    let Some(commit) = rs
+        .winner
+        .as_ref()
+        .and_then(|w| rs.candidate(w)?.commit.clone())
+    else {
+        let why = rs.reason.clone().unwrap_or_else(|| "no result".into());
+        return Ok(Err(format!("run {} has no result: {why}", rs.run)));
+    };
+    let resolved = crate::run::state::commit_id(&commit)?;
+    let left = resolve::markers_left(repo, resolved, &conflict.paths);
+    if !left.is_empty() {
+        return Ok(Err(format!(
+            "conflict markers are left in {} (run {})",
+            crate::run::merge::name_some(&left),
+            rs.run
+        )));
+    }
+    let message = format!(
+        "massgen plan {}: {} ({}), conflicts resolved by {resolver}\n",
+        plan.name, task.id, task.title
+    );
+    Ok(Ok(resolve::merge_commit(
+        repo,
+        resolved,
+        conflict.ours,
+        conflict.theirs,
+        &message,
+    )?))
+}
+
+/// Every task `id` depends on, directly or not.
+fn dependencies(plan: &TaskPlan, id: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut todo = vec![id.to_owned()];
+    while let Some(next) = todo.pop() {
+        if let Some(t) = plan.tasks.iter().find(|t| t.id == next) {
+            for d in &t.depends_on {
+                if found.insert(d.clone()) {
+                    todo.push(d.clone());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Keeps the integration branch up with the branch the plan targets: commits that arrived
+/// there since the plan started (or since the last look) are merged onto the integration
+/// branch, in memory and checked by the integration test, before more tasks start. New
+/// commits that conflict are left out, with a warning naming the paths, and tried again
+/// at the next look.
+async fn keep_up(
+    repo: &Arc<Repo>,
+    plan: &TaskPlan,
+    opts: &Options,
+    st: &Mutex<PlanState>,
+    say: &Say,
+) -> Result<(), PlanRunError> {
+    let (target, known, ours) = {
+        let s = st.lock().expect("plan state lock");
+        let Some(target) = s.target_branch.clone() else {
+            return Ok(());
+        };
+        (
+            target,
+            crate::run::state::commit_id(&s.target_commit)?,
+            crate::run::state::commit_id(&s.integration_commit)?,
+        )
+    };
+    let Some(now) = repo.ref_target(&target)? else {
+        return Ok(());
+    };
+    let left_out = st.lock().expect("plan state lock").target_left_out.clone();
+    if now == known || left_out.is_some_and(|c| c.parse::<ObjectId>().is_ok_and(|c| c == now)) {
+        return Ok(());
+    }
+    let short = target.trim_start_matches("refs/heads/");
+    let outcome = if repo.is_ancestor(now, ours)? {
+        // Already in (the plan's own merge, or a rewind to an older commit).
+        Integration::Ready(ours)
+    } else {
+        let message = format!("massgen plan {}: the new commits of {short}\n", plan.name);
+        let check = opts.check(repo, &plan.name, "target");
+        integrate::integrate(repo.clone(), ours, now, message, check).await?
+    };
+    let mut s = st.lock().expect("plan state lock");
+    match outcome {
+        Integration::Ready(new) => {
+            if new != ours {
+                let log = format!("massgen: plan {}: {short} moved", plan.name);
+                repo.set_ref(&s.integration_branch, new, Some(ours), &log)?;
+                s.integration_commit = new.to_string();
+                say(Said::Info(format!(
+                    "massgen: plan {}: {short} moved to {}; its new commits are merged onto the integration branch",
+                    plan.name,
+                    &now.to_string()[..12]
+                )));
+            }
+            s.target_commit = now.to_string();
+            Ok(s.save(repo)?)
+        }
+        Integration::Conflicts(paths) | Integration::Unresolved(paths, _) => {
+            s.target_left_out = Some(now.to_string());
+            s.save(repo)?;
+            say(Said::Warn(format!(
+                "plan {}: {short} moved, and its new commits conflict with the integration branch in {}; the plan goes on without them (merge {short} into {} by hand to take them)",
+                plan.name,
+                crate::run::merge::name_some(&paths),
+                s.integration_branch.trim_start_matches("refs/heads/")
+            )));
+            Ok(())
+        }
+        Integration::TestFailed(why) => {
+            s.target_left_out = Some(now.to_string());
+            s.save(repo)?;
+            say(Said::Warn(format!(
+                "plan {}: {short} moved, and with its new commits {why}; the plan goes on without them",
+                plan.name
+            )));
+            Ok(())
+        }
     }
 }

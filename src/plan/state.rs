@@ -75,6 +75,13 @@ pub struct TaskState {
     /// With `blocked`: the conflicted paths.
     #[serde(default)]
     pub conflicts: Vec<String>,
+    /// The run of the resolver agent, when one resolved (or tried to resolve) a conflict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution_run: Option<String>,
+    /// With `blocked`: the worktree where `plan resolve` checked the conflicted merge out
+    /// for the user; `plan continue` takes the commit made there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolving: Option<PathBuf>,
 }
 
 /// A plan's run.
@@ -98,6 +105,10 @@ pub struct PlanState {
     /// The commit the target branch was moved to by `--merge`.
     #[serde(default)]
     pub merged: Option<String>,
+    /// A commit of the target branch whose new commits could not be merged onto the
+    /// integration branch (conflicts, or the integration test failed): not tried again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_left_out: Option<String>,
     /// In plan order.
     pub tasks: Vec<TaskState>,
 }
@@ -122,6 +133,7 @@ impl PlanState {
             created_at: now,
             updated_at: now,
             merged: None,
+            target_left_out: None,
             tasks: plan.tasks.iter().map(new_task).collect(),
         }
     }
@@ -192,6 +204,8 @@ fn new_task(task: &Task) -> TaskState {
         integrated: None,
         reason: None,
         conflicts: Vec::new(),
+        resolution_run: None,
+        resolving: None,
     }
 }
 

@@ -8,7 +8,7 @@ use crate::support::{TestRepo, wait_for};
 
 /// The agent: `make X` writes `X.txt` and appends X to `$COUNT`; `fail X` exits 1 having
 /// changed nothing; `clash X` writes other content to `X.txt`; `make slow` sleeps 30 s the first time (until `$MARK` exists).
-const AGENT: &str = r#"set -e
+pub const AGENT: &str = r#"set -e
 what=${MASSGEN_TASK%% *}
 name=${MASSGEN_TASK#* }
 if [ "$what" = fail ]; then exit 1; fi
@@ -42,7 +42,7 @@ depends_on = ["b", "c"]
 "#;
 
 /// A repository with one agent, `w`, running [`AGENT`]; returns it with the counter file.
-fn repo() -> (TestRepo, PathBuf) {
+pub fn repo() -> (TestRepo, PathBuf) {
     let repo = TestRepo::new();
     repo.unconfined();
     let script = repo.script("w.sh", AGENT);
@@ -57,7 +57,7 @@ fn repo() -> (TestRepo, PathBuf) {
     (repo, count)
 }
 
-fn task<'a>(state: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+pub fn task<'a>(state: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
     state["tasks"]
         .as_array()
         .unwrap()
@@ -265,7 +265,7 @@ depends_on = ["other"]
         other["reason"]
             .as_str()
             .unwrap()
-            .contains("not implemented yet")
+            .contains("git massgen plan resolve clash other")
     );
     assert_eq!(task(&state, "then")["status"], "skipped");
     // The integration branch holds a's work only.

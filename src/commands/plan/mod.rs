@@ -6,6 +6,7 @@
 //! Exit codes of `check`: 0 the plan is valid; 2 (usage) it is not, every problem printed,
 //! or there is no such plan; 3 a bare name outside a repository; 4 the file cannot be read.
 
+mod resolve;
 mod run;
 mod status;
 
@@ -36,6 +37,11 @@ pub enum PlanAction {
     /// Show a plan's tasks with their status, run, winner and reason; without PLAN, the
     /// plans that were run.
     Status(status::StatusArgs),
+    /// Check out a blocked task's conflicting merge in a worktree, to resolve it by hand.
+    Resolve(resolve::ResolveArgs),
+    /// Put the merges resolved by hand on the integration branch, then run the rest of the
+    /// plan (as `plan run`).
+    Continue(run::RunArgs),
 }
 
 /// `plan check`.
@@ -55,6 +61,22 @@ pub fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<Exit, CliError> {
         PlanAction::Check(check_args) => check(ctx, check_args),
         PlanAction::Run(run_args) => run::run(ctx, run_args),
         PlanAction::Status(status_args) => status::status(ctx, status_args),
+        PlanAction::Resolve(resolve_args) => resolve::resolve(ctx, resolve_args),
+        PlanAction::Continue(run_args) => resolve::continue_plan(ctx, run_args),
+    }
+}
+
+/// The name of the plan `arg` names: a bare name is the plan's name; a path names the
+/// plan its file declares.
+fn plan_name(ctx: &Ctx, repo: &crate::git::Repo, arg: &Path) -> Result<String, CliError> {
+    match arg.to_str().filter(|a| plan::is_bare_name(a)) {
+        Some(name) => Ok(name.to_owned()),
+        None => {
+            let (path, shown) = locate(ctx, Some(repo), arg);
+            Ok(plan::load(&path, &shown, None)
+                .map_err(|e| report_problems(ctx, e))?
+                .name)
+        }
     }
 }
 

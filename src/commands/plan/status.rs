@@ -39,16 +39,7 @@ pub fn status(ctx: &Ctx, args: &StatusArgs) -> Result<Exit, CliError> {
         }
         return Ok(Exit::Success);
     };
-    // A bare name is the plan's name; a path names the plan its file declares.
-    let name = match arg.to_str().filter(|a| crate::plan::is_bare_name(a)) {
-        Some(name) => name.to_owned(),
-        None => {
-            let (path, shown) = super::locate(ctx, Some(&repo), arg);
-            crate::plan::load(&path, &shown, None)
-                .map_err(|e| super::report_problems(ctx, e))?
-                .name
-        }
-    };
+    let name = super::plan_name(ctx, &repo, arg)?;
     let Some(st) = state::load(&repo, &name)? else {
         return Err(CliError::usage(format!("plan {name} was never run"))
             .hint(format!("run it with: git massgen plan run {name}")));

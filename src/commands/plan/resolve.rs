@@ -1,0 +1,237 @@
+//! Resolving a blocked task by hand. `git massgen plan resolve PLAN TASK` checks the
+//! conflicting merge out in a worktree of its own (git's markers in the conflicted files)
+//! and says where; the user resolves and commits there; `git massgen plan continue PLAN`
+//! checks that commit (a merge of the integration tip and the task's winner, no marker
+//! left, the integration test passing), puts it on the integration branch, removes the
+//! worktree, and runs the rest of the plan as `plan run` does.
+//!
+//! Exit codes of `resolve`: 0 checked out (or already); 2 no such plan or task, or the task
+//! is not blocked by a conflict. `continue`: those of `plan run`, and 1 when a resolution
+//! is not committed, still has markers or fails the integration test.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::run::RunArgs;
+use crate::commands::Ctx;
+use crate::error::{CliError, Exit};
+use crate::plan::integrate::{self, Integration};
+use crate::plan::resolve;
+use crate::plan::state::{self, PlanState, TaskStatus};
+use crate::run::state::commit_id;
+
+/// `plan resolve`.
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// The plan: its name, or the path of its file.
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// The blocked task.
+    #[arg(value_name = "TASK")]
+    pub task: String,
+}
+
+pub fn resolve(ctx: &Ctx, args: &ResolveArgs) -> Result<Exit, CliError> {
+    let repo = ctx.repo()?;
+    let config = ctx.config(&repo)?;
+    let mut st = load(ctx, &repo, &args.plan)?;
+    let name = st.plan.clone();
+    let Some(t) = st.tasks.iter().find(|t| t.id == args.task) else {
+        let ids: Vec<&str> = st.tasks.iter().map(|t| t.id.as_str()).collect();
+        return Err(
+            CliError::usage(format!("plan {name} has no task {}", args.task))
+                .hint(format!("its tasks: {}", ids.join(", "))),
+        );
+    };
+    if let Some(dir) = t.resolving.clone().filter(|d| d.exists()) {
+        ctx.ui
+            .out(&instructions(&name, &args.task, &dir, &t.conflicts));
+        return Ok(Exit::Success);
+    }
+    let theirs = match (&t.status, &t.commit, t.conflicts.is_empty()) {
+        (TaskStatus::Blocked, Some(commit), false) => commit_id(commit)?,
+        _ => {
+            return Err(CliError::usage(format!(
+                "task {} of plan {name} is {}, not blocked by a conflict",
+                args.task,
+                t.status.as_str()
+            ))
+            .hint(format!("see the plan: git massgen plan status {name}")));
+        }
+    };
+    let ours = commit_id(&st.integration_commit)?;
+    let root = crate::run::layout::worktree_root(&repo, config.run.worktree_root.as_deref());
+    let dir = root
+        .join("plans")
+        .join(&name)
+        .join(format!("resolve-{}", args.task));
+    let paths = resolve::check_out(&repo, ours, theirs, &dir)?;
+    let t = st.task_mut(&args.task);
+    t.resolving = Some(dir.clone());
+    t.conflicts = if paths.is_empty() {
+        t.conflicts.clone()
+    } else {
+        paths
+    };
+    t.reason = Some(format!(
+        "being resolved by hand in {}; commit there, then: git massgen plan continue {name}",
+        dir.display()
+    ));
+    let conflicts = t.conflicts.clone();
+    st.save(&repo)?;
+    ctx.ui
+        .out(&instructions(&name, &args.task, &dir, &conflicts));
+    Ok(Exit::Success)
+}
+
+fn instructions(plan: &str, task: &str, dir: &std::path::Path, files: &[String]) -> String {
+    let quoted = shell_words::quote(&dir.display().to_string()).into_owned();
+    let mut out = format!(
+        "the merge of task {task} is checked out in {}\nconflicted files:\n",
+        dir.display()
+    );
+    for f in files {
+        out.push_str(&format!("  {f}\n"));
+    }
+    out.push_str(&format!(
+        "resolve them there, then:\n  git -C {quoted} add -A && git -C {quoted} commit --no-edit\n  git massgen plan continue {plan}\n"
+    ));
+    out
+}
+
+/// `plan continue`: the hand resolutions integrated, then the plan run on.
+pub fn continue_plan(ctx: &Ctx, args: &RunArgs) -> Result<Exit, CliError> {
+    let repo = ctx.repo()?;
+    let config = ctx.config(&repo)?;
+    let mut st = load(ctx, &repo, &args.file)?;
+    let name = st.plan.clone();
+    let pending: Vec<String> = st
+        .tasks
+        .iter()
+        .filter(|t| t.resolving.is_some())
+        .map(|t| t.id.clone())
+        .collect();
+    if pending.is_empty() {
+        ctx.ui.info(&format!(
+            "massgen: plan {name}: no conflict is being resolved by hand"
+        ));
+    }
+    let root = crate::run::layout::worktree_root(&repo, config.run.worktree_root.as_deref());
+    let opts = crate::plan::run::Options {
+        jobs: 1,
+        integration_test: plan_test(ctx, &repo, &st).or_else(|| config.score.test.clone()),
+        test_timeout: config
+            .score
+            .test_timeout
+            .unwrap_or(crate::config::DEFAULT_TEST_TIMEOUT),
+        worktree_root: root,
+    };
+    let repo = std::sync::Arc::new(repo);
+    for id in pending {
+        take_resolution(ctx, &repo, &mut st, &id, &opts)?;
+    }
+    drop(repo);
+    super::run::run(ctx, args)
+}
+
+/// The `integration_test` of the plan's file, when the file can still be read.
+fn plan_test(ctx: &Ctx, repo: &crate::git::Repo, st: &PlanState) -> Option<String> {
+    let (path, shown) = super::locate(ctx, Some(repo), &st.path);
+    crate::plan::load(&path, &shown, None)
+        .ok()
+        .and_then(|p| p.integration_test)
+}
+
+/// Puts the commit made in task `id`'s resolution worktree on the integration branch.
+fn take_resolution(
+    ctx: &Ctx,
+    repo: &std::sync::Arc<crate::git::Repo>,
+    st: &mut PlanState,
+    id: &str,
+    opts: &crate::plan::run::Options,
+) -> Result<(), CliError> {
+    let name = st.plan.clone();
+    let t = st.task(id).clone();
+    let dir = t.resolving.clone().expect("only tasks being resolved");
+    let ours = commit_id(&st.integration_commit)?;
+    let theirs = commit_id(t.commit.as_deref().unwrap_or_default())?;
+    let not_yet = |why: String| {
+        CliError::new(Exit::Negative, format!("task {id} of plan {name}: {why}")).hint(format!(
+            "finish the merge in {}: resolve, `git add` the files and `git commit`; then run `git massgen plan continue {name}` again",
+            dir.display()
+        ))
+    };
+    if !dir.exists() {
+        st.task_mut(id).resolving = None;
+        st.save(repo)?;
+        return Err(not_yet(format!(
+            "{} is gone; check the merge out again with `git massgen plan resolve {name} {id}`",
+            dir.display()
+        )));
+    }
+    let head = resolve::head(&dir)?;
+    if resolve::parents(repo, head)? != [ours, theirs] {
+        return Err(not_yet(
+            "the resolution is not committed yet (its commit must merge the integration branch's tip and the task's winner)".into(),
+        ));
+    }
+    let left = resolve::markers_left(repo, head, &t.conflicts);
+    if !left.is_empty() {
+        return Err(not_yet(format!(
+            "conflict markers are left in {}",
+            crate::run::merge::name_some(&left)
+        )));
+    }
+    let check = opts.check(repo, &name, id);
+    let message = format!("massgen plan {name}: {id}\n");
+    let rt = super::super::runtime()?;
+    let outcome = rt
+        .block_on(integrate::integrate(
+            repo.clone(),
+            ours,
+            head,
+            message,
+            check,
+        ))
+        .map_err(|e| CliError::new(Exit::Failure, e))?;
+    let new = match outcome {
+        Integration::Ready(new) => new,
+        Integration::TestFailed(why) => return Err(not_yet(why)),
+        Integration::Conflicts(paths) | Integration::Unresolved(paths, _) => {
+            return Err(not_yet(format!(
+                "it conflicts with the integration branch in {}",
+                crate::run::merge::name_some(&paths)
+            )));
+        }
+    };
+    let t = st.task_mut(id);
+    t.integrated = Some(new.to_string());
+    st.save(repo)?;
+    repo.set_ref(
+        &st.integration_branch,
+        new,
+        Some(ours),
+        &format!("massgen: plan {name}: {id} resolved by hand"),
+    )?;
+    st.integration_commit = new.to_string();
+    let t = st.task_mut(id);
+    t.status = TaskStatus::Done;
+    t.reason = None;
+    t.resolving = None;
+    st.save(repo)?;
+    crate::git::worktree::remove(repo, &dir)?;
+    ctx.ui.info(&format!(
+        "massgen: plan {name}: task {id} done (resolved by hand)"
+    ));
+    Ok(())
+}
+
+/// The state of the plan `arg` names (its name, or its file).
+fn load(ctx: &Ctx, repo: &crate::git::Repo, arg: &std::path::Path) -> Result<PlanState, CliError> {
+    let name = super::plan_name(ctx, repo, arg)?;
+    state::load(repo, &name)?.ok_or_else(|| {
+        CliError::usage(format!("plan {name} was never run"))
+            .hint(format!("run it with: git massgen plan run {name}"))
+    })
+}
