@@ -9,7 +9,7 @@ use tokio::sync::{Semaphore, watch};
 
 use super::RunError;
 use super::context::{Event, Plan, Shared};
-use super::state::{Abstention, Phase, Status, TestResult, Vote, Voter};
+use super::state::{Abstention, Phase, Status, Vote, Voter};
 use crate::agent::events;
 use crate::agent::process::{self, Job, leftovers};
 use crate::git::cmd::GIT_REPO_ENV;
@@ -336,16 +336,16 @@ async fn run_tests(
     }
     let output = read_tail(&log, 8 * 1024 * 1024);
     let counts = score::test_output::parse_counts(&output);
-    let result = TestResult {
-        passed: counts.map(|c| c.0),
-        failed: counts.map(|c| c.1),
-        exit_code: finished.exit_code,
-        timed_out: finished.timed_out,
-        duration_ms: finished.duration.as_millis() as u64,
-    };
-    let summary = match counts {
-        Some((p, f)) => format!("{p} passed, {f} failed ({})", finished.describe()),
-        None => finished.describe(),
+    let result = score::test_output::test_result(
+        counts,
+        finished.exit_code,
+        finished.timed_out,
+        finished.duration.as_millis() as u64,
+    );
+    let summary = if counts.is_some() && !result.timed_out {
+        format!("{} ({})", result.summary(), finished.describe())
+    } else {
+        finished.describe()
     };
     (shared.report)(Event::TestsFinished {
         agent: agent.into(),

@@ -362,8 +362,7 @@ mod tests_rank {
                 passed: Some(p),
                 failed: Some(f),
                 exit_code: Some(code),
-                timed_out: false,
-                duration_ms: 0,
+                ..Default::default()
             }),
             agreement,
             rank: None,
