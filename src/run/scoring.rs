@@ -41,6 +41,7 @@ pub(super) async fn score_round(
             .filter(|c| c.status == Status::Done && c.tests.is_none() && takes_part(&c.agent))
             .filter_map(|c| Some((c.agent.clone(), c.worktree.clone()?)))
             .collect();
+        let tested: Vec<String> = todo.iter().map(|(agent, _)| agent.clone()).collect();
         for (agent, wt) in todo {
             let shared = shared.clone();
             let permits = permits.clone();
@@ -67,6 +68,9 @@ pub(super) async fn score_round(
         }
         if *cancel.borrow() {
             return Err(RunError::Interrupted);
+        }
+        if !tested.is_empty() {
+            warn_if_collected_nowhere(shared, test, &takes_part)?;
         }
     }
 
@@ -178,6 +182,40 @@ pub(super) async fn score_round(
             });
         s.state = previous;
     })
+}
+
+/// Warns, once, when the test command could not collect a test in any candidate's
+/// worktree: the command or what it needs is broken, which no candidate can be blamed for.
+fn warn_if_collected_nowhere(
+    shared: &Arc<Shared>,
+    test: &str,
+    takes_part: &dyn Fn(&str) -> bool,
+) -> Result<(), RunError> {
+    let state = shared.snapshot_state();
+    let cands: Vec<_> = state
+        .candidates
+        .iter()
+        .filter(|c| takes_part(&c.agent))
+        .cloned()
+        .collect();
+    if !score::collected_nowhere(&cands) {
+        return Ok(());
+    }
+    let first = cands
+        .iter()
+        .find(|c| c.tests.is_some())
+        .expect("collected nowhere means some candidate was tested");
+    let warning = format!(
+        "the test command `{test}` could not collect any test in any candidate's worktree \
+         (tests could not be collected): the test setup is broken, not the candidates' code; \
+         see {} and fix [score] test",
+        shared.dir.test_log(&first.agent).display()
+    );
+    if state.warnings.contains(&warning) {
+        return Ok(());
+    }
+    (shared.report)(Event::Warning(warning.clone()));
+    shared.update(|s| s.warnings.push(warning))
 }
 
 /// Puts a worktree back to its candidate commit: tracked files reset, untracked files that
