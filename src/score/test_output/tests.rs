@@ -147,7 +147,13 @@ const CASES: &[(&str, &str, i32, Option<(u64, u64, u64, u64)>, bool)] = &[
         Some((4, 4, 1, 1)),
         false,
     ),
-    ("go-pass", fixture!("go-pass.txt"), 0, Some((1, 0, 0, 1)), false),
+    (
+        "go-pass",
+        fixture!("go-pass.txt"),
+        0,
+        Some((1, 0, 0, 1)),
+        false,
+    ),
     (
         "go-build-failed",
         fixture!("go-build-failed.txt"),
