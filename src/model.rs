@@ -131,28 +131,33 @@ impl TestResult {
             return "tests timed out".into();
         }
         if self.could_not_collect {
-            return match self.errors.filter(|&e| e > 0) {
-                Some(e) => format!("tests could not be collected ({})", errors(e)),
-                None => "tests could not be collected (no test ran)".into(),
-            };
+            return format!("tests {}", self.counts_words().unwrap_or_default());
         }
-        match (self.passed, self.failed) {
-            (Some(p), Some(f)) => {
-                let mut words = format!("{p} passed, {f} failed");
-                if let Some(e) = self.errors.filter(|&e| e > 0) {
-                    words.push_str(&format!(", {}", errors(e)));
-                }
-                if let Some(s) = self.skipped.filter(|&s| s > 0) {
-                    words.push_str(&format!(", {s} skipped"));
-                }
-                words
-            }
-            _ => match self.exit_code {
-                Some(0) => "tests passed".into(),
-                Some(code) => format!("tests exited with code {code}"),
-                None => "tests were killed".into(),
-            },
+        self.counts_words().unwrap_or_else(|| match self.exit_code {
+            Some(0) => "tests passed".into(),
+            Some(code) => format!("tests exited with code {code}"),
+            None => "tests were killed".into(),
+        })
+    }
+
+    /// What the runner's counts say, `4 passed, 0 failed, 1 error` or `could not be
+    /// collected (2 errors)`; `None` when the output had no counts.
+    pub fn counts_words(&self) -> Option<String> {
+        if self.could_not_collect {
+            return Some(match self.errors.filter(|&e| e > 0) {
+                Some(e) => format!("could not be collected ({})", errors(e)),
+                None => "could not be collected (no test ran)".into(),
+            });
         }
+        let (p, f) = (self.passed?, self.failed?);
+        let mut words = format!("{p} passed, {f} failed");
+        if let Some(e) = self.errors.filter(|&e| e > 0) {
+            words.push_str(&format!(", {}", errors(e)));
+        }
+        if let Some(s) = self.skipped.filter(|&s| s > 0) {
+            words.push_str(&format!(", {s} skipped"));
+        }
+        Some(words)
     }
 }
 

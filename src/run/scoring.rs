@@ -380,10 +380,10 @@ async fn run_tests(
         finished.timed_out,
         finished.duration.as_millis() as u64,
     );
-    let summary = if counts.is_some() && !result.timed_out {
-        format!("{} ({})", result.summary(), finished.describe())
-    } else {
-        finished.describe()
+    // Said after "tests": `4 passed, 0 failed (exited with code 0)`.
+    let summary = match result.counts_words() {
+        Some(words) if !result.timed_out => format!("{words} ({})", finished.describe()),
+        _ => finished.describe(),
     };
     (shared.report)(Event::TestsFinished {
         agent: agent.into(),
