@@ -23,220 +23,85 @@ fn counts(passed: u64, failed: u64, errors: u64, skipped: u64) -> Option<Counts>
     })
 }
 
-/// Each captured output, the runner's exit code, the runner's own numbers, and whether the
-/// run could not collect.
-const CASES: &[(&str, &str, i32, Option<(u64, u64, u64, u64)>, bool)] = &[
+/// A captured output: the runner's exit code, its own numbers (passed, failed, errors,
+/// skipped; `None` where it prints none we can trust), and whether the run could not
+/// collect.
+struct Case {
+    file: &'static str,
+    output: &'static str,
+    exit: i32,
+    counts: Option<(u64, u64, u64, u64)>,
+    not_collected: bool,
+}
+
+macro_rules! case {
+    ($file:literal, $exit:literal, $counts:expr, $not_collected:expr) => {
+        Case {
+            file: $file,
+            output: fixture!($file),
+            exit: $exit,
+            counts: $counts,
+            not_collected: $not_collected,
+        }
+    };
+}
+
+const CASES: &[Case] = &[
     // pytest 9.2: assertion, DID NOT RAISE, pytest.fail, fixture error, skip, xfail,
     // xpass, subtests (pytest's and unittest's).
-    (
-        "pytest-kinds",
-        fixture!("pytest-kinds.txt"),
-        1,
-        Some((3, 6, 1, 3)),
-        false,
-    ),
-    (
-        "pytest-kinds-quiet",
-        fixture!("pytest-kinds-quiet.txt"),
-        1,
-        Some((3, 6, 1, 3)),
-        false,
-    ),
-    (
-        "pytest-kinds-color",
-        fixture!("pytest-kinds-color.txt"),
-        1,
-        Some((3, 6, 1, 3)),
-        false,
-    ),
-    // The case: `tests/test_setutils.py:43: Failed` is a location, not 43 failed.
-    (
-        "pytest-raises-location",
-        fixture!("pytest-raises-location.txt"),
-        1,
-        Some((1, 1, 0, 0)),
-        false,
-    ),
-    (
-        "pytest-collection-errors",
-        fixture!("pytest-collection-errors.txt"),
-        2,
-        Some((0, 0, 2, 0)),
-        true,
-    ),
-    (
-        "pytest-setup-error-only",
-        fixture!("pytest-setup-error-only.txt"),
-        1,
-        Some((0, 0, 1, 0)),
-        true,
-    ),
-    (
-        "pytest-no-tests",
-        fixture!("pytest-no-tests.txt"),
-        5,
-        Some((0, 0, 0, 0)),
-        true,
-    ),
+    case!("pytest-kinds.txt", 1, Some((3, 6, 1, 3)), false),
+    case!("pytest-kinds-quiet.txt", 1, Some((3, 6, 1, 3)), false),
+    case!("pytest-kinds-color.txt", 1, Some((3, 6, 1, 3)), false),
+    // `tests/test_setutils.py:43: Failed` is where a test failed, not 43 failures.
+    case!("pytest-raises-location.txt", 1, Some((1, 1, 0, 0)), false),
+    case!("pytest-collection-errors.txt", 2, Some((0, 0, 2, 0)), true),
+    case!("pytest-setup-error-only.txt", 1, Some((0, 0, 1, 0)), true),
+    case!("pytest-no-tests.txt", 5, Some((0, 0, 0, 0)), true),
     // Python 3.11's unittest: failure, assertRaises, error, skip, expected failure,
     // unexpected success, subTest.
-    (
-        "unittest-kinds",
-        fixture!("unittest-kinds.txt"),
-        1,
-        Some((1, 4, 1, 2)),
-        false,
-    ),
-    (
-        "unittest-import-error",
-        fixture!("unittest-import-error.txt"),
-        1,
-        Some((0, 0, 1, 0)),
-        true,
-    ),
-    (
-        "unittest-ok",
-        fixture!("unittest-ok.txt"),
-        0,
-        Some((1, 0, 0, 0)),
-        false,
-    ),
+    case!("unittest-kinds.txt", 1, Some((1, 4, 1, 2)), false),
+    case!("unittest-import-error.txt", 1, Some((0, 0, 1, 0)), true),
+    case!("unittest-ok.txt", 0, Some((1, 0, 0, 0)), false),
     // cargo test: assertion, should_panic that did not, ignored, panic, Err, an
     // integration test, a failing doc test; then a crate that does not compile.
-    (
-        "cargo-kinds",
-        fixture!("cargo-kinds.txt"),
-        101,
-        Some((3, 6, 0, 1)),
-        false,
-    ),
-    (
-        "cargo-compile-error",
-        fixture!("cargo-compile-error.txt"),
-        101,
-        Some((0, 0, 2, 0)),
-        true,
-    ),
+    case!("cargo-kinds.txt", 101, Some((3, 6, 0, 1)), false),
+    case!("cargo-compile-error.txt", 101, Some((0, 0, 2, 0)), true),
     // nextest prints each failing test's own `test result:` line; its summary counts.
-    (
-        "nextest-kinds",
-        fixture!("nextest-kinds.txt"),
-        100,
-        Some((2, 5, 0, 1)),
-        false,
-    ),
-    (
-        "nextest-filtered",
-        fixture!("nextest-filtered.txt"),
-        0,
-        Some((2, 0, 0, 6)),
-        false,
-    ),
-    (
-        "nextest-compile-error",
-        fixture!("nextest-compile-error.txt"),
-        101,
-        Some((0, 0, 2, 0)),
-        true,
-    ),
+    case!("nextest-kinds.txt", 100, Some((2, 5, 0, 1)), false),
+    case!("nextest-filtered.txt", 0, Some((2, 0, 0, 6)), false),
+    case!("nextest-compile-error.txt", 101, Some((0, 0, 2, 0)), true),
     // go 1.19 `-v`: pass, fail, skip, subtests, a panic, a package that does not build.
-    (
-        "go-verbose",
-        fixture!("go-verbose.txt"),
-        2,
-        Some((4, 4, 1, 1)),
-        false,
-    ),
-    (
-        "go-pass",
-        fixture!("go-pass.txt"),
-        0,
-        Some((1, 0, 0, 1)),
-        false,
-    ),
-    (
-        "go-build-failed",
-        fixture!("go-build-failed.txt"),
-        2,
-        Some((0, 0, 1, 0)),
-        true,
-    ),
+    case!("go-verbose.txt", 2, Some((4, 4, 1, 1)), false),
+    case!("go-pass.txt", 0, Some((1, 0, 0, 1)), false),
+    case!("go-build-failed.txt", 2, Some((0, 0, 1, 0)), true),
     // Without -v, passing tests leave no line: no counts, the exit code decides.
-    ("go-plain", fixture!("go-plain.txt"), 2, None, false),
+    case!("go-plain.txt", 2, None, false),
     // jest 30: assertion, toThrow, skip, todo, test.each; two suites that fail to run.
-    (
-        "jest-kinds",
-        fixture!("jest-kinds.txt"),
-        1,
-        Some((3, 3, 2, 2)),
-        false,
-    ),
-    (
-        "jest-suites-fail",
-        fixture!("jest-suites-fail.txt"),
-        1,
-        Some((0, 0, 2, 0)),
-        true,
-    ),
+    case!("jest-kinds.txt", 1, Some((3, 3, 2, 2)), false),
+    case!("jest-suites-fail.txt", 1, Some((0, 0, 2, 0)), true),
     // vitest 4: the same kinds plus test.fails; files that fail to load; an unhandled
     // error after passing tests.
-    (
-        "vitest-kinds",
-        fixture!("vitest-kinds.txt"),
-        1,
-        Some((3, 3, 2, 3)),
-        false,
-    ),
-    (
-        "vitest-suites-fail",
-        fixture!("vitest-suites-fail.txt"),
-        1,
-        Some((0, 0, 2, 0)),
-        true,
-    ),
-    (
-        "vitest-unhandled",
-        fixture!("vitest-unhandled.txt"),
-        1,
-        Some((2, 0, 1, 0)),
-        false,
-    ),
-    (
-        "vitest-pass",
-        fixture!("vitest-pass.txt"),
-        0,
-        Some((1, 0, 0, 0)),
-        false,
-    ),
-    // The plain lines: mocha 11's `1 passing (4ms)` / `1 pending` / `2 failing`, and the
+    case!("vitest-kinds.txt", 1, Some((3, 3, 2, 3)), false),
+    case!("vitest-suites-fail.txt", 1, Some((0, 0, 2, 0)), true),
+    case!("vitest-unhandled.txt", 1, Some((2, 0, 1, 0)), false),
+    case!("vitest-pass.txt", 0, Some((1, 0, 0, 0)), false),
+    // The plain lines: mocha 12's `1 passing (4ms)` / `1 pending` / `2 failing`, and the
     // demo's own `2 passed, 2 failed`.
-    (
-        "mocha-kinds",
-        fixture!("mocha-kinds.txt"),
-        2,
-        Some((1, 2, 0, 1)),
-        false,
-    ),
-    (
-        "generic-demo",
-        fixture!("generic-demo.txt"),
-        1,
-        Some((2, 2, 0, 0)),
-        false,
-    ),
+    case!("mocha-kinds.txt", 2, Some((1, 2, 0, 1)), false),
+    case!("generic-demo.txt", 1, Some((2, 2, 0, 0)), false),
 ];
 
 #[test]
 fn every_runner_is_read_to_its_own_numbers() {
     let mut wrong = Vec::new();
-    for &(name, output, exit, want, not_collected) in CASES {
-        let want = want.and_then(|(p, f, e, s)| counts(p, f, e, s));
-        let got = parse_counts(output);
-        let result = test_result(got, Some(exit), false, 0);
-        if got != want || result.could_not_collect != not_collected {
+    for case in CASES {
+        let want = case.counts.and_then(|(p, f, e, s)| counts(p, f, e, s));
+        let got = parse_counts(case.output);
+        let result = test_result(got, Some(case.exit), false, 0);
+        if got != want || result.could_not_collect != case.not_collected {
             wrong.push(format!(
-                "{name}: got {got:?} (could not collect: {}), want {want:?} ({not_collected})",
-                result.could_not_collect
+                "{}: got {got:?} (could not collect: {}), want {want:?} ({})",
+                case.file, result.could_not_collect, case.not_collected
             ));
         }
     }
