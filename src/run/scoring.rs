@@ -41,7 +41,7 @@ pub(super) async fn score_round(
             .filter(|c| c.status == Status::Done && c.tests.is_none() && takes_part(&c.agent))
             .filter_map(|c| Some((c.agent.clone(), c.worktree.clone()?)))
             .collect();
-        let tested: Vec<String> = todo.iter().map(|(agent, _)| agent.clone()).collect();
+        let any_tested = !todo.is_empty();
         for (agent, wt) in todo {
             let shared = shared.clone();
             let permits = permits.clone();
@@ -69,7 +69,7 @@ pub(super) async fn score_round(
         if *cancel.borrow() {
             return Err(RunError::Interrupted);
         }
-        if !tested.is_empty() {
+        if any_tested {
             warn_if_collected_nowhere(shared, test, &takes_part)?;
         }
     }
