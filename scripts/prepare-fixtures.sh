@@ -8,7 +8,8 @@
 # What it leaves there:
 #   wheels/        a setuptools wheel that builds PEP 660 editable wheels by itself (the
 #                  setuptools that Python 3.11's venv bundles needs the `wheel` package for
-#                  that, and 3.12's venv bundles none), installed with `pip --no-index`
+#                  that, and 3.12's venv bundles none), and pytest with the wheels it
+#                  depends on (the src-layout test of `init`), installed with `pip --no-index`
 #   npm-cache/     an npm cache that holds tests/fixtures/node-project's packages, for
 #                  `npm ci --offline`
 #   node-project/  that project installed (node_modules), for the tests that copy it
@@ -34,6 +35,18 @@ elif ! command -v python3 >/dev/null; then
 elif ! python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
     --no-deps --dest "$dir/wheels" "setuptools==$SETUPTOOLS" >&2; then
     echo "prepare-fixtures: could not download setuptools==$SETUPTOOLS" >&2
+    status=1
+fi
+
+# pytest and what it depends on, for the interpreter that will run the tests.
+PYTEST=8.3.5
+if compgen -G "$dir/wheels/pytest-$PYTEST-*.whl" >/dev/null; then
+    :
+elif ! command -v python3 >/dev/null; then
+    echo "prepare-fixtures: python3 not found, skipping pytest" >&2
+elif ! python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+    --dest "$dir/wheels" "pytest==$PYTEST" >&2; then
+    echo "prepare-fixtures: could not download pytest==$PYTEST" >&2
     status=1
 fi
 

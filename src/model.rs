@@ -83,40 +83,86 @@ impl Status {
 }
 
 /// The result of a candidate's test command.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TestResult {
     /// Passed tests, when the runner's output says.
     pub passed: Option<u64>,
     /// Failed tests, when the runner's output says.
     pub failed: Option<u64>,
+    /// Errors the runner counts apart from failures (collection, import, build and fixture
+    /// errors; a test suite that failed to run), when its output says.
+    #[serde(default)]
+    pub errors: Option<u64>,
+    /// Tests reported as neither passed nor failed (skipped, ignored, todo, expected
+    /// failures), when the runner's output says.
+    #[serde(default)]
+    pub skipped: Option<u64>,
     /// The command's exit code (`null` when it was killed).
     pub exit_code: Option<i32>,
     #[serde(default)]
     pub timed_out: bool,
     #[serde(default)]
     pub duration_ms: u64,
+    /// The runner ran no test at all (it collected none, or met only errors) and did not
+    /// succeed: the test setup failed, not a test.
+    #[serde(default)]
+    pub could_not_collect: bool,
 }
 
 impl TestResult {
     /// The tests ran to completion and passed.
     pub fn ok(&self) -> bool {
-        self.exit_code == Some(0) && !self.timed_out && self.failed.unwrap_or(0) == 0
+        self.exit_code == Some(0)
+            && !self.timed_out
+            && !self.could_not_collect
+            && self.failed.unwrap_or(0) == 0
+            && self.errors.unwrap_or(0) == 0
     }
 
-    /// A few words: `4 passed, 0 failed`, or what the exit code says.
+    /// Failures and errors together: what counts against a candidate.
+    pub fn failures(&self) -> u64 {
+        self.failed.unwrap_or(0) + self.errors.unwrap_or(0)
+    }
+
+    /// A few words: `4 passed, 0 failed` (with errors and skipped tests when there are
+    /// any), `tests could not be collected (2 errors)`, or what the exit code says.
     pub fn summary(&self) -> String {
         if self.timed_out {
             return "tests timed out".into();
         }
-        match (self.passed, self.failed) {
-            (Some(p), Some(f)) => format!("{p} passed, {f} failed"),
-            _ => match self.exit_code {
-                Some(0) => "tests passed".into(),
-                Some(code) => format!("tests exited with code {code}"),
-                None => "tests were killed".into(),
-            },
+        if self.could_not_collect {
+            return format!("tests {}", self.counts_words().unwrap_or_default());
         }
+        self.counts_words().unwrap_or_else(|| match self.exit_code {
+            Some(0) => "tests passed".into(),
+            Some(code) => format!("tests exited with code {code}"),
+            None => "tests were killed".into(),
+        })
     }
+
+    /// What the runner's counts say, `4 passed, 0 failed, 1 error` or `could not be
+    /// collected (2 errors)`; `None` when the output had no counts.
+    pub fn counts_words(&self) -> Option<String> {
+        if self.could_not_collect {
+            return Some(match self.errors.filter(|&e| e > 0) {
+                Some(e) => format!("could not be collected ({})", errors(e)),
+                None => "could not be collected (no test ran)".into(),
+            });
+        }
+        let (p, f) = (self.passed?, self.failed?);
+        let mut words = format!("{p} passed, {f} failed");
+        if let Some(e) = self.errors.filter(|&e| e > 0) {
+            words.push_str(&format!(", {}", errors(e)));
+        }
+        if let Some(s) = self.skipped.filter(|&s| s > 0) {
+            words.push_str(&format!(", {s} skipped"));
+        }
+        Some(words)
+    }
+}
+
+fn errors(n: u64) -> String {
+    format!("{n} error{}", if n == 1 { "" } else { "s" })
 }
 
 /// How many ports each agent gets.

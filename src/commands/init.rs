@@ -5,6 +5,7 @@ use std::path::Path;
 use crate::agent::cli::{Preset, which};
 use crate::commands::Ctx;
 use crate::error::{CliError, Exit};
+use crate::run::imports;
 use crate::run::layout::{MASSGEN_GITIGNORE, RUNTIME_ONLY_GITIGNORE};
 
 /// The configuration template, embedded in the binary.
@@ -30,7 +31,7 @@ pub fn init(ctx: &Ctx, args: &InitArgs) -> Result<Exit, CliError> {
     std::fs::create_dir_all(&dir)?;
     let test = detect_test_command(&repo.workdir);
     let test_line = match test {
-        Some(t) => format!("test = {}", toml_string(t)),
+        Some(t) => format!("test = {}", toml_string(t.command)),
         None => "# No test command detected; set one so candidates can be tested:\n# test = \"make test\"".into(),
     };
     let found: Vec<Preset> = Preset::ALL
@@ -56,7 +57,12 @@ pub fn init(ctx: &Ctx, args: &InitArgs) -> Result<Exit, CliError> {
     }
     ctx.ui.line(&format!("wrote {}", path.display()));
     match test {
-        Some(t) => ctx.ui.line(&format!("test command: {t}")),
+        Some(t) => {
+            ctx.ui.line(&format!("test command: {}", t.command));
+            if let Some(why) = t.why {
+                ctx.ui.line(&format!("  ({why})"));
+            }
+        }
         None => ctx
             .ui
             .line("no test command detected; set [score] test in the file"),
@@ -153,17 +159,47 @@ fn agents_section(found: &[Preset]) -> String {
     out
 }
 
+/// A detected test command, and why it is not the ecosystem's plain one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TestCommand {
+    pub command: &'static str,
+    pub why: Option<&'static str>,
+}
+
+/// pytest for a `src/` layout: the package is importable only from `src/`, and each
+/// worktree must import its own (an installed copy, editable or not, is the user's).
+const PYTEST_SRC: &str = "PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} pytest";
+
 /// The test command of the project at `root`, from the files that identify its ecosystem.
-pub fn detect_test_command(root: &Path) -> Option<&'static str> {
+pub fn detect_test_command(root: &Path) -> Option<TestCommand> {
     let has = |f: &str| root.join(f).exists();
+    let plain = |command| Some(TestCommand { command, why: None });
     if has("Cargo.toml") {
-        Some("cargo test")
+        plain("cargo test")
     } else if has("package.json") {
-        Some("npm test")
-    } else if has("pyproject.toml") || has("pytest.ini") || has("setup.py") || has("tox.ini") {
-        Some("pytest")
+        plain("npm test")
+    } else if [
+        "pyproject.toml",
+        "pytest.ini",
+        "setup.py",
+        "setup.cfg",
+        "tox.ini",
+    ]
+    .iter()
+    .any(|f| has(f))
+    {
+        if imports::python_src_layout(root) && !imports::pytest_sets_pythonpath(root) {
+            Some(TestCommand {
+                command: PYTEST_SRC,
+                why: Some(
+                    "a src/ layout: with src/ on PYTHONPATH, pytest imports the package from each candidate's worktree (plain pytest cannot import it there, or imports an installed copy)",
+                ),
+            })
+        } else {
+            plain("pytest")
+        }
     } else if has("go.mod") {
-        Some("go test ./...")
+        plain("go test ./...")
     } else {
         None
     }
@@ -205,6 +241,29 @@ mod tests {
         assert_eq!(w.clone, ["node_modules"]);
         assert!(w.setup.is_empty());
         assert_eq!(w.env["CARGO_TARGET_DIR"], "{worktree_root}/cargo-target");
+    }
+
+    #[test]
+    fn a_python_src_layout_gets_src_on_pythonpath() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("pyproject.toml"), "").unwrap();
+        assert_eq!(detect_test_command(root).unwrap().command, "pytest");
+        std::fs::create_dir_all(root.join("src/calcpkg")).unwrap();
+        std::fs::write(root.join("src/calcpkg/__init__.py"), "").unwrap();
+        let t = detect_test_command(root).unwrap();
+        assert_eq!(t.command, PYTEST_SRC);
+        assert!(t.why.is_some_and(|w| w.contains("src/ layout")));
+        // The line survives TOML quoting.
+        let text = CONFIG_TEMPLATE
+            .replace(
+                "{{test_line}}",
+                &format!("test = {}", toml_string(t.command)),
+            )
+            .replace("{{worktree}}", "")
+            .replace("{{agents}}", "");
+        let c = crate::config::Config::parse(&text, Path::new("t")).unwrap();
+        assert_eq!(c.score.test.as_deref(), Some(PYTEST_SRC));
     }
 
     #[test]

@@ -134,8 +134,11 @@ fn tests_json(t: &TestResult) -> Value {
         "summary": t.summary(),
         "passed": t.passed,
         "failed": t.failed,
+        "errors": t.errors,
+        "skipped": t.skipped,
         "exit_code": t.exit_code,
         "timed_out": t.timed_out,
+        "could_not_collect": t.could_not_collect,
     })
 }
 

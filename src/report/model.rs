@@ -84,6 +84,10 @@ pub struct TestsView {
     pub summary: String,
     pub passed: Option<u64>,
     pub failed: Option<u64>,
+    pub errors: Option<u64>,
+    pub skipped: Option<u64>,
+    /// The runner ran no test: the test setup failed, not a test.
+    pub could_not_collect: bool,
     pub duration: String,
 }
 
@@ -197,6 +201,9 @@ pub(super) fn build(
                     summary: t.summary(),
                     passed: t.passed,
                     failed: t.failed,
+                    errors: t.errors,
+                    skipped: t.skipped,
+                    could_not_collect: t.could_not_collect,
                     duration: duration(t.duration_ms),
                 }),
                 votes: current

@@ -9,7 +9,7 @@ use tokio::sync::{Semaphore, watch};
 
 use super::RunError;
 use super::context::{Event, Plan, Shared};
-use super::state::{Abstention, Phase, Status, TestResult, Vote, Voter};
+use super::state::{Abstention, Phase, Status, Vote, Voter};
 use crate::agent::events;
 use crate::agent::process::{self, Job, leftovers};
 use crate::git::cmd::GIT_REPO_ENV;
@@ -41,6 +41,7 @@ pub(super) async fn score_round(
             .filter(|c| c.status == Status::Done && c.tests.is_none() && takes_part(&c.agent))
             .filter_map(|c| Some((c.agent.clone(), c.worktree.clone()?)))
             .collect();
+        let any_tested = !todo.is_empty();
         for (agent, wt) in todo {
             let shared = shared.clone();
             let permits = permits.clone();
@@ -67,6 +68,9 @@ pub(super) async fn score_round(
         }
         if *cancel.borrow() {
             return Err(RunError::Interrupted);
+        }
+        if any_tested {
+            warn_if_collected_nowhere(shared, test, &takes_part)?;
         }
     }
 
@@ -178,6 +182,40 @@ pub(super) async fn score_round(
             });
         s.state = previous;
     })
+}
+
+/// Warns, once, when the test command could not collect a test in any candidate's
+/// worktree: the command or what it needs is broken, which no candidate can be blamed for.
+fn warn_if_collected_nowhere(
+    shared: &Arc<Shared>,
+    test: &str,
+    takes_part: &dyn Fn(&str) -> bool,
+) -> Result<(), RunError> {
+    let state = shared.snapshot_state();
+    let cands: Vec<_> = state
+        .candidates
+        .iter()
+        .filter(|c| takes_part(&c.agent))
+        .cloned()
+        .collect();
+    if !score::collected_nowhere(&cands) {
+        return Ok(());
+    }
+    let first = cands
+        .iter()
+        .find(|c| c.tests.is_some())
+        .expect("collected nowhere means some candidate was tested");
+    let warning = format!(
+        "the test command `{test}` could not collect any test in any candidate's worktree \
+         (tests could not be collected): the test setup is broken, not the candidates' code; \
+         see {} and fix [score] test",
+        shared.dir.test_log(&first.agent).display()
+    );
+    if state.warnings.contains(&warning) {
+        return Ok(());
+    }
+    (shared.report)(Event::Warning(warning.clone()));
+    shared.update(|s| s.warnings.push(warning))
 }
 
 /// Puts a worktree back to its candidate commit: tracked files reset, untracked files that
@@ -336,16 +374,16 @@ async fn run_tests(
     }
     let output = read_tail(&log, 8 * 1024 * 1024);
     let counts = score::test_output::parse_counts(&output);
-    let result = TestResult {
-        passed: counts.map(|c| c.0),
-        failed: counts.map(|c| c.1),
-        exit_code: finished.exit_code,
-        timed_out: finished.timed_out,
-        duration_ms: finished.duration.as_millis() as u64,
-    };
-    let summary = match counts {
-        Some((p, f)) => format!("{p} passed, {f} failed ({})", finished.describe()),
-        None => finished.describe(),
+    let result = score::test_output::test_result(
+        counts,
+        finished.exit_code,
+        finished.timed_out,
+        finished.duration.as_millis() as u64,
+    );
+    // Said after "tests": `4 passed, 0 failed (exited with code 0)`.
+    let summary = match result.counts_words() {
+        Some(words) if !result.timed_out => format!("{words} ({})", finished.describe()),
+        _ => finished.describe(),
     };
     (shared.report)(Event::TestsFinished {
         agent: agent.into(),

@@ -1,7 +1,8 @@
 //! Scoring and ranking candidates, and saying in one sentence why the winner won.
 //!
 //! Order: candidates that finished with a change come first (failed, timed out and no-change
-//! ones last); then test evidence (passing suites first, then more passed, fewer failed);
+//! ones last); then test evidence (passing suites first, then suites that ran over those
+//! that could not collect, then more passed, then fewer failed and errors together);
 //! then votes (judges' and agents'); then agreement with the other candidates; then the
 //! smaller change; then configuration order, so that ties are broken deterministically.
 //!
@@ -102,18 +103,32 @@ fn compare_tests(a: &Candidate, b: &Candidate) -> Ordering {
         (Some(x), Some(y)) => y
             .ok()
             .cmp(&x.ok())
+            .then_with(|| x.could_not_collect.cmp(&y.could_not_collect))
             .then_with(|| y.passed.unwrap_or(0).cmp(&x.passed.unwrap_or(0)))
-            .then_with(|| x.failed.unwrap_or(0).cmp(&y.failed.unwrap_or(0))),
+            .then_with(|| x.failures().cmp(&y.failures())),
         _ => Ordering::Equal,
     }
+}
+
+/// Whether the test command collected nothing in every worktree it ran in: then the test
+/// setup (the command, the environment it needs) is at fault, not the candidates' code.
+/// Where some candidates' tests ran, what differs between the candidates is their code, so
+/// one that could not collect ranks below them.
+pub fn collected_nowhere(cands: &[Candidate]) -> bool {
+    let mut tested = cands
+        .iter()
+        .filter(|c| c.status == Status::Done)
+        .filter_map(|c| c.tests.as_ref())
+        .peekable();
+    tested.peek().is_some() && tested.all(|t| t.could_not_collect)
 }
 
 /// Each part of the evidence as a number in 0..=1, weighted and summed.
 fn weighted(c: &Candidate, w: &Weights, p: &Policy<'_>, max_size: usize) -> f64 {
     let tests = match &c.tests {
-        Some(t) => match (t.passed, t.failed) {
-            (Some(passed), Some(failed)) if passed + failed > 0 && t.exit_code.is_some() => {
-                passed as f64 / (passed + failed) as f64
+        Some(t) => match t.passed {
+            Some(passed) if passed + t.failures() > 0 && t.exit_code.is_some() => {
+                passed as f64 / (passed + t.failures()) as f64
             }
             _ => f64::from(u8::from(t.ok())),
         },
@@ -331,6 +346,12 @@ fn explain_no_winner(cands: &[Candidate], tests_configured: bool) -> String {
     } else {
         "finish with a change"
     };
+    if tests_configured && collected_nowhere(cands) {
+        return format!(
+            "no candidate qualified: the test command could not collect any test in any candidate's worktree, so the test setup is at fault, not the candidates' code (check [score] test and the test logs): {}",
+            cands.iter().map(fate).collect::<Vec<_>>().join("; ")
+        );
+    }
     format!(
         "no candidate qualified (a winner must {need}): {}",
         cands.iter().map(fate).collect::<Vec<_>>().join("; ")
@@ -362,8 +383,7 @@ mod tests_rank {
                 passed: Some(p),
                 failed: Some(f),
                 exit_code: Some(code),
-                timed_out: false,
-                duration_ms: 0,
+                ..Default::default()
             }),
             agreement,
             rank: None,
@@ -510,6 +530,96 @@ mod tests_rank {
         let r = rank(&cands, &p);
         assert_eq!(r.winner, Some(1), "{}", r.reason);
         assert!(r.reason.contains("most points"), "{}", r.reason);
+    }
+
+    /// A candidate whose runner met `errors` errors; `could_not_collect` as given.
+    fn with_errors(mut c: Candidate, errors: u64, could_not_collect: bool) -> Candidate {
+        let t = c.tests.as_mut().expect("a test result");
+        t.errors = Some(errors);
+        t.could_not_collect = could_not_collect;
+        c
+    }
+
+    #[test]
+    fn errors_count_against_a_candidate_like_failures() {
+        let cands = vec![
+            with_errors(
+                cand("erring", Status::Done, Some((3, 0, 1)), 0.9, 1),
+                2,
+                false,
+            ),
+            cand("failing", Status::Done, Some((3, 1, 1)), 0.1, 9),
+        ];
+        let r = rank(&cands, &Policy::default());
+        assert_eq!(r.order, vec![1, 0], "{}", r.reason);
+        assert_eq!(
+            fate(&cands[0]),
+            "erring: 3 passed, 0 failed, 2 errors",
+            "errors are shown apart from failures"
+        );
+        let weights = Weights {
+            tests: 1.0,
+            votes: 0.0,
+            agreement: 0.0,
+            size: 0.0,
+        };
+        let max = 9;
+        let p = Policy::default();
+        assert!(weighted(&cands[0], &weights, &p, max) < weighted(&cands[1], &weights, &p, max));
+    }
+
+    #[test]
+    fn a_candidate_whose_tests_could_not_collect_ranks_below_tests_that_ran() {
+        let cands = vec![
+            with_errors(
+                cand("broken", Status::Done, Some((0, 0, 2)), 0.9, 1),
+                1,
+                true,
+            ),
+            cand("failing", Status::Done, Some((0, 3, 1)), 0.1, 9),
+            cand("good", Status::Done, Some((3, 0, 0)), 0.1, 9),
+        ];
+        let p = Policy {
+            tests_configured: true,
+            ..Default::default()
+        };
+        let r = rank(&cands, &p);
+        assert_eq!(r.order, vec![2, 1, 0], "{}", r.reason);
+        assert_eq!(r.winner, Some(2));
+        assert!(
+            r.reason
+                .contains("broken: tests could not be collected (1 error)"),
+            "{}",
+            r.reason
+        );
+        assert!(!collected_nowhere(&cands));
+    }
+
+    #[test]
+    fn tests_collected_nowhere_blame_the_setup() {
+        let cands = vec![
+            with_errors(cand("a", Status::Done, Some((0, 0, 2)), 0.9, 1), 13, true),
+            with_errors(cand("b", Status::Done, Some((0, 0, 2)), 0.9, 1), 13, true),
+            cand("idle", Status::NoChange, None, 0.0, 0),
+        ];
+        assert!(collected_nowhere(&cands));
+        let r = rank(
+            &cands,
+            &Policy {
+                tests_configured: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(r.winner, None);
+        assert!(
+            r.reason
+                .contains("the test setup is at fault, not the candidates' code")
+                && r.reason
+                    .contains("a: tests could not be collected (13 errors)"),
+            "{}",
+            r.reason
+        );
+        assert!(!collected_nowhere(&cands[2..]), "no tests ran at all");
     }
 
     #[test]

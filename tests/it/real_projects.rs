@@ -1,6 +1,6 @@
 //! Real Python and Node projects made ready to test in every worktree by the features meant
 //! for them: an editable `pip install -e .` (its imports fixed for a `src/` layout, a hint
-//! otherwise), `node_modules` brought in by `[worktree] clone` or installed by
+//! otherwise), the test command `init` writes for a `src/` layout, `node_modules` brought in by `[worktree] clone` or installed by
 //! `[worktree] setup`, and `MASSGEN_PORT` for tests that listen.
 //!
 //! The packages come from `scripts/prepare-fixtures.sh` (`.ci/run` calls it), since tests
@@ -288,6 +288,119 @@ fn python_flat_layout_editable_install_gets_the_setup_hint() {
         .join(format!(".massgen/runs/{run}/logs/fixer.test.log"));
     let log = std::fs::read_to_string(log).unwrap();
     assert!(log.contains(&user_code.display().to_string()), "{log}");
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}
+
+/// The pytest that `scripts/prepare-fixtures.sh` downloads.
+const PYTEST: &str = "8.3.5";
+
+/// A virtual environment beside the repository with pytest installed offline from the
+/// fixtures, and nothing of the project. `None`, after a `SKIPPED` line, where that cannot
+/// be done here.
+#[allow(clippy::print_stderr)] // says loudly why a test is skipped
+fn pytest_venv(repo: &TestRepo, test: &str) -> Option<PathBuf> {
+    let venv = repo.root.join("venv");
+    if let Err(e) = succeeds(sealed(repo, "python3").args(["-m", "venv"]).arg(&venv)) {
+        eprintln!("SKIPPED {test}: python3 -m venv does not work here: {e}");
+        return None;
+    }
+    let installed = succeeds(
+        sealed(repo, venv.join("bin/pip"))
+            .args(["install", "--no-index", "--find-links"])
+            .arg(fixtures().join("wheels"))
+            .arg(format!("pytest=={PYTEST}")),
+    );
+    if let Err(e) = installed {
+        eprintln!(
+            "SKIPPED {test}: cannot install pytest offline \
+             (run scripts/prepare-fixtures.sh for its wheels): {e}"
+        );
+        return None;
+    }
+    Some(venv)
+}
+
+#[test]
+fn init_for_a_python_src_layout_tests_each_candidates_own_code() {
+    let repo = python_repo(PYPROJECT, "src/calcpkg");
+    let Some(venv) = pytest_venv(&repo, "init_for_a_python_src_layout…") else {
+        return;
+    };
+    let path = path_with(&venv.join("bin"));
+    let init = repo
+        .massgen()
+        .env("PATH", &path)
+        .args(["init"])
+        .run()
+        .expect_code(0);
+    init.assert_stdout("test command: PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH} pytest");
+    init.assert_stdout("a src/ layout");
+    repo.commit_all("massgen configuration");
+    let run = |test: Option<&str>, code: i32| {
+        let mut cmd = repo.massgen().env("PATH", &path).args(["run", "--json"]);
+        if let Some(test) = test {
+            cmd = cmd.args(["--test", test]);
+        }
+        for (name, body) in [
+            ("fixer", "sed -i 's/a - b/a + b/' src/calcpkg/__init__.py"),
+            (
+                "wrong",
+                "sed -i 's/a - b/a + b + 1/' src/calcpkg/__init__.py",
+            ),
+        ] {
+            cmd = cmd.args(["--agent-cmd", &repo.agent(name, body)]);
+        }
+        cmd.args(["fix add"]).run().expect_code(code)
+    };
+    // With the command init wrote, each candidate's tests import its own code: the user's
+    // (a - b) would pass one test of three, the wrong fix none.
+    let json = run(None, 0).json();
+    assert_eq!(json["winner"], "fixer", "{json}");
+    let fixer = &candidate(&json, "fixer")["tests"];
+    assert_eq!(
+        (&fixer["passed"], &fixer["failed"], &fixer["errors"]),
+        (&3.into(), &0.into(), &0.into()),
+        "{json}"
+    );
+    let wrong = &candidate(&json, "wrong")["tests"];
+    assert_eq!(
+        (&wrong["passed"], &wrong["failed"]),
+        (&0.into(), &3.into()),
+        "{json}"
+    );
+
+    // Plain pytest cannot import the package from a worktree: every candidate's tests could
+    // not be collected, which blames the test setup, not the candidates.
+    let out = run(Some("pytest"), 1);
+    out.assert_stderr("could not collect any test in any candidate's worktree");
+    let json = out.json();
+    assert!(json["winner"].is_null(), "{json}");
+    for agent in ["fixer", "wrong"] {
+        let t = &candidate(&json, agent)["tests"];
+        assert_eq!(t["could_not_collect"], true, "{json}");
+        assert_eq!(
+            (&t["passed"], &t["failed"], &t["errors"]),
+            (&0.into(), &0.into(), &1.into()),
+            "{json}"
+        );
+    }
+    let reason = json["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("the test setup is at fault")
+            && reason.contains("fixer: tests could not be collected (1 error)"),
+        "{reason}"
+    );
+    let id = json["run"].as_str().expect("a run id");
+    let report = repo.root.join("report.html");
+    repo.massgen()
+        .args(["report", id, "--output", report.to_str().unwrap()])
+        .run()
+        .expect_code(0);
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        html.contains("not collected") && html.contains("tests could not be collected"),
+        "the report says so"
+    );
     assert_eq!(repo.git(&["status", "--porcelain"]), "");
 }
 

@@ -38,6 +38,8 @@ mod go;
 mod node;
 mod python;
 
+pub use python::{pytest_sets_pythonpath, python_src_layout};
+
 use std::path::{Component, Path, PathBuf};
 
 use super::context::Plan;

@@ -1,7 +1,9 @@
 //! Python: a Python editable install (`pip install -e .`) in the environment of the `python`
 //! on `PATH` points into the user's work tree, so every candidate's tests would run the
 //! user's unchanged code. Fixed where that needs no guess: a `src/` layout gets the
-//! worktree's own `src/` first on `PYTHONPATH`.
+//! worktree's own `src/` first on `PYTHONPATH`. Also what `init` needs to write a test
+//! command that imports a worktree's own code: whether the project has a `src/` layout, and
+//! whether its pytest configuration puts a directory on the path itself.
 
 use std::path::{Path, PathBuf};
 
@@ -129,9 +131,57 @@ pub(super) fn check(workdir: &Path) -> (Vec<String>, Option<PathBuf>) {
     (warnings, fix)
 }
 
+/// A package under `src/` (`src/<name>/__init__.py`): the src layout, whose package is not
+/// importable from the project's root.
+pub fn python_src_layout(root: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(root.join("src")) else {
+        return false;
+    };
+    entries
+        .flatten()
+        .any(|e| e.path().join("__init__.py").is_file())
+}
+
+/// Whether the project's pytest configuration sets `pythonpath` itself.
+pub fn pytest_sets_pythonpath(root: &Path) -> bool {
+    ["pyproject.toml", "pytest.ini", "setup.cfg", "tox.ini"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(root.join(f)).ok())
+        .any(|text| {
+            text.lines().any(|l| {
+                l.trim()
+                    .strip_prefix("pythonpath")
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            })
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_src_layout_is_a_package_under_src_unless_pytest_sets_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        assert!(!python_src_layout(root));
+        // A src/ directory alone is no package.
+        std::fs::create_dir_all(root.join("src/calcpkg")).unwrap();
+        assert!(!python_src_layout(root));
+        std::fs::write(root.join("src/calcpkg/__init__.py"), "").unwrap();
+        assert!(python_src_layout(root));
+        std::fs::write(root.join("pyproject.toml"), "[project]\nname = \"x\"\n").unwrap();
+        assert!(!pytest_sets_pythonpath(root));
+        std::fs::write(
+            root.join("pyproject.toml"),
+            "[tool.pytest.ini_options]\npythonpath = [\"src\"]\n",
+        )
+        .unwrap();
+        assert!(pytest_sets_pythonpath(root));
+        std::fs::write(root.join("pyproject.toml"), "").unwrap();
+        std::fs::write(root.join("setup.cfg"), "[tool:pytest]\npythonpath=src\n").unwrap();
+        assert!(pytest_sets_pythonpath(root));
+    }
 
     #[test]
     fn paths_are_read_from_pth_lines_and_finder_mappings() {
