@@ -104,16 +104,13 @@ pub fn llm_agent(spec: &std::path::Path) -> Result<crate::error::Exit, CliError>
     )
 }
 
-/// The progress display of a run: live lines on a terminal (not with `--json` or
-/// `--quiet`), plain lines otherwise, and the `--events` stream.
-pub fn progress_for(
+/// Where `--events PATH` goes: stdout for `-` (refused with `--json`), else the file.
+pub fn event_sink(
     ctx: &Ctx,
     events: Option<&Path>,
     json: bool,
-    run: &str,
-) -> Result<Arc<crate::ui::progress::Progress>, CliError> {
-    use std::io::IsTerminal as _;
-    let events = match events {
+) -> Result<Option<crate::ui::progress::EventSink>, CliError> {
+    Ok(match events {
         None => None,
         Some(p) if p.as_os_str() == "-" => {
             if json {
@@ -129,7 +126,19 @@ pub fn progress_for(
                 CliError::usage(format!("cannot write the events to {}: {e}", p.display()))
             })?,
         )),
-    };
+    })
+}
+
+/// The progress display of a run: live lines on a terminal (not with `--json` or
+/// `--quiet`), plain lines otherwise, and the `--events` stream.
+pub fn progress_for(
+    ctx: &Ctx,
+    events: Option<&Path>,
+    json: bool,
+    run: &str,
+) -> Result<Arc<crate::ui::progress::Progress>, CliError> {
+    use std::io::IsTerminal as _;
+    let events = event_sink(ctx, events, json)?;
     let live = std::io::stderr().is_terminal() && !json && !ctx.ui.is_quiet();
     Ok(Arc::new(crate::ui::progress::Progress::new(
         Arc::new(ctx.ui.sibling()),

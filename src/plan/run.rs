@@ -38,6 +38,18 @@ pub struct Options {
     pub test_timeout: Duration,
     /// Where check worktrees go: `<worktree root>/plans/<name>/`.
     pub worktree_root: PathBuf,
+    /// Told each task whose status changed, and each event of a task's run (with the
+    /// task's id and its run's, once known): for `--events`.
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+/// What a plan's progress is told.
+pub trait Observer: Send + Sync {
+    /// A task's status changed (seen after each step; a task that only passed through
+    /// `ready` on its way to `running` is seen `running`).
+    fn task(&self, task: &state::TaskState);
+    /// An event of the run of task `task`.
+    fn run_event(&self, task: &str, run: Option<&str>, event: &Event);
 }
 
 impl Options {
@@ -211,8 +223,10 @@ pub async fn drive(
     let mut finished: Vec<(String, Result<RunState, RunError>)> =
         resumed.into_iter().map(|(id, rs)| (id, Ok(rs))).collect();
     let mut interrupted = false;
+    let mut seen: Vec<(String, TaskStatus)> = Vec::new();
     keep_up(&repo, plan, opts, &st, &say).await?;
     loop {
+        tell_changes(opts, &st, &mut seen);
         // Integrate finished runs in plan order: one waits while a task before it runs.
         finished.sort_by_key(|(id, _)| order(id));
         while let Some((id, _)) = finished.first() {
@@ -303,16 +317,28 @@ pub async fn drive(
             // The run id is saved as soon as the run exists, before any agent starts.
             let reporter: pipeline::Reporter = {
                 let (st, repo, id, say) = (st.clone(), repo.clone(), task.id.clone(), say.clone());
-                Arc::new(move |e: Event| match e {
-                    Event::Created { run, .. } => {
-                        let mut s = st.lock().expect("plan state lock");
-                        s.task_mut(&id).run = Some(run);
-                        if let Err(e) = s.save(&repo) {
-                            say(Said::Warn(format!("cannot save the plan's state: {e}")));
+                let observer = opts.observer.clone();
+                Arc::new(move |e: Event| {
+                    let run = match &e {
+                        Event::Created { run, .. } => {
+                            let mut s = st.lock().expect("plan state lock");
+                            s.task_mut(&id).run = Some(run.clone());
+                            if let Err(e) = s.save(&repo) {
+                                say(Said::Warn(format!("cannot save the plan's state: {e}")));
+                            }
+                            Some(run.clone())
                         }
+                        Event::Warning(w) => {
+                            say(Said::Warn(format!("task {id}: {w}")));
+                            None
+                        }
+                        _ => None,
+                    };
+                    if let Some(o) = &observer {
+                        let run = run
+                            .or_else(|| st.lock().expect("plan state lock").task(&id).run.clone());
+                        o.run_event(&id, run.as_deref(), &e);
                     }
-                    Event::Warning(w) => say(Said::Warn(format!("task {id}: {w}"))),
-                    _ => {}
                 })
             };
             let (repo, id) = (repo.clone(), task.id.clone());
@@ -329,6 +355,7 @@ pub async fn drive(
         in_flight.remove(&order(&id));
         finished.push((id, result));
     }
+    tell_changes(opts, &st, &mut seen);
     let st = Arc::try_unwrap(st)
         .expect("no run holds the plan state any more")
         .into_inner()
@@ -341,6 +368,27 @@ pub async fn drive(
         End::Incomplete
     };
     Ok((st, end))
+}
+
+/// Tells the observer of every task whose status changed since `seen`.
+fn tell_changes(opts: &Options, st: &Mutex<PlanState>, seen: &mut Vec<(String, TaskStatus)>) {
+    let Some(observer) = &opts.observer else {
+        return;
+    };
+    let s = st.lock().expect("plan state lock");
+    for t in &s.tasks {
+        match seen.iter_mut().find(|(id, _)| *id == t.id) {
+            Some((_, status)) if *status == t.status => {}
+            Some((_, status)) => {
+                *status = t.status;
+                observer.task(t);
+            }
+            None => {
+                seen.push((t.id.clone(), t.status));
+                observer.task(t);
+            }
+        }
+    }
 }
 
 /// A task's run is over: its winner integrated (through the resolver when it conflicts and

@@ -87,11 +87,7 @@ impl Progress {
                 json!(kind),
                 data
             );
-            let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = match &mut *sink {
-                EventSink::Stdout => std::io::stdout().lock().write_all(text.as_bytes()),
-                EventSink::File(f) => f.write_all(text.as_bytes()),
-            };
+            write_line(sink, &text);
         }
     }
 
@@ -100,6 +96,87 @@ impl Progress {
         if let Some(live) = &self.live {
             live.finish();
         }
+    }
+}
+
+/// One line of an event stream; a reader that went away is not an error of the run.
+fn write_line(sink: &Mutex<EventSink>, text: &str) {
+    let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = match &mut *sink {
+        EventSink::Stdout => std::io::stdout().lock().write_all(text.as_bytes()),
+        EventSink::File(f) => f.write_all(text.as_bytes()),
+    };
+}
+
+/// `plan run --events`: every task's status change and every event of its run, one JSON
+/// object per line: `{"time", "plan", "task", "run", "agent", "kind", "data"}`.
+pub struct PlanEvents {
+    sink: Mutex<EventSink>,
+    plan: String,
+}
+
+impl PlanEvents {
+    pub fn new(sink: EventSink, plan: &str) -> PlanEvents {
+        PlanEvents {
+            sink: Mutex::new(sink),
+            plan: plan.to_owned(),
+        }
+    }
+
+    /// Whether the stream has stdout (the result then goes to stderr).
+    pub fn owns_stdout(&self) -> bool {
+        matches!(*lock(&self.sink), EventSink::Stdout)
+    }
+
+    fn write(
+        &self,
+        task: Option<&str>,
+        run: Option<&str>,
+        agent: Option<String>,
+        kind: &str,
+        data: Value,
+    ) {
+        let text = format!(
+            "{{\"time\":{},\"plan\":{},\"task\":{},\"run\":{},\"agent\":{},\"kind\":{},\"data\":{}}}\n",
+            json!(crate::run::rfc3339_now()),
+            json!(self.plan),
+            json!(task),
+            json!(run),
+            json!(agent),
+            json!(kind),
+            data
+        );
+        write_line(&self.sink, &text);
+    }
+
+    /// The last event: how the plan run ended (`done`, `incomplete`, `interrupted`).
+    pub fn finished(&self, end: &str, state: &crate::plan::state::PlanState) {
+        let counts: BTreeMap<&str, usize> = state.tasks.iter().fold(BTreeMap::new(), |mut m, t| {
+            *m.entry(t.status.as_str()).or_default() += 1;
+            m
+        });
+        self.write(
+            None,
+            None,
+            None,
+            "plan_finished",
+            json!({"end": end, "integration": state.integration_commit, "tasks": counts}),
+        );
+    }
+}
+
+impl crate::plan::run::Observer for PlanEvents {
+    fn task(&self, t: &crate::plan::state::TaskState) {
+        let data = json!({
+            "status": t.status, "wave": t.wave, "winner": t.winner, "reason": t.reason,
+            "conflicts": t.conflicts, "integrated": t.integrated,
+        });
+        self.write(Some(&t.id), t.run.as_deref(), None, "task", data);
+    }
+
+    fn run_event(&self, task: &str, run: Option<&str>, event: &Event) {
+        let (agent, kind, data) = record(event);
+        self.write(Some(task), run, agent, kind, data);
     }
 }
 

@@ -293,3 +293,48 @@ depends_on = ["other"]
     assert!(text.contains("a × other: a.txt"), "{text}");
     assert!(text.contains("other × integration: a.txt"), "{text}");
 }
+
+#[test]
+fn events_tell_each_task_and_its_run() {
+    let (repo, _count) = repo();
+    repo.write("plan.toml", DIAMOND);
+    let state = repo
+        .massgen()
+        .args([
+            "plan",
+            "run",
+            "plan.toml",
+            "--json",
+            "--events",
+            "ev.ndjson",
+        ])
+        .expect_json(0);
+    let text = std::fs::read_to_string(repo.path.join("ev.ndjson")).unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(events.iter().all(|e| e["plan"] == "diamond"), "{text}");
+    let done_at = |id: &str| {
+        events
+            .iter()
+            .position(|e| e["kind"] == "task" && e["task"] == id && e["data"]["status"] == "done")
+            .unwrap_or_else(|| panic!("no done event for {id}: {text}"))
+    };
+    assert!(done_at("a") < done_at("b") && done_at("a") < done_at("c"));
+    assert!(done_at("b") < done_at("d") && done_at("c") < done_at("d"));
+    // Each task's run events carry the task and its run id.
+    for id in ["a", "b", "c", "d"] {
+        let run = task(&state, id)["run"].as_str().unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|e| e["task"] == id && e["run"] == run && e["kind"] == "agent_started"),
+            "{id}: {text}"
+        );
+    }
+    let last = events.last().unwrap();
+    assert_eq!(last["kind"], "plan_finished");
+    assert_eq!(last["data"]["end"], "done");
+    assert_eq!(last["data"]["tasks"]["done"], 4);
+}

@@ -126,6 +126,7 @@ pub fn continue_plan(ctx: &Ctx, args: &RunArgs) -> Result<Exit, CliError> {
             .test_timeout
             .unwrap_or(crate::config::DEFAULT_TEST_TIMEOUT),
         worktree_root: root,
+        observer: None,
     };
     let repo = std::sync::Arc::new(repo);
     for id in pending {

@@ -36,6 +36,10 @@ pub struct RunArgs {
     /// Print the plan's state as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Write every task's status change and every event of its run, one JSON object per
+    /// line, to PATH (`-`: stdout; the tasks' table then goes to stderr).
+    #[arg(long, value_name = "PATH")]
+    pub events: Option<PathBuf>,
 }
 
 pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<Exit, CliError> {
@@ -52,6 +56,8 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<Exit, CliError> {
     if args.merge {
         crate::run::merge::check_target(&repo)?;
     }
+    let events = crate::commands::event_sink(ctx, args.events.as_deref(), args.json)?
+        .map(|sink| Arc::new(crate::ui::progress::PlanEvents::new(sink, &plan.name)));
     crate::run::layout::ensure_gitignore(&repo)?;
     let llm = run_plan::llm_shared(&repo, &config, None, false, Vec::new())?;
     let root = crate::run::layout::worktree_root(&repo, config.run.worktree_root.as_deref());
@@ -73,6 +79,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<Exit, CliError> {
             .test_timeout
             .unwrap_or(crate::config::DEFAULT_TEST_TIMEOUT),
         worktree_root: root,
+        observer: events.clone().map(|e| e as Arc<dyn plan_run::Observer>),
     };
     let integration = state.integration_branch.clone();
     let repo = Arc::new(repo);
@@ -131,6 +138,14 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<Exit, CliError> {
         state.merged = Some(commit.clone());
         state.save(&repo)?;
     }
+    if let Some(events) = &events {
+        let end = match end {
+            End::Done => "done",
+            End::Incomplete => "incomplete",
+            End::Interrupted => "interrupted",
+        };
+        events.finished(end, &state);
+    }
     if args.json {
         let mut value = serde_json::to_value(&state).expect("plan state serializes");
         if let Some(o) = &outcome {
@@ -142,7 +157,11 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<Exit, CliError> {
         if let Some(o) = &outcome {
             text.push_str(&crate::ui::render::render_outcome(o));
         }
-        ctx.ui.out(&text);
+        if events.as_ref().is_some_and(|e| e.owns_stdout()) {
+            ctx.ui.info(text.trim_end());
+        } else {
+            ctx.ui.out(&text);
+        }
     }
     Ok(match end {
         End::Interrupted => Exit::Interrupted,
