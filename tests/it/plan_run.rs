@@ -338,3 +338,87 @@ fn events_tell_each_task_and_its_run() {
     assert_eq!(last["data"]["end"], "done");
     assert_eq!(last["data"]["tasks"]["done"], 4);
 }
+
+/// Ten tasks in four waves.
+const TEN: &str = r#"name = "ten"
+[[tasks]]
+id = "t1"
+task = "make t1"
+[[tasks]]
+id = "t2"
+task = "make t2"
+[[tasks]]
+id = "t3"
+task = "make t3"
+depends_on = ["t1"]
+[[tasks]]
+id = "t4"
+task = "make t4"
+depends_on = ["t1", "t2"]
+[[tasks]]
+id = "t5"
+task = "make t5"
+depends_on = ["t2"]
+[[tasks]]
+id = "t6"
+task = "make t6"
+depends_on = ["t3"]
+[[tasks]]
+id = "t7"
+task = "make t7"
+depends_on = ["t4", "t5"]
+[[tasks]]
+id = "t8"
+task = "make t8"
+[[tasks]]
+id = "t9"
+task = "make t9"
+depends_on = ["t6", "t7"]
+[[tasks]]
+id = "t10"
+task = "make t10"
+depends_on = ["t8"]
+"#;
+
+#[test]
+fn kill_9_at_random_moments_loses_nothing_and_does_nothing_twice() {
+    let (repo, _count) = repo();
+    repo.write("plan.toml", TEN);
+    let target = repo.git(&["rev-parse", "HEAD"]);
+    // A fixed seed: the same moments on every machine that is as fast.
+    let mut seed: u64 = 0x5eed_1234;
+    let mut delays = Vec::new();
+    for _ in 0..6 {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let ms = 50 + (seed >> 33) % 900;
+        delays.push(ms);
+        let mut child = repo.massgen().args(["plan", "run", "plan.toml"]).spawn();
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        // SIGKILL: no handler runs.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let state = repo
+        .massgen()
+        .args(["plan", "run", "plan.toml", "--json"])
+        .expect_json(0);
+    let tip = repo.git(&["rev-parse", "massgen/plan/ten/integration"]);
+    for i in 1..=10 {
+        let id = format!("t{i}");
+        assert_eq!(task(&state, &id)["status"], "done", "{id} after kills at {delays:?}");
+        assert_eq!(repo.git(&["show", &format!("{tip}:{id}.txt")]), id);
+    }
+    // One commit on the integration branch's first-parent line per task: each integrated
+    // exactly once.
+    let line = repo.git(&["rev-list", "--first-parent", &format!("{target}..{tip}")]);
+    assert_eq!(line.lines().count(), 10, "kills at {delays:?}:\n{line}");
+    repo.assert_fsck_clean();
+    assert_eq!(
+        repo.worktree_count(),
+        1,
+        "kills at {delays:?}: {}",
+        repo.git(&["worktree", "list"])
+    );
+}
