@@ -40,7 +40,7 @@ pub fn report(ctx: &Ctx, args: &ReportArgs) -> Result<Exit, CliError> {
     Ok(Exit::Success)
 }
 
-fn cli_error(err: ReportError) -> CliError {
+pub(crate) fn cli_error(err: ReportError) -> CliError {
     match err {
         ReportError::Write(e) => e.into(),
         e @ ReportError::Template { .. } => CliError::new(Exit::Failure, e)
@@ -50,7 +50,7 @@ fn cli_error(err: ReportError) -> CliError {
 }
 
 /// Starts the desktop's opener on `path` in its own process group, without waiting for it.
-fn open(path: &Path) -> std::io::Result<()> {
+pub(crate) fn open(path: &Path) -> std::io::Result<()> {
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
     let opener = if cfg!(target_os = "macos") {

@@ -10,6 +10,7 @@
 
 mod highlight;
 mod model;
+pub mod plan;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -89,6 +90,11 @@ fn render_page(page: &model::Page, source: &str) -> Result<String, minijinja::Er
 /// Renders the report of `state` and writes it to `path` atomically.
 pub fn write_to(repo: &Repo, state: &RunState, path: &Path) -> Result<(), ReportError> {
     let html = render(repo, state)?;
+    write_html(path, &html)
+}
+
+/// Writes a page atomically, readable as the umask allows.
+fn write_html(path: &Path, html: &str) -> Result<(), ReportError> {
     write_atomic(path, html.as_bytes())?;
     // The temporary file was private; a page is a document like any other in the tree.
     let mode = 0o666 & !umask();
@@ -200,7 +206,7 @@ fn script_json<T: Serialize>(value: &T) -> String {
 }
 
 /// A JSON value as a template value (minijinja is built without serde support).
-fn to_value(json: serde_json::Value) -> Value {
+pub(super) fn to_value(json: serde_json::Value) -> Value {
     use serde_json::Value as J;
     match json {
         J::Null => Value::from(()),

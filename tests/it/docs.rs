@@ -25,6 +25,7 @@ const PAGES: &[&str] = &[
     "git-massgen-plan-status.1",
     "git-massgen-plan-resolve.1",
     "git-massgen-plan-continue.1",
+    "git-massgen-plan-report.1",
     "git-massgen-hooks.1",
     "git-massgen-hooks-install.1",
     "git-massgen-hooks-uninstall.1",

@@ -407,7 +407,11 @@ fn kill_9_at_random_moments_loses_nothing_and_does_nothing_twice() {
     let tip = repo.git(&["rev-parse", "massgen/plan/ten/integration"]);
     for i in 1..=10 {
         let id = format!("t{i}");
-        assert_eq!(task(&state, &id)["status"], "done", "{id} after kills at {delays:?}");
+        assert_eq!(
+            task(&state, &id)["status"],
+            "done",
+            "{id} after kills at {delays:?}"
+        );
         assert_eq!(repo.git(&["show", &format!("{tip}:{id}.txt")]), id);
     }
     // One commit on the integration branch's first-parent line per task: each integrated
@@ -420,5 +424,68 @@ fn kill_9_at_random_moments_loses_nothing_and_does_nothing_twice() {
         1,
         "kills at {delays:?}: {}",
         repo.git(&["worktree", "list"])
+    );
+}
+
+#[test]
+fn the_plan_report_draws_the_graph_with_statuses_and_links() {
+    let (repo, _count) = repo();
+    repo.write("plan.toml", DIAMOND);
+    let state = repo
+        .massgen()
+        .args(["plan", "run", "plan.toml", "--json"])
+        .expect_json(0);
+    // plan run wrote it beside the state; plan report writes it where asked.
+    let beside = repo.path.join(".massgen/runs/.plans/diamond/report.html");
+    assert!(beside.exists());
+    let out = repo
+        .massgen()
+        .args(["plan", "report", "diamond", "--output", "page.html"])
+        .run()
+        .expect_code(0);
+    // Attribute values come HTML-escaped (`/` as `&#x2f;`), as browsers read them.
+    let page = std::fs::read_to_string(repo.path.join("page.html"))
+        .unwrap()
+        .replace("&#x2f;", "/");
+    assert!(
+        out.stdout.trim_end().ends_with("page.html"),
+        "{}",
+        out.stdout
+    );
+    assert!(page.contains("<svg"), "{page}");
+    for id in ["a", "b", "c", "d"] {
+        assert!(
+            page.contains(&format!("data-task=\"{id}\" data-status=\"done\"")),
+            "{id}"
+        );
+        // Each task links to its run's own report, relative to the page.
+        let run = task(&state, id)["run"].as_str().unwrap();
+        assert!(
+            page.contains(&format!(".massgen/runs/{run}/report.html\"")),
+            "{id}: {page}"
+        );
+    }
+    // a → b, a → c, b → d, c → d.
+    assert_eq!(page.matches("class=\"edge\"").count(), 4);
+    // Self-contained: nothing is fetched from elsewhere.
+    assert!(
+        !page.contains("https://") && !page.contains("src=\"http"),
+        "{page}"
+    );
+    // A task's text is data: the title of a task cannot become markup.
+    repo.write(
+        "evil.toml",
+        "name = \"evil\"\n[[tasks]]\nid = \"x\"\ntitle = \"<script>alert(1)</script>\"\ntask = \"make x\"\n",
+    );
+    repo.massgen()
+        .args(["plan", "run", "evil.toml"])
+        .run()
+        .expect_code(0);
+    let page =
+        std::fs::read_to_string(repo.path.join(".massgen/runs/.plans/evil/report.html")).unwrap();
+    assert!(!page.contains("<script>alert"), "{page}");
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
+        "{page}"
     );
 }

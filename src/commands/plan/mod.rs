@@ -6,6 +6,7 @@
 //! Exit codes of `check`: 0 the plan is valid; 2 (usage) it is not, every problem printed,
 //! or there is no such plan; 3 a bare name outside a repository; 4 the file cannot be read.
 
+mod report;
 mod resolve;
 mod run;
 mod status;
@@ -42,6 +43,9 @@ pub enum PlanAction {
     /// Put the merges resolved by hand on the integration branch, then run the rest of the
     /// plan (as `plan run`).
     Continue(run::RunArgs),
+    /// Write the plan's HTML page: its graph, each task's winner, time and cost, and the
+    /// conflict matrix.
+    Report(report::ReportArgs),
 }
 
 /// `plan check`.
@@ -63,6 +67,7 @@ pub fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<Exit, CliError> {
         PlanAction::Status(status_args) => status::status(ctx, status_args),
         PlanAction::Resolve(resolve_args) => resolve::resolve(ctx, resolve_args),
         PlanAction::Continue(run_args) => resolve::continue_plan(ctx, run_args),
+        PlanAction::Report(report_args) => report::report(ctx, report_args),
     }
 }
 
