@@ -36,6 +36,9 @@ pub struct Check {
     /// A fresh directory for the detached worktree.
     pub worktree: PathBuf,
     pub log: PathBuf,
+    /// What readies the worktree before the test (`[worktree]` include, share, setup,
+    /// env), as for an agent's worktree.
+    pub ready: crate::run::setup::Ready,
 }
 
 /// Merges `theirs` onto `ours` in memory and, when clean, writes the merge commit (a
@@ -88,41 +91,63 @@ async fn run_check(
         .await
         .expect("checking out does not panic")?;
     }
-    let result = run_test(check).await;
+    // The log starts empty: what readying the worktree did, then the test's output.
+    let result = match fresh_log(&check.log) {
+        Err(e) => Err(e),
+        Ok(()) => match check.ready.ready(repo, &check.worktree, &check.log).await {
+            Ok(Ok(())) => run_test(check).await.map(|finished| {
+                (!finished.success()).then(|| {
+                    format!(
+                        "the integration test `{}` failed on the merged result ({}); see {}",
+                        check.command,
+                        finished.describe(),
+                        check.log.display()
+                    )
+                })
+            }),
+            Ok(Err(why)) => Ok(Some(format!(
+                "the integration worktree could not be made ready ([worktree] include, share or setup): {why}; see {}",
+                check.log.display()
+            ))),
+            Err(e) => Err(PlanRunError::Run(e)),
+        },
+    };
     {
         let (repo, path) = (repo.clone(), check.worktree.clone());
         tokio::task::spawn_blocking(move || crate::git::worktree::remove(&repo, &path))
             .await
             .expect("removing a worktree does not panic")?;
     }
-    let finished = result?;
-    Ok((!finished.success()).then(|| {
-        format!(
-            "the integration test `{}` failed on the merged result ({}); see {}",
-            check.command,
-            finished.describe(),
-            check.log.display()
-        )
-    }))
+    result
+}
+
+fn io_error(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PlanRunError {
+    let path = path.to_owned();
+    move |source| PlanRunError::Run(crate::run::RunError::Io { what, path, source })
+}
+
+/// Creates `log` empty, and its directory.
+fn fresh_log(log: &Path) -> Result<(), PlanRunError> {
+    if let Some(parent) = log.parent() {
+        std::fs::create_dir_all(parent).map_err(io_error("cannot create", parent))?;
+    }
+    std::fs::File::create(log).map_err(io_error("cannot create log", log))?;
+    Ok(())
 }
 
 async fn run_test(check: &Check) -> Result<process::Finished, PlanRunError> {
-    let io = |what: &'static str, path: &Path| {
-        let path = path.to_owned();
-        move |source| PlanRunError::Run(crate::run::RunError::Io { what, path, source })
-    };
-    if let Some(parent) = check.log.parent() {
-        std::fs::create_dir_all(parent).map_err(io("cannot create", parent))?;
-    }
-    let out = std::fs::File::create(&check.log).map_err(io("cannot create log", &check.log))?;
+    let out = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&check.log)
+        .map_err(io_error("cannot open log", &check.log))?;
     let err = out
         .try_clone()
-        .map_err(io("cannot create log", &check.log))?;
+        .map_err(io_error("cannot open log", &check.log))?;
     let argv = vec!["sh".to_owned(), "-c".to_owned(), check.command.clone()];
     let job = Job {
         argv: &argv,
         cwd: &check.worktree,
-        env: Vec::new(),
+        env: check.ready.env.clone(),
         env_remove: crate::git::cmd::GIT_REPO_ENV,
         stdout: out,
         stderr: err,
@@ -134,7 +159,10 @@ async fn run_test(check: &Check) -> Result<process::Finished, PlanRunError> {
     let (_keep, cancel) = tokio::sync::watch::channel(false);
     process::supervise(job, cancel, |_| {})
         .await
-        .map_err(io("cannot run the integration test in", &check.worktree))
+        .map_err(io_error(
+            "cannot run the integration test in",
+            &check.worktree,
+        ))
 }
 
 /// `plan run --merge`: merges the integration branch into the target branch, which must

@@ -38,6 +38,8 @@ pub struct Options {
     pub test_timeout: Duration,
     /// Where check worktrees go: `<worktree root>/plans/<name>/`.
     pub worktree_root: PathBuf,
+    /// What readies a check worktree before the test (`[worktree]`).
+    pub ready: crate::run::setup::Ready,
     /// Told each task whose status changed, and each event of a task's run (with the
     /// task's id and its run's, once known): for `--events`.
     pub observer: Option<Arc<dyn Observer>>,
@@ -67,6 +69,7 @@ impl Options {
             log: state::dir(repo, plan)
                 .join("logs")
                 .join(format!("{id}.integration.log")),
+            ready: self.ready.clone(),
         })
     }
 }

@@ -150,6 +150,8 @@ pub fn plan(
         .or(config.run.jobs)
         .unwrap_or(agents.len());
     let worktree_root = layout::worktree_root(repo, config.run.worktree_root.as_deref());
+    let ready =
+        super::setup::Ready::from_config(config, &repo.workdir, &worktree_root, opts.no_setup);
     let plan = Plan {
         task,
         base,
@@ -187,30 +189,11 @@ pub fn plan(
             template: Template::Judge.load(&massgen)?,
         },
         weights: config.score.weights,
-        include: {
-            let mut patterns = super::setup::include_patterns(&config.worktree, &repo.workdir);
-            patterns.extend(config.worktree.clone.iter().cloned());
-            patterns
-        },
-        setup: if opts.no_setup {
-            Vec::new()
-        } else {
-            config.worktree.setup.clone()
-        },
-        setup_timeout: config
-            .worktree
-            .setup_timeout
-            .unwrap_or(config::DEFAULT_SETUP_TIMEOUT),
-        share: config.worktree.share.clone(),
-        env: config
-            .worktree
-            .env
-            .iter()
-            .map(|(k, v)| {
-                let root = worktree_root.display().to_string();
-                (k.clone(), v.replace("{worktree_root}", &root))
-            })
-            .collect(),
+        include: ready.include,
+        setup: ready.setup,
+        setup_timeout: ready.setup_timeout,
+        share: ready.share,
+        env: ready.env,
         max_disk: config.worktree.max_disk,
         sandbox: super::confine::Sandbox::from_config(
             &config.sandbox,

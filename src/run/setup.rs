@@ -17,6 +17,87 @@ use crate::agent::process::{self, Job};
 use crate::git::cmd::GIT_REPO_ENV;
 use crate::sys::copy::Copied;
 
+/// What makes a fresh worktree ready, from `[worktree]`: the same for an agent's worktree
+/// and for one git-massgen makes for itself (a plan's integration check).
+#[derive(Debug, Clone, Default)]
+pub struct Ready {
+    /// `include`, `.worktreeinclude` and `clone` patterns.
+    pub include: Vec<String>,
+    pub share: Vec<String>,
+    /// `[worktree] setup` (empty with `--no-setup`).
+    pub setup: Vec<String>,
+    pub setup_timeout: std::time::Duration,
+    /// `[worktree] env`, `{worktree_root}` expanded.
+    pub env: Vec<(String, String)>,
+}
+
+impl Ready {
+    pub fn from_config(
+        config: &crate::config::Config,
+        workdir: &Path,
+        worktree_root: &Path,
+        no_setup: bool,
+    ) -> Ready {
+        let mut include = include_patterns(&config.worktree, workdir);
+        include.extend(config.worktree.clone.iter().cloned());
+        let root = worktree_root.display().to_string();
+        Ready {
+            include,
+            share: config.worktree.share.clone(),
+            setup: if no_setup {
+                Vec::new()
+            } else {
+                config.worktree.setup.clone()
+            },
+            setup_timeout: config
+                .worktree
+                .setup_timeout
+                .unwrap_or(crate::config::DEFAULT_SETUP_TIMEOUT),
+            env: config
+                .worktree
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.replace("{worktree_root}", &root)))
+                .collect(),
+        }
+    }
+
+    /// Readies `wt`, a worktree git-massgen made for itself at `repo`'s commit: what
+    /// `include` and `share` name brought in, then the `setup` commands, with their output
+    /// in `log`. `Ok(Err(why))` when that failed.
+    pub async fn ready(
+        &self,
+        repo: &std::sync::Arc<crate::git::Repo>,
+        wt: &Path,
+        log: &Path,
+    ) -> Result<Result<(), String>, RunError> {
+        if let Err(why) = bring(repo, &self.include, &self.share, wt, log).await? {
+            return Ok(Err(why));
+        }
+        let commands: Vec<&String> = self.setup.iter().collect();
+        // Nothing cancels it but its time limit.
+        let (_keep, cancel) = watch::channel(false);
+        let setting = Commands {
+            env: self.env.clone(),
+            wt,
+            log,
+            timeout: self.setup_timeout,
+            sandbox: None,
+        };
+        run_commands(&commands, &setting, &cancel).await
+    }
+}
+
+/// How setup commands run.
+struct Commands<'a> {
+    env: Vec<(String, String)>,
+    wt: &'a Path,
+    log: &'a Path,
+    /// For all of them together.
+    timeout: std::time::Duration,
+    sandbox: Option<crate::sandbox::Rules>,
+}
+
 /// Makes `agent`'s fresh worktree `wt` ready before the agent starts: the ignored files and
 /// directories it should have ([`bring_in`]), then the setup commands of `plan` and of the
 /// agent. `Ok(Err(why))` when one failed (`why`: the last line of its output, or how it
@@ -29,52 +110,50 @@ pub(super) async fn prepare(
     cancel: &watch::Receiver<bool>,
 ) -> Result<Result<(), String>, RunError> {
     let log = shared.dir.setup_log(&agent.name);
-    if !plan.include.is_empty() || !plan.share.is_empty() {
-        let brought = {
-            let (repo, include, share) = (
-                shared.repo.clone(),
-                plan.include.clone(),
-                plan.share.clone(),
-            );
-            let wt = wt.to_path_buf();
-            tokio::task::spawn_blocking(move || bring_in(&repo, &include, &share, &wt))
-                .await
-                .expect("copying does not panic")
-        };
-        match brought {
-            Ok(b) => drop(append(&log, &b.describe())?),
-            Err(why) => {
-                drop(append(&log, &why)?);
-                return Ok(Err(why));
-            }
-        }
+    if let Err(why) = bring(&shared.repo, &plan.include, &plan.share, wt, &log).await? {
+        return Ok(Err(why));
     }
     let commands: Vec<&String> = plan.setup.iter().chain(&agent.setup).collect();
-    let env = shared.command_env(&agent.name, wt);
+    let setting = Commands {
+        env: shared.command_env(&agent.name, wt),
+        wt,
+        log: &log,
+        timeout: plan.setup_timeout,
+        sandbox: shared.rules(&agent.name, wt, &agent.allow_write),
+    };
+    run_commands(&commands, &setting, cancel).await
+}
+
+/// Runs `commands` one after another with `sh -c` in the worktree, within one time limit,
+/// their output appended to the log. `Ok(Err(why))` when one failed: the last line of its
+/// output, or how it ended.
+async fn run_commands(
+    commands: &[&String],
+    s: &Commands<'_>,
+    cancel: &watch::Receiver<bool>,
+) -> Result<Result<(), String>, RunError> {
+    let (wt, log) = (s.wt, s.log);
     let started = Instant::now();
     for command in commands {
-        let Some(left) = plan.setup_timeout.checked_sub(started.elapsed()) else {
-            return Ok(Err(format!(
-                "timed out after {}s",
-                plan.setup_timeout.as_secs()
-            )));
+        let Some(left) = s.timeout.checked_sub(started.elapsed()) else {
+            return Ok(Err(format!("timed out after {}s", s.timeout.as_secs())));
         };
-        let out = append(&log, &format!("$ {command}"))?;
+        let out = append(log, &format!("$ {command}"))?;
         // Where this command's output starts: its last line is the reason it failed.
         let from = out.metadata().map(|m| m.len()).unwrap_or(0);
-        let argv = vec!["sh".to_owned(), "-c".to_owned(), command.clone()];
+        let argv = vec!["sh".to_owned(), "-c".to_owned(), (*command).clone()];
         let job = Job {
             argv: &argv,
             cwd: wt,
-            env: env.clone(),
+            env: s.env.clone(),
             env_remove: GIT_REPO_ENV,
             stderr: out
                 .try_clone()
-                .map_err(RunError::io("cannot create log", &log))?,
+                .map_err(RunError::io("cannot create log", log))?,
             stdout: out,
             timeout: left,
             watch: None,
-            sandbox: shared.rules(&agent.name, wt, &agent.allow_write),
+            sandbox: s.sandbox.clone(),
         };
         let finished = process::supervise(job, cancel.clone(), |_| {})
             .await
@@ -85,11 +164,11 @@ pub(super) async fn prepare(
         if finished.timed_out {
             return Ok(Err(format!(
                 "`{command}` timed out after {}s",
-                plan.setup_timeout.as_secs()
+                s.timeout.as_secs()
             )));
         }
         if !finished.success() {
-            let text = std::fs::read(&log).unwrap_or_default();
+            let text = std::fs::read(log).unwrap_or_default();
             let own = text.get(from as usize..).unwrap_or_default();
             let last = String::from_utf8_lossy(own)
                 .lines()
@@ -103,6 +182,35 @@ pub(super) async fn prepare(
         }
     }
     Ok(Ok(()))
+}
+
+/// [`bring_in`] off the async threads, what it did written to `log`; `Ok(Err(why))` when
+/// it failed.
+async fn bring(
+    repo: &std::sync::Arc<crate::git::Repo>,
+    include: &[String],
+    share: &[String],
+    wt: &Path,
+    log: &Path,
+) -> Result<Result<(), String>, RunError> {
+    if include.is_empty() && share.is_empty() {
+        return Ok(Ok(()));
+    }
+    let (repo, include, share) = (repo.clone(), include.to_vec(), share.to_vec());
+    let to = wt.to_path_buf();
+    let brought = tokio::task::spawn_blocking(move || bring_in(&repo, &include, &share, &to))
+        .await
+        .expect("copying does not panic");
+    Ok(match brought {
+        Ok(b) => {
+            drop(append(log, &b.describe())?);
+            Ok(())
+        }
+        Err(why) => {
+            drop(append(log, &why)?);
+            Err(why)
+        }
+    })
 }
 
 /// Appends a line to the setup log `log`; returns the log, open for appending.

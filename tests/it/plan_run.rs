@@ -489,3 +489,56 @@ fn the_plan_report_draws_the_graph_with_statuses_and_links() {
         "{page}"
     );
 }
+
+#[test]
+fn the_integration_test_runs_in_a_worktree_made_ready_like_the_agents() {
+    let (repo, _count) = repo();
+    let config = std::fs::read_to_string(repo.path.join(".massgen/config.toml")).unwrap();
+    repo.configure(&format!(
+        "{config}\n[worktree]\ninclude = [\".env\"]\nsetup = [\"echo ready > setup-ran\"]\n"
+    ));
+    repo.write(".gitignore", ".env\nsetup-ran\n");
+    repo.commit_all("ignore .env");
+    repo.write(".env", "SECRET=1\n");
+    repo.write(
+        "plan.toml",
+        "name = \"ready\"\nintegration_test = \"grep -q SECRET=1 .env && test -f setup-ran\"\n[[tasks]]\nid = \"a\"\ntask = \"make a\"\n",
+    );
+    let state = repo
+        .massgen()
+        .args(["plan", "run", "plan.toml", "--json"])
+        .expect_json(0);
+    assert_eq!(task(&state, "a")["status"], "done", "{state:#}");
+    let log = std::fs::read_to_string(
+        repo.path
+            .join(".massgen/runs/.plans/ready/logs/a.integration.log"),
+    )
+    .unwrap();
+    assert!(log.contains("brought in 1 file"), "{log}");
+    assert!(log.contains("$ echo ready > setup-ran"), "{log}");
+
+    // A setup that fails there (only there: agents' worktrees have MASSGEN_AGENT) leaves
+    // the task failed, saying why, and the branch where it was.
+    repo.configure(&format!(
+        "{config}\n[worktree]\ninclude = [\".env\"]\nsetup = [\"test -n \\\"$MASSGEN_AGENT\\\" || {{ echo no network >&2; exit 1; }}\"]\n"
+    ));
+    repo.write(
+        "plan2.toml",
+        "name = \"unready\"\nintegration_test = \"true\"\n[[tasks]]\nid = \"b\"\ntask = \"make b\"\n",
+    );
+    let state = repo
+        .massgen()
+        .args(["plan", "run", "plan2.toml", "--json"])
+        .expect_json(1);
+    let b = task(&state, "b");
+    assert_eq!(b["status"], "failed", "{state:#}");
+    let reason = b["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("could not be made ready") && reason.contains("no network"),
+        "{reason}"
+    );
+    assert_eq!(
+        state["integration_commit"], state["target_commit"],
+        "the integration branch did not move"
+    );
+}

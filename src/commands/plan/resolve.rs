@@ -125,6 +125,7 @@ pub fn continue_plan(ctx: &Ctx, args: &RunArgs) -> Result<Exit, CliError> {
             .score
             .test_timeout
             .unwrap_or(crate::config::DEFAULT_TEST_TIMEOUT),
+        ready: crate::run::setup::Ready::from_config(&config, &repo.workdir, &root, false),
         worktree_root: root,
         observer: None,
     };

@@ -78,6 +78,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<Exit, CliError> {
             .score
             .test_timeout
             .unwrap_or(crate::config::DEFAULT_TEST_TIMEOUT),
+        ready: crate::run::setup::Ready::from_config(&config, &repo.workdir, &root, false),
         worktree_root: root,
         observer: events.clone().map(|e| e as Arc<dyn plan_run::Observer>),
     };
