@@ -23,6 +23,7 @@ const PAGES: &[&str] = &[
     "git-massgen-plan-check.1",
     "git-massgen-plan-run.1",
     "git-massgen-plan-status.1",
+    "git-massgen-plan-new.1",
     "git-massgen-hooks.1",
     "git-massgen-hooks-install.1",
     "git-massgen-hooks-uninstall.1",

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use super::{Question, Report, Respondent, Setting, gave_up, in_message, open_log};
+use super::{Question, Report, Respondent, Setting, in_message, open_log};
 use crate::agent::cli::{CliAgent, LaunchCtx};
 use crate::agent::events::Usage;
 use crate::agent::process::{self, Job, leftovers};
@@ -22,9 +22,10 @@ pub(super) async fn ask<Q: Question>(
     question: &Q,
     cancel: watch::Receiver<bool>,
     report: &mut Report,
-) -> Result<Q::Answer, String> {
+) -> Result<Q::Answer, GaveUp> {
     let home = setting.dir.join("homes").join(&respondent.name);
-    std::fs::create_dir_all(&home).map_err(|e| format!("cannot create {}: {e}", home.display()))?;
+    std::fs::create_dir_all(&home)
+        .map_err(|e| GaveUp::Failed(format!("cannot create {}: {e}", home.display())))?;
     let mut asker = CliAsker {
         respondent,
         cli,
@@ -40,10 +41,7 @@ pub(super) async fn ask<Q: Question>(
     };
     let asked = ask::until_answered(&mut asker, setting.max_attempts).await;
     asker.report.attempts = asked.attempts;
-    asked.result.map_err(|why| match why {
-        GaveUp::Failed(why) => why,
-        GaveUp::Malformed(last) => gave_up(asked.attempts, &last),
-    })
+    asked.result
 }
 
 /// A CLI: launched with the prompt, then resumed with the feedback.

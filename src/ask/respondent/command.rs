@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use super::{Question, Report, Respondent, Setting, gave_up, open_log};
+use super::{Question, Report, Respondent, Setting, open_log};
 use crate::agent::process::{self, Job, leftovers};
 use crate::ask::{self, Asker, Attempt, GaveUp};
 use crate::git::cmd::GIT_REPO_ENV;
@@ -21,7 +21,7 @@ pub(super) async fn ask<Q: Question>(
     question: &Q,
     cancel: watch::Receiver<bool>,
     report: &mut Report,
-) -> Result<Q::Answer, String> {
+) -> Result<Q::Answer, GaveUp> {
     let placeholders: Vec<(&str, &str)> = setting
         .placeholders
         .iter()
@@ -45,10 +45,7 @@ pub(super) async fn ask<Q: Question>(
     };
     let asked = ask::until_answered(&mut asker, setting.max_attempts).await;
     report.attempts = asked.attempts;
-    asked.result.map_err(|why| match why {
-        GaveUp::Failed(why) => why,
-        GaveUp::Malformed(last) => gave_up(asked.attempts, &last),
-    })
+    asked.result
 }
 
 /// A command, run again for each attempt with the attempt and the feedback in its

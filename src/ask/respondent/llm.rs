@@ -3,9 +3,10 @@
 //! (`list_files`, `read_file`, `search`) and answers with the question's tool; a reply whose
 //! text is the JSON asked for is taken too.
 
-use super::{Question, Report, Respondent, Setting, gave_up, in_message};
+use super::{Question, Report, Respondent, Setting, in_message};
 use crate::agent::builtin::tools::{self as builtin_tools, Tools};
 use crate::agent::events::Usage;
+use crate::ask::GaveUp;
 use crate::ask::Secret;
 use crate::llm::Endpoint;
 use crate::llm::chat::{Message, Part, Role, ToolSpec};
@@ -21,8 +22,9 @@ pub(super) async fn ask<Q: Question>(
     setting: &Setting,
     question: &Q,
     report: &mut Report,
-) -> Result<Q::Answer, String> {
-    let tools = Tools::new(&setting.tree).map_err(|e| format!("cannot read the tree: {e}"))?;
+) -> Result<Q::Answer, GaveUp> {
+    let tools = Tools::new(&setting.tree)
+        .map_err(|e| GaveUp::Failed(format!("cannot read the tree: {e}")))?;
     let answer_tool = question.tool();
     let tool_name = answer_tool.name;
     let mut specs: Vec<ToolSpec> = builtin_tools::specs()
@@ -37,7 +39,7 @@ pub(super) async fn ask<Q: Question>(
         &specs,
         None,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| GaveUp::Failed(e.to_string()))?;
     let mut messages = vec![Message::user_text(setting.prompt.clone())];
     let mut usage: Option<Usage> = None;
     let mut last_problem = String::new();
@@ -47,7 +49,7 @@ pub(super) async fn ask<Q: Question>(
         let reply = session
             .turn(&mut messages, &mut |_| {})
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| GaveUp::Failed(e.to_string()))?;
         if let Some(used) = endpoint.usage(&reply) {
             usage.get_or_insert_with(Usage::default).add(&used);
         }
@@ -76,6 +78,7 @@ pub(super) async fn ask<Q: Question>(
         }
         if reply.calls.is_empty() {
             // Some models answer in text; take that when it is the JSON asked for.
+            report.attempts += 1;
             let told = match in_message(question, &reply.text).map(|v| question.check(&v)) {
                 Ok(Ok(answer)) => return Ok(answer),
                 // JSON, but a wrong answer: say what is wrong with it.
@@ -89,7 +92,6 @@ pub(super) async fn ask<Q: Question>(
                     question.nudge().to_owned()
                 }
             };
-            report.attempts += 1;
             if report.attempts >= setting.max_attempts {
                 break;
             }
@@ -99,10 +101,10 @@ pub(super) async fn ask<Q: Question>(
         let mut results = Vec::new();
         for call in &reply.calls {
             let (output, is_error) = if call.name == tool_name {
+                report.attempts += 1;
                 match question.check(&call.args) {
                     Ok(answer) => return Ok(answer),
                     Err(why) => {
-                        report.attempts += 1;
                         let told = format!("error: {why}. Call `{tool_name}` again.");
                         last_problem = why;
                         (told, true)
@@ -135,9 +137,9 @@ pub(super) async fn ask<Q: Question>(
             parts: results,
         });
     }
-    Err(if report.attempts == 0 {
-        format!("no answer in {max_turns} turn(s) of the conversation")
+    Err(GaveUp::Malformed(if report.attempts == 0 {
+        format!("the conversation ended after {max_turns} turn(s) without an answer")
     } else {
-        gave_up(report.attempts, &last_problem)
-    })
+        last_problem
+    }))
 }

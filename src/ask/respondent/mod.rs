@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::Secret;
+use super::{GaveUp, Secret};
 use crate::agent::cli::CliAgent;
 use crate::agent::events::Usage;
 use crate::llm::chat::ToolSpec;
@@ -131,16 +131,18 @@ pub struct Report {
 
 /// Asks `respondent` until its answer passes `question`'s check, the attempts allowed are
 /// spent, it fails, its time limit passes or `cancel` turns true. `Err` says why no answer
-/// came.
+/// came: [`GaveUp::Failed`] when it could not be asked (it could not start, crashed, timed
+/// out, was interrupted), [`GaveUp::Malformed`] with the last problem when no answer was
+/// right ([`describe`] says either in one line).
 pub async fn ask<Q: Question>(
     respondent: &Respondent,
     setting: &Setting,
     question: &Q,
     cancel: watch::Receiver<bool>,
     report: &mut Report,
-) -> Result<Q::Answer, String> {
+) -> Result<Q::Answer, GaveUp> {
     std::fs::create_dir_all(setting.dir.join("logs"))
-        .map_err(|e| format!("cannot create the log directory: {e}"))?;
+        .map_err(|e| GaveUp::Failed(format!("cannot create the log directory: {e}")))?;
     match &respondent.kind {
         Kind::Command { argv, env } => {
             command::ask(respondent, argv, env, setting, question, cancel, report).await
@@ -164,19 +166,25 @@ pub async fn ask<Q: Question>(
                 report,
             );
             tokio::select! {
-                r = tokio::time::timeout(respondent.timeout, run) => r.unwrap_or_else(|_| Err(format!(
+                r = tokio::time::timeout(respondent.timeout, run) => r.unwrap_or_else(|_| Err(GaveUp::Failed(format!(
                     "timed out after {}",
                     humantime::format_duration(respondent.timeout)
-                ))),
-                _ = cancel.wait_for(|c| *c) => Err("interrupted".into()),
+                )))),
+                _ = cancel.wait_for(|c| *c) => Err(GaveUp::Failed("interrupted".into())),
             }
         }
     }
 }
 
-/// Why no valid answer came after `attempts`, the last problem named.
-fn gave_up(attempts: u32, last: &str) -> String {
-    format!("no valid answer in {attempts} attempt(s); last: {last}")
+/// Why no answer came, in one line; `attempts` as in the [`Report`].
+pub fn describe(gave_up: &GaveUp, attempts: u32) -> String {
+    match gave_up {
+        GaveUp::Failed(why) => why.clone(),
+        GaveUp::Malformed(last) if attempts == 0 => last.clone(),
+        GaveUp::Malformed(last) => {
+            format!("no valid answer in {attempts} attempt(s); last: {last}")
+        }
+    }
 }
 
 fn open_log(path: &Path) -> Result<std::fs::File, String> {
@@ -237,8 +245,9 @@ mod tests {
             "the final message holds no {\"n\": 1} JSON"
         );
         assert_eq!(
-            gave_up(3, "no `n`"),
+            describe(&GaveUp::Malformed("no `n`".into()), 3),
             "no valid answer in 3 attempt(s); last: no `n`"
         );
+        assert_eq!(describe(&GaveUp::Failed("crashed".into()), 1), "crashed");
     }
 }

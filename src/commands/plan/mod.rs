@@ -1,11 +1,12 @@
 //! `git massgen plan`: task plans. `check FILE [--json]` reads a plan, reports every
 //! problem in it at its line and column, and shows a valid plan's tasks in waves; `run`
-//! (`run.rs`) runs one, `status` (`status.rs`) shows how far a plan got. `plan new` will
-//! join them.
+//! (`run.rs`) runs one, `status` (`status.rs`) shows how far a plan got, and `new`
+//! (`new.rs`) has a planner agent write one.
 //!
 //! Exit codes of `check`: 0 the plan is valid; 2 (usage) it is not, every problem printed,
 //! or there is no such plan; 3 a bare name outside a repository; 4 the file cannot be read.
 
+mod new;
 mod run;
 mod status;
 
@@ -36,6 +37,9 @@ pub enum PlanAction {
     /// Show a plan's tasks with their status, run, winner and reason; without PLAN, the
     /// plans that were run.
     Status(status::StatusArgs),
+    /// Have a configured agent write a plan for a goal: checked like `plan check` (an
+    /// invalid plan is asked for again), written to .massgen/plans/NAME.toml, never run.
+    New(new::NewArgs),
 }
 
 /// `plan check`.
@@ -55,6 +59,7 @@ pub fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<Exit, CliError> {
         PlanAction::Check(check_args) => check(ctx, check_args),
         PlanAction::Run(run_args) => run::run(ctx, run_args),
         PlanAction::Status(status_args) => status::status(ctx, status_args),
+        PlanAction::New(new_args) => new::new(ctx, new_args),
     }
 }
 

@@ -91,7 +91,9 @@ pub async fn review(
         max_attempts: setting.max_attempts,
     };
     let mut report = respondent::Report::default();
-    let answer = respondent::ask(reviewer, &asking, &Review, cancel, &mut report).await;
+    let answer = respondent::ask(reviewer, &asking, &Review, cancel, &mut report)
+        .await
+        .map_err(|why| respondent::describe(&why, report.attempts));
     outcome.usage = report.usage;
     outcome.warnings = report.warnings;
     match answer.map(|parsed| grounded(parsed, &setting.worktree)) {
