@@ -234,6 +234,23 @@ impl From<crate::run::plan::PlanError> for CliError {
     }
 }
 
+impl From<crate::plan::planner::PlannerError> for CliError {
+    fn from(err: crate::plan::planner::PlannerError) -> Self {
+        use crate::plan::planner::PlannerError;
+        match err {
+            PlannerError::Exists { .. } => CliError::usage(err)
+                .hint("pass --force to replace it, or --output FILE to write the plan elsewhere"),
+            PlannerError::Interrupted => CliError::new(Exit::Interrupted, err),
+            PlannerError::Invalid { .. } => CliError::new(Exit::Failure, err).hint(
+                "nothing was written; ask again, allow more attempts ([plan] max_attempts), or try another --planner",
+            ),
+            PlannerError::Failed { .. } => CliError::new(Exit::Failure, err)
+                .hint("nothing was written; check that the planner runs (`git massgen doctor`), or try another --planner"),
+            PlannerError::Io { .. } => CliError::new(Exit::Failure, err),
+        }
+    }
+}
+
 /// A plan file's errors as the user sees them: one per problem (each at its line and
 /// column, with its hint), in the order of the file; exit 2 for a plan that is wrong or
 /// missing, 4 for one that cannot be read.

@@ -26,6 +26,9 @@ pub enum Template {
     /// `review.md`: what a CLI or LLM reviewer is asked (`{target}`, `{files}`, `{diff}`,
     /// `{diff_file}`, `{worktree}`, `{base}`, `{head}`).
     Review,
+    /// `plan.md`: what the planner of `plan new` is asked (`{goal}`, `{schema}`, `{agents}`,
+    /// `{files}`, `{worktree}`, `{max_tasks}`).
+    Plan,
 }
 
 impl Template {
@@ -38,6 +41,7 @@ impl Template {
             Template::Round => "round.md",
             Template::Continue => "continue.md",
             Template::Review => "review.md",
+            Template::Plan => "plan.md",
         }
     }
 
@@ -50,6 +54,7 @@ impl Template {
             Template::Round => include_str!("../../templates/round.md"),
             Template::Continue => include_str!("../../templates/continue.md"),
             Template::Review => include_str!("../../templates/review.md"),
+            Template::Plan => include_str!("../../templates/plan.md"),
         }
     }
 

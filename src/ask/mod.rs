@@ -3,13 +3,16 @@
 //! A judge is asked for a vote and a reviewer for findings, but both are asked the same way:
 //! the material is cut to a budget ([`cut()`]), the answer is found in what the program printed
 //! or in a CLI's final message ([`json`]), and an answer of the wrong shape is asked for again
-//! with what was wrong, up to the attempts allowed, before giving up ([`retry`]).
+//! with what was wrong, up to the attempts allowed, before giving up ([`retry`]). A
+//! configured agent of any kind (command, CLI preset, built-in LLM) is asked through
+//! [`respondent`], by reviewers and by the planner.
 //!
 //! This module sits below `judge` and `review` and must never import them (nor `run` or
 //! `commands`): it knows nothing of votes, findings or runs, only of asking and answers.
 
 mod cut;
 pub mod json;
+pub mod respondent;
 pub mod retry;
 
 pub use cut::cut;

@@ -65,6 +65,9 @@ pub struct Config {
     pub reviewers: Vec<AgentConfig>,
     #[serde(default)]
     pub review: ReviewSection,
+    /// `[plan]`: the planner of `plan new`.
+    #[serde(default)]
+    pub plan: PlanSection,
     /// Rate limits per `"provider/model"`, over the shipped profiles.
     #[serde(default)]
     pub limits: BTreeMap<String, crate::model::Limits>,
@@ -271,6 +274,18 @@ pub struct ReviewSection {
     pub max_attempts: Option<u32>,
 }
 
+/// `[plan]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSection {
+    /// Answers the planner may give before `plan new` gives up (invalid plans are asked
+    /// again with what was wrong).
+    pub max_attempts: Option<u32>,
+    /// Time limit of the planner, all attempts together (over its own `timeout`).
+    #[serde(default, deserialize_with = "duration")]
+    pub timeout: Option<Duration>,
+}
+
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let text = String::deserialize(d)?;
     parse_duration(&text)
@@ -469,6 +484,13 @@ impl Config {
                 )
             })
             .or_else(|| zero("judging", "diff_budget", config.judging.diff_budget))
+            .or_else(|| {
+                zero(
+                    "plan",
+                    "max_attempts",
+                    config.plan.max_attempts.map(|q| q as usize),
+                )
+            })
             .or_else(|| zero("run", "jobs", config.run.jobs));
         if let Some((table, key, message)) = problem {
             let (line, column) = locate(text, table, key);

@@ -51,6 +51,10 @@ fn values_out_of_range_are_reported_at_their_key() {
         ("run.jobs = 0\n", "config.toml:1:1: "),
         ("[review]\n  quorum = 0\n", "config.toml:2:3: "),
         ("[judging]\nmax_attempts = 0\n", "config.toml:2:1: "),
+        (
+            "[plan]\ntimeout = \"2m\"\nmax_attempts = 0\n",
+            "config.toml:3:1: ",
+        ),
         ("[score.weights]\ntests = -1\n", "config.toml:1:1: "),
     ] {
         let err = parse(text).unwrap_err().to_string();

@@ -11,6 +11,7 @@ pub mod file;
 pub mod graph;
 pub mod integrate;
 pub mod matrix;
+pub mod planner;
 pub mod resolve;
 pub mod run;
 pub mod state;

@@ -129,6 +129,36 @@ pub fn in_process_llm(
     Ok((spec, key.map(judge::Secret)))
 }
 
+/// How a configured entry of any kind is asked for an answer (a reviewer, the planner): a
+/// command, a CLI preset started read-only, or the built-in backends in this process.
+/// `role` names it in messages.
+pub fn respondent_kind(
+    c: &config::AgentConfig,
+    llm: &crate::agent::builtin::Shared,
+    role: &str,
+) -> Result<crate::ask::respondent::Kind, PlanError> {
+    use crate::ask::respondent::Kind;
+    let env: Vec<(String, String)> = c.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    Ok(match Preset::from_kind(c.kind) {
+        None => Kind::Command {
+            argv: c.command.clone(),
+            env,
+        },
+        Some(Preset::Llm) => {
+            let (spec, key) = in_process_llm(c, llm, role)?;
+            Kind::Llm {
+                endpoint: Box::new(spec.endpoint),
+                key,
+                max_turns: spec.max_turns,
+            }
+        }
+        Some(preset) => Kind::Cli {
+            cli: Box::new(CliAgent::from_config(preset, c)),
+            env,
+        },
+    })
+}
+
 /// The plan of a run (or of a turn of `--continue`) from flags and configuration.
 pub fn plan(
     repo: &Repo,

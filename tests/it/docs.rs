@@ -26,6 +26,7 @@ const PAGES: &[&str] = &[
     "git-massgen-plan-resolve.1",
     "git-massgen-plan-continue.1",
     "git-massgen-plan-report.1",
+    "git-massgen-plan-new.1",
     "git-massgen-hooks.1",
     "git-massgen-hooks-install.1",
     "git-massgen-hooks-uninstall.1",

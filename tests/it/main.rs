@@ -20,6 +20,7 @@ mod llm_server;
 mod llm_wire;
 mod merge;
 mod plan;
+mod plan_new;
 mod plan_resolve;
 mod plan_run;
 mod ports;

@@ -1,11 +1,13 @@
 //! `git massgen plan`: task plans. `check FILE [--json]` reads a plan, reports every
 //! problem in it at its line and column, and shows a valid plan's tasks in waves; `run`
-//! (`run.rs`) runs one, `status` (`status.rs`) shows how far a plan got. `plan new` will
-//! join them.
+//! (`run.rs`) runs one, `status` (`status.rs`) shows how far a plan got, `new` (`new.rs`)
+//! has a planner agent write one, `resolve` and `continue` (`resolve.rs`) take a conflict
+//! resolved by hand, and `report` (`report.rs`) writes the plan's HTML page.
 //!
 //! Exit codes of `check`: 0 the plan is valid; 2 (usage) it is not, every problem printed,
 //! or there is no such plan; 3 a bare name outside a repository; 4 the file cannot be read.
 
+mod new;
 mod report;
 mod resolve;
 mod run;
@@ -46,6 +48,9 @@ pub enum PlanAction {
     /// Write the plan's HTML page: its graph, each task's winner, time and cost, and the
     /// conflict matrix.
     Report(report::ReportArgs),
+    /// Have a configured agent write a plan for a goal: checked like `plan check` (an
+    /// invalid plan is asked for again), written to .massgen/plans/NAME.toml, never run.
+    New(new::NewArgs),
 }
 
 /// `plan check`.
@@ -68,6 +73,7 @@ pub fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<Exit, CliError> {
         PlanAction::Resolve(resolve_args) => resolve::resolve(ctx, resolve_args),
         PlanAction::Continue(run_args) => resolve::continue_plan(ctx, run_args),
         PlanAction::Report(report_args) => report::report(ctx, report_args),
+        PlanAction::New(new_args) => new::new(ctx, new_args),
     }
 }
 

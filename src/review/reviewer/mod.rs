@@ -1,62 +1,28 @@
 //! Running one reviewer: a command (`command`), a CLI preset (`cli`), or the built-in
-//! LLM backends (`llm`). Each reads the change and answers `{"findings": [...]}`; an
-//! answer of the wrong shape is retried with what was wrong, up to the attempts allowed
-//! ([`crate::ask`]'s loop), and then the reviewer has failed.
+//! LLM backends (`llm`), asked through [`crate::ask::respondent`]. Each reads the change
+//! and answers `{"findings": [...]}`; an answer of the wrong shape is retried with what was
+//! wrong, up to the attempts allowed, and then the reviewer has failed. What is a review's
+//! own is here: its prompt and environment, what a valid answer is, and the findings kept
+//! only where they exist in the reviewed tree.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::{Finding, Parsed, ReviewerOutcome};
-use crate::agent::cli::CliAgent;
-use crate::ask::{self, Secret};
+use crate::ask::respondent::{self, Question};
+use crate::llm::chat::ToolSpec;
 use crate::run::plan::PlanError;
 
-mod cli;
-mod command;
-mod llm;
-
 /// A reviewer, resolved from configuration.
-#[derive(Debug, Clone)]
-pub struct Reviewer {
-    pub name: String,
-    pub kind: ReviewerKind,
-    pub timeout: Duration,
-}
+pub type Reviewer = respondent::Respondent;
 
-#[derive(Debug, Clone)]
-pub enum ReviewerKind {
-    /// argv with placeholders `{diff}`, `{worktree}`, `{base}`, `{head}`, and its env.
-    Command {
-        argv: Vec<String>,
-        env: Vec<(String, String)>,
-    },
-    /// A coding-agent CLI, started read-only in the reviewed tree with the review prompt.
-    Cli {
-        cli: Box<CliAgent>,
-        env: Vec<(String, String)>,
-    },
-    /// The built-in HTTP backends, in this process.
-    Llm {
-        endpoint: Box<crate::llm::Endpoint>,
-        key: Option<Secret>,
-        /// Turns of the conversation, at most.
-        max_turns: u32,
-    },
-}
-
-impl ReviewerKind {
-    pub fn name(&self) -> String {
-        match self {
-            ReviewerKind::Command { .. } => "command".into(),
-            ReviewerKind::Cli { cli, .. } => cli.preset.name().into(),
-            ReviewerKind::Llm { .. } => "llm".into(),
-        }
-    }
-}
+/// How a reviewer runs: a command (argv with placeholders `{diff}`, `{worktree}`, `{base}`,
+/// `{head}`), a CLI started read-only, or the built-in backends.
+pub type ReviewerKind = respondent::Kind;
 
 /// What every reviewer of one review is given.
 #[derive(Debug, Clone)]
@@ -81,18 +47,10 @@ pub struct Setting {
 }
 
 /// The rules of a reviewer's process: the review's own, with its directory writable.
-pub(super) fn setting_rules(setting: &Setting) -> Option<crate::sandbox::Rules> {
+fn setting_rules(setting: &Setting) -> Option<crate::sandbox::Rules> {
     let mut rules = setting.sandbox.clone()?;
     rules.write.push(setting.dir.clone());
     Some(rules)
-}
-
-impl Setting {
-    fn log(&self, reviewer: &str, stream: &str) -> PathBuf {
-        self.dir
-            .join("logs")
-            .join(format!("{reviewer}.{stream}.log"))
-    }
 }
 
 /// Runs one reviewer within its time limit; cancellation stops it.
@@ -115,39 +73,29 @@ pub async fn review(
         ),
         ..Default::default()
     };
-    let answer = match std::fs::create_dir_all(setting.dir.join("logs")) {
-        Err(e) => Err(format!("cannot create the log directory: {e}")),
-        Ok(()) => match &reviewer.kind {
-            ReviewerKind::Command { argv, env } => {
-                command::review(reviewer, argv, env, setting, cancel, &mut outcome.warnings).await
-            }
-            ReviewerKind::Cli { cli, env } => {
-                cli::review(reviewer, cli, env, setting, cancel, &mut outcome).await
-            }
-            ReviewerKind::Llm {
-                endpoint,
-                key,
-                max_turns,
-            } => {
-                let mut cancel = cancel;
-                let run = llm::review(
-                    reviewer,
-                    endpoint,
-                    key.as_ref(),
-                    *max_turns,
-                    setting,
-                    &mut outcome,
-                );
-                tokio::select! {
-                    r = tokio::time::timeout(reviewer.timeout, run) => r.unwrap_or_else(|_| Err(format!(
-                        "timed out after {}",
-                        humantime::format_duration(reviewer.timeout)
-                    ))),
-                    _ = cancel.wait_for(|c| *c) => Err("interrupted".into()),
-                }
-            }
-        },
+    let asking = respondent::Setting {
+        dir: setting.dir.clone(),
+        tree: setting.worktree.clone(),
+        prompt: setting.prompt.clone(),
+        placeholders: [
+            ("diff", &setting.diff_file.display().to_string()),
+            ("worktree", &setting.worktree.display().to_string()),
+            ("base", &setting.base),
+            ("head", &setting.head),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect(),
+        env: review_env(reviewer, setting),
+        sandbox: setting_rules(setting),
+        max_attempts: setting.max_attempts,
     };
+    let mut report = respondent::Report::default();
+    let answer = respondent::ask(reviewer, &asking, &Review, cancel, &mut report)
+        .await
+        .map_err(|why| respondent::describe(&why, report.attempts));
+    outcome.usage = report.usage;
+    outcome.warnings = report.warnings;
     match answer.map(|parsed| grounded(parsed, &setting.worktree)) {
         Ok((parsed, dropped)) => {
             outcome.ok = true;
@@ -161,6 +109,67 @@ pub async fn review(
     outcome
 }
 
+/// What a reviewer is asked: findings, reported with `report_findings` by a model.
+struct Review;
+
+impl Question for Review {
+    type Answer = Parsed;
+
+    fn check(&self, answer: &Value) -> Result<Parsed, String> {
+        findings_of(answer)
+    }
+
+    fn role(&self) -> &'static str {
+        "the reviewer"
+    }
+
+    fn shape(&self) -> &'static str {
+        "{\"findings\": [...]}"
+    }
+
+    fn system(&self) -> &'static str {
+        "You are a careful, precise code reviewer. You read the change and the code around \
+         it, report only real problems, and answer by calling `report_findings`."
+    }
+
+    fn tool(&self) -> ToolSpec {
+        report_tool()
+    }
+
+    fn nudge(&self) -> &'static str {
+        "Finish the review by calling `report_findings` (with an empty list when the change has no problem)."
+    }
+}
+
+fn report_tool() -> ToolSpec {
+    ToolSpec {
+        name: "report_findings",
+        description: "Report your review: every problem you found in the change (an empty list when there is none). Call it once, at the end.",
+        schema: json!({
+            "type": "object",
+            "properties": {
+                "findings": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "path": { "type": "string", "description": "File, relative to the repository root." },
+                            "line": { "type": "integer", "minimum": 1 },
+                            "end_line": { "type": "integer", "minimum": 1 },
+                            "severity": { "type": "string", "enum": ["error", "warning", "info"] },
+                            "title": { "type": "string", "description": "The problem in a few words." },
+                            "message": { "type": "string", "description": "What is wrong and why it matters." },
+                            "suggestion": { "type": "string", "description": "How to fix it." },
+                        },
+                        "required": ["path", "line", "severity", "title", "message"],
+                    },
+                },
+            },
+            "required": ["findings"],
+        }),
+    }
+}
+
 /// The example finding of `templates/review.md`: an answer that copies it found nothing.
 const EXAMPLE: (&str, u32, &str) = ("src/file.rs", 12, "the problem in a few words");
 
@@ -170,7 +179,7 @@ fn is_example(f: &Finding) -> bool {
 
 /// A reviewer's answer read as findings, whatever its kind: of the right shape, and not
 /// only the template's example copied (which is asked again, like any wrong answer).
-pub(super) fn findings_of(answer: &Value) -> Result<Parsed, String> {
+fn findings_of(answer: &Value) -> Result<Parsed, String> {
     let parsed = crate::review::parse_findings(answer)?;
     if !parsed.findings.is_empty() && parsed.findings.iter().all(is_example) {
         return Err(
@@ -238,14 +247,6 @@ fn line_count(tree: &Path, path: &str) -> Option<usize> {
     Some(newlines + usize::from(!bytes.is_empty() && !bytes.ends_with(b"\n")))
 }
 
-fn open_log(path: &std::path::Path) -> Result<std::fs::File, String> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))
-}
-
 /// The variables every reviewer process gets.
 fn review_env(reviewer: &Reviewer, setting: &Setting) -> Vec<(String, String)> {
     [
@@ -283,14 +284,6 @@ fn confined_tmp(reviewer: &Reviewer, setting: &Setting) -> Option<(String, Strin
     let tmp = setting.dir.join("tmp").join(&reviewer.name);
     std::fs::create_dir_all(&tmp).ok()?;
     Some(("TMPDIR".to_owned(), tmp.display().to_string()))
-}
-
-/// The findings in an agent's final message: the whole text as JSON, else the last fenced
-/// block that is, else the outermost braces ([`ask::json::in_text`]); the error is the
-/// feedback for the next attempt.
-pub fn findings_in_text(text: &str) -> Result<Value, String> {
-    ask::json::in_text(text)
-        .ok_or_else(|| "the final message holds no {\"findings\": [...]} JSON".into())
 }
 
 /// Default time limit of one reviewer.
@@ -341,26 +334,7 @@ pub fn from_config(
         if !chosen.reviewers.is_empty() && !chosen.reviewers.contains(&name) {
             continue;
         }
-        let env: Vec<(String, String)> =
-            c.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let kind = match crate::agent::cli::Preset::from_kind(c.kind) {
-            None => ReviewerKind::Command {
-                argv: c.command.clone(),
-                env,
-            },
-            Some(crate::agent::cli::Preset::Llm) => {
-                let (spec, key) = crate::run::plan::in_process_llm(c, &llm, "reviewer")?;
-                ReviewerKind::Llm {
-                    endpoint: Box::new(spec.endpoint),
-                    key,
-                    max_turns: spec.max_turns,
-                }
-            }
-            Some(preset) => ReviewerKind::Cli {
-                cli: Box::new(CliAgent::from_config(preset, c)),
-                env,
-            },
-        };
+        let kind = crate::run::plan::respondent_kind(c, &llm, "reviewer")?;
         out.push(Reviewer {
             name,
             kind,
@@ -397,15 +371,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn findings_are_found_in_prose() {
-        let fenced = "Here is my review.\n```json\n{\"findings\": [{\"path\": \"a\", \"line\": 1, \"title\": \"t\"}]}\n```\nDone.";
-        assert!(findings_in_text(fenced).unwrap()["findings"].is_array());
-        let bare = "Review: {\"findings\": []} that is all";
-        assert!(findings_in_text(bare).unwrap()["findings"].is_array());
-        assert!(findings_in_text("{\"findings\": []}").is_ok());
-        assert_eq!(
-            findings_in_text("No problems found.").unwrap_err(),
-            "the final message holds no {\"findings\": [...]} JSON"
-        );
+    fn a_review_answer_is_findings_that_do_not_only_echo_the_example() {
+        assert!(Review.check(&json!({"findings": []})).is_ok());
+        let echo = json!({"findings": [{"path": "src/file.rs", "line": 12, "severity": "error",
+            "title": "the problem in a few words", "message": "m"}]});
+        let why = Review.check(&echo).unwrap_err();
+        assert!(why.contains("echoes the example finding"), "{why}");
+        assert!(Review.check(&json!({"finding": []})).is_err());
     }
 }

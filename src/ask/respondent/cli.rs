@@ -1,57 +1,56 @@
-//! CLI reviewers: a coding-agent CLI started read-only in the reviewed tree with the review
-//! prompt; the JSON in its final message is the answer. A malformed answer is asked for
-//! again in the same session, where the CLI can resume one.
+//! CLI respondents: a coding-agent CLI started read-only in the tree with the prompt; the
+//! JSON in its final message is the answer. A malformed answer is asked for again in the
+//! same session, where the CLI can resume one.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use tokio::sync::watch;
 
-use super::{Reviewer, Setting, findings_in_text, open_log, review_env, setting_rules};
+use super::{Question, Report, Respondent, Setting, in_message, open_log};
 use crate::agent::cli::{CliAgent, LaunchCtx};
 use crate::agent::events::Usage;
 use crate::agent::process::{self, Job, leftovers};
 use crate::ask::{self, Asker, Attempt, GaveUp};
 use crate::git::cmd::GIT_REPO_ENV;
-use crate::review::{Parsed, ReviewerOutcome};
 
-/// A CLI preset: started read-only in the reviewed tree; its final message is the answer.
-/// A malformed answer is asked again in the same session where the CLI can resume.
-pub(super) async fn review(
-    reviewer: &Reviewer,
+pub(super) async fn ask<Q: Question>(
+    respondent: &Respondent,
     cli: &CliAgent,
     env: &[(String, String)],
     setting: &Setting,
+    question: &Q,
     cancel: watch::Receiver<bool>,
-    outcome: &mut ReviewerOutcome,
-) -> Result<Parsed, String> {
-    let home = setting.dir.join("homes").join(&reviewer.name);
-    std::fs::create_dir_all(&home).map_err(|e| format!("cannot create {}: {e}", home.display()))?;
-    let mut asker = CliReviewer {
-        reviewer,
+    report: &mut Report,
+) -> Result<Q::Answer, GaveUp> {
+    let home = setting.dir.join("homes").join(&respondent.name);
+    std::fs::create_dir_all(&home)
+        .map_err(|e| GaveUp::Failed(format!("cannot create {}: {e}", home.display())))?;
+    let mut asker = CliAsker {
+        respondent,
         cli,
         env,
         setting,
+        question,
         home,
-        deadline: Instant::now() + reviewer.timeout,
+        deadline: Instant::now() + respondent.timeout,
         cancel,
         session: None,
         usage: Usage::default(),
-        outcome,
+        report,
     };
     let asked = ask::until_answered(&mut asker, setting.max_attempts).await;
-    asked.result.map_err(|gave_up| match gave_up {
-        GaveUp::Failed(why) => why,
-        GaveUp::Malformed(last) => format!("no valid answer: {last}"),
-    })
+    asker.report.attempts = asked.attempts;
+    asked.result
 }
 
-/// A CLI reviewer: launched with the review prompt, then resumed with the feedback.
-struct CliReviewer<'a> {
-    reviewer: &'a Reviewer,
+/// A CLI: launched with the prompt, then resumed with the feedback.
+struct CliAsker<'a, Q> {
+    respondent: &'a Respondent,
     cli: &'a CliAgent,
     env: &'a [(String, String)],
     setting: &'a Setting,
+    question: &'a Q,
     /// Its configuration home.
     home: PathBuf,
     /// One time limit for all attempts.
@@ -62,40 +61,41 @@ struct CliReviewer<'a> {
     /// Over all attempts.
     usage: Usage,
     /// Its warnings and usage go here as they come.
-    outcome: &'a mut ReviewerOutcome,
+    report: &'a mut Report,
 }
 
-impl Asker for CliReviewer<'_> {
-    type Answer = Parsed;
+impl<Q: Question> Asker for CliAsker<'_, Q> {
+    type Answer = Q::Answer;
 
-    async fn ask(&mut self, attempt: u32, feedback: &str) -> Attempt<Parsed> {
+    async fn ask(&mut self, attempt: u32, feedback: &str) -> Attempt<Q::Answer> {
         self.once(attempt, feedback)
             .await
             .unwrap_or_else(Attempt::Failed)
     }
 
-    /// A malformed answer is asked again only in its session: a fresh one would review
-    /// all over again.
+    /// A malformed answer is asked again only in its session: a fresh one would start all
+    /// over again.
     fn can_ask_again(&self) -> bool {
         self.session.is_some()
     }
 }
 
-impl CliReviewer<'_> {
+impl<Q: Question> CliAsker<'_, Q> {
     /// One attempt; `Err` when it failed.
-    async fn once(&mut self, attempt: u32, feedback: &str) -> Result<Attempt<Parsed>, String> {
+    async fn once(&mut self, attempt: u32, feedback: &str) -> Result<Attempt<Q::Answer>, String> {
         let (cli, setting) = (self.cli, self.setting);
         let prompt = if attempt == 1 {
             setting.prompt.clone()
         } else {
             format!(
-                "Your answer could not be read: {feedback}. Reply with only the JSON object \
-                 {{\"findings\": [...]}} described before, and nothing else."
+                "Your answer could not be used: {feedback}. Reply with only the JSON object \
+                 {} described before, and nothing else.",
+                self.question.shape()
             )
         };
         let launch = cli.launch(&LaunchCtx {
             prompt: &prompt,
-            worktree: &setting.worktree,
+            worktree: &setting.tree,
             home: &self.home,
             resume: self.session.as_deref(),
             read_only: true,
@@ -109,17 +109,18 @@ impl CliReviewer<'_> {
         let (reading, watcher) = cli.reading(|_| {});
         let mut vars = launch.env.clone();
         vars.extend(self.env.iter().cloned());
-        vars.extend(review_env(self.reviewer, setting));
+        vars.extend(setting.env.iter().cloned());
+        let name = &self.respondent.name;
         let job = Job {
             argv: &launch.argv,
-            cwd: &setting.worktree,
+            cwd: &setting.tree,
             env: vars,
             env_remove: GIT_REPO_ENV,
-            stdout: open_log(&setting.log(&self.reviewer.name, "stdout"))?,
-            stderr: open_log(&setting.log(&self.reviewer.name, "stderr"))?,
+            stdout: open_log(&setting.log(name, "stdout"))?,
+            stderr: open_log(&setting.log(name, "stderr"))?,
             timeout: self.deadline.saturating_duration_since(Instant::now()),
             watch: Some(watcher),
-            sandbox: setting_rules(setting),
+            sandbox: setting.sandbox.clone(),
         };
         let finished = process::supervise(job, self.cancel.clone(), |_| {})
             .await
@@ -131,9 +132,10 @@ impl CliReviewer<'_> {
                 ),
                 _ => format!("cannot start `{}`: {e}", launch.argv[0]),
             })?;
-        self.outcome
-            .warnings
-            .extend(leftovers::describe(&finished.leftovers, "the reviewer"));
+        self.report.warnings.extend(leftovers::describe(
+            &finished.leftovers,
+            self.question.role(),
+        ));
         let this = reading.report();
         if this.has_usage {
             if cli.preset.cumulative_usage() {
@@ -141,7 +143,7 @@ impl CliReviewer<'_> {
             } else {
                 self.usage.add(&this.usage);
             }
-            self.outcome.usage = Some(self.usage.clone());
+            self.report.usage = Some(self.usage.clone());
         }
         if !finished.success() || this.ok == Some(false) {
             return Err(this.error.unwrap_or_else(|| finished.describe()));
@@ -150,8 +152,8 @@ impl CliReviewer<'_> {
             .final_message
             .as_deref()
             .ok_or_else(|| "the agent ended without a message".to_owned())
-            .and_then(findings_in_text)
-            .and_then(|v| super::findings_of(&v));
+            .and_then(|text| in_message(self.question, text))
+            .and_then(|v| self.question.check(&v));
         if answer.is_err() {
             // Where to ask again, if anywhere.
             self.session = this.session_id.filter(|_| cli.preset.can_resume());
