@@ -227,7 +227,7 @@ pub async fn drive(
         resumed.into_iter().map(|(id, rs)| (id, Ok(rs))).collect();
     let mut interrupted = false;
     let mut seen: Vec<(String, TaskStatus)> = Vec::new();
-    keep_up(&repo, plan, opts, &st, &say).await?;
+    keep_up(&repo, plan, opts, make, &st, &say).await?;
     loop {
         tell_changes(opts, &st, &mut seen);
         // Integrate finished runs in plan order: one waits while a task before it runs.
@@ -259,7 +259,7 @@ pub async fn drive(
                 }
             }
         }
-        keep_up(&repo, plan, opts, &st, &say).await?;
+        keep_up(&repo, plan, opts, make, &st, &say).await?;
         let startable = {
             let mut s = st.lock().expect("plan state lock");
             skip_dependents(&mut s, &say);
@@ -627,8 +627,13 @@ async fn resolve_by_agent(
         Err(e) => return Ok(Err(format!("its run failed: {e}"))),
     };
     {
+        // The target branch's new commits are no task of the plan.
         let mut s = st.lock().expect("plan state lock");
-        s.task_mut(&task.id).resolution_run = Some(rs.run.clone());
+        if let Some(t) = s.tasks.iter_mut().find(|t| t.id == task.id) {
+            t.resolution_run = Some(rs.run.clone());
+        } else {
+            s.target_resolution_run = Some(rs.run.clone());
+        }
         s.save(repo)?;
     }
     let Some(commit) = rs
@@ -686,6 +691,7 @@ async fn keep_up(
     repo: &Arc<Repo>,
     plan: &TaskPlan,
     opts: &Options,
+    make: &MakeRun<'_>,
     st: &Mutex<PlanState>,
     say: &Say,
 ) -> Result<(), PlanRunError> {
@@ -714,7 +720,48 @@ async fn keep_up(
     } else {
         let message = format!("massgen plan {}: the new commits of {short}\n", plan.name);
         let check = opts.check(repo, &plan.name, "target");
-        integrate::integrate(repo.clone(), ours, now, message, check).await?
+        let outcome = integrate::integrate(repo.clone(), ours, now, message.clone(), check).await?;
+        match (outcome, &plan.resolver) {
+            // The same conflict handling as a task's: the resolver, told what came in.
+            (Integration::Conflicts(paths), Some(resolver)) => {
+                say(Said::Info(format!(
+                    "massgen: plan {}: {short} moved, and its new commits conflict with the integration branch in {}; {resolver} resolves it",
+                    plan.name,
+                    crate::run::merge::name_some(&paths)
+                )));
+                let log = crate::git::cmd::Git::new(&repo.workdir)
+                    .args(["log", "--format=- %s", &format!("{known}..{now}")])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                let incoming = Task {
+                    id: "target".into(),
+                    title: format!("the new commits of {short}"),
+                    task: format!("Commits that arrived on {short} while the plan ran:\n{log}"),
+                    depends_on: Vec::new(),
+                    agents: Vec::new(),
+                    test: None,
+                    rounds: None,
+                    timeout: None,
+                    wave: 1,
+                };
+                let conflict = Conflict {
+                    ours,
+                    theirs: now,
+                    paths: paths.clone(),
+                };
+                match resolve_by_agent(repo, plan, &incoming, resolver, &conflict, opts, make, st)
+                    .await?
+                {
+                    Ok(merge) => {
+                        let check = opts.check(repo, &plan.name, "target");
+                        integrate::integrate(repo.clone(), ours, merge, message, check).await?
+                    }
+                    Err(why) => Integration::Unresolved(paths, why),
+                }
+            }
+            (outcome, _) => outcome,
+        }
     };
     let mut s = st.lock().expect("plan state lock");
     match outcome {
@@ -734,12 +781,13 @@ async fn keep_up(
         }
         Integration::Conflicts(paths) | Integration::Unresolved(paths, _) => {
             s.target_left_out = Some(now.to_string());
+            s.target_conflicts = paths.clone();
             s.save(repo)?;
             say(Said::Warn(format!(
-                "plan {}: {short} moved, and its new commits conflict with the integration branch in {}; the plan goes on without them (merge {short} into {} by hand to take them)",
+                "plan {}: {short} moved, and its new commits conflict with the integration branch in {}; the plan goes on without them (resolve it by hand with `git massgen plan resolve {} --target`)",
                 plan.name,
                 crate::run::merge::name_some(&paths),
-                s.integration_branch.trim_start_matches("refs/heads/")
+                plan.name
             )));
             Ok(())
         }

@@ -109,6 +109,15 @@ pub struct PlanState {
     /// integration branch (conflicts, or the integration test failed): not tried again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_left_out: Option<String>,
+    /// With `target_left_out`: the conflicted paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_conflicts: Vec<String>,
+    /// The run of the resolver on the target branch's new commits, when one tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_resolution_run: Option<String>,
+    /// Where `plan resolve --target` checked out their conflicting merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_resolving: Option<PathBuf>,
     /// In plan order.
     pub tasks: Vec<TaskState>,
 }
@@ -134,6 +143,9 @@ impl PlanState {
             updated_at: now,
             merged: None,
             target_left_out: None,
+            target_conflicts: Vec::new(),
+            target_resolution_run: None,
+            target_resolving: None,
             tasks: plan.tasks.iter().map(new_task).collect(),
         }
     }

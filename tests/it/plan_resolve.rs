@@ -218,3 +218,92 @@ git -C "$REPO" update-ref refs/heads/main "$c""#,
     let main = repo.git(&["rev-parse", "main"]);
     assert_eq!(state["target_commit"], main.as_str());
 }
+
+/// Task a's agent writes `a.txt` and moves main to a commit that writes `a.txt`
+/// differently: the target branch's new commits conflict with the integration branch.
+const CLASHING_MOVER: &str = r#"echo a > a.txt
+blob=$(echo upstream | git -C "$REPO" hash-object -w --stdin)
+tree=$( (git -C "$REPO" ls-tree main; printf '100644 blob %s\ta.txt\n' "$blob") | git -C "$REPO" mktree)
+c=$(git -C "$REPO" commit-tree "$tree" -p main -m upstream)
+git -C "$REPO" update-ref refs/heads/main "$c""#;
+
+fn moving_plan(resolver: Option<&str>) -> String {
+    let resolver = resolver.map_or_else(String::new, |r| format!("resolver = \"{r}\"\n"));
+    format!(
+        "name = \"moving\"\n{resolver}[[tasks]]\nid = \"a\"\ntask = \"make a\"\nagents = [\"mover\"]\n[[tasks]]\nid = \"b\"\ntask = \"make b\"\nagents = [\"w\"]\ndepends_on = [\"a\"]\n"
+    )
+}
+
+#[test]
+fn new_target_commits_that_conflict_are_resolved_by_hand_or_by_the_resolver() {
+    let (repo, _count) = repo();
+    add_agent(&repo, "mover", CLASHING_MOVER);
+    repo.write("plan.toml", &moving_plan(None));
+    let run = repo
+        .massgen()
+        .args(["plan", "run", "plan.toml", "--json"])
+        .run()
+        .expect_code(0);
+    run.assert_stderr("git massgen plan resolve moving --target");
+    let state = run.json();
+    assert_eq!(state["target_conflicts"], serde_json::json!(["a.txt"]));
+    let main = repo.git(&["rev-parse", "main"]);
+    assert_eq!(state["target_left_out"], main.as_str());
+    let shown = repo
+        .massgen()
+        .args(["plan", "resolve", "moving", "--target"])
+        .run()
+        .expect_code(0)
+        .stdout;
+    let dir = shown
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("the merge of the new commits of the target branch is checked out in ")
+        })
+        .unwrap_or_else(|| panic!("{shown}"))
+        .to_owned();
+    let dir = Path::new(&dir);
+    std::fs::write(dir.join("a.txt"), "a and upstream\n").unwrap();
+    assert!(git_in(dir, &["add", "-A"]).status.success());
+    assert!(git_in(dir, &["commit", "--no-edit", "-q"]).status.success());
+    let state = repo
+        .massgen()
+        .args(["plan", "continue", "moving", "--json"])
+        .expect_json(0);
+    assert_eq!(state["target_commit"], main.as_str(), "{state:#}");
+    assert!(state.get("target_left_out").is_none(), "{state:#}");
+    let tip = "massgen/plan/moving/integration";
+    assert_eq!(
+        repo.git(&["show", &format!("{tip}:a.txt")]),
+        "a and upstream"
+    );
+    assert_eq!(repo.git(&["show", &format!("{tip}:b.txt")]), "b");
+    assert!(!dir.exists());
+    repo.assert_fsck_clean();
+
+    // With a resolver, the same conflict is resolved as a task's would be.
+    let (repo, _count) = repo_with_resolver();
+    repo.write("plan.toml", &moving_plan(Some("fixer")));
+    let state = repo
+        .massgen()
+        .args(["plan", "run", "plan.toml", "--json"])
+        .expect_json(0);
+    assert!(state["target_resolution_run"].is_string(), "{state:#}");
+    let main = repo.git(&["rev-parse", "main"]);
+    assert_eq!(state["target_commit"], main.as_str());
+    assert_eq!(
+        repo.git(&["show", "massgen/plan/moving/integration:a.txt"]),
+        "a and clash"
+    );
+}
+
+fn repo_with_resolver() -> (TestRepo, std::path::PathBuf) {
+    let (repo, count) = repo();
+    add_agent(&repo, "mover", CLASHING_MOVER);
+    add_agent(
+        &repo,
+        "fixer",
+        r#"for f in $(grep -rl '^<<<<<<< ' --exclude-dir=.git .); do printf 'a and clash\n' > "$f"; done"#,
+    );
+    (repo, count)
+}

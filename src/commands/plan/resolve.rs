@@ -28,8 +28,16 @@ pub struct ResolveArgs {
     #[arg(value_name = "PLAN")]
     pub plan: PathBuf,
     /// The blocked task.
-    #[arg(value_name = "TASK")]
-    pub task: String,
+    #[arg(
+        value_name = "TASK",
+        required_unless_present = "target",
+        conflicts_with = "target"
+    )]
+    pub task: Option<String>,
+    /// The new commits of the branch the plan targets, which conflict with the integration
+    /// branch, instead of a task.
+    #[arg(long)]
+    pub target: bool,
 }
 
 pub fn resolve(ctx: &Ctx, args: &ResolveArgs) -> Result<Exit, CliError> {
@@ -37,16 +45,22 @@ pub fn resolve(ctx: &Ctx, args: &ResolveArgs) -> Result<Exit, CliError> {
     let config = ctx.config(&repo)?;
     let mut st = load(ctx, &repo, &args.plan)?;
     let name = st.plan.clone();
-    let Some(t) = st.tasks.iter().find(|t| t.id == args.task) else {
+    let root = crate::run::layout::worktree_root(&repo, config.run.worktree_root.as_deref());
+    let Some(task) = &args.task else {
+        return resolve_target(ctx, &repo, &mut st, &root);
+    };
+    let Some(t) = st.tasks.iter().find(|t| t.id == *task) else {
         let ids: Vec<&str> = st.tasks.iter().map(|t| t.id.as_str()).collect();
-        return Err(
-            CliError::usage(format!("plan {name} has no task {}", args.task))
-                .hint(format!("its tasks: {}", ids.join(", "))),
-        );
+        return Err(CliError::usage(format!("plan {name} has no task {}", task))
+            .hint(format!("its tasks: {}", ids.join(", "))));
     };
     if let Some(dir) = t.resolving.clone().filter(|d| d.exists()) {
-        ctx.ui
-            .out(&instructions(&name, &args.task, &dir, &t.conflicts));
+        ctx.ui.out(&instructions(
+            &name,
+            &format!("task {task}"),
+            &dir,
+            &t.conflicts,
+        ));
         return Ok(Exit::Success);
     }
     let theirs = match (&t.status, &t.commit, t.conflicts.is_empty()) {
@@ -54,20 +68,19 @@ pub fn resolve(ctx: &Ctx, args: &ResolveArgs) -> Result<Exit, CliError> {
         _ => {
             return Err(CliError::usage(format!(
                 "task {} of plan {name} is {}, not blocked by a conflict",
-                args.task,
+                task,
                 t.status.as_str()
             ))
             .hint(format!("see the plan: git massgen plan status {name}")));
         }
     };
     let ours = commit_id(&st.integration_commit)?;
-    let root = crate::run::layout::worktree_root(&repo, config.run.worktree_root.as_deref());
     let dir = root
         .join("plans")
         .join(&name)
-        .join(format!("resolve-{}", args.task));
+        .join(format!("resolve-{task}"));
     let paths = resolve::check_out(&repo, ours, theirs, &dir)?;
-    let t = st.task_mut(&args.task);
+    let t = st.task_mut(&task);
     t.resolving = Some(dir.clone());
     t.conflicts = if paths.is_empty() {
         t.conflicts.clone()
@@ -80,15 +93,57 @@ pub fn resolve(ctx: &Ctx, args: &ResolveArgs) -> Result<Exit, CliError> {
     ));
     let conflicts = t.conflicts.clone();
     st.save(&repo)?;
+    ctx.ui.out(&instructions(
+        &name,
+        &format!("task {task}"),
+        &dir,
+        &conflicts,
+    ));
+    Ok(Exit::Success)
+}
+
+/// `plan resolve PLAN --target`: the target branch's new commits that conflict, checked
+/// out merged onto the integration branch.
+fn resolve_target(
+    ctx: &Ctx,
+    repo: &crate::git::Repo,
+    st: &mut PlanState,
+    root: &std::path::Path,
+) -> Result<Exit, CliError> {
+    let name = st.plan.clone();
+    let what = "the new commits of the target branch";
+    if let Some(dir) = st.target_resolving.clone().filter(|d| d.exists()) {
+        ctx.ui
+            .out(&instructions(&name, what, &dir, &st.target_conflicts));
+        return Ok(Exit::Success);
+    }
+    let Some(theirs) = st.target_left_out.clone() else {
+        return Err(CliError::usage(format!(
+            "the target branch of plan {name} has no new commits that conflict"
+        ))
+        .hint(format!("see the plan: git massgen plan status {name}")));
+    };
+    let dir = root.join("plans").join(&name).join("resolve-target");
+    let paths = resolve::check_out(
+        repo,
+        commit_id(&st.integration_commit)?,
+        commit_id(&theirs)?,
+        &dir,
+    )?;
+    if !paths.is_empty() {
+        st.target_conflicts = paths;
+    }
+    st.target_resolving = Some(dir.clone());
+    st.save(repo)?;
     ctx.ui
-        .out(&instructions(&name, &args.task, &dir, &conflicts));
+        .out(&instructions(&name, what, &dir, &st.target_conflicts));
     Ok(Exit::Success)
 }
 
 fn instructions(plan: &str, task: &str, dir: &std::path::Path, files: &[String]) -> String {
     let quoted = shell_words::quote(&dir.display().to_string()).into_owned();
     let mut out = format!(
-        "the merge of task {task} is checked out in {}\nconflicted files:\n",
+        "the merge of {task} is checked out in {}\nconflicted files:\n",
         dir.display()
     );
     for f in files {
@@ -112,7 +167,7 @@ pub fn continue_plan(ctx: &Ctx, args: &RunArgs) -> Result<Exit, CliError> {
         .filter(|t| t.resolving.is_some())
         .map(|t| t.id.clone())
         .collect();
-    if pending.is_empty() {
+    if pending.is_empty() && st.target_resolving.is_none() {
         ctx.ui.info(&format!(
             "massgen: plan {name}: no conflict is being resolved by hand"
         ));
@@ -130,11 +185,22 @@ pub fn continue_plan(ctx: &Ctx, args: &RunArgs) -> Result<Exit, CliError> {
         observer: None,
     };
     let repo = std::sync::Arc::new(repo);
+    if st.target_resolving.is_some() {
+        take_resolution(ctx, &repo, &mut st, Which::Target, &opts)?;
+    }
     for id in pending {
-        take_resolution(ctx, &repo, &mut st, &id, &opts)?;
+        take_resolution(ctx, &repo, &mut st, Which::Task(&id), &opts)?;
     }
     drop(repo);
-    super::run::run(ctx, args)
+    // The plan as it was run: a bare name finds its file through the state.
+    let args = RunArgs {
+        file: st.path.clone(),
+        jobs: args.jobs,
+        merge: args.merge,
+        json: args.json,
+        events: args.events.clone(),
+    };
+    super::run::run(ctx, &args)
 }
 
 /// The `integration_test` of the plan's file, when the file can still be read.
@@ -145,48 +211,79 @@ fn plan_test(ctx: &Ctx, repo: &crate::git::Repo, st: &PlanState) -> Option<Strin
         .and_then(|p| p.integration_test)
 }
 
-/// Puts the commit made in task `id`'s resolution worktree on the integration branch.
+/// What is being resolved by hand: a task, or the target branch's new commits.
+enum Which<'a> {
+    Task(&'a str),
+    Target,
+}
+
+/// Puts the commit made in a resolution worktree on the integration branch.
 fn take_resolution(
     ctx: &Ctx,
     repo: &std::sync::Arc<crate::git::Repo>,
     st: &mut PlanState,
-    id: &str,
+    which: Which<'_>,
     opts: &crate::plan::run::Options,
 ) -> Result<(), CliError> {
     let name = st.plan.clone();
-    let t = st.task(id).clone();
-    let dir = t.resolving.clone().expect("only tasks being resolved");
+    let (label, again, dir, theirs, conflicts) = match which {
+        Which::Task(id) => {
+            let t = st.task(id);
+            (
+                format!("task {id}"),
+                id.to_owned(),
+                t.resolving.clone(),
+                t.commit.clone(),
+                t.conflicts.clone(),
+            )
+        }
+        Which::Target => (
+            "the target branch's new commits".to_owned(),
+            "--target".to_owned(),
+            st.target_resolving.clone(),
+            st.target_left_out.clone(),
+            st.target_conflicts.clone(),
+        ),
+    };
+    let dir = dir.expect("only what is being resolved");
     let ours = commit_id(&st.integration_commit)?;
-    let theirs = commit_id(t.commit.as_deref().unwrap_or_default())?;
+    let theirs = commit_id(theirs.as_deref().unwrap_or_default())?;
     let not_yet = |why: String| {
-        CliError::new(Exit::Negative, format!("task {id} of plan {name}: {why}")).hint(format!(
+        CliError::new(Exit::Negative, format!("{label} of plan {name}: {why}")).hint(format!(
             "finish the merge in {}: resolve, `git add` the files and `git commit`; then run `git massgen plan continue {name}` again",
             dir.display()
         ))
     };
     if !dir.exists() {
-        st.task_mut(id).resolving = None;
+        match which {
+            Which::Task(id) => st.task_mut(id).resolving = None,
+            Which::Target => st.target_resolving = None,
+        }
         st.save(repo)?;
         return Err(not_yet(format!(
-            "{} is gone; check the merge out again with `git massgen plan resolve {name} {id}`",
+            "{} is gone; check the merge out again with `git massgen plan resolve {name} {again}`",
             dir.display()
         )));
     }
     let head = resolve::head(&dir)?;
     if resolve::parents(repo, head)? != [ours, theirs] {
         return Err(not_yet(
-            "the resolution is not committed yet (its commit must merge the integration branch's tip and the task's winner)".into(),
+            "the resolution is not committed yet (its commit must merge the integration branch's tip and what is being merged)".into(),
         ));
     }
-    let left = resolve::markers_left(repo, head, &t.conflicts);
+    let left = resolve::markers_left(repo, head, &conflicts);
     if !left.is_empty() {
         return Err(not_yet(format!(
             "conflict markers are left in {}",
             crate::run::merge::name_some(&left)
         )));
     }
+    let id = match which {
+        Which::Task(id) => id,
+        Which::Target => "target",
+    };
     let check = opts.check(repo, &name, id);
-    let message = format!("massgen plan {name}: {id}\n");
+    let message = format!("massgen plan {name}: {label}, resolved by hand\n");
     let rt = super::super::runtime()?;
     let outcome = rt
         .block_on(integrate::integrate(
@@ -207,24 +304,35 @@ fn take_resolution(
             )));
         }
     };
-    let t = st.task_mut(id);
-    t.integrated = Some(new.to_string());
-    st.save(repo)?;
+    if let Which::Task(id) = which {
+        st.task_mut(id).integrated = Some(new.to_string());
+        st.save(repo)?;
+    }
     repo.set_ref(
         &st.integration_branch,
         new,
         Some(ours),
-        &format!("massgen: plan {name}: {id} resolved by hand"),
+        &format!("massgen: plan {name}: {label} resolved by hand"),
     )?;
     st.integration_commit = new.to_string();
-    let t = st.task_mut(id);
-    t.status = TaskStatus::Done;
-    t.reason = None;
-    t.resolving = None;
+    match which {
+        Which::Task(id) => {
+            let t = st.task_mut(id);
+            t.status = TaskStatus::Done;
+            t.reason = None;
+            t.resolving = None;
+        }
+        Which::Target => {
+            st.target_commit = theirs.to_string();
+            st.target_left_out = None;
+            st.target_conflicts.clear();
+            st.target_resolving = None;
+        }
+    }
     st.save(repo)?;
     crate::git::worktree::remove(repo, &dir)?;
     ctx.ui.info(&format!(
-        "massgen: plan {name}: task {id} done (resolved by hand)"
+        "massgen: plan {name}: {label} integrated (resolved by hand)"
     ));
     Ok(())
 }
