@@ -80,7 +80,7 @@ pub fn resolve(ctx: &Ctx, args: &ResolveArgs) -> Result<Exit, CliError> {
         .join(&name)
         .join(format!("resolve-{task}"));
     let paths = resolve::check_out(&repo, ours, theirs, &dir)?;
-    let t = st.task_mut(&task);
+    let t = st.task_mut(task);
     t.resolving = Some(dir.clone());
     t.conflicts = if paths.is_empty() {
         t.conflicts.clone()
