@@ -17,6 +17,7 @@ pub mod error;
 pub mod git;
 pub mod hooks;
 pub mod judge;
+pub mod learn;
 pub mod llm;
 pub mod model;
 pub mod plan;
