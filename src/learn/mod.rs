@@ -8,6 +8,7 @@
 
 pub mod counts;
 pub mod features;
+pub mod history;
 pub mod store;
 
 pub use counts::{Coordination, Counts, Fate, Learning, Machine, Merged};

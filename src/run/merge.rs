@@ -196,6 +196,13 @@ pub fn merge_candidate(
     state.merged = true;
     state.state = Phase::Merged;
     state.save(dir)?;
+    // Watched in history from now on; learning never fails a merge.
+    if let Err(e) = super::learning::record_merge(repo, state, agent, new_head) {
+        state
+            .warnings
+            .push(format!("cannot record the merge for learning: {e}"));
+        state.save(dir)?;
+    }
     Ok(outcome)
 }
 

@@ -8,6 +8,7 @@ pub mod conflicts;
 pub mod context;
 pub mod imports;
 pub mod layout;
+pub mod learning;
 pub mod merge;
 mod peers;
 pub mod pipeline;

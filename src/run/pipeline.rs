@@ -340,7 +340,11 @@ where
     let result = work(cancel_rx).await;
     signal_task.abort();
     match result {
-        Ok(()) => Ok(shared.snapshot_state()),
+        Ok(()) => {
+            let state = shared.snapshot_state();
+            learn_from(shared, &state).await;
+            Ok(shared.snapshot_state())
+        }
         Err(RunError::Interrupted) => {
             shared.update(|s| {
                 s.state = Phase::Interrupted;
@@ -371,6 +375,23 @@ where
             });
             Err(e)
         }
+    }
+}
+
+/// What the scored run teaches (`refs/massgen/learning`), after what history said of
+/// earlier merged winners. Learning never fails a run: a problem is a warning.
+async fn learn_from(shared: &Arc<Shared>, state: &RunState) {
+    let (repo, state) = (shared.repo.clone(), state.clone());
+    let learned = tokio::task::spawn_blocking(move || {
+        crate::learn::history::update(&repo, crate::learn::history::CONFIRM_AFTER)?;
+        super::learning::record_run(&repo, &state)
+    })
+    .await
+    .expect("learning does not panic");
+    if let Err(e) = learned {
+        let warning = format!("cannot record what the run taught: {e}");
+        let _ = shared.update(|s| s.warnings.push(warning.clone()));
+        (shared.report)(Event::Warning(warning));
     }
 }
 
