@@ -110,10 +110,7 @@ fn judge(repo: &Repo, commit: &str, candidate: &str, confirm_after: u64) -> (Fat
     ])
     .unwrap_or_default();
     let later: Vec<&str> = later.lines().take(confirm_after as usize).collect();
-    let inverse = patch_id(
-        repo,
-        &["diff", &format!("{commit}"), &format!("{commit}^1")],
-    );
+    let inverse = patch_id(repo, &["diff", commit, &format!("{commit}^1")]);
     for (i, c) in later.iter().enumerate() {
         let message = git(&["log", "-1", "--format=%B", c]).unwrap_or_default();
         let names_it = message.lines().any(|l| {
