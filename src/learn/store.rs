@@ -14,8 +14,8 @@ use crate::git::{GitError, GixContext, ObjectId, Repo};
 
 /// The ref that holds what was learned.
 pub const REF: &str = "refs/massgen/learning";
-/// This clone's machine id, in the repository's configuration.
-const MACHINE_KEY: &str = "massgen.machineId";
+/// This clone's machine id, in the repository's git directory.
+const MACHINE_FILE: &str = "massgen-machine-id";
 /// How many times an update is tried against concurrent ones.
 const ATTEMPTS: usize = 50;
 
@@ -30,21 +30,40 @@ pub enum LearnError {
     Git(#[from] GitError),
 }
 
-/// This clone's machine id: made once (random) and kept in the repository's configuration,
-/// so that every clone counts under its own.
+/// This clone's machine id: made once (random) and kept in the repository's git directory
+/// (`massgen-machine-id`, beside its config, never shared), so that every clone counts
+/// under its own.
 pub fn machine_id(repo: &Repo) -> Result<String, GitError> {
-    let out = crate::git::cmd::Git::new(&repo.workdir)
-        .args(["config", "--local", "--get", MACHINE_KEY])
-        .output()?;
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if !id.is_empty() {
-        return Ok(id);
+    let path = repo.common_dir.join(MACHINE_FILE);
+    let io = |source| GitError::Io {
+        what: "cannot keep the machine id in",
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
     }
+    // Written beside and linked into place: two processes at once agree on the first.
     let id = format!("{:016x}", fastrand::u64(..));
-    crate::git::cmd::Git::new(&repo.workdir)
-        .args(["config", "--local", MACHINE_KEY, &id])
-        .run()?;
-    Ok(id)
+    let staging = repo
+        .common_dir
+        .join(format!("{MACHINE_FILE}.{}", std::process::id()));
+    std::fs::write(&staging, format!("{id}\n")).map_err(io)?;
+    let linked = std::fs::hard_link(&staging, &path);
+    let _ = std::fs::remove_file(&staging);
+    match linked {
+        Ok(()) => Ok(id),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(std::fs::read_to_string(&path)
+                .map_err(io)?
+                .trim()
+                .to_owned())
+        }
+        Err(e) => Err(io(e)),
+    }
 }
 
 /// What the ref holds now (nothing learned when it does not exist), and its commit.

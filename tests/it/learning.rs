@@ -10,7 +10,7 @@ const FIX: &str = "sed -i 's/\\$2 - \\$3/$2 + $3/' calc.sh";
 const BREAK: &str = "echo 'exit 1' >> calc.sh";
 
 fn machine(repo: &TestRepo) -> Value {
-    let id = repo.git(&["config", "massgen.machineId"]);
+    let id = machine_id(repo);
     let text = repo.git(&[
         "cat-file",
         "-p",
@@ -44,7 +44,7 @@ fn a_scored_run_is_recorded_once_per_candidate_under_its_kind() {
         (Some(1), Some(0))
     );
     let run_id = out["run"].as_str().unwrap();
-    let id = repo.git(&["config", "massgen.machineId"]);
+    let id = machine_id(&repo);
     let records = repo.git(&[
         "cat-file",
         "-p",
@@ -106,4 +106,12 @@ fn a_reverted_winner_is_a_loss_and_a_surviving_one_is_confirmed() {
     let m = machine(&repo);
     assert_eq!(m["merged"][0]["fate"], "confirmed", "{m:#}");
     assert_eq!(m["agents"]["fixer"]["fix:shell"]["confirmed"], 1);
+}
+
+/// This clone's machine id, kept in its git directory.
+fn machine_id(repo: &TestRepo) -> String {
+    std::fs::read_to_string(repo.path.join(".git/massgen-machine-id"))
+        .unwrap()
+        .trim()
+        .to_owned()
 }
