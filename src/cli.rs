@@ -60,6 +60,12 @@ pub enum Command {
     Hooks(commands::hooks::HooksArgs),
     /// Write one self-contained HTML page of a run: ranking, evidence, diffs, comparisons.
     Report(commands::report::ReportArgs),
+    /// Which agent wins, per kind of task: runs, wins, win rate with a 90% interval, cost,
+    /// merged winners confirmed or reverted.
+    Stats(commands::stats::StatsArgs),
+    /// The statistics behind `stats`: `learn merge` another clone's, `learn export` and
+    /// `learn import` them as JSON, `learn reset`.
+    Learn(commands::learn::LearnArgs),
     /// Write the man pages (git-massgen.1 and one per command) where man finds them.
     InstallMan(commands::docs::InstallManArgs),
     /// Print shell completions (bash, zsh, fish).
@@ -169,6 +175,8 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<Exit, CliError> {
         Command::Plan(args) => commands::plan::plan(ctx, &args),
         Command::Hooks(args) => commands::hooks::hooks(ctx, &args),
         Command::Report(args) => commands::report::report(ctx, &args),
+        Command::Stats(args) => commands::stats::stats(ctx, &args),
+        Command::Learn(args) => commands::learn::learn(ctx, &args),
         Command::InstallMan(args) => commands::docs::install_man(ctx, &args),
         Command::Completions(args) => commands::docs::completions(ctx, &args),
         Command::Doctor(args) => commands::doctor::doctor(ctx, &args),

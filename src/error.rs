@@ -251,6 +251,21 @@ impl From<crate::plan::planner::PlannerError> for CliError {
     }
 }
 
+impl From<crate::learn::LearnError> for CliError {
+    fn from(err: crate::learn::LearnError) -> Self {
+        use crate::learn::LearnError;
+        match err {
+            LearnError::Git(g) => g.into(),
+            LearnError::Foreign { .. } => CliError::new(Exit::Failure, err).hint(format!(
+                "`git massgen learn reset` deletes {} (it is recorded anew by the next run)",
+                crate::learn::REF
+            )),
+            LearnError::Contended => CliError::new(Exit::Failure, err)
+                .hint("other git massgen processes keep updating it; try again"),
+        }
+    }
+}
+
 /// A plan file's errors as the user sees them: one per problem (each at its line and
 /// column, with its hint), in the order of the file; exit 2 for a plan that is wrong or
 /// missing, 4 for one that cannot be read.

@@ -8,11 +8,13 @@ pub mod docs;
 pub mod doctor;
 pub mod hooks;
 pub mod init;
+pub mod learn;
 pub mod merge;
 pub mod plan;
 pub mod report;
 pub mod review;
 pub mod run;
+pub mod stats;
 pub mod status;
 
 use std::path::{Path, PathBuf};

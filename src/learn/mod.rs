@@ -4,11 +4,15 @@
 //! without counting twice); agents picked for a new task by Thompson sampling on those
 //! counters; merged winners later confirmed or turned into losses by history.
 //!
-//! The kind of a task comes from a small deterministic featurizer ([`features`]).
+//! The kind of a task comes from a small deterministic featurizer ([`features`]). Copies
+//! of the statistics travel between clones as refs or files ([`share`]); `stats` shows
+//! them ([`stats`]).
 
 pub mod counts;
 pub mod features;
 pub mod history;
+pub mod share;
+pub mod stats;
 pub mod store;
 
 pub use counts::{Coordination, Counts, Fate, Learning, Machine, Merged};

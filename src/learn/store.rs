@@ -126,21 +126,61 @@ pub fn update(
     })
 }
 
-/// Changes the whole statistics (every machine's: `learn merge`, `import`) by
-/// compare-and-swap on the ref.
+/// Changes the whole statistics (every machine's: `learn import`) by compare-and-swap on
+/// the ref.
 pub fn update_all(
     repo: &Repo,
     message: &str,
+    change: impl FnMut(&mut Learning) -> Vec<(String, Vec<u8>)>,
+) -> Result<(), LearnError> {
+    update_with(repo, message, None, change)
+}
+
+/// Merges another clone's statistics, the commit `other` (`learn merge`): `change` folds
+/// them into ours. The result is a merge commit with `other` as its second parent, so
+/// that pushing our ref afterwards fast-forwards the one `other` came from; when ours is
+/// behind `other` and `change` adds nothing of ours, the ref simply moves to `other`.
+pub fn merge_commit(
+    repo: &Repo,
+    other: ObjectId,
+    message: &str,
+    change: impl FnMut(&mut Learning) -> Vec<(String, Vec<u8>)>,
+) -> Result<(), LearnError> {
+    update_with(repo, message, Some(other), change)
+}
+
+/// The compare-and-swap loop of every update; `other`: the commit merged in, if any.
+fn update_with(
+    repo: &Repo,
+    message: &str,
+    other: Option<ObjectId>,
     mut change: impl FnMut(&mut Learning) -> Vec<(String, Vec<u8>)>,
 ) -> Result<(), LearnError> {
+    // What `other` holds, read once: a fast-forward needs our result to equal it.
+    let theirs = other.map(|o| read_commit(repo, o)).transpose()?;
     for _ in 0..ATTEMPTS {
         let (mut learning, tip) = load(repo)?;
         let before = learning.clone();
         let files = change(&mut learning);
-        if learning == before && files.is_empty() {
+        // Whether history must still record `other` (it is not among our ancestors), and
+        // whether the ref can just move to it (we are among its ancestors).
+        let (join, fast_forward) = match (other, tip) {
+            (None, _) => (false, false),
+            (Some(_), None) => (true, true),
+            (Some(o), Some(t)) if repo.is_ancestor(o, t)? => (false, false),
+            (Some(o), Some(t)) => (true, repo.is_ancestor(t, o)?),
+        };
+        if !join && learning == before && files.is_empty() {
             return Ok(());
         }
-        let commit = write(repo, &learning, &files, tip, message)?;
+        let commit = match (other, &theirs) {
+            (Some(o), Some(theirs)) if fast_forward && learning == *theirs => o,
+            _ => {
+                let parents: Vec<ObjectId> =
+                    tip.into_iter().chain(other.filter(|_| join)).collect();
+                write(repo, &learning, &files, &parents, message)?
+            }
+        };
         match repo.set_ref(REF, commit, tip, message) {
             Ok(()) => return Ok(()),
             // Another process moved it first: read again, change again.
@@ -158,17 +198,18 @@ pub fn reset(repo: &Repo) -> Result<bool, GitError> {
     repo.delete_ref(REF)
 }
 
-/// A commit holding `learning`'s machine files and `files`, on `parent`'s tree.
+/// A commit holding `learning`'s machine files and `files`, on the first parent's tree.
 fn write(
     repo: &Repo,
     learning: &Learning,
     files: &[(String, Vec<u8>)],
-    parent: Option<ObjectId>,
+    parents: &[ObjectId],
     message: &str,
 ) -> Result<ObjectId, GitError> {
     let local = repo.local();
-    let base = match parent {
-        Some(p) => repo.tree_of(p)?,
+    // On the first parent's tree: our records stay; the other side's come as `files`.
+    let base = match parents.first() {
+        Some(p) => repo.tree_of(*p)?,
         None => ObjectId::empty_tree(gix::hash::Kind::Sha1),
     };
     let mut editor = local
@@ -201,7 +242,7 @@ fn write(
     let mut time = gix::date::parse::TimeBuf::default();
     let sig = sig.to_ref(&mut time);
     Ok(local
-        .new_commit_as(sig, sig, message, tree, parent)
+        .new_commit_as(sig, sig, message, tree, parents.iter().copied())
         .ctx(|| "cannot write the statistics' commit".into())?
         .id)
 }

@@ -7,8 +7,8 @@ use std::process::Command;
 
 use crate::support::{Massgen, TestRepo, seal};
 
-/// Every page `install-man` writes: the main one, the visible commands, `plan`'s and
-/// `hooks`' commands.
+/// Every page `install-man` writes: the main one, the visible commands, `plan`'s,
+/// `hooks`' and `learn`'s commands.
 const PAGES: &[&str] = &[
     "git-massgen.1",
     "git-massgen-init.1",
@@ -31,6 +31,12 @@ const PAGES: &[&str] = &[
     "git-massgen-hooks-install.1",
     "git-massgen-hooks-uninstall.1",
     "git-massgen-report.1",
+    "git-massgen-stats.1",
+    "git-massgen-learn.1",
+    "git-massgen-learn-merge.1",
+    "git-massgen-learn-export.1",
+    "git-massgen-learn-import.1",
+    "git-massgen-learn-reset.1",
     "git-massgen-install-man.1",
     "git-massgen-completions.1",
     "git-massgen-doctor.1",

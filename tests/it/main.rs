@@ -14,6 +14,7 @@ mod escapes_process;
 mod filters;
 mod hooks;
 mod imports;
+mod learn;
 mod learning;
 mod lifecycle;
 mod llm;
