@@ -39,6 +39,21 @@ pub enum LearnAction {
     Import(ImportArgs),
     /// Delete refs/massgen/learning: learn afresh from the next run.
     Reset,
+    /// Look for this clone's merged winners in the current branch's history: a revert makes
+    /// a loss, surviving `--after` later commits confirms (each run also does this first).
+    Update(UpdateArgs),
+}
+
+/// `learn update`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Later commits a merged winner must survive to be confirmed.
+    #[arg(long, value_name = "N", default_value_t = crate::learn::history::CONFIRM_AFTER,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub after: u64,
+    /// Print what was found as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `learn merge`.
@@ -78,7 +93,31 @@ pub fn learn(ctx: &Ctx, args: &LearnArgs) -> Result<Exit, CliError> {
         LearnAction::Export(a) => export(ctx, &repo, a),
         LearnAction::Import(a) => import(ctx, &repo, a),
         LearnAction::Reset => reset(ctx, &repo),
+        LearnAction::Update(a) => update(ctx, &repo, a),
     }
+}
+
+fn update(ctx: &Ctx, repo: &Repo, args: &UpdateArgs) -> Result<Exit, CliError> {
+    let found = crate::learn::history::update(repo, args.after)?;
+    if args.json {
+        ctx.ui.json(&found);
+        return Ok(Exit::Success);
+    }
+    let mut text = String::new();
+    for (agent, run) in &found.reverted {
+        text.push_str(&format!(
+            "reverted: {agent}'s winner of run {run} (a loss)\n"
+        ));
+    }
+    for (agent, run) in &found.confirmed {
+        text.push_str(&format!("confirmed: {agent}'s winner of run {run}\n"));
+    }
+    text.push_str(&format!(
+        "{} still pending\n",
+        crate::ui::count(found.pending, "merged winner")
+    ));
+    ctx.ui.out(&text);
+    Ok(Exit::Success)
 }
 
 fn merge(ctx: &Ctx, repo: &Repo, args: &MergeArgs) -> Result<Exit, CliError> {

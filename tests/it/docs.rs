@@ -37,6 +37,7 @@ const PAGES: &[&str] = &[
     "git-massgen-learn-export.1",
     "git-massgen-learn-import.1",
     "git-massgen-learn-reset.1",
+    "git-massgen-learn-update.1",
     "git-massgen-install-man.1",
     "git-massgen-completions.1",
     "git-massgen-doctor.1",

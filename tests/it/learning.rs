@@ -73,10 +73,16 @@ fn a_reverted_winner_is_a_loss_and_a_surviving_one_is_confirmed() {
     let m = machine(&repo);
     assert_eq!(m["agents"]["fixer"]["fix:shell"]["merged"], 1, "{m:#}");
     assert_eq!(m["merged"][0]["fate"], "pending");
-    // Reverted by hand, the way git does it.
+    // Reverted by hand, the way git does it; `learn update` finds it.
     repo.git(&["revert", "--no-edit", "HEAD"]);
-    // The next run looks at history first.
-    run(&repo);
+    let found = repo
+        .massgen()
+        .args(["learn", "update", "--json"])
+        .expect_json(0);
+    assert_eq!(found["reverted"][0][0], "fixer", "{found}");
+    assert_eq!(found["reverted"][0][1], run_id.as_str());
+    let stats = repo.massgen().args(["stats", "--json"]).expect_json(0);
+    assert!(stats.to_string().contains("\"reverted\":1"), "{stats:#}");
     let m = machine(&repo);
     assert_eq!(m["merged"][0]["fate"], "reverted", "{m:#}");
     let fixer = &m["agents"]["fixer"]["fix:shell"];
