@@ -155,8 +155,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     runtime_with(None)
 }
 
-/// A multi-threaded tokio runtime, with `threads` workers when given: the one place
-/// runtimes are built.
+/// The one place runtimes are built: multi-threaded, with `threads` workers when given.
 fn runtime_with(threads: Option<usize>) -> Result<tokio::runtime::Runtime, CliError> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = threads {

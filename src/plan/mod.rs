@@ -9,6 +9,7 @@
 
 pub mod file;
 pub mod graph;
+pub mod hand;
 pub mod integrate;
 pub mod matrix;
 pub mod planner;

@@ -16,7 +16,7 @@ use clap::Args;
 use super::run::RunArgs;
 use crate::commands::Ctx;
 use crate::error::{CliError, Exit};
-use crate::plan::integrate::{self, Integration};
+use crate::plan::hand::{self, Taking, Which};
 use crate::plan::resolve;
 use crate::plan::state::{self, PlanState, TaskStatus};
 use crate::run::state::commit_id;
@@ -211,12 +211,6 @@ fn plan_test(ctx: &Ctx, repo: &crate::git::Repo, st: &PlanState) -> Option<Strin
         .and_then(|p| p.integration_test)
 }
 
-/// What is being resolved by hand: a task, or the target branch's new commits.
-enum Which<'a> {
-    Task(&'a str),
-    Target,
-}
-
 /// Puts the commit made in a resolution worktree on the integration branch.
 fn take_resolution(
     ctx: &Ctx,
@@ -225,116 +219,30 @@ fn take_resolution(
     which: Which<'_>,
     opts: &crate::plan::run::Options,
 ) -> Result<(), CliError> {
-    let name = st.plan.clone();
-    let (label, again, dir, theirs, conflicts) = match which {
-        Which::Task(id) => {
-            let t = st.task(id);
-            (
-                format!("task {id}"),
-                id.to_owned(),
-                t.resolving.clone(),
-                t.commit.clone(),
-                t.conflicts.clone(),
-            )
-        }
-        Which::Target => (
-            "the target branch's new commits".to_owned(),
-            "--target".to_owned(),
-            st.target_resolving.clone(),
-            st.target_left_out.clone(),
-            st.target_conflicts.clone(),
-        ),
-    };
-    let dir = dir.expect("only what is being resolved");
-    let ours = commit_id(&st.integration_commit)?;
-    let theirs = commit_id(theirs.as_deref().unwrap_or_default())?;
-    let not_yet = |why: String| {
-        CliError::new(Exit::Negative, format!("{label} of plan {name}: {why}")).hint(format!(
-            "finish the merge in {}: resolve, `git add` the files and `git commit`; then run `git massgen plan continue {name}` again",
-            dir.display()
-        ))
-    };
-    if !dir.exists() {
-        match which {
-            Which::Task(id) => st.task_mut(id).resolving = None,
-            Which::Target => st.target_resolving = None,
-        }
-        st.save(repo)?;
-        return Err(not_yet(format!(
-            "{} is gone; check the merge out again with `git massgen plan resolve {name} {again}`",
-            dir.display()
-        )));
-    }
-    let head = resolve::head(&dir)?;
-    if resolve::parents(repo, head)? != [ours, theirs] {
-        return Err(not_yet(
-            "the resolution is not committed yet (its commit must merge the integration branch's tip and what is being merged)".into(),
-        ));
-    }
-    let left = resolve::markers_left(repo, head, &conflicts);
-    if !left.is_empty() {
-        return Err(not_yet(format!(
-            "conflict markers are left in {}",
-            crate::run::merge::name_some(&left)
-        )));
-    }
-    let id = match which {
-        Which::Task(id) => id,
-        Which::Target => "target",
-    };
-    let check = opts.check(repo, &name, id);
-    let message = format!("massgen plan {name}: {label}, resolved by hand\n");
     let rt = super::super::runtime()?;
-    let outcome = rt
-        .block_on(integrate::integrate(
-            repo.clone(),
-            ours,
-            head,
-            message,
-            check,
-        ))
-        .map_err(|e| CliError::new(Exit::Failure, e))?;
-    let new = match outcome {
-        Integration::Ready(new) => new,
-        Integration::TestFailed(why) => return Err(not_yet(why)),
-        Integration::Conflicts(paths) | Integration::Unresolved(paths, _) => {
-            return Err(not_yet(format!(
-                "it conflicts with the integration branch in {}",
-                crate::run::merge::name_some(&paths)
-            )));
+    match rt.block_on(hand::take(repo, st, which, opts)) {
+        Ok(label) => {
+            ctx.ui.info(&format!(
+                "massgen: plan {}: {label} integrated (resolved by hand)",
+                st.plan
+            ));
+            Ok(())
         }
-    };
-    if let Which::Task(id) = which {
-        st.task_mut(id).integrated = Some(new.to_string());
-        st.save(repo)?;
+        Err(e @ Taking::NotYet { .. }) => {
+            let Taking::NotYet {
+                ref dir, ref plan, ..
+            } = e
+            else {
+                unreachable!("matched above")
+            };
+            let hint = format!(
+                "finish the merge in {}: resolve, `git add` the files and `git commit`; then run `git massgen plan continue {plan}` again",
+                dir.display()
+            );
+            Err(CliError::new(Exit::Negative, e).hint(hint))
+        }
+        Err(Taking::Failed(e)) => Err(CliError::new(Exit::Failure, e)),
     }
-    repo.set_ref(
-        &st.integration_branch,
-        new,
-        Some(ours),
-        &format!("massgen: plan {name}: {label} resolved by hand"),
-    )?;
-    st.integration_commit = new.to_string();
-    match which {
-        Which::Task(id) => {
-            let t = st.task_mut(id);
-            t.status = TaskStatus::Done;
-            t.reason = None;
-            t.resolving = None;
-        }
-        Which::Target => {
-            st.target_commit = theirs.to_string();
-            st.target_left_out = None;
-            st.target_conflicts.clear();
-            st.target_resolving = None;
-        }
-    }
-    st.save(repo)?;
-    crate::git::worktree::remove(repo, &dir)?;
-    ctx.ui.info(&format!(
-        "massgen: plan {name}: {label} integrated (resolved by hand)"
-    ));
-    Ok(())
 }
 
 /// The state of the plan `arg` names (its name, or its file).
