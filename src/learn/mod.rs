@@ -8,6 +8,8 @@
 
 pub mod counts;
 pub mod features;
+pub mod pick;
+pub mod simulate;
 pub mod store;
 
 pub use counts::{Coordination, Counts, Fate, Learning, Machine, Merged};
