@@ -100,6 +100,7 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
         env: Vec::new(),
         max_disk: None,
         sandbox: Default::default(),
+        picked: None,
     };
     let repo = Arc::new(repo);
     let rt = super::runtime()?;

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::agent::{AgentSpec, Kind};
 use crate::commands::Ctx;
 use crate::config::{self, Config};
 use crate::error::{CliError, Exit};
@@ -76,8 +75,18 @@ pub struct RunArgs {
     pub no_rate_limit: bool,
     /// Rounds at most: after each, every agent sees its peers' candidates (anonymized) and
     /// revises its own or votes; the run stops early when all vote without changing anything.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
-    pub rounds: u32,
+    /// `auto`: 2 when revised candidates often won on this kind of task, else 1.
+    #[arg(long, value_name = "N|auto", default_value = "1", value_parser = plan::parse_rounds)]
+    pub rounds: plan::Rounds,
+    /// Run N of the agents, picked by their record on this kind of task (`[run] pick`).
+    #[arg(long, value_name = "N", conflicts_with = "continue_run")]
+    pub pick: Option<usize>,
+    /// What picking goes for: wins, or cheap (wins per dollar).
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t)]
+    pub prefer: crate::learn::pick::Prefer,
+    /// The seed of picking's draws, to pick the same again (default: random, printed).
+    #[arg(long, value_name = "SEED")]
+    pub seed: Option<u64>,
     /// Start a new turn on run RUN: its agents continue from their own candidates, with
     /// TASK as the follow-up.
     #[arg(long = "continue", value_name = "RUN", conflicts_with_all = ["agent_cmds", "images", "base"])]
@@ -105,8 +114,14 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
     if let Some(run) = &args.continue_run {
         return continue_run(ctx, repo, &config, &args, &llm, run, task);
     }
-    let opts = options(&args);
+    let mut opts = options(&args);
     let agents = plan::select_agents(&config, &opts, &llm)?;
+    let pick = plan::PickOptions::new(args.pick, config.run.pick, args.prefer, args.seed);
+    let learned = said(
+        ctx,
+        plan::apply_learning(&repo, &task, agents, pick, args.rounds)?,
+    );
+    opts.rounds = learned.rounds;
     let base_rev = args.base.as_deref().unwrap_or("HEAD");
     // An unborn HEAD is only an error when the base is HEAD itself.
     let head = if base_rev == "HEAD" {
@@ -121,7 +136,8 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
         base,
         base_branch,
     };
-    let plan = plan::plan(&repo, &config, &opts, &llm, start, agents)?;
+    let mut plan = plan::plan(&repo, &config, &opts, &llm, start, learned.agents)?;
+    plan.picked = learned.picked;
     super::keep_disk_under(ctx, &repo, &plan, None)?;
     let repo = Arc::new(repo);
     let rt = super::runtime()?;
@@ -147,9 +163,11 @@ fn continue_run(
     run: &str,
     follow_up: String,
 ) -> Result<Exit, CliError> {
-    let opts = options(args);
+    let mut opts = options(args);
     let run = crate::run::state::resolve(&layout::runs_dir(&repo), run)?;
     let state = RunState::load(&layout::RunDir::new(&repo, &run))?;
+    let learned = plan::apply_learning(&repo, &state.task, Vec::new(), None, args.rounds)?;
+    opts.rounds = said(ctx, learned).rounds;
     let with_candidate = |c: &&crate::run::state::Candidate| c.commit.is_some();
     let mut names: Vec<String> = if args.winner_only {
         vec![state.winner.clone().ok_or_else(|| {
@@ -199,15 +217,11 @@ fn continue_run(
             &c.command,
         ) {
             (Some(a), _) => plan::agent_from_config(a, &opts, config, llm)?,
-            (None, Some(argv)) => AgentSpec {
-                name: name.clone(),
-                kind: Kind::Command(argv.clone()),
-                env: Default::default(),
-                timeout: plan::default_timeout(&opts, config),
-                setup: Vec::new(),
-                allow_write: Vec::new(),
-                ad_hoc: true,
-            },
+            (None, Some(argv)) => plan::ad_hoc(
+                name.clone(),
+                argv.clone(),
+                plan::default_timeout(&opts, config),
+            ),
             (None, None) => {
                 return Err(CliError::usage(format!(
                     "agent `{name}` of run {run} is no longer in .massgen/config.toml"
@@ -264,10 +278,16 @@ fn options(args: &RunArgs) -> RunOptions {
         jobs: args.jobs,
         keep: args.keep,
         images: args.images.clone(),
-        rounds: args.rounds,
+        rounds: args.rounds.fixed_or_one(),
         no_setup: args.no_setup,
         sandbox: args.sandbox,
     }
+}
+
+/// Says on stderr what was learned and applied: why each agent was picked, the rounds.
+fn said(ctx: &Ctx, learned: plan::Learned) -> plan::Learned {
+    (learned.notes.iter()).for_each(|n| ctx.ui.info(&format!("massgen: {n}")));
+    learned
 }
 
 /// `--merge` (with `--allow-breach`) as merge options.

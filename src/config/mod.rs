@@ -196,6 +196,9 @@ pub struct RunSection {
     pub timeout: Option<Duration>,
     /// Where worktrees are created; relative paths are relative to the work tree root.
     pub worktree_root: Option<PathBuf>,
+    /// Run this many of the agents that would run, picked by what was learned (`--pick`);
+    /// all of them when no more would run.
+    pub pick: Option<usize>,
 }
 
 /// `[score]`
@@ -491,7 +494,8 @@ impl Config {
                     config.plan.max_attempts.map(|q| q as usize),
                 )
             })
-            .or_else(|| zero("run", "jobs", config.run.jobs));
+            .or_else(|| zero("run", "jobs", config.run.jobs))
+            .or_else(|| zero("run", "pick", config.run.pick));
         if let Some((table, key, message)) = problem {
             let (line, column) = locate(text, table, key);
             return Err(ConfigError::Invalid {

@@ -26,6 +26,7 @@ fn full_config_parses() {
 [run]
 jobs = 3
 timeout = "90s"
+pick = 2
 [score]
 test = "cargo test"
 test_timeout = "10m"
@@ -39,6 +40,7 @@ timeout = "5m"
     )
     .unwrap();
     assert_eq!(c.run.jobs, Some(3));
+    assert_eq!(c.run.pick, Some(2));
     assert_eq!(c.run.timeout, Some(Duration::from_secs(90)));
     assert_eq!(c.agents[0].timeout, Some(Duration::from_secs(300)));
     assert_eq!(c.agents[0].env["SOME_VAR"], "x");
@@ -49,6 +51,7 @@ fn values_out_of_range_are_reported_at_their_key() {
     for (text, at) in [
         ("[run]\ntimeout = \"5m\"\njobs = 0\n", "config.toml:3:1: "),
         ("run.jobs = 0\n", "config.toml:1:1: "),
+        ("[run]\njobs = 2\n pick = 0\n", "config.toml:3:2: "),
         ("[review]\n  quorum = 0\n", "config.toml:2:3: "),
         ("[judging]\nmax_attempts = 0\n", "config.toml:2:1: "),
         (

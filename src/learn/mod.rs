@@ -6,12 +6,15 @@
 //!
 //! The kind of a task comes from a small deterministic featurizer ([`features`]). Copies
 //! of the statistics travel between clones as refs or files ([`share`]); `stats` shows
-//! them ([`stats`]).
+//! them ([`stats`]); [`history`] turns reverted winners into losses; [`pick`] chooses the
+//! agents of a run (Thompson sampling), and [`simulate`] shows that it learns.
 
 pub mod counts;
 pub mod features;
 pub mod history;
+pub mod pick;
 pub mod share;
+pub mod simulate;
 pub mod stats;
 pub mod store;
 

@@ -63,6 +63,8 @@ pub struct Plan {
     pub max_disk: Option<u64>,
     /// `[sandbox]`, `--sandbox`, `massgen.sandbox`.
     pub sandbox: super::confine::Sandbox,
+    /// How the agents were picked (`--pick`), kept in the run's state.
+    pub picked: Option<crate::learn::pick::Picked>,
 }
 
 /// How judges are asked.

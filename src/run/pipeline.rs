@@ -112,6 +112,7 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
         breaches: Vec::new(),
         pythonpath: None,
         sandbox: Some(sandbox_is),
+        picked: plan.picked.clone(),
     };
     // A block of ports per agent, free now: agents' servers and tests never fight.
     let ports = crate::sys::free_port_blocks(state.candidates.len(), PORT_BLOCK, fastrand::u64(..));

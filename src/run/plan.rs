@@ -230,6 +230,7 @@ pub fn plan(
             opts.sandbox,
             &worktree_root,
         ),
+        picked: None,
     };
     // What `[worktree] env` puts under the worktree root (a shared `CARGO_TARGET_DIR`) is
     // made for commands to write: confined ones may, and it exists for the rule to hold.
@@ -330,15 +331,7 @@ pub fn select_agents(
     }
     for spec in &opts.agent_cmds {
         let (name, argv) = agent::parse_agent_cmd(spec).map_err(PlanError::usage)?;
-        out.push(AgentSpec {
-            name,
-            kind: Kind::Command(argv),
-            env: Default::default(),
-            timeout: default_timeout,
-            setup: Vec::new(),
-            allow_write: Vec::new(),
-            ad_hoc: true,
-        });
+        out.push(ad_hoc(name, argv, default_timeout));
     }
     let mut llm_specs: Vec<&mut crate::agent::builtin::Spec> = out
         .iter_mut()
@@ -358,6 +351,19 @@ pub fn select_agents(
         return Err(PlanError::usage(format!("agent `{}` is given twice", w[0])));
     }
     Ok(out)
+}
+
+/// An ad-hoc command agent (`--agent-cmd NAME=COMMAND`).
+pub fn ad_hoc(name: String, argv: Vec<String>, timeout: Duration) -> AgentSpec {
+    AgentSpec {
+        name,
+        kind: Kind::Command(argv),
+        env: Default::default(),
+        timeout,
+        setup: Vec::new(),
+        allow_write: Vec::new(),
+        ad_hoc: true,
+    }
 }
 
 pub fn default_timeout(opts: &RunOptions, config: &Config) -> Duration {
@@ -432,4 +438,171 @@ pub fn agent_from_config(
         allow_write,
         ad_hoc: false,
     })
+}
+
+/// `--rounds`: a number of rounds, or `auto` (decided from what was learned on the task's
+/// kind, [`crate::learn::pick::auto_rounds`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rounds {
+    Fixed(u32),
+    Auto,
+}
+
+impl Rounds {
+    /// The number of rounds, 1 for `auto` until it is decided.
+    pub fn fixed_or_one(self) -> u32 {
+        match self {
+            Rounds::Fixed(n) => n,
+            Rounds::Auto => 1,
+        }
+    }
+}
+
+/// The most refinement rounds a run may ask for.
+pub const MAX_ROUNDS: u32 = 20;
+
+/// Parses `--rounds`: 1 to [`MAX_ROUNDS`], or `auto`.
+pub fn parse_rounds(s: &str) -> Result<Rounds, String> {
+    if s == "auto" {
+        return Ok(Rounds::Auto);
+    }
+    match s.parse::<u32>() {
+        Ok(n) if (1..=MAX_ROUNDS).contains(&n) => Ok(Rounds::Fixed(n)),
+        _ => Err(format!("expected a number from 1 to {MAX_ROUNDS}, or auto")),
+    }
+}
+
+/// `--pick N` (or `[run] pick`), `--prefer`, `--seed`.
+#[derive(Debug, Clone, Copy)]
+pub struct PickOptions {
+    pub n: usize,
+    pub prefer: crate::learn::pick::Prefer,
+    /// Random (and said) when not given.
+    pub seed: Option<u64>,
+    /// `n` comes from `[run] pick`: with no more than `n` agents, all run and nothing is
+    /// picked (a flag asking for more agents than there are is an error).
+    pub from_config: bool,
+}
+
+impl PickOptions {
+    /// From `--pick` (`flag`, which wins) or `[run] pick` (`config`); none without either.
+    pub fn new(
+        flag: Option<usize>,
+        config: Option<usize>,
+        prefer: crate::learn::pick::Prefer,
+        seed: Option<u64>,
+    ) -> Option<PickOptions> {
+        flag.or(config).map(|n| PickOptions {
+            n,
+            prefer,
+            seed,
+            from_config: flag.is_none(),
+        })
+    }
+}
+
+/// What was learned, applied to a new run: the agents that run, how they were picked, how
+/// many rounds, and what to tell the user about it.
+#[derive(Debug)]
+pub struct Learned {
+    pub agents: Vec<AgentSpec>,
+    pub picked: Option<crate::learn::pick::Picked>,
+    pub rounds: u32,
+    /// Lines saying what was decided and why.
+    pub notes: Vec<String>,
+}
+
+/// Applies `pick` and `--rounds` to `agents` (those the run would otherwise run) for
+/// `task`, reading `refs/massgen/learning` only when either needs it.
+pub fn apply_learning(
+    repo: &Repo,
+    task: &str,
+    agents: Vec<AgentSpec>,
+    pick: Option<PickOptions>,
+    rounds: Rounds,
+) -> Result<Learned, PlanError> {
+    use crate::learn::pick;
+    let pick = pick.filter(|p| !(p.from_config && p.n >= agents.len()));
+    let mut learned = Learned {
+        agents,
+        picked: None,
+        rounds: rounds.fixed_or_one(),
+        notes: Vec::new(),
+    };
+    if pick.is_none() && rounds != Rounds::Auto {
+        return Ok(learned);
+    }
+    let kind = kind_before(repo, task)?;
+    let (learning, _) = crate::learn::store::load(repo).map_err(|e| {
+        PlanError::failure(format!("cannot read what was learned: {e}"))
+            .hint("see it with `git massgen stats`; start afresh with `git massgen learn reset`")
+    })?;
+    if rounds == Rounds::Auto {
+        let auto = pick::auto_rounds(&learning.coordination(&kind), &kind);
+        learned.rounds = auto.rounds;
+        learned.notes.push(format!(
+            "--rounds auto: {} round{}: {}",
+            auto.rounds,
+            if auto.rounds == 1 { "" } else { "s" },
+            auto.why
+        ));
+    }
+    let Some(p) = pick else {
+        return Ok(learned);
+    };
+    let names: Vec<String> = learned.agents.iter().map(|a| a.name.clone()).collect();
+    if p.n == 0 {
+        return Err(
+            PlanError::usage("--pick 0 would run no agent").hint(format!(
+                "pick from 1 to {}, or leave --pick out to run them all",
+                names.len()
+            )),
+        );
+    }
+    if p.n > names.len() {
+        return Err(PlanError::usage(format!(
+            "--pick {}, but only {} agent{} would run: {}",
+            p.n,
+            names.len(),
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        ))
+        .hint(format!(
+            "pick from 1 to {}, or name more agents (--agent, --agent-cmd, [[agents]])",
+            names.len()
+        )));
+    }
+    let seed = p.seed.unwrap_or_else(|| u64::from(fastrand::u32(..)));
+    let picked = pick::pick(&learning, &names, &kind, p.n, p.prefer, seed);
+    learned.notes.push(format!(
+        "picking {} of {} for {kind} by Thompson sampling{} (seed {seed}; --seed {seed} picks the same on the same statistics)",
+        p.n,
+        names.len(),
+        match p.prefer {
+            pick::Prefer::Wins => "",
+            pick::Prefer::Cheap => ", wins per dollar",
+        }
+    ));
+    learned.notes.extend(picked.explain());
+    learned
+        .agents
+        .retain(|a| picked.agents.get(&a.name).is_some_and(|c| c.picked));
+    learned.picked = Some(picked);
+    Ok(learned)
+}
+
+/// The key of `task`'s kind before it runs ([`crate::learn::features::Kind::before`]): from
+/// the files it names, else the repository's (`git ls-files`).
+pub fn kind_before(repo: &Repo, task: &str) -> Result<String, PlanError> {
+    let out = crate::git::cmd::Git::new(&repo.workdir)
+        .args(["ls-files", "-z"])
+        .run()
+        .map_err(|e| PlanError::failure(e.to_string()))?;
+    let files: Vec<String> = out
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    Ok(crate::learn::features::Kind::before(task, &files).key())
 }

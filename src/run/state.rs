@@ -64,6 +64,10 @@ pub struct RunState {
     /// enforced`, `unavailable: …`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
+    /// How the agents were picked from those configured (`run --pick`): the task's kind,
+    /// the seed, each agent's record and draw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picked: Option<crate::learn::pick::Picked>,
 }
 
 impl RunState {
