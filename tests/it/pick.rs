@@ -64,6 +64,7 @@ fn the_better_agent_is_picked_reproducibly_and_the_run_says_why() {
         ],
         None,
     );
+    let statistics = repo.git(&["rev-parse", "refs/massgen/learning"]);
     let first = pick_run(&repo, &["--pick", "1", "--seed", "7"], 0);
     let json = first.json();
     assert_eq!(json["winner"], "good");
@@ -82,7 +83,11 @@ fn the_better_agent_is_picked_reproducibly_and_the_run_says_why() {
     first.assert_stderr("massgen: picking 1 of 3 for fix:shell by Thompson sampling (seed 7;");
     first.assert_stderr("massgen: picked good: 8 of 9 won on fix:shell, sampled 0.");
     first.assert_stderr("massgen: not picked poor: 1 of 9 won on fix:shell, sampled 0.");
+    // The run was learned from: the next pick sees good's tenth run.
+    let learned = pick_run(&repo, &["--pick", "1", "--seed", "7"], 0).json();
+    assert_eq!(learned["picked"]["agents"]["good"]["record"]["runs"], 10);
     // The same seed on the same statistics draws the same numbers.
+    repo.git(&["update-ref", "refs/massgen/learning", &statistics]);
     let again = pick_run(&repo, &["--pick", "1", "--seed", "7"], 0).json();
     assert_eq!(again["picked"], json["picked"]);
     // Kept with the run.
