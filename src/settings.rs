@@ -80,6 +80,7 @@ impl GitSettings {
             };
             match name {
                 "jobs" => config.run.jobs = Some(number()?),
+                "pick" => config.run.pick = Some(number()?),
                 "timeout" => config.run.timeout = Some(duration()?),
                 "worktreeroot" => config.run.worktree_root = Some(expand_home(value)),
                 "test" => config.score.test = Some(value.clone()),

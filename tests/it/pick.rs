@@ -188,3 +188,16 @@ fn rounds_auto_without_data_runs_one_round() {
     run.assert_stderr("massgen: --rounds auto: 1 round: no run with rounds on fix:shell yet");
     assert_eq!(run.json()["rounds"], 1);
 }
+
+#[test]
+fn git_config_massgen_pick_picks_like_run_pick() {
+    let repo = TestRepo::new();
+    learned(&repo, &[("good", KIND, 9, 8), ("poor", KIND, 9, 1)], None);
+    repo.git(&["config", "massgen.pick", "1"]);
+    let json = pick_run(&repo, &["--seed", "3"], 0).json();
+    assert_eq!(json["candidates"].as_array().unwrap().len(), 1, "{json:#}");
+    assert_eq!(json["picked"]["seed"], 3);
+    repo.git(&["config", "massgen.pick", "none"]);
+    let run = pick_run(&repo, &[], 2);
+    run.assert_stderr("massgen.pick");
+}
