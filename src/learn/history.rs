@@ -3,7 +3,7 @@
 //! reverts commit <it>`, or its patch is the inverse of the winner's) turns the win into a
 //! loss; one that survived `confirm_after` later commits (default 20) is confirmed. Only
 //! what is pending is looked at, and at most `confirm_after` commits each: cheap enough to
-//! run at the start of every run.
+//! look before every pick and after every run.
 
 use std::collections::BTreeMap;
 

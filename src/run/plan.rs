@@ -533,6 +533,13 @@ pub fn apply_learning(
         return Ok(learned);
     }
     let kind = kind_before(repo, task)?;
+    // What history says of earlier merged winners counts before choosing; a failure to
+    // look is only a note (the run goes on with what was learned so far).
+    if let Err(e) = crate::learn::history::update(repo, crate::learn::history::CONFIRM_AFTER) {
+        learned
+            .notes
+            .push(format!("cannot look for reverted winners in history: {e}"));
+    }
     let (learning, _) = crate::learn::store::load(repo).map_err(|e| {
         PlanError::failure(format!("cannot read what was learned: {e}"))
             .hint("see it with `git massgen stats`; start afresh with `git massgen learn reset`")
