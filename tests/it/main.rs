@@ -21,6 +21,7 @@ mod llm;
 mod llm_server;
 mod llm_wire;
 mod merge;
+mod overlay;
 mod pick;
 mod plan;
 mod plan_new;
