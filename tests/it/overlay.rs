@@ -23,7 +23,7 @@ pub fn overlay_works(test: &str) -> bool {
     false
 }
 
-/// LOWER, UPPER, WORK and TARGET under `root`, LOWER holding `a` and `dir/b`.
+/// The four directories of an overlay.
 pub struct Layers {
     pub lower: PathBuf,
     pub upper: PathBuf,
@@ -32,22 +32,28 @@ pub struct Layers {
 }
 
 impl Layers {
+    /// LOWER, UPPER, WORK and TARGET under `root`, LOWER holding `a` and `dir/b`.
     pub fn new(root: &Path, upper: &str) -> Layers {
+        let lower = root.join("lower");
+        std::fs::create_dir_all(lower.join("dir")).unwrap();
+        std::fs::write(lower.join("a"), "from lower\n").unwrap();
+        std::fs::write(lower.join("dir/b"), "b\n").unwrap();
+        Layers::empty(root, upper, &lower)
+    }
+
+    /// UPPER, WORK and TARGET under `root`, over the existing directory `lower`.
+    pub fn empty(root: &Path, upper: &str, lower: &Path) -> Layers {
         let d = |name: &str| {
             let p = root.join(name);
             std::fs::create_dir_all(&p).unwrap();
             p
         };
-        let layers = Layers {
-            lower: d("lower"),
+        Layers {
+            lower: lower.to_owned(),
             upper: d(upper),
             work: d(&format!("{upper}.work")),
             target: d(&format!("{upper}.target")),
-        };
-        std::fs::write(layers.lower.join("a"), "from lower\n").unwrap();
-        std::fs::create_dir_all(layers.lower.join("dir")).unwrap();
-        std::fs::write(layers.lower.join("dir/b"), "b\n").unwrap();
-        layers
+        }
     }
 
     /// The trampoline running `script` with `sh -c` in TARGET, through the overlay.
