@@ -222,3 +222,27 @@ fn landlock_rules_apply_to_the_merged_tree() {
         assert!(!outside.exists(), "a write outside TARGET got through");
     }
 }
+
+/// `doctor` says whether copy-on-write worktrees work here, and why not.
+#[test]
+fn doctor_says_whether_overlays_are_available() {
+    let repo = crate::support::TestRepo::new();
+    repo.configure("[[agents]]\nname = \"a\"\ncommand = [\"true\"]\n");
+    let text = repo
+        .massgen()
+        .args(["doctor", "--offline"])
+        .run()
+        .expect_code(0)
+        .stdout;
+    let line = text.lines().find(|l| l.starts_with("overlay: ")).unwrap();
+    let works = overlay_works("doctor_overlay_line");
+    assert_eq!(line.contains("overlay: available"), works, "{text}");
+    let json = repo
+        .massgen()
+        .env("MASSGEN_TEST_NO_USERNS", "1")
+        .args(["doctor", "--offline", "--json"])
+        .expect_json(0);
+    let overlay = json["overlay"].as_str().unwrap();
+    assert!(overlay.starts_with("unavailable: "), "{json}");
+    assert!(overlay.contains("unprivileged_userns_clone"), "{json}");
+}
