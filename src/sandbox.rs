@@ -248,15 +248,13 @@ pub fn trampoline(args: impl Iterator<Item = OsString>) -> u8 {
             Err(why) => fail(why),
         };
     }
-    if rules.overlay.is_some() && rules == overlay_only(&rules) {
-        // Only a copy-on-write worktree was asked for: nothing to confine.
+    // Only a copy-on-write worktree asked for: nothing to confine.
+    let unconfined = rules.overlay.is_some() && rules == overlay_only(&rules);
+    let mut cmd = if unconfined {
         let mut cmd = std::process::Command::new(&command[0]);
         cmd.args(&command[1..]);
-        use std::os::unix::process::CommandExt;
-        let e = cmd.exec();
-        return fail(format!("cannot run {:?}: {e}", command[0]));
-    }
-    let mut cmd = if cfg!(target_os = "macos") {
+        cmd
+    } else if cfg!(target_os = "macos") {
         let mut cmd = std::process::Command::new("/usr/bin/sandbox-exec");
         cmd.arg("-p").arg(seatbelt_profile(&rules)).args(&command);
         cmd
