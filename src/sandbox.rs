@@ -14,6 +14,8 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use crate::sys::overlay::{Overlay, PROBE_ARG};
+
 /// The internal command that confines itself, then runs a command.
 pub const TRAMPOLINE: &str = "sandbox-exec";
 
@@ -31,12 +33,20 @@ pub struct Rules {
     pub bind: Option<Vec<u16>>,
     /// Refuse to run the command when the rules cannot be enforced (`mode = "required"`).
     pub required: bool,
+    /// A copy-on-write overlay to mount (in a private namespace) before anything else.
+    pub overlay: Option<Overlay>,
 }
 
 impl Rules {
     /// The trampoline's arguments for these rules, up to and including `--`.
     pub fn to_args(&self) -> Vec<OsString> {
         let mut args = vec![OsString::from(TRAMPOLINE)];
+        if let Some(o) = &self.overlay {
+            args.push("--overlay".into());
+            for p in [&o.lower, &o.upper, &o.work, &o.target] {
+                args.push(p.clone().into_os_string());
+            }
+        }
         for p in &self.write {
             args.push("--write".into());
             args.push(p.clone().into_os_string());
@@ -85,6 +95,20 @@ impl Rules {
                 Some("--connect") => rules.connect = Some(ports(args.next())?),
                 Some("--bind") => rules.bind = Some(ports(args.next())?),
                 Some("--required") => rules.required = true,
+                Some("--overlay") => {
+                    let mut dir = || -> Result<PathBuf, String> {
+                        Ok(args
+                            .next()
+                            .ok_or("--overlay needs LOWER UPPER WORK TARGET")?
+                            .into())
+                    };
+                    rules.overlay = Some(Overlay {
+                        lower: dir()?,
+                        upper: dir()?,
+                        work: dir()?,
+                        target: dir()?,
+                    });
+                }
                 Some("--") => {
                     let command: Vec<OsString> = args.collect();
                     if command.is_empty() {
@@ -176,19 +200,44 @@ pub fn enforce(_rules: &Rules) -> Result<Enforced, String> {
     Ok(Enforced::None)
 }
 
-/// The trampoline: confines itself with the rules in `args` (what follows
-/// [`TRAMPOLINE`]), then replaces itself with the command. Returns only on failure, with
-/// the exit status to end with.
+/// The trampoline: mounts its overlay if it has one, confines itself with the rules in
+/// `args` (what follows [`TRAMPOLINE`]), then replaces itself with the command. Returns
+/// only on failure, with the exit status to end with.
 pub fn trampoline(args: impl Iterator<Item = OsString>) -> u8 {
     let fail = |why: String| {
         use std::io::Write;
         let _ = writeln!(std::io::stderr(), "git-massgen sandbox-exec: {why}");
         4
     };
+    let mut args = args.peekable();
+    if args.peek().is_some_and(|a| a == PROBE_ARG) {
+        return match crate::sys::overlay::probe_here() {
+            Ok(()) => {
+                use std::io::Write;
+                let _ = writeln!(std::io::stdout(), "overlay ok");
+                0
+            }
+            Err(why) => fail(why),
+        };
+    }
     let (rules, command) = match Rules::from_args(args) {
         Ok(parsed) => parsed,
         Err(why) => return fail(why),
     };
+    // The overlay first: Landlock's rules hold inodes, which must be the merged tree's.
+    if let Some(overlay) = &rules.overlay {
+        let cwd = std::env::current_dir();
+        if let Err(e) = crate::sys::overlay::enter(overlay) {
+            return fail(format!("cannot mount the copy-on-write worktree: {e}"));
+        }
+        // The working directory still names what lay under the mount; the same path now
+        // leads into the merged tree.
+        if let Ok(cwd) = cwd
+            && let Err(e) = std::env::set_current_dir(&cwd)
+        {
+            return fail(format!("cannot enter {}: {e}", cwd.display()));
+        }
+    }
     if command.first().is_some_and(|c| c == "--probe") {
         return match enforce(&rules) {
             Ok(e) => {
@@ -199,7 +248,13 @@ pub fn trampoline(args: impl Iterator<Item = OsString>) -> u8 {
             Err(why) => fail(why),
         };
     }
-    let mut cmd = if cfg!(target_os = "macos") {
+    // Only a copy-on-write worktree asked for: nothing to confine.
+    let unconfined = rules.overlay.is_some() && rules == overlay_only(&rules);
+    let mut cmd = if unconfined {
+        let mut cmd = std::process::Command::new(&command[0]);
+        cmd.args(&command[1..]);
+        cmd
+    } else if cfg!(target_os = "macos") {
         let mut cmd = std::process::Command::new("/usr/bin/sandbox-exec");
         cmd.arg("-p").arg(seatbelt_profile(&rules)).args(&command);
         cmd
@@ -220,6 +275,16 @@ pub fn trampoline(args: impl Iterator<Item = OsString>) -> u8 {
     use std::os::unix::process::CommandExt;
     let e = cmd.exec();
     fail(format!("cannot run {:?}: {e}", command[0]))
+}
+
+/// `rules` without any confinement: its overlay alone. A trampoline given only `--overlay`
+/// mounts and runs the command unconfined; with no option at all, it confines the command
+/// to writing nowhere, as before.
+fn overlay_only(rules: &Rules) -> Rules {
+    Rules {
+        overlay: rules.overlay.clone(),
+        ..Rules::default()
+    }
 }
 
 /// What `sandbox-exec -- --probe` prints: `landlock <abi> full|partial`, or `none`.
@@ -258,6 +323,27 @@ pub fn probe(exe: &Path) -> Result<Enforced, String> {
             String::from_utf8_lossy(&out.stderr).trim()
         )),
     }
+}
+
+/// Whether this machine can mount copy-on-write worktrees, found by running the trampoline
+/// once (`sandbox-exec --overlay-probe`: a process of its own, whose single thread can enter
+/// a user namespace): `Err` says why not.
+pub fn overlay_probe(exe: &Path) -> Result<(), String> {
+    let out = std::process::Command::new(exe)
+        .args([TRAMPOLINE, PROBE_ARG])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "overlay ok" {
+        return Ok(());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    let why = err.trim().trim_start_matches("git-massgen sandbox-exec: ");
+    Err(if why.is_empty() {
+        format!("the overlay probe failed ({})", out.status)
+    } else {
+        why.to_owned()
+    })
 }
 
 /// The rules as a Seatbelt profile (macOS `sandbox-exec -p`): everything allowed but
@@ -300,6 +386,12 @@ mod tests {
             connect: Some(vec![443, 8000]),
             bind: None,
             required: true,
+            overlay: Some(Overlay {
+                lower: "/l".into(),
+                upper: "/u p".into(),
+                work: "/w".into(),
+                target: "/t".into(),
+            }),
         }
     }
 

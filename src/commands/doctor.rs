@@ -49,12 +49,23 @@ pub fn doctor(ctx: &Ctx, args: &DoctorArgs) -> Result<Exit, CliError> {
         .map_err(|e| e.to_string())
         .and_then(|exe| crate::sandbox::probe(&exe))
         .map_or_else(|why| format!("unavailable: {why}"), |e| e.describe());
-    if args.json {
-        ctx.ui.json(
-            &serde_json::json!({ "ok": problems == 0, "checks": checks, "sandbox": sandbox }),
+    // Whether worktrees can be copy-on-write overlays (not used by runs yet).
+    let overlay = std::env::current_exe()
+        .map_err(|e| e.to_string())
+        .and_then(|exe| crate::sandbox::overlay_probe(&exe))
+        .map_or_else(
+            |why| format!("unavailable: {why}"),
+            |()| "available (overlayfs in a user namespace)".to_owned(),
         );
+    if args.json {
+        ctx.ui.json(&serde_json::json!({
+            "ok": problems == 0,
+            "checks": checks,
+            "sandbox": sandbox,
+            "overlay": overlay,
+        }));
     } else {
-        let mut out = format!("sandbox: {sandbox}\n");
+        let mut out = format!("sandbox: {sandbox}\noverlay: {overlay}\n");
         for c in &checks {
             let mark = if c.ok { "ok  " } else { "FAIL" };
             out.push_str(&format!("{mark} {}: {}: {}\n", c.agent, c.check, c.detail));

@@ -10,6 +10,7 @@ pub mod diff;
 mod filter;
 pub mod guard;
 pub mod merge;
+pub mod overlay_snapshot;
 pub mod snapshot;
 pub mod worktree;
 

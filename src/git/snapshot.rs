@@ -163,7 +163,13 @@ fn build(
                     .ctx(|| format!("cannot edit {path}"))?;
             }
             Ok(meta) => upserts.push((path, full, meta)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // NotADirectory: a parent directory became a file (`docs/x` when `docs` is one).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
                 editor
                     .remove(path.as_bstr())
                     .ctx(|| format!("cannot edit {path}"))?;

@@ -157,6 +157,7 @@ impl Sandbox {
             connect,
             bind,
             required: self.mode == SandboxMode::Required,
+            overlay: None,
         }
     }
 }

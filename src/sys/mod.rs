@@ -3,6 +3,7 @@
 //! and kill points for crash tests.
 
 pub mod copy;
+pub mod overlay;
 
 use std::io::Write;
 use std::path::Path;

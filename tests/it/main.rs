@@ -21,6 +21,8 @@ mod llm;
 mod llm_server;
 mod llm_wire;
 mod merge;
+mod overlay;
+mod overlay_snapshot;
 mod pick;
 mod plan;
 mod plan_new;
