@@ -143,6 +143,9 @@ impl From<crate::run::RunError> for CliError {
             RunError::NoSandbox { .. } => CliError::new(Exit::Failure, err).hint(
                 "Landlock needs Linux 5.13 or later with it enabled (lsm=landlock); or run with --sandbox auto (the breach guard still watches)",
             ),
+            RunError::NoOverlay { .. } => CliError::new(Exit::Failure, err).hint(
+                "run with --worktree-mode checkout (or [worktree] mode = \"checkout\"), or allow unprivileged user namespaces and overlay mounts as the reason says",
+            ),
             RunError::NoSpace { .. } => CliError::new(Exit::Failure, err).hint(
                 "free some space (`git massgen clean --all` removes finished runs' worktrees), run fewer agents, or set [run] worktree_root to a larger file system",
             ),

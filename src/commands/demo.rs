@@ -101,6 +101,7 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
         max_disk: None,
         sandbox: Default::default(),
         picked: None,
+        worktree_mode: Default::default(),
     };
     let repo = Arc::new(repo);
     let rt = super::runtime()?;

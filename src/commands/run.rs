@@ -52,10 +52,12 @@ pub struct RunArgs {
     /// Do not run the `[worktree] setup` commands in the new worktrees.
     #[arg(long)]
     pub no_setup: bool,
-    /// Confine agents, setup and tests to their worktree: auto (where the kernel can),
-    /// required, off.
+    /// Confine agents, setup and tests to their worktree: auto (where it can), required, off.
     #[arg(long, value_enum, value_name = "MODE")]
     pub sandbox: Option<crate::config::SandboxMode>,
+    /// How worktrees are made: checkout (default), overlay (copy-on-write, Linux), auto.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub worktree_mode: Option<crate::config::WorktreeMode>,
     /// Print the result as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -117,10 +119,8 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
     let mut opts = options(&args);
     let agents = plan::select_agents(&config, &opts, &llm)?;
     let pick = plan::PickOptions::new(args.pick, config.run.pick, args.prefer, args.seed);
-    let learned = said(
-        ctx,
-        plan::apply_learning(&repo, &task, agents, pick, args.rounds)?,
-    );
+    let learned = plan::apply_learning(&repo, &task, agents, pick, args.rounds)?;
+    let learned = said(ctx, learned);
     opts.rounds = learned.rounds;
     let base_rev = args.base.as_deref().unwrap_or("HEAD");
     // An unborn HEAD is only an error when the base is HEAD itself.
@@ -231,10 +231,9 @@ fn continue_run(
         };
         agents.push(spec);
     }
-    let base = repo.resolve_commit(&state.base)?;
     let start = plan::Start {
         task: state.task.clone(),
-        base,
+        base: repo.resolve_commit(&state.base)?,
         base_branch: state.base_branch.clone(),
     };
     let mut plan = plan::plan(&repo, config, &opts, llm, start, agents)?;
@@ -281,6 +280,7 @@ fn options(args: &RunArgs) -> RunOptions {
         rounds: args.rounds.fixed_or_one(),
         no_setup: args.no_setup,
         sandbox: args.sandbox,
+        worktree_mode: args.worktree_mode,
     }
 }
 

@@ -180,6 +180,24 @@ pub struct WorktreeSection {
     /// Time limit of one worktree's setup, all its commands together.
     #[serde(default, deserialize_with = "duration")]
     pub setup_timeout: Option<Duration>,
+    /// How candidates' worktrees are made: `checkout` (default), `overlay` (copy-on-write),
+    /// `auto`.
+    pub mode: Option<WorktreeMode>,
+}
+
+/// `[worktree] mode`, `run --worktree-mode`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum WorktreeMode {
+    /// A full checkout per agent.
+    #[default]
+    Checkout,
+    /// One shared checkout of the base under a copy-on-write overlay per agent (Linux,
+    /// unprivileged user namespaces); refused where it cannot work.
+    Overlay,
+    /// Overlay where it works, else checkout (not yet: checkout unless
+    /// `MASSGEN_OVERLAY_AUTO=1`, while the overlay mode is new).
+    Auto,
 }
 
 /// Default time limit of a worktree's setup.

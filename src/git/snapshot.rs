@@ -43,21 +43,7 @@ pub fn snapshot(
         start_tree,
         tree,
     } = build(repo, wt, branch, base, &mut warnings)?;
-    let commit = if tree == start_tree {
-        start
-    } else {
-        let sig = super::signature("git-massgen", "git-massgen@localhost");
-        let mut time_buf = gix::date::parse::TimeBuf::default();
-        let sig_ref = sig.to_ref(&mut time_buf);
-        wt_repo
-            .new_commit_as(sig_ref, sig_ref, message, tree, [start])
-            .ctx(|| "cannot write the snapshot commit".into())?
-            .id
-    };
-    let current = repo.ref_target(branch)?;
-    if current != Some(commit) {
-        repo.set_ref(branch, commit, current, "massgen: snapshot candidate")?;
-    }
+    let commit = commit_on(repo, &wt_repo, branch, start, start_tree, tree, message)?;
     if update_index {
         // HEAD may have been detached by the agent; put it back on the candidate branch so a
         // kept worktree shows the candidate.
@@ -75,6 +61,84 @@ pub fn snapshot(
         // stat data of unchanged entries, so `git status` in it is clean and fast.
         Git::new(wt).args(["reset", "--quiet"]).run()?;
     }
+    let changed = repo.tree_of(commit)? != repo.tree_of(base)?;
+    Ok(Snapshot {
+        commit,
+        changed,
+        warnings,
+    })
+}
+
+/// Commits `tree` on `start` (nothing when it is `start`'s own tree, `start_tree`) and moves
+/// `branch` there. Returns the candidate commit.
+fn commit_on(
+    repo: &Repo,
+    writer: &gix::Repository,
+    branch: &str,
+    start: ObjectId,
+    start_tree: ObjectId,
+    tree: ObjectId,
+    message: &str,
+) -> Result<ObjectId, GitError> {
+    let commit = if tree == start_tree {
+        start
+    } else {
+        let sig = super::signature("git-massgen", "git-massgen@localhost");
+        let mut time_buf = gix::date::parse::TimeBuf::default();
+        let sig_ref = sig.to_ref(&mut time_buf);
+        writer
+            .new_commit_as(sig_ref, sig_ref, message, tree, [start])
+            .ctx(|| "cannot write the snapshot commit".into())?
+            .id
+    };
+    let current = repo.ref_target(branch)?;
+    if current != Some(commit) {
+        repo.set_ref(branch, commit, current, "massgen: snapshot candidate")?;
+    }
+    Ok(commit)
+}
+
+/// Snapshots a copy-on-write worktree onto `branch`: the tree its overlay's `upper`
+/// directory makes of `base`'s ([`super::overlay_snapshot::tree_from_upper`], read with the
+/// checkout `lower` it lies on), committed on the branch's tip when that descends from
+/// `base` (the agent committed inside), else on `base`. No index is touched.
+pub fn snapshot_overlay(
+    repo: &Repo,
+    lower: &Path,
+    upper: &Path,
+    branch: &str,
+    base: ObjectId,
+    message: &str,
+) -> Result<Snapshot, GitError> {
+    let mut warnings = Vec::new();
+    let tip = repo.ref_target(branch)?.unwrap_or(base);
+    let start = if repo.is_ancestor(base, tip)? {
+        tip
+    } else {
+        warnings.push(
+            "the agent's branch does not descend from the base; its commits are ignored".into(),
+        );
+        base
+    };
+    let start_tree = repo.tree_of(start)?;
+    let tree = super::overlay_snapshot::tree_from_upper(
+        repo,
+        lower,
+        repo.tree_of(base)?,
+        upper,
+        &mut warnings,
+    )?;
+    // What the agent committed inside is in the files of `upper` as well: the tree of the
+    // files is the candidate's, on top of its commits.
+    let commit = commit_on(
+        repo,
+        &repo.local(),
+        branch,
+        start,
+        start_tree,
+        tree,
+        message,
+    )?;
     let changed = repo.tree_of(commit)? != repo.tree_of(base)?;
     Ok(Snapshot {
         commit,

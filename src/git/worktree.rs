@@ -95,6 +95,70 @@ pub fn create_detached(
     })
 }
 
+/// Registers the copy-on-write worktree of `branch` (full ref name) whose merged tree appears
+/// at `target` inside its agent's namespace, over the checkout `lower` (a registered
+/// worktree at the base), with its changes in `upper`. Outside the namespace `target` stays
+/// empty: the `.git` file goes into `upper` (so the merged tree shows it), the registration
+/// gets `lower`'s index (so `git status` inside sees a clean tree), is marked ready, and is
+/// locked, so that `git worktree prune` never takes it for a deleted worktree. Remove it with
+/// [`unregister_overlay`]. Returns the registration directory.
+pub fn register_overlay(
+    repo: &Repo,
+    target: &Path,
+    upper: &Path,
+    lower: &Path,
+    branch: &str,
+) -> Result<PathBuf, GitError> {
+    let lower_admin = registration(repo, lower).ok_or_else(|| {
+        GitError::Other(format!("{} is not a registered worktree", lower.display()))
+    })?;
+    let admin = register(repo, target, &format!("ref: {branch}"))?;
+    let done = (|| {
+        std::fs::rename(target.join(".git"), upper.join(".git"))?;
+        std::fs::copy(lower_admin.join("index"), admin.join("index"))?;
+        std::fs::write(
+            admin.join("locked"),
+            "git-massgen: a copy-on-write worktree, visible in its agent's namespace only\n",
+        )?;
+        std::fs::File::create(admin.join(READY_FILE)).and_then(|f| f.sync_all())
+    })();
+    done.map_err(|source| {
+        let _ = std::fs::remove_file(target.join(".git"));
+        let _ = std::fs::remove_dir_all(&admin);
+        GitError::Io {
+            what: "cannot register the copy-on-write worktree",
+            path: target.to_owned(),
+            source,
+        }
+    })?;
+    Ok(admin)
+}
+
+/// Removes the registration of the copy-on-write worktree at `target` and its (empty)
+/// directory; its layers are the caller's.
+pub fn unregister_overlay(repo: &Repo, target: &Path) -> Result<(), GitError> {
+    if let Some(admin) = registration(repo, target) {
+        match std::fs::remove_dir_all(&admin) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(GitError::Io {
+                    what: "cannot remove the worktree's registration",
+                    path: admin,
+                    source: e,
+                });
+            }
+            _ => {}
+        }
+    }
+    match std::fs::remove_dir(target) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(GitError::Io {
+            what: "cannot remove the worktree directory",
+            path: target.to_owned(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Registers a linked worktree at `path` whose HEAD is `head` (`ref: <branch>` or a commit
 /// id), as `git worktree add --no-checkout` does, but atomically: the registration's files
 /// are written in a staging directory beside `worktrees/` and renamed into it in one step

@@ -257,8 +257,16 @@ pub(super) async fn run_agent(
     let keep = plan.keep || plan.rounds > 1 || ask.turn > 1;
     let base = plan.base;
     let wt2 = wt.clone();
+    let lower = shared.lower.clone();
     let snap = tokio::task::spawn_blocking(move || {
-        let snap = git::snapshot::snapshot(&repo, &wt2, &branch, base, &message, keep)?;
+        let snap = match lower {
+            // A copy-on-write worktree's work is all in its overlay's upper directory.
+            Some(lower) => {
+                let upper = super::overlay::layers(&lower, &wt2).upper;
+                git::snapshot::snapshot_overlay(&repo, &lower, &upper, &branch, base, &message)?
+            }
+            None => git::snapshot::snapshot(&repo, &wt2, &branch, base, &message, keep)?,
+        };
         let rendered = git::diff::render(&repo, base, snap.commit)?;
         Ok::<_, git::GitError>((snap, rendered))
     })

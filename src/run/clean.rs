@@ -149,6 +149,13 @@ pub fn clean(
             }
         }
     }
+    // Base checkouts of copy-on-write worktrees that no remaining run uses.
+    if root.join("lower").is_dir() {
+        let runs = state::scan(&runs_dir(repo))?.runs;
+        for said in super::overlay::remove_unused_lowers(repo, root, &runs) {
+            say(said);
+        }
+    }
     if kept_any {
         say(Said::Info(
             "hint: unmerged candidate branches were kept; `git massgen clean --force` deletes them"
@@ -198,6 +205,21 @@ fn clean_leftovers(
     let trash = crate::run::trash::dir(root);
     let own = super::layout::branch_prefix(run);
     for (wt, branch) in git::worktree::registered_under(repo, &run_root) {
+        if super::overlay::is_overlay(&wt) {
+            // Without the run's state its base checkout is unknown: the work left in the
+            // overlay is not saved.
+            say(Said::Warn(format!(
+                "the copy-on-write worktree {} of run {run} was removed without saving its work (the run's state is gone)",
+                wt.display()
+            )));
+            if let Err(e) = super::overlay::discard(repo, &wt) {
+                say(Said::Warn(format!(
+                    "cannot remove worktree {}: {e}",
+                    wt.display()
+                )));
+            }
+            continue;
+        }
         if let Some(branch) = branch.filter(|b| b.starts_with(&own))
             && git::worktree::is_ready(repo, &wt)
             && let Some(tip) = repo.ref_target(&branch)?
@@ -344,6 +366,14 @@ fn clean_run(
             continue;
         }
         let branch = branch_ref(&st.run, &c.agent);
+        if let Some(lower) = st.lower.as_deref() {
+            // A copy-on-write worktree: what its tests wrote after the snapshot is not the
+            // agent's; work left by an interrupted agent is in its overlay's upper directory.
+            if !(c.saved && !c.unsaved) {
+                save_overlay(repo, lower, &wt, &branch, base, &st.run, c, force, say);
+            }
+            continue;
+        }
         if c.saved && !c.unsaved {
             // Its agent's work is on its branch already (or its agent never ran: its setup
             // failed): what changed since (its tests' output, edits by hand in a kept
@@ -453,6 +483,53 @@ fn clean_run(
     Ok(kept)
 }
 
+/// Saves what an interrupted agent left in its copy-on-write worktree `wt` (over `lower`)
+/// onto its branch, as the checkout case does; a failure keeps the worktree unless `force`.
+#[allow(clippy::too_many_arguments)]
+fn save_overlay(
+    repo: &Repo,
+    lower: &Path,
+    wt: &Path,
+    branch: &str,
+    base: ObjectId,
+    run: &str,
+    c: &mut state::Candidate,
+    force: bool,
+    say: &mut dyn FnMut(Said),
+) {
+    let upper = super::overlay::layers(lower, wt).upper;
+    let message = format!(
+        "massgen: {} work left in an interrupted run {run}\n",
+        c.agent
+    );
+    match git::snapshot::snapshot_overlay(repo, lower, &upper, branch, base, &message) {
+        Ok(snap) => {
+            if c.commit.as_deref() != Some(&snap.commit.to_string()) && snap.changed {
+                say(Said::Info(format!(
+                    "massgen: saved {}'s work onto {}",
+                    c.agent, c.branch
+                )));
+            }
+            c.commit = Some(snap.commit.to_string());
+            c.unsaved = false;
+            c.saved = true;
+        }
+        Err(e) => {
+            c.unsaved = !force;
+            say(Said::Warn(format!(
+                "{}: cannot snapshot its copy-on-write worktree ({}); {}",
+                c.agent,
+                e.with_causes(),
+                if force {
+                    "discarded with --force"
+                } else {
+                    "kept so that nothing is lost (clean --force discards it)"
+                }
+            )));
+        }
+    }
+}
+
 /// Whether `tip` is contained in one of `tips`.
 fn contained(repo: &Repo, tip: ObjectId, tips: &[ObjectId]) -> bool {
     tips.iter()
@@ -498,7 +575,12 @@ pub fn discard_worktrees(repo: &Repo, state: &mut RunState, force: bool) -> Vec<
             continue;
         }
         if let Some(wt) = &c.worktree {
-            match git::worktree::discard(repo, wt, &trash) {
+            let discarded = if super::overlay::is_overlay(wt) {
+                super::overlay::discard(repo, wt)
+            } else {
+                git::worktree::discard(repo, wt, &trash)
+            };
+            match discarded {
                 Ok(()) => c.worktree = None,
                 Err(e) => errors.push(format!("{}: {e}", c.agent)),
             }

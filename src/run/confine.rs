@@ -203,30 +203,47 @@ pub(super) fn tmp_dir(dir: &RunDir, agent: &str) -> PathBuf {
     dir.dir.join("tmp").join(agent)
 }
 
-/// What a confined command's environment adds: its own `TMPDIR` (`tmp`), and git told not
-/// to start work that writes outside what it may (`gc.auto=0`, no background maintenance).
-pub(super) fn confined_env(repo: &Repo, tmp: &Path) -> Vec<(String, String)> {
-    let mut env = vec![("TMPDIR".to_owned(), tmp.display().to_string())];
+/// What a command's environment adds: with `confined`, its own `TMPDIR` (`tmp`) and git
+/// told not to start work that writes outside what it may (`gc.auto=0`, no background
+/// maintenance, an identity); with `overlay` (a copy-on-write worktree, whose files' inode
+/// and device numbers are not those its index recorded), git told to compare only sizes and
+/// times (`core.checkStat=minimal`) rather than hash every file again. All through
+/// `GIT_CONFIG_*`, numbered after the entries the environment already has.
+pub(super) fn command_env(
+    repo: &Repo,
+    tmp: &Path,
+    confined: bool,
+    overlay: bool,
+) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    let mut settings = Vec::new();
+    if confined {
+        env.push(("TMPDIR".to_owned(), tmp.display().to_string()));
+        settings.push(("gc.auto".to_owned(), "0".to_owned()));
+        settings.push(("maintenance.auto".to_owned(), "false".to_owned()));
+        // Without an identity a tool may write one into the repository's config (aider
+        // does), which it may not: it gets the one its commits would carry.
+        let config = repo.local().config_snapshot().clone();
+        for (key, var, fallback) in [
+            ("user.name", "GIT_AUTHOR_NAME", "git-massgen"),
+            ("user.email", "GIT_AUTHOR_EMAIL", "git-massgen@localhost"),
+        ] {
+            if config.string(key).is_none() {
+                let value = std::env::var(var).unwrap_or_else(|_| fallback.to_owned());
+                settings.push((key.to_owned(), value));
+            }
+        }
+    }
+    if overlay {
+        settings.push(("core.checkStat".to_owned(), "minimal".to_owned()));
+    }
+    if settings.is_empty() {
+        return env;
+    }
     let first: usize = std::env::var("GIT_CONFIG_COUNT")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    let mut settings = vec![
-        ("gc.auto".to_owned(), "0".to_owned()),
-        ("maintenance.auto".to_owned(), "false".to_owned()),
-    ];
-    // Without an identity a tool may write one into the repository's config (aider
-    // does), which it may not: it gets the one its commits would carry.
-    let config = repo.local().config_snapshot().clone();
-    for (key, var, fallback) in [
-        ("user.name", "GIT_AUTHOR_NAME", "git-massgen"),
-        ("user.email", "GIT_AUTHOR_EMAIL", "git-massgen@localhost"),
-    ] {
-        if config.string(key).is_none() {
-            let value = std::env::var(var).unwrap_or_else(|_| fallback.to_owned());
-            settings.push((key.to_owned(), value));
-        }
-    }
     for (i, (key, value)) in settings.iter().enumerate() {
         env.push((format!("GIT_CONFIG_KEY_{}", first + i), key.clone()));
         env.push((format!("GIT_CONFIG_VALUE_{}", first + i), value.clone()));

@@ -65,6 +65,8 @@ pub struct Plan {
     pub sandbox: super::confine::Sandbox,
     /// How the agents were picked (`--pick`), kept in the run's state.
     pub picked: Option<crate::learn::pick::Picked>,
+    /// `[worktree] mode`, `--worktree-mode`, as asked (resolved when the run starts).
+    pub worktree_mode: crate::config::WorktreeMode,
 }
 
 /// How judges are asked.
@@ -168,6 +170,8 @@ pub(super) struct Shared {
     env: Vec<(String, String)>,
     /// How commands are confined; `None` when they are not.
     pub(super) sandbox: Option<super::confine::Sandbox>,
+    /// With copy-on-write worktrees: the checkout of the base their overlays lie on.
+    pub(super) lower: Option<PathBuf>,
 }
 
 impl Shared {
@@ -190,27 +194,39 @@ impl Shared {
     }
 
     /// The rules of a command in `agent`'s worktree `wt`, with `extra` paths it may write;
-    /// `None` when the run does not confine.
+    /// `None` when the run neither confines nor mounts overlays. A copy-on-write worktree's
+    /// overlay is part of the rules whether or not the run confines.
     pub(super) fn rules(
         &self,
         agent: &str,
         wt: &std::path::Path,
         extra: &[std::path::PathBuf],
     ) -> Option<crate::sandbox::Rules> {
-        let sandbox = self.sandbox.as_ref()?;
-        let port = self.read(|s| s.candidate(agent).and_then(|c| c.port));
-        Some(super::confine::agent_rules(
-            sandbox, &self.repo, &self.dir, agent, wt, extra, port,
-        ))
+        let overlay = self
+            .lower
+            .as_deref()
+            .map(|lower| super::overlay::layers(lower, wt));
+        let mut rules = match &self.sandbox {
+            Some(sandbox) => {
+                let port = self.read(|s| s.candidate(agent).and_then(|c| c.port));
+                super::confine::agent_rules(sandbox, &self.repo, &self.dir, agent, wt, extra, port)
+            }
+            None if overlay.is_some() => crate::sandbox::Rules::default(),
+            None => return None,
+        };
+        rules.overlay = overlay;
+        Some(rules)
     }
 
-    /// What a confined command's environment adds ([`super::confine::confined_env`]);
-    /// nothing when the run does not confine.
+    /// What a command's environment adds for its sandbox and its overlay
+    /// ([`super::confine::command_env`]).
     fn confined_env(&self, agent: &str) -> Vec<(String, String)> {
-        if self.sandbox.is_none() {
-            return Vec::new();
-        }
-        super::confine::confined_env(&self.repo, &super::confine::tmp_dir(&self.dir, agent))
+        super::confine::command_env(
+            &self.repo,
+            &super::confine::tmp_dir(&self.dir, agent),
+            self.sandbox.is_some(),
+            self.lower.is_some(),
+        )
     }
 
     /// Reads the state under its lock, without copying it.
@@ -302,6 +318,7 @@ pub(super) fn new_shared(
     Arc::new(Shared {
         repo,
         dir,
+        lower: state.lower.clone(),
         state: Mutex::new(state),
         report,
         rendered: Mutex::new(BTreeMap::new()),

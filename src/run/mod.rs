@@ -10,6 +10,7 @@ pub mod imports;
 pub mod layout;
 pub mod learning;
 pub mod merge;
+pub mod overlay;
 mod peers;
 pub mod pipeline;
 pub mod plan;
@@ -47,6 +48,8 @@ pub enum RunError {
     },
     #[error("the sandbox is required ([sandbox] mode = \"required\"), but {why}")]
     NoSandbox { why: String },
+    #[error("copy-on-write worktrees (--worktree-mode overlay) do not work here: {why}")]
+    NoOverlay { why: String },
     #[error(
         "not enough free space for the worktrees: they need about {need} MiB under {} ({copies} × {each} MiB, the checkout and the ignored files brought in), and its file system has {free} MiB free",
         root.display()

@@ -28,10 +28,19 @@ use crate::model::PORT_BLOCK;
 
 /// Runs the whole pipeline and returns the scored run.
 pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<RunState, RunError> {
-    // Refused before anything is made when the worktrees cannot fit.
+    // Refused before anything is made when copy-on-write worktrees were asked for and
+    // cannot work, or cannot do what the run asks.
+    let (overlay, overlay_warning) = super::overlay::resolve(plan.worktree_mode)?;
+    if overlay {
+        super::overlay::refuse_unsupported(&plan)?;
+    }
+    let lower = overlay.then(|| super::overlay::lower_path(&plan.worktree_root, plan.base));
+    // Refused before anything is made when the worktrees cannot fit (copy-on-write ones
+    // share one checkout).
     {
         let (repo, base) = (repo.clone(), plan.base);
-        let (root, copies) = (plan.worktree_root.clone(), plan.agents.len());
+        let copies = if overlay { 1 } else { plan.agents.len() };
+        let root = plan.worktree_root.clone();
         let include = plan.include.clone();
         tokio::task::spawn_blocking(move || {
             super::setup::check_space(&repo, base, &include, &root, copies)
@@ -113,6 +122,8 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
         pythonpath: None,
         sandbox: Some(sandbox_is),
         picked: plan.picked.clone(),
+        worktree_mode: if overlay { "overlay" } else { "checkout" }.to_owned(),
+        lower: lower.clone(),
     };
     // A block of ports per agent, free now: agents' servers and tests never fight.
     let ports = crate::sys::free_port_blocks(state.candidates.len(), PORT_BLOCK, fastrand::u64(..));
@@ -123,6 +134,7 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
     let (mut warnings, pythonpath) = super::imports::check(&repo.workdir, &plan);
     state.pythonpath = pythonpath;
     warnings.extend(sandbox_warning);
+    warnings.extend(overlay_warning);
     if !plan.share.is_empty() {
         warnings.push(format!(
             "{} linked into every worktree from your work tree ([worktree] share): an agent that writes there changes it for every candidate and for you",
@@ -158,8 +170,17 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
             .collect();
         let repo = shared.repo.clone();
         let base = plan.base;
-        tokio::task::spawn_blocking(move || {
-            git::worktree::create_all(&repo, base, &items, &AtomicBool::new(false))
+        // With copy-on-write worktrees, the base's checkout is held until the run ends.
+        let _lower = tokio::task::spawn_blocking(move || match lower {
+            Some(lower) => {
+                let held = super::overlay::hold_lower(&repo, &lower, base)?;
+                super::overlay::create_all(&repo, base, &lower, &items)?;
+                Ok::<_, RunError>(Some(held))
+            }
+            None => {
+                git::worktree::create_all(&repo, base, &items, &AtomicBool::new(false))?;
+                Ok(None)
+            }
         })
         .await
         .expect("worktree creation does not panic")?;
@@ -204,6 +225,9 @@ pub async fn continue_run(
 ) -> Result<RunState, RunError> {
     let dir = RunDir::new(&repo, run);
     let mut state = RunState::load(&dir)?;
+    if state.lower.is_some() {
+        return Err(super::overlay::unsupported("--continue"));
+    }
     let (sandbox, sandbox_is, sandbox_warning) = super::confine::resolve(&plan.sandbox)?;
     state.sandbox = Some(sandbox_is);
     if let Some(w) = sandbox_warning {
@@ -618,6 +642,7 @@ async fn fingerprint(shared: &Arc<Shared>) -> Result<git::guard::Fingerprint, Ru
         let worktrees = |path: &std::path::Path, branch: Option<&str>| {
             path.starts_with(root.join("reviews"))
                 || path.starts_with(root.join("plans"))
+                || path.starts_with(root.join("lower"))
                 || branch.is_some_and(|b| {
                     layout::run_of_branch(b).is_some_and(|run| {
                         is_run(run)

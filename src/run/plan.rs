@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub no_setup: bool,
     /// `--sandbox`.
     pub sandbox: Option<crate::config::SandboxMode>,
+    /// `--worktree-mode`.
+    pub worktree_mode: Option<crate::config::WorktreeMode>,
 }
 
 /// Where a run starts: the task and the commit (and branch) the agents start from.
@@ -231,6 +233,10 @@ pub fn plan(
             &worktree_root,
         ),
         picked: None,
+        worktree_mode: opts
+            .worktree_mode
+            .or(config.worktree.mode)
+            .unwrap_or_default(),
     };
     // What `[worktree] env` puts under the worktree root (a shared `CARGO_TARGET_DIR`) is
     // made for commands to write: confined ones may, and it exists for the rule to hold.

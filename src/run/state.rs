@@ -68,6 +68,18 @@ pub struct RunState {
     /// the seed, each agent's record and draw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub picked: Option<crate::learn::pick::Picked>,
+    /// How the worktrees were made: `checkout` (also for runs recorded before there was a
+    /// choice) or `overlay`.
+    #[serde(default = "checkout")]
+    pub worktree_mode: String,
+    /// With `overlay`: the shared checkout of the base every agent's overlay lies on
+    /// (`<worktree root>/lower/<base>`); `clean` removes it once no run names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower: Option<PathBuf>,
+}
+
+fn checkout() -> String {
+    "checkout".to_owned()
 }
 
 impl RunState {
