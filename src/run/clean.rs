@@ -369,7 +369,7 @@ fn clean_run(
         if let Some(lower) = st.lower.as_deref() {
             // A copy-on-write worktree: what its tests wrote after the snapshot is not the
             // agent's; work left by an interrupted agent is in its overlay's upper directory.
-            if !(c.saved && !c.unsaved) {
+            if !c.saved || c.unsaved {
                 save_overlay(repo, lower, &wt, &branch, base, &st.run, c, force, say);
             }
             continue;

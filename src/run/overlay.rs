@@ -229,10 +229,9 @@ pub(super) fn remove_unused_lowers(
         if path.extension().is_some_and(|x| x == "lock") || !path.is_dir() {
             continue;
         }
-        if runs
-            .iter()
-            .any(|r| r.lower.as_deref() == Some(path.as_path()))
-        {
+        let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        let named = |l: &Path| l == path || std::fs::canonicalize(l).is_ok_and(|l| l == canonical);
+        if runs.iter().any(|r| r.lower.as_deref().is_some_and(named)) {
             continue;
         }
         let Ok(file) = open_lock(&path) else {
