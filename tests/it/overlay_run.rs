@@ -158,3 +158,68 @@ fn what_overlay_worktrees_cannot_do_yet_is_refused() {
         assert!(repo.massgen_branches().is_empty());
     }
 }
+
+#[test]
+fn clean_saves_what_an_agent_left_in_its_overlay_after_a_kill() {
+    if !overlay_works("clean_saves_what_an_agent_left_in_its_overlay_after_a_kill") {
+        return;
+    }
+    let repo = TestRepo::new();
+    // The agent kills git-massgen (its parent) after writing; unconfined, since a
+    // sandbox may keep it from signalling outside.
+    let body = "echo work > left.txt; rm README; kill -9 $PPID; sleep 5";
+    let out = repo
+        .massgen()
+        .args(["run", "--worktree-mode", "overlay", "--sandbox", "off"])
+        .args(["--agent-cmd", &repo.agent("a", body), "t"])
+        .run();
+    assert_eq!(out.code, None, "{out:?}");
+    let branch = repo.massgen_branches().pop().expect("a candidate branch");
+    let clean = repo.massgen().args(["clean", "--all"]).run().expect_code(0);
+    clean.assert_stderr("saved a's work");
+    let files = repo.git(&["ls-tree", "-r", "--name-only", &branch]);
+    assert!(files.contains("left.txt"), "{files}");
+    assert!(!files.contains("README"), "{files}");
+    assert_eq!(lowers(&repo).len(), 1, "the kept run still names it");
+    repo.massgen()
+        .args(["clean", "--all", "--force"])
+        .run()
+        .expect_code(0);
+    assert_eq!(repo.worktree_count(), 1);
+    repo.assert_fsck_clean();
+}
+
+#[test]
+fn auto_falls_back_to_checkouts_with_a_warning_and_is_checkout_unless_asked() {
+    let repo = TestRepo::new();
+    repo.write(".massgen/config.toml", "[worktree]\nmode = \"auto\"\n");
+    let run = repo
+        .massgen()
+        .env("MASSGEN_OVERLAY_AUTO", "1")
+        .env("MASSGEN_TEST_NO_USERNS", "1")
+        .args([
+            "run",
+            "--json",
+            "--agent-cmd",
+            &repo.agent("careful", FIX),
+            "t",
+        ])
+        .run()
+        .expect_code(0);
+    run.assert_stderr("worktrees are full checkouts: copy-on-write worktrees do not work here");
+    assert_eq!(run.json()["worktree_mode"], "checkout");
+    // Without MASSGEN_OVERLAY_AUTO, `auto` is `checkout` for now: no probe, no warning.
+    let run = repo
+        .massgen()
+        .args([
+            "run",
+            "--json",
+            "--agent-cmd",
+            &repo.agent("careful", FIX),
+            "t",
+        ])
+        .run()
+        .expect_code(0);
+    assert!(!run.stderr.contains("copy-on-write"), "{}", run.stderr);
+    assert_eq!(run.json()["worktree_mode"], "checkout");
+}
