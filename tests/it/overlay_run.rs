@@ -63,6 +63,7 @@ fn overlay_runs_give_the_candidates_of_checkout_runs_and_share_one_base_checkout
     assert_eq!(overlay["winner"], checkout["winner"]);
     assert_eq!(candidate(&overlay, "careful")["tests"]["passed"], 4);
     assert_eq!(candidate(&overlay, "hasty")["tests"]["failed"], 2);
+    assert_eq!(overlay["breaches"], serde_json::json!([]));
     // The same trees: neither agent saw the other's writes.
     assert_eq!(trees(&repo, &overlay), trees(&repo, &checkout));
     // Nothing left but the base checkout, which the next run on the base reuses.
@@ -222,4 +223,29 @@ fn auto_falls_back_to_checkouts_with_a_warning_and_is_checkout_unless_asked() {
         .expect_code(0);
     assert!(!run.stderr.contains("copy-on-write"), "{}", run.stderr);
     assert_eq!(run.json()["worktree_mode"], "checkout");
+}
+
+#[test]
+fn setup_and_commits_made_inside_an_overlay_worktree_count() {
+    if !overlay_works("setup_and_commits_made_inside_an_overlay_worktree_count") {
+        return;
+    }
+    let repo = TestRepo::new();
+    repo.write(
+        ".massgen/config.toml",
+        "[worktree]\nsetup = [\"echo ready > setup.out\"]\n",
+    );
+    // Confined as by default: git works inside, on the candidate branch.
+    let body = "cat setup.out > seen.txt && git add seen.txt && git commit -qm inside \
+                && echo after > after.txt";
+    let json = repo.run_json(&["--worktree-mode", "overlay"], &[("a", body)], "t", 0);
+    let branch = candidate(&json, "a")["branch"].as_str().unwrap().to_owned();
+    let show = |file: &str| repo.git(&["show", &format!("{branch}:{file}")]);
+    assert_eq!(show("seen.txt").trim(), "ready");
+    assert_eq!(show("after.txt").trim(), "after");
+    let log = repo.git(&["log", "--format=%s", "-2", &branch]);
+    assert!(log.lines().nth(1) == Some("inside"), "{log}");
+    assert_eq!(json["breaches"], serde_json::json!([]));
+    assert_eq!(repo.worktree_count(), 2);
+    repo.assert_fsck_clean();
 }
