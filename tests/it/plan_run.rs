@@ -435,8 +435,13 @@ fn the_plan_report_draws_the_graph_with_statuses_and_links() {
         .massgen()
         .args(["plan", "run", "plan.toml", "--json"])
         .expect_json(0);
-    // plan run wrote it beside the state; plan report writes it where asked.
+    // plan run leaves it to plan report: beside the state by default, or where asked.
     let beside = repo.path.join(".massgen/runs/.plans/diamond/report.html");
+    assert!(!beside.exists());
+    repo.massgen()
+        .args(["plan", "report", "diamond"])
+        .run()
+        .expect_code(0);
     assert!(beside.exists());
     let out = repo
         .massgen()
@@ -479,6 +484,10 @@ fn the_plan_report_draws_the_graph_with_statuses_and_links() {
     );
     repo.massgen()
         .args(["plan", "run", "evil.toml"])
+        .run()
+        .expect_code(0);
+    repo.massgen()
+        .args(["plan", "report", "evil"])
         .run()
         .expect_code(0);
     let page =

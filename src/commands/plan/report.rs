@@ -1,6 +1,6 @@
 //! `git massgen plan report PLAN [--output FILE] [--open]`: the plan's HTML page (its
 //! graph by wave and status, each task's winner, time, cost and a link to its run's own
-//! report, and the conflict matrix). `plan run` writes it too, beside the plan's state.
+//! report, and the conflict matrix), by default beside the plan's state.
 //!
 //! Exit codes: 0 written; 2 no such plan (or it was never run); 1 the page could not be
 //! made.

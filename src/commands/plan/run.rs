@@ -139,16 +139,6 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<Exit, CliError> {
         state.merged = Some(commit.clone());
         state.save(&repo)?;
     }
-    // The plan's page, beside its state; a plan run does not fail for want of it.
-    let page = crate::report::plan::default_path(&repo, &state.plan);
-    if let Err(e) = crate::plan::matrix::matrix(&repo, &state)
-        .map_err(|e| e.to_string())
-        .and_then(|m| {
-            crate::report::plan::write(&repo, &state, &m, &page).map_err(|e| e.to_string())
-        })
-    {
-        ctx.ui.warn(&format!("cannot write the plan's report: {e}"));
-    }
     if let Some(events) = &events {
         let end = match end {
             End::Done => "done",
