@@ -14,6 +14,7 @@ pub mod integrate;
 pub mod matrix;
 pub mod planner;
 pub mod resolve;
+mod resolver;
 pub mod run;
 pub mod state;
 

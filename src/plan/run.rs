@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use super::integrate::{self, Check, Integration};
-use super::resolve;
+use super::resolver::{Conflict, resolve_by_agent};
 use super::state::{self, PlanState, TaskStatus};
 use super::{Task, TaskPlan};
 use crate::git::{ObjectId, Repo};
@@ -72,15 +72,6 @@ impl Options {
             ready: self.ready.clone(),
         })
     }
-}
-
-/// A winner that conflicts with the integration branch.
-struct Conflict {
-    /// The integration branch's tip.
-    ours: ObjectId,
-    /// The winner.
-    theirs: ObjectId,
-    paths: Vec<String>,
 }
 
 /// Makes a task's run, starting at the given commit.
@@ -553,133 +544,6 @@ fn was(status: TaskStatus) -> &'static str {
         TaskStatus::Skipped => "was skipped",
         other => other.as_str(),
     }
-}
-
-/// The resolver agent's turn: the conflicted merge committed as it is (markers and all) is
-/// the base of a run of the resolver alone, told both sides' tasks and the conflicted
-/// files. Its candidate must leave no marker in them; the result is a merge commit of the
-/// two sides with the candidate's tree. `Err`: why the conflict is still there.
-#[allow(clippy::too_many_arguments)]
-async fn resolve_by_agent(
-    repo: &Arc<Repo>,
-    plan: &TaskPlan,
-    task: &Task,
-    resolver: &str,
-    conflict: &Conflict,
-    opts: &Options,
-    make: &MakeRun<'_>,
-    st: &Mutex<PlanState>,
-) -> Result<Result<ObjectId, String>, PlanRunError> {
-    let dir = opts
-        .worktree_root
-        .join("plans")
-        .join(&plan.name)
-        .join(format!("{}-conflict-{}", task.id, crate::sys::unique()));
-    let scaffold = {
-        let (repo, dir) = (repo.clone(), dir.clone());
-        let (ours, theirs) = (conflict.ours, conflict.theirs);
-        let message = format!(
-            "massgen plan {}: {} conflicted, to be resolved\n",
-            plan.name, task.id
-        );
-        tokio::task::spawn_blocking(move || {
-            resolve::check_out(&repo, ours, theirs, &dir)?;
-            let committed = resolve::commit_as_is(&dir, &message);
-            crate::git::worktree::remove(&repo, &dir)?;
-            committed
-        })
-        .await
-        .expect("checking out a conflict does not panic")?
-    };
-    let others = {
-        let s = st.lock().expect("plan state lock");
-        let deps = dependencies(plan, &task.id);
-        plan.tasks
-            .iter()
-            .filter(|t| s.task(&t.id).status == TaskStatus::Done && !deps.contains(&t.id))
-            .map(|t| format!("### Task {} ({})\n\n{}\n", t.id, t.title, t.task.trim()))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    let files: String = conflict.paths.iter().map(|p| format!("- {p}\n")).collect();
-    let prompt = format!(
-        "Two changes made in parallel conflict. The files below hold git's conflict markers (<<<<<<<, =======, >>>>>>>): resolve every conflict so that both changes work together, remove every marker, and keep the rest of both changes.\n\nConflicted files:\n{files}\n## The change being merged: task {} ({})\n\n{}\n\n## Already on the integration branch\n\n{others}",
-        task.id,
-        task.title,
-        task.task.trim()
-    );
-    let resolution = Task {
-        id: format!("{}-resolve", task.id),
-        title: format!("resolve {}", task.id),
-        task: prompt,
-        depends_on: Vec::new(),
-        agents: vec![resolver.to_owned()],
-        test: opts.integration_test.clone(),
-        rounds: Some(1),
-        timeout: task.timeout,
-        wave: task.wave,
-    };
-    let run_plan = make(&resolution, scaffold)?;
-    let quiet: pipeline::Reporter = Arc::new(|_: Event| {});
-    let rs = match pipeline::execute(repo.clone(), run_plan, quiet).await {
-        Ok(rs) => rs,
-        Err(RunError::Interrupted) => return Err(RunError::Interrupted.into()),
-        Err(e) => return Ok(Err(format!("its run failed: {e}"))),
-    };
-    {
-        // The target branch's new commits are no task of the plan.
-        let mut s = st.lock().expect("plan state lock");
-        if let Some(t) = s.tasks.iter_mut().find(|t| t.id == task.id) {
-            t.resolution_run = Some(rs.run.clone());
-        } else {
-            s.target_resolution_run = Some(rs.run.clone());
-        }
-        s.save(repo)?;
-    }
-    let Some(commit) = rs
-        .winner
-        .as_ref()
-        .and_then(|w| rs.candidate(w)?.commit.clone())
-    else {
-        let why = rs.reason.clone().unwrap_or_else(|| "no result".into());
-        return Ok(Err(format!("run {} has no result: {why}", rs.run)));
-    };
-    let resolved = crate::run::state::commit_id(&commit)?;
-    let left = resolve::markers_left(repo, resolved, &conflict.paths);
-    if !left.is_empty() {
-        return Ok(Err(format!(
-            "conflict markers are left in {} (run {})",
-            crate::run::merge::name_some(&left),
-            rs.run
-        )));
-    }
-    let message = format!(
-        "massgen plan {}: {} ({}), conflicts resolved by {resolver}\n",
-        plan.name, task.id, task.title
-    );
-    Ok(Ok(resolve::merge_commit(
-        repo,
-        resolved,
-        conflict.ours,
-        conflict.theirs,
-        &message,
-    )?))
-}
-
-/// Every task `id` depends on, directly or not.
-fn dependencies(plan: &TaskPlan, id: &str) -> BTreeSet<String> {
-    let mut found = BTreeSet::new();
-    let mut todo = vec![id.to_owned()];
-    while let Some(next) = todo.pop() {
-        if let Some(t) = plan.tasks.iter().find(|t| t.id == next) {
-            for d in &t.depends_on {
-                if found.insert(d.clone()) {
-                    todo.push(d.clone());
-                }
-            }
-        }
-    }
-    found
 }
 
 /// Keeps the integration branch up with the branch the plan targets: commits that arrived
