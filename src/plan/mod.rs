@@ -12,6 +12,7 @@ pub mod graph;
 pub mod hand;
 pub mod integrate;
 pub mod matrix;
+mod options;
 pub mod planner;
 pub mod resolve;
 mod resolver;

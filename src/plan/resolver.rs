@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
+use super::options::{MakeRun, Options};
 use super::resolve;
-use super::run::{MakeRun, Options};
 use super::state::{PlanState, TaskStatus};
 use super::{PlanRunError, Task, TaskPlan};
 use crate::git::{ObjectId, Repo};

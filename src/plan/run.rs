@@ -10,73 +10,25 @@
 //! run again. Nothing here prints: what happens is told through a callback.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use super::integrate::{self, Check, Integration};
+use super::integrate::{self, Integration};
 use super::resolver::{Conflict, resolve_by_agent};
 use super::state::{self, PlanState, TaskStatus};
 use super::{Task, TaskPlan};
 use crate::git::{ObjectId, Repo};
+use crate::run::RunError;
 use crate::run::clean::{Said, Which};
 use crate::run::layout::RunDir;
 use crate::run::pipeline::{self, Event};
 use crate::run::state::{Phase, RunState};
-use crate::run::{RunError, plan::PlanError};
 
 pub use super::PlanRunError;
+pub use super::options::{MakeRun, Observer, Options};
 
-/// How a plan runs.
-pub struct Options {
-    /// Tasks running at once.
-    pub jobs: usize,
-    /// The plan's `integration_test`, else `[score] test`.
-    pub integration_test: Option<String>,
-    pub test_timeout: Duration,
-    /// Where check worktrees go: `<worktree root>/plans/<name>/`.
-    pub worktree_root: PathBuf,
-    /// What readies a check worktree before the test (`[worktree]`).
-    pub ready: crate::run::setup::Ready,
-    /// Told each task whose status changed, and each event of a task's run (with the
-    /// task's id and its run's, once known): for `--events`.
-    pub observer: Option<Arc<dyn Observer>>,
-}
-
-/// What a plan's progress is told.
-pub trait Observer: Send + Sync {
-    /// A task's status changed (seen after each step; a task that only passed through
-    /// `ready` on its way to `running` is seen `running`).
-    fn task(&self, task: &state::TaskState);
-    /// An event of the run of task `task`.
-    fn run_event(&self, task: &str, run: Option<&str>, event: &Event);
-}
-
-impl Options {
-    /// The integration test of task `id`'s merge, in a fresh worktree, logged under the
-    /// plan's state; `None` without a test.
-    pub fn check(&self, repo: &Repo, plan: &str, id: &str) -> Option<Check> {
-        self.integration_test.as_ref().map(|command| Check {
-            command: command.clone(),
-            timeout: self.test_timeout,
-            worktree: self
-                .worktree_root
-                .join("plans")
-                .join(plan)
-                .join(format!("{id}-{}", crate::sys::unique())),
-            log: state::dir(repo, plan)
-                .join("logs")
-                .join(format!("{id}.integration.log")),
-            ready: self.ready.clone(),
-        })
-    }
-}
-
-/// Makes a task's run, starting at the given commit.
-pub type MakeRun<'a> =
-    dyn Fn(&Task, ObjectId) -> Result<pipeline::Plan, PlanError> + Send + Sync + 'a;
 /// Where what happens is told.
 pub type Say = Arc<dyn Fn(Said) + Send + Sync>;
 

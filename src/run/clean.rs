@@ -16,12 +16,7 @@ use super::state::{self, Phase, RunState};
 use crate::agent::process;
 use crate::git::{self, ObjectId, Repo};
 
-/// What cleaning tells the user as it goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Said {
-    Info(String),
-    Warn(String),
-}
+pub use super::Said;
 
 /// The runs [`clean`] takes.
 #[derive(Debug, Clone, Copy)]

@@ -24,6 +24,13 @@ use std::path::PathBuf;
 
 use crate::git::GitError;
 
+/// What cleaning and the lifecycle tell the user as they go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Said {
+    Info(String),
+    Warn(String),
+}
+
 /// Errors of the run lifecycle.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

@@ -17,7 +17,6 @@ use std::sync::atomic::AtomicBool;
 use nix::fcntl::{Flock, FlockArg};
 
 use super::RunError;
-use super::context::Plan;
 use crate::config::WorktreeMode;
 use crate::git::{self, ObjectId, Repo};
 use crate::sys::overlay::Overlay;
@@ -53,22 +52,6 @@ pub(super) fn resolve(mode: WorktreeMode) -> Result<(bool, Option<String>), RunE
         }
         WorktreeMode::Auto => Ok((false, None)),
     }
-}
-
-/// What copy-on-write worktrees cannot do yet, refused before anything is made.
-pub(super) fn refuse_unsupported(plan: &Plan) -> Result<(), RunError> {
-    let what = if plan.rounds > 1 {
-        "more than one round (--rounds)"
-    } else if plan.keep {
-        "--keep"
-    } else if !plan.include.is_empty() {
-        "bringing ignored files in ([worktree] include or clone, .worktreeinclude)"
-    } else if !plan.share.is_empty() {
-        "[worktree] share"
-    } else {
-        return Ok(());
-    };
-    Err(unsupported(what))
 }
 
 /// The usage error for `what`, not yet supported with copy-on-write worktrees.
@@ -218,8 +201,8 @@ pub(super) fn remove_unused_lowers(
     repo: &Repo,
     root: &Path,
     runs: &[super::state::RunState],
-) -> Vec<super::clean::Said> {
-    use super::clean::Said;
+) -> Vec<super::Said> {
+    use super::Said;
     let mut said = Vec::new();
     let Ok(entries) = std::fs::read_dir(root.join("lower")) else {
         return said;

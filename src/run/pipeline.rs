@@ -32,7 +32,7 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
     // cannot work, or cannot do what the run asks.
     let (overlay, overlay_warning) = super::overlay::resolve(plan.worktree_mode)?;
     if overlay {
-        super::overlay::refuse_unsupported(&plan)?;
+        refuse_unsupported(&plan)?;
     }
     let lower = overlay.then(|| super::overlay::lower_path(&plan.worktree_root, plan.base));
     // Refused before anything is made when the worktrees cannot fit (copy-on-write ones
@@ -401,6 +401,22 @@ where
             Err(e)
         }
     }
+}
+
+/// What copy-on-write worktrees cannot do yet, refused before anything is made.
+fn refuse_unsupported(plan: &Plan) -> Result<(), RunError> {
+    let what = if plan.rounds > 1 {
+        "more than one round (--rounds)"
+    } else if plan.keep {
+        "--keep"
+    } else if !plan.include.is_empty() {
+        "bringing ignored files in ([worktree] include or clone, .worktreeinclude)"
+    } else if !plan.share.is_empty() {
+        "[worktree] share"
+    } else {
+        return Ok(());
+    };
+    Err(super::overlay::unsupported(what))
 }
 
 /// What the scored run teaches (`refs/massgen/learning`), after what history said of
