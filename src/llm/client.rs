@@ -338,7 +338,10 @@ impl Client {
         let value: Value = serde_json::from_str(&text).map_err(|e| {
             Failure::new(
                 None,
-                format!("the response is not JSON: {e} in `{}`", cut(&text, 80)),
+                format!(
+                    "the response is not JSON: {e} in `{}`",
+                    stream::cut(&text, 80)
+                ),
                 true,
             )
         })?;
@@ -443,10 +446,6 @@ fn in_stream_failure(e: stream::StreamError) -> Failure {
         .any(|w| lower.contains(w));
     }
     f
-}
-
-fn cut(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

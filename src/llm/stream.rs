@@ -429,20 +429,23 @@ impl Stream {
     }
 }
 
-fn cut(s: &str, n: usize) -> String {
+/// The first `n` characters of `s`, for messages.
+pub(super) fn cut(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
+}
+
+/// An SSE event carrying `data`, as tests feed streams.
+#[cfg(test)]
+pub(super) fn ev(data: Value) -> SseEvent {
+    SseEvent {
+        event: String::new(),
+        data: data.to_string(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ev(data: Value) -> SseEvent {
-        SseEvent {
-            event: String::new(),
-            data: data.to_string(),
-        }
-    }
 
     #[test]
     fn a_call_cut_at_the_output_limit_is_marked_not_retried() {

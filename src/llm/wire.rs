@@ -355,15 +355,7 @@ pub fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::sse::SseEvent;
-    use crate::llm::stream::Stream;
-
-    fn ev(data: Value) -> SseEvent {
-        SseEvent {
-            event: String::new(),
-            data: data.to_string(),
-        }
-    }
+    use crate::llm::stream::{Stream, ev};
 
     #[test]
     fn request_shapes_follow_each_provider() {

@@ -39,6 +39,29 @@ pub trait Observer: Send + Sync {
 }
 
 impl Options {
+    /// The options of a plan run under `config`: `jobs` at once, the plan's
+    /// `integration_test` (else `[score] test`), check worktrees under `worktree_root` made
+    /// ready as `[worktree]` says; no observer.
+    pub fn new(
+        config: &crate::config::Config,
+        workdir: &std::path::Path,
+        worktree_root: PathBuf,
+        integration_test: Option<String>,
+        jobs: usize,
+    ) -> Options {
+        Options {
+            jobs,
+            integration_test: integration_test.or_else(|| config.score.test.clone()),
+            test_timeout: config
+                .score
+                .test_timeout
+                .unwrap_or(crate::config::DEFAULT_TEST_TIMEOUT),
+            ready: crate::run::setup::Ready::from_config(config, workdir, &worktree_root, false),
+            worktree_root,
+            observer: None,
+        }
+    }
+
     /// The integration test of task `id`'s merge, in a fresh worktree, logged under the
     /// plan's state; `None` without a test.
     pub fn check(&self, repo: &Repo, plan: &str, id: &str) -> Option<Check> {

@@ -358,7 +358,7 @@ pub async fn run(
                 }),
                 None => break,
             },
-            _ = stop_signal(), if !interrupted => {
+            _ = crate::sys::stop_signal(), if !interrupted => {
                 interrupted = true;
                 let _ = cancel_tx.send(true);
             }
@@ -425,24 +425,4 @@ fn modified_paths(worktree: &Path, admin: &Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Ctrl-C, SIGTERM or SIGHUP: the review stops its reviewers and cleans up.
-async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) {
-        (Ok(mut term), Ok(mut hup)) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-                _ = hup.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -412,17 +412,7 @@ fn clean_run(
             c.agent, st.run
         );
         match git::snapshot::snapshot(repo, &wt, &branch, base, &message, false) {
-            Ok(snap) => {
-                if c.commit.as_deref() != Some(&snap.commit.to_string()) && snap.changed {
-                    say(Said::Info(format!(
-                        "massgen: saved {}'s work onto {}",
-                        c.agent, c.branch
-                    )));
-                }
-                c.commit = Some(snap.commit.to_string());
-                c.unsaved = false;
-                c.saved = true;
-            }
+            Ok(snap) => saved(c, &snap, say),
             Err(e) if force => say(Said::Warn(format!(
                 "{}: cannot snapshot its worktree ({}); discarded with --force",
                 c.agent,
@@ -498,17 +488,7 @@ fn save_overlay(
         c.agent
     );
     match git::snapshot::snapshot_overlay(repo, lower, &upper, branch, base, &message) {
-        Ok(snap) => {
-            if c.commit.as_deref() != Some(&snap.commit.to_string()) && snap.changed {
-                say(Said::Info(format!(
-                    "massgen: saved {}'s work onto {}",
-                    c.agent, c.branch
-                )));
-            }
-            c.commit = Some(snap.commit.to_string());
-            c.unsaved = false;
-            c.saved = true;
-        }
+        Ok(snap) => saved(c, &snap, say),
         Err(e) => {
             c.unsaved = !force;
             say(Said::Warn(format!(
@@ -523,6 +503,19 @@ fn save_overlay(
             )));
         }
     }
+}
+
+/// Records a candidate's work saved by `snap` (from a worktree or a copy-on-write one).
+fn saved(c: &mut state::Candidate, snap: &git::snapshot::Snapshot, say: &mut dyn FnMut(Said)) {
+    if c.commit.as_deref() != Some(&snap.commit.to_string()) && snap.changed {
+        say(Said::Info(format!(
+            "massgen: saved {}'s work onto {}",
+            c.agent, c.branch
+        )));
+    }
+    c.commit = Some(snap.commit.to_string());
+    c.unsaved = false;
+    c.saved = true;
 }
 
 /// Whether `tip` is contained in one of `tips`.

@@ -223,6 +223,27 @@ pub const KILL_AT: &str = "MASSGEN_TEST_KILL_AT";
 
 /// A kill point: the process kills itself with `SIGKILL` (no clean-up, as `kill -9` would)
 /// when `point` is one of the names in [`KILL_AT`] (comma-separated), so that tests place a
+/// Waits for Ctrl-C, SIGTERM or SIGHUP (Ctrl-C only where the others cannot be listened
+/// for): what stops a review or a planner, which then clean up.
+pub async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(mut term), Ok(mut hup)) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+                _ = hup.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 /// crash at an exact instant instead of by timing luck. One environment lookup otherwise.
 pub fn kill_point(point: &str) {
     let Some(points) = std::env::var_os(KILL_AT) else {

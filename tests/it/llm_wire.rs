@@ -178,17 +178,24 @@ fn sent_back_args(provider: &str, r: &Recorded) -> Value {
     }
 }
 
+/// A run of an agent with a 256-token output limit whose model first answers with `cut`
+/// (a reply cut at that limit, in `provider`'s dialect), then finishes.
+fn cut_then_finish(provider: &str, cut: String) -> (LlmServer, Value) {
+    let server = LlmServer::start(Mode::Script(vec![events(cut), finish()]));
+    let repo = TestRepo::new();
+    repo.configure(&agent_toml(
+        provider,
+        &server.url(),
+        "max_output_tokens = 256",
+    ));
+    let out = run(&repo, 1);
+    (server, out)
+}
+
 #[test]
 fn a_call_cut_at_the_output_limit_goes_back_as_an_empty_object_in_every_dialect() {
     for provider in ["openai", "anthropic", "openai-responses", "gemini"] {
-        let server = LlmServer::start(Mode::Script(vec![events(cut_call(provider)), finish()]));
-        let repo = TestRepo::new();
-        repo.configure(&agent_toml(
-            provider,
-            &server.url(),
-            "max_output_tokens = 256",
-        ));
-        let out = run(&repo, 1);
+        let (server, out) = cut_then_finish(provider, cut_call(provider));
         let c = candidate(&out, "a");
         assert!(c["error"].is_null(), "{provider}: {c:#}");
         let requests = server.model_requests();
@@ -237,14 +244,7 @@ fn cut_text(provider: &str) -> String {
 #[test]
 fn a_reply_cut_at_the_output_limit_is_not_an_answer_the_agent_is_told_and_goes_on() {
     for provider in ["openai", "anthropic", "openai-responses", "gemini"] {
-        let server = LlmServer::start(Mode::Script(vec![events(cut_text(provider)), finish()]));
-        let repo = TestRepo::new();
-        repo.configure(&agent_toml(
-            provider,
-            &server.url(),
-            "max_output_tokens = 256",
-        ));
-        let out = run(&repo, 1);
+        let (server, out) = cut_then_finish(provider, cut_text(provider));
         let c = candidate(&out, "a");
         assert!(c["error"].is_null(), "{provider}: {c:#}");
         assert_eq!(c["truncated"], 1, "{provider}: {c:#}");

@@ -77,6 +77,20 @@ pub fn plan(ctx: &Ctx, args: &PlanArgs) -> Result<Exit, CliError> {
     }
 }
 
+/// The state of the plan `arg` names (its name, or its file); a usage error when it was
+/// never run.
+fn load_state(
+    ctx: &Ctx,
+    repo: &crate::git::Repo,
+    arg: &Path,
+) -> Result<plan::state::PlanState, CliError> {
+    let name = plan_name(ctx, repo, arg)?;
+    plan::state::load(repo, &name)?.ok_or_else(|| {
+        CliError::usage(format!("plan {name} was never run"))
+            .hint(format!("run it with: git massgen plan run {name}"))
+    })
+}
+
 /// The name of the plan `arg` names: a bare name is the plan's name; a path names the
 /// plan its file declares.
 fn plan_name(ctx: &Ctx, repo: &crate::git::Repo, arg: &Path) -> Result<String, CliError> {

@@ -29,11 +29,8 @@ pub struct ReportArgs {
 
 pub fn report(ctx: &Ctx, args: &ReportArgs) -> Result<Exit, CliError> {
     let repo = ctx.repo()?;
-    let name = super::plan_name(ctx, &repo, &args.plan)?;
-    let Some(st) = crate::plan::state::load(&repo, &name)? else {
-        return Err(CliError::usage(format!("plan {name} was never run"))
-            .hint(format!("run it with: git massgen plan run {name}")));
-    };
+    let st = super::load_state(ctx, &repo, &args.plan)?;
+    let name = st.plan.clone();
     let path = match &args.output {
         Some(out) => ctx.cwd.join(out),
         None => plan_report::default_path(&repo, &name),

@@ -18,7 +18,7 @@ use crate::commands::Ctx;
 use crate::error::{CliError, Exit};
 use crate::plan::hand::{self, Taking, Which};
 use crate::plan::resolve;
-use crate::plan::state::{self, PlanState, TaskStatus};
+use crate::plan::state::{PlanState, TaskStatus};
 use crate::run::state::commit_id;
 
 /// `plan resolve`.
@@ -43,7 +43,7 @@ pub struct ResolveArgs {
 pub fn resolve(ctx: &Ctx, args: &ResolveArgs) -> Result<Exit, CliError> {
     let repo = ctx.repo()?;
     let config = ctx.config(&repo)?;
-    let mut st = load(ctx, &repo, &args.plan)?;
+    let mut st = super::load_state(ctx, &repo, &args.plan)?;
     let name = st.plan.clone();
     let root = crate::run::layout::worktree_root(&repo, config.run.worktree_root.as_deref());
     let Some(task) = &args.task else {
@@ -159,7 +159,7 @@ fn instructions(plan: &str, task: &str, dir: &std::path::Path, files: &[String])
 pub fn continue_plan(ctx: &Ctx, args: &RunArgs) -> Result<Exit, CliError> {
     let repo = ctx.repo()?;
     let config = ctx.config(&repo)?;
-    let mut st = load(ctx, &repo, &args.file)?;
+    let mut st = super::load_state(ctx, &repo, &args.file)?;
     let name = st.plan.clone();
     let pending: Vec<String> = st
         .tasks
@@ -173,17 +173,8 @@ pub fn continue_plan(ctx: &Ctx, args: &RunArgs) -> Result<Exit, CliError> {
         ));
     }
     let root = crate::run::layout::worktree_root(&repo, config.run.worktree_root.as_deref());
-    let opts = crate::plan::run::Options {
-        jobs: 1,
-        integration_test: plan_test(ctx, &repo, &st).or_else(|| config.score.test.clone()),
-        test_timeout: config
-            .score
-            .test_timeout
-            .unwrap_or(crate::config::DEFAULT_TEST_TIMEOUT),
-        ready: crate::run::setup::Ready::from_config(&config, &repo.workdir, &root, false),
-        worktree_root: root,
-        observer: None,
-    };
+    let opts =
+        crate::plan::run::Options::new(&config, &repo.workdir, root, plan_test(ctx, &repo, &st), 1);
     let repo = std::sync::Arc::new(repo);
     if st.target_resolving.is_some() {
         take_resolution(ctx, &repo, &mut st, Which::Target, &opts)?;
@@ -243,13 +234,4 @@ fn take_resolution(
         }
         Err(Taking::Failed(e)) => Err(CliError::new(Exit::Failure, e)),
     }
-}
-
-/// The state of the plan `arg` names (its name, or its file).
-fn load(ctx: &Ctx, repo: &crate::git::Repo, arg: &std::path::Path) -> Result<PlanState, CliError> {
-    let name = super::plan_name(ctx, repo, arg)?;
-    state::load(repo, &name)?.ok_or_else(|| {
-        CliError::usage(format!("plan {name} was never run"))
-            .hint(format!("run it with: git massgen plan run {name}"))
-    })
 }

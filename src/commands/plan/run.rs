@@ -64,23 +64,20 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<Exit, CliError> {
     let (state, resumed) =
         plan_run::prepare(&repo, &plan, &path, &root, &mut super::super::say(ctx))
             .map_err(plan_error)?;
+    let jobs = args
+        .jobs
+        .map(usize::from)
+        .or(config.run.jobs)
+        .unwrap_or(DEFAULT_JOBS);
     let opts = Options {
-        jobs: args
-            .jobs
-            .map(usize::from)
-            .or(config.run.jobs)
-            .unwrap_or(DEFAULT_JOBS),
-        integration_test: plan
-            .integration_test
-            .clone()
-            .or_else(|| config.score.test.clone()),
-        test_timeout: config
-            .score
-            .test_timeout
-            .unwrap_or(crate::config::DEFAULT_TEST_TIMEOUT),
-        ready: crate::run::setup::Ready::from_config(&config, &repo.workdir, &root, false),
-        worktree_root: root,
         observer: events.clone().map(|e| e as Arc<dyn plan_run::Observer>),
+        ..Options::new(
+            &config,
+            &repo.workdir,
+            root,
+            plan.integration_test.clone(),
+            jobs,
+        )
     };
     let integration = state.integration_branch.clone();
     let repo = Arc::new(repo);

@@ -39,11 +39,7 @@ pub fn status(ctx: &Ctx, args: &StatusArgs) -> Result<Exit, CliError> {
         }
         return Ok(Exit::Success);
     };
-    let name = super::plan_name(ctx, &repo, arg)?;
-    let Some(st) = state::load(&repo, &name)? else {
-        return Err(CliError::usage(format!("plan {name} was never run"))
-            .hint(format!("run it with: git massgen plan run {name}")));
-    };
+    let st = super::load_state(ctx, &repo, arg)?;
     let matrix = crate::plan::matrix::matrix(&repo, &st)?;
     if args.json {
         let mut value = serde_json::to_value(&st).expect("the plan state serializes");

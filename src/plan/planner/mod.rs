@@ -161,7 +161,7 @@ pub async fn plan(repo: Arc<Repo>, req: Request) -> Result<Planned, PlannerError
         tokio::pin!(asked);
         tokio::select! {
             answer = &mut asked => Some(answer),
-            _ = stop_signal() => {
+            _ = crate::sys::stop_signal() => {
                 let _ = cancel_tx.send(true);
                 // The respondent stops its process group and returns.
                 let _ = asked.await;
@@ -320,26 +320,6 @@ async fn fingerprint(
     .await
     .ok()
     .flatten()
-}
-
-/// Ctrl-C, SIGTERM or SIGHUP.
-async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) {
-        (Ok(mut term), Ok(mut hup)) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-                _ = hup.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 #[cfg(test)]
