@@ -650,10 +650,12 @@ async fn fingerprint(shared: &Arc<Shared>) -> Result<git::guard::Fingerprint, Ru
         let is_run = |run: &str| runs.join(run).join("state.json").is_file();
         // Candidate branches of runs, and worktrees made by runs (a candidate's: its HEAD
         // names its own branch) and by reviews.
-        // A task plan's integration branch and its check worktrees move beside its runs.
+        // A task plan's integration branch and its check worktrees move beside its runs, and
+        // every scored run beside this one writes the learning statistics.
         let refs = |name: &str| {
             layout::run_of_branch(name).is_some_and(is_run)
                 || name.starts_with(layout::PLAN_BRANCHES)
+                || name == crate::learn::store::REF
         };
         let worktrees = |path: &std::path::Path, branch: Option<&str>| {
             path.starts_with(root.join("reviews"))

@@ -121,8 +121,9 @@ fn every_escape_is_named_and_blocks_the_merge() {
 #[test]
 fn an_honest_run_has_no_breach_even_beside_another_run() {
     let repo = TestRepo::new();
-    let slow = format!("sleep 1; {FIX}");
-    let spawn = |name: &str| {
+    // The quick run ends, and writes the learning statistics (a ref), while the slow one's
+    // agent still works: neither that ref nor the quick run's branches are a breach.
+    let spawn = |name: &str, script: &str| {
         repo.massgen()
             .args([
                 "run",
@@ -130,18 +131,24 @@ fn an_honest_run_has_no_breach_even_beside_another_run() {
                 "off",
                 "--json",
                 "--agent-cmd",
-                &repo.agent(name, &slow),
+                &repo.agent(name, script),
                 "fix",
             ])
             .spawn()
     };
-    let (a, b) = (spawn("a"), spawn("b"));
-    for child in [a, b] {
+    let slow = spawn("a", &format!("sleep 3; {FIX}"));
+    let quick = spawn("b", FIX);
+    for child in [quick, slow] {
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{out:?}");
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(json["breaches"], serde_json::json!([]), "{json}");
     }
+    assert!(
+        repo.git_output(&["rev-parse", "--verify", "-q", "refs/massgen/learning"])
+            .status
+            .success()
+    );
 }
 
 #[test]

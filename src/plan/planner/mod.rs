@@ -309,7 +309,7 @@ async fn fingerprint(
 ) -> Option<crate::git::guard::Fingerprint> {
     let (repo, root) = (repo.clone(), worktree_root.to_owned());
     tokio::task::spawn_blocking(move || {
-        let refs = |r: &str| r.starts_with("refs/heads/massgen/");
+        let refs = |r: &str| r.starts_with("refs/heads/massgen/") || r == crate::learn::store::REF;
         let worktrees = |path: &Path, _: Option<&str>| path.starts_with(&root);
         let ignore = crate::git::guard::Ignore {
             refs: &refs,
