@@ -195,8 +195,7 @@ pub enum WorktreeMode {
     /// One shared checkout of the base under a copy-on-write overlay per agent (Linux,
     /// unprivileged user namespaces); refused where it cannot work.
     Overlay,
-    /// Overlay where it works, else checkout (not yet: checkout unless
-    /// `MASSGEN_OVERLAY_AUTO=1`, while the overlay mode is new).
+    /// Overlay where it works, else checkout (with a warning saying why).
     Auto,
 }
 

@@ -31,7 +31,21 @@ pub struct Git {
 impl Git {
     /// `git -C <dir> …`
     pub fn new(dir: &Path) -> Git {
-        let mut cmd = Command::new("git");
+        Git::through(&[], dir)
+    }
+
+    /// `git -C <dir> …` started by `prefix` (a program and its arguments, which go on to
+    /// run the rest of the command line: the trampoline that mounts a copy-on-write
+    /// worktree); plain `git` when `prefix` is empty.
+    pub fn through(prefix: &[std::ffi::OsString], dir: &Path) -> Git {
+        let mut cmd = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg("git");
+                cmd
+            }
+            None => Command::new("git"),
+        };
         for var in GIT_REPO_ENV {
             cmd.env_remove(var);
         }

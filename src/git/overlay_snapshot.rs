@@ -41,7 +41,15 @@ pub fn tree_from_upper(
             gix::worktree::stack::state::ignore::Source::WorktreeThenIdMappingIfNotSkipped,
         )
         .ctx(|| "cannot read the worktree's ignore rules".into())?;
+    // Links to the user's own directories that the run made are no work of the agent's:
+    // recorded in the registration that `upper/.git` names.
+    let shared = std::fs::read_to_string(upper.join(".git"))
+        .ok()
+        .and_then(|f| f.trim().strip_prefix("gitdir: ").map(PathBuf::from))
+        .map(|admin| super::worktree::shared_links(&admin))
+        .unwrap_or_default();
     let mut walk = Walk {
+        shared: shared.into_iter().map(BString::from).collect(),
         base: wt_repo
             .find_tree(base_tree)
             .ctx(|| format!("cannot read tree {base_tree}"))?,
@@ -88,6 +96,8 @@ enum InBase {
 }
 
 struct Walk<'a, 'repo> {
+    /// Paths left out unless the base has them.
+    shared: Vec<BString>,
     base: gix::Tree<'repo>,
     excludes: gix::AttributeStack<'repo>,
     removals: Vec<BString>,
@@ -128,6 +138,9 @@ impl Walk<'_, '_> {
                 continue;
             }
             let in_base = self.in_base(&rel)?;
+            if in_base == InBase::Nothing && self.shared.contains(&rel) {
+                continue;
+            }
             if meta.is_dir() {
                 if in_base == InBase::Blob || (in_base == InBase::Tree && is_opaque(&full)) {
                     self.removals.push(rel.clone());

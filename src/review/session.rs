@@ -287,7 +287,7 @@ pub async fn run(
         } else {
             crate::git::worktree::create_detached(&made_repo, head, &wt, &AtomicBool::new(false))
         }?;
-        crate::run::setup::bring_in(&made_repo, &include, &[], &wt)
+        crate::run::setup::bring_in(&made_repo, &include, &[], &wt, &wt)
             .map(drop)
             .map_err(|why| GitError::Other(format!("cannot bring in ignored files: {why}")))
     })

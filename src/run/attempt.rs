@@ -254,16 +254,27 @@ pub(super) async fn run_agent(
     let message = snapshot_message(&agent.name, &id, &plan.task, ask.turn, ask.round);
     // Later rounds and turns work on in the same worktree: its index must match the new
     // candidate commit.
-    let keep = plan.keep || plan.rounds > 1 || ask.turn > 1;
+    let works_on = plan.rounds > 1 || ask.turn > 1;
+    let keep = plan.keep || works_on;
     let base = plan.base;
     let wt2 = wt.clone();
-    let lower = shared.lower.clone();
+    let lower = shared
+        .lower
+        .clone()
+        .filter(|_| super::overlay::is_overlay(&wt2));
     let snap = tokio::task::spawn_blocking(move || {
         let snap = match lower {
             // A copy-on-write worktree's work is all in its overlay's upper directory.
             Some(lower) => {
                 let upper = super::overlay::layers(&lower, &wt2).upper;
-                git::snapshot::snapshot_overlay(&repo, &lower, &upper, &branch, base, &message)?
+                let snap = git::snapshot::snapshot_overlay(
+                    &repo, &lower, &upper, &branch, base, &message,
+                )?;
+                // A kept one is checked out at the end anyway.
+                if works_on {
+                    super::overlay::sync_index(&repo, &lower, &wt2, &branch)?;
+                }
+                snap
             }
             None => git::snapshot::snapshot(&repo, &wt2, &branch, base, &message, keep)?,
         };

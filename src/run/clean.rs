@@ -361,7 +361,9 @@ fn clean_run(
             continue;
         }
         let branch = branch_ref(&st.run, &c.agent);
-        if let Some(lower) = st.lower.as_deref() {
+        if let Some(lower) = st.lower.as_deref()
+            && super::overlay::is_overlay(&wt)
+        {
             // A copy-on-write worktree: what its tests wrote after the snapshot is not the
             // agent's; work left by an interrupted agent is in its overlay's upper directory.
             if !c.saved || c.unsaved {

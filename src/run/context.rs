@@ -202,10 +202,7 @@ impl Shared {
         wt: &std::path::Path,
         extra: &[std::path::PathBuf],
     ) -> Option<crate::sandbox::Rules> {
-        let overlay = self
-            .lower
-            .as_deref()
-            .map(|lower| super::overlay::layers(lower, wt));
+        let overlay = self.overlay_of(wt);
         let mut rules = match &self.sandbox {
             Some(sandbox) => {
                 let port = self.read(|s| s.candidate(agent).and_then(|c| c.port));
@@ -216,6 +213,24 @@ impl Shared {
         };
         rules.overlay = overlay;
         Some(rules)
+    }
+
+    /// The overlay of `wt` when it is a copy-on-write worktree (a kept one is a checkout).
+    pub(super) fn overlay_of(&self, wt: &std::path::Path) -> Option<crate::sys::overlay::Overlay> {
+        let lower = self.lower.as_deref()?;
+        super::overlay::is_overlay(wt).then(|| super::overlay::layers(lower, wt))
+    }
+
+    /// `git -C wt …` as the worktree's own commands see it: inside its overlay when it is a
+    /// copy-on-write worktree.
+    pub(super) fn worktree_git(
+        &self,
+        wt: &std::path::Path,
+    ) -> Result<crate::git::cmd::Git, crate::git::GitError> {
+        match (&self.lower, super::overlay::is_overlay(wt)) {
+            (Some(lower), true) => super::overlay::git_inside(lower, wt),
+            _ => Ok(crate::git::cmd::Git::new(wt)),
+        }
     }
 
     /// What a command's environment adds for its sandbox and its overlay

@@ -21,11 +21,6 @@ use crate::config::WorktreeMode;
 use crate::git::{self, ObjectId, Repo};
 use crate::sys::overlay::Overlay;
 
-/// `MASSGEN_OVERLAY_AUTO=1`: `auto` picks the overlay where it works. Without it `auto` is
-/// `checkout` for now: the overlay mode is new, and becomes the default only after it has
-/// been measured.
-pub const AUTO_VAR: &str = "MASSGEN_OVERLAY_AUTO";
-
 /// Whether the run's worktrees are copy-on-write, and a warning when `auto` fell back to
 /// checkouts. `overlay` where overlays do not work is refused with the probe's reason.
 pub(super) fn resolve(mode: WorktreeMode) -> Result<(bool, Option<String>), RunError> {
@@ -39,26 +34,16 @@ pub(super) fn resolve(mode: WorktreeMode) -> Result<(bool, Option<String>), RunE
         WorktreeMode::Overlay => probe()
             .map(|()| (true, None))
             .map_err(|why| RunError::NoOverlay { why }),
-        WorktreeMode::Auto if std::env::var_os(AUTO_VAR).is_some_and(|v| v == "1") => {
-            Ok(match probe() {
-                Ok(()) => (true, None),
-                Err(why) => (
-                    false,
-                    Some(format!(
-                        "worktrees are full checkouts: copy-on-write worktrees do not work here ({why})"
-                    )),
-                ),
-            })
-        }
-        WorktreeMode::Auto => Ok((false, None)),
+        WorktreeMode::Auto => Ok(match probe() {
+            Ok(()) => (true, None),
+            Err(why) => (
+                false,
+                Some(format!(
+                    "worktrees are full checkouts: copy-on-write worktrees do not work here ({why})"
+                )),
+            ),
+        }),
     }
-}
-
-/// The usage error for `what`, not yet supported with copy-on-write worktrees.
-pub(super) fn unsupported(what: &str) -> RunError {
-    RunError::Usage(format!(
-        "{what} is not yet supported with --worktree-mode overlay; use --worktree-mode checkout"
-    ))
 }
 
 /// Where the checkout of `base` lies, under the worktree root `root`.
@@ -83,6 +68,27 @@ fn open_lock(lower: &Path) -> Result<File, RunError> {
         .map_err(RunError::io("cannot open", path))
 }
 
+/// The lock of the checkout at `lower`, taken as `how`: `None` when a non-blocking lock is
+/// held elsewhere. A lock file removed (with its checkout, by `clean`) between opening and
+/// locking it is opened again, so that two processes never hold locks on different files.
+fn lock(lower: &Path, how: FlockArg) -> Result<Option<Flock<File>>, RunError> {
+    use std::os::unix::fs::MetadataExt;
+    loop {
+        let lock = match Flock::lock(open_lock(lower)?, how) {
+            Ok(lock) => lock,
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
+            Err((_, e)) => return Err(RunError::io("cannot lock", lock_path(lower))(e.into())),
+        };
+        let held = lock.metadata().map(|m| (m.dev(), m.ino()));
+        let named = std::fs::metadata(lock_path(lower)).map(|m| (m.dev(), m.ino()));
+        if let (Ok(held), Ok(named)) = (held, named)
+            && held == named
+        {
+            return Ok(Some(lock));
+        }
+    }
+}
+
 /// The checkout of `base` at `lower` ([`lower_path`]), made unless it is there and complete,
 /// and held (a shared lock) until the returned lock is dropped.
 pub(super) fn hold_lower(
@@ -90,8 +96,7 @@ pub(super) fn hold_lower(
     lower: &Path,
     base: ObjectId,
 ) -> Result<Flock<File>, RunError> {
-    let lock = Flock::lock(open_lock(lower)?, FlockArg::LockExclusive)
-        .map_err(|(_, e)| RunError::io("cannot lock", lock_path(lower))(e.into()))?;
+    let lock = lock(lower, FlockArg::LockExclusive)?.expect("a blocking lock is taken");
     if !git::worktree::is_ready(repo, lower) {
         // Left half made by a process killed while checking it out.
         if lower.exists() || git::worktree::registration(repo, lower).is_some() {
@@ -176,6 +181,11 @@ pub(super) fn create_all(
 /// (whatever they hold: callers snapshot first).
 pub(super) fn discard(repo: &Repo, wt: &Path) -> Result<(), git::GitError> {
     git::worktree::unregister_overlay(repo, wt)?;
+    remove_layers(wt)
+}
+
+/// Removes the layers of the copy-on-write worktree `wt`, whatever they hold.
+fn remove_layers(wt: &Path) -> Result<(), git::GitError> {
     let dir = layers_dir(wt);
     crate::sys::overlay::make_work_removable(&dir.join("work"));
     match std::fs::remove_dir_all(&dir) {
@@ -217,23 +227,156 @@ pub(super) fn remove_unused_lowers(
         if runs.iter().any(|r| r.lower.as_deref().is_some_and(named)) {
             continue;
         }
-        let Ok(file) = open_lock(&path) else {
-            continue;
-        };
         // Held by a run that has not recorded it yet, or making it: left alone.
-        let Ok(_lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
+        let Ok(Some(_lock)) = lock(&path, FlockArg::LockExclusiveNonblock) else {
             continue;
         };
         match git::worktree::remove(repo, &path) {
-            Ok(()) => said.push(Said::Info(format!(
-                "massgen: removed the unused base checkout {}",
-                path.display()
-            ))),
+            Ok(()) => {
+                // Under the lock: a process that opened the file meanwhile opens it again.
+                let _ = std::fs::remove_file(lock_path(&path));
+                said.push(Said::Info(format!(
+                    "massgen: removed the unused base checkout {}",
+                    path.display()
+                )));
+            }
             Err(e) => said.push(Said::Warn(format!(
                 "cannot remove the base checkout {}: {e}",
                 path.display()
             ))),
         }
     }
+    // `lower/` once its last checkout is gone.
+    let _ = std::fs::remove_dir(root.join("lower"));
     said
+}
+
+/// `git -C wt …` inside the copy-on-write worktree `wt` over `lower`: through the
+/// trampoline, which mounts its overlay in a namespace of its own, and comparing only sizes
+/// and times as every command inside does.
+pub(super) fn git_inside(lower: &Path, wt: &Path) -> Result<git::cmd::Git, git::GitError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| git::GitError::Other(format!("cannot find this program: {e}")))?;
+    let rules = crate::sandbox::Rules {
+        overlay: Some(layers(lower, wt)),
+        ..Default::default()
+    };
+    let mut prefix = vec![exe.into_os_string()];
+    prefix.extend(rules.to_args());
+    let mut git = git::cmd::Git::through(&prefix, wt);
+    git.args(["-c", "core.checkStat=minimal"]);
+    Ok(git)
+}
+
+/// Makes the copy-on-write worktree `wt` over `lower` show its branch's tip (its index and
+/// HEAD, the files already do) after a snapshot, for the round or turn that works on in it:
+/// HEAD back on `branch` if the agent detached it, and a mixed `git reset` inside (which
+/// keeps the stat data of what did not change).
+pub(super) fn sync_index(
+    repo: &Repo,
+    lower: &Path,
+    wt: &Path,
+    branch: &str,
+) -> Result<(), git::GitError> {
+    if let Some(admin) = git::worktree::registration(repo, wt) {
+        let head = admin.join("HEAD");
+        let wanted = format!("ref: {branch}");
+        if std::fs::read_to_string(&head).map_or(true, |h| h.trim() != wanted) {
+            std::fs::write(&head, format!("{wanted}\n")).map_err(|source| git::GitError::Io {
+                what: "cannot reset the worktree's HEAD",
+                path: head,
+                source,
+            })?;
+        }
+    }
+    git_inside(lower, wt)?.args(["reset", "--quiet"]).run()?;
+    Ok(())
+}
+
+/// Copy-on-write worktrees again for the candidate branches of `items` (a run continued
+/// after its worktrees went): each registered over `lower` at the base, then moved to its
+/// branch's tip inside (`git read-tree -m -u`: only the files that differ are written, into
+/// its upper directory). On failure everything made is removed again; the branches stay.
+pub(super) fn reattach_all(
+    repo: &Repo,
+    base: ObjectId,
+    lower: &Path,
+    items: &[git::worktree::NewWorktree],
+) -> Result<(), RunError> {
+    let mut made: Vec<&Path> = Vec::new();
+    let mut result = Ok(());
+    for item in items {
+        made.push(&item.path);
+        let layers = layers(lower, &item.path);
+        let step = (|| {
+            let tip = repo
+                .ref_target(&item.branch)?
+                .ok_or_else(|| RunError::Usage(format!("branch {} is gone", item.branch)))?;
+            for d in [&layers.upper, &layers.work] {
+                std::fs::create_dir_all(d).map_err(RunError::io("cannot create", d))?;
+            }
+            git::worktree::register_overlay(repo, &item.path, &layers.upper, lower, &item.branch)?;
+            git_inside(lower, &item.path)?
+                .args(["read-tree", "-m", "-u"])
+                .arg(base.to_string())
+                .arg(tip.to_string())
+                .run()?;
+            Ok::<(), RunError>(())
+        })();
+        if let Err(e) = step {
+            result = Err(e);
+            break;
+        }
+    }
+    if result.is_err() {
+        for path in made {
+            let _ = discard(repo, path);
+        }
+    }
+    result
+}
+
+/// Turns the copy-on-write worktree `wt` over `lower` (snapshotted already) into an ordinary
+/// worktree of `branch` at the same path, for `--keep`: checked out, then given what its
+/// upper directory holds beyond the candidate's tracked files (ignored and untracked files:
+/// dependencies, build output), and its layers removed. A worktree seen outside its
+/// namespace costs a full checkout; only kept ones pay it.
+pub(super) fn materialize(
+    repo: &Repo,
+    lower: &Path,
+    wt: &Path,
+    branch: &str,
+) -> Result<(), RunError> {
+    let upper = layers(lower, wt).upper;
+    git::worktree::unregister_overlay(repo, wt)?;
+    let item = git::worktree::NewWorktree {
+        branch: branch.to_owned(),
+        path: wt.to_owned(),
+    };
+    git::worktree::attach_all(repo, &[item], &AtomicBool::new(false))?;
+    copy_missing(&upper, wt, true).map_err(RunError::io("cannot copy into", wt))?;
+    Ok(remove_layers(wt)?)
+}
+
+/// Copies what `from` (an upper directory) has and `to` lacks; whiteouts are not copied.
+fn copy_missing(from: &Path, to: &Path, top: bool) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if top && name == ".git" {
+            continue;
+        }
+        let dest = to.join(&name);
+        match std::fs::symlink_metadata(&dest) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                crate::sys::copy::copy_tree(&entry.path(), &dest)?;
+            }
+            Ok(m) if m.is_dir() && entry.file_type()?.is_dir() => {
+                copy_missing(&entry.path(), &dest, false)?;
+            }
+            Ok(_) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

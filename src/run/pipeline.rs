@@ -29,11 +29,8 @@ use crate::model::PORT_BLOCK;
 /// Runs the whole pipeline and returns the scored run.
 pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<RunState, RunError> {
     // Refused before anything is made when copy-on-write worktrees were asked for and
-    // cannot work, or cannot do what the run asks.
+    // cannot work.
     let (overlay, overlay_warning) = super::overlay::resolve(plan.worktree_mode)?;
-    if overlay {
-        refuse_unsupported(&plan)?;
-    }
     let lower = overlay.then(|| super::overlay::lower_path(&plan.worktree_root, plan.base));
     // Refused before anything is made when the worktrees cannot fit (copy-on-write ones
     // share one checkout).
@@ -225,9 +222,6 @@ pub async fn continue_run(
 ) -> Result<RunState, RunError> {
     let dir = RunDir::new(&repo, run);
     let mut state = RunState::load(&dir)?;
-    if state.lower.is_some() {
-        return Err(super::overlay::unsupported("--continue"));
-    }
     let (sandbox, sandbox_is, sandbox_warning) = super::confine::resolve(&plan.sandbox)?;
     state.sandbox = Some(sandbox_is);
     if let Some(w) = sandbox_warning {
@@ -281,19 +275,38 @@ pub async fn continue_run(
     state.pid = std::process::id();
     state.state = Phase::Created;
     state.save(&dir)?;
+    // A run with copy-on-write worktrees gets them again (over its base's checkout, held
+    // until the turn ends) where overlays still work here.
+    let lower = match &state.lower {
+        Some(lower) if super::overlay::resolve(crate::config::WorktreeMode::Overlay).is_ok() => {
+            Some((lower.clone(), super::state::commit_id(&state.base)?))
+        }
+        _ => None,
+    };
     let attached = {
         let (repo, items) = (repo.clone(), items.clone());
-        tokio::task::spawn_blocking(move || {
-            git::worktree::attach_all(&repo, &items, &AtomicBool::new(false))
+        tokio::task::spawn_blocking(move || match lower {
+            Some((lower, base)) => {
+                let held = super::overlay::hold_lower(&repo, &lower, base)?;
+                super::overlay::reattach_all(&repo, base, &lower, &items)?;
+                Ok(Some(held))
+            }
+            None => {
+                git::worktree::attach_all(&repo, &items, &AtomicBool::new(false))?;
+                Ok::<_, RunError>(None)
+            }
         })
         .await
         .expect("worktree creation does not panic")
     };
-    if let Err(e) = attached {
-        let mut before = before;
-        before.save(&dir)?;
-        return Err(e.into());
-    }
+    let _lower = match attached {
+        Ok(held) => held,
+        Err(e) => {
+            let mut before = before;
+            before.save(&dir)?;
+            return Err(e);
+        }
+    };
     let turn = state.turn() + 1;
     state.turns.push(Turn {
         turn,
@@ -401,22 +414,6 @@ where
             Err(e)
         }
     }
-}
-
-/// What copy-on-write worktrees cannot do yet, refused before anything is made.
-fn refuse_unsupported(plan: &Plan) -> Result<(), RunError> {
-    let what = if plan.rounds > 1 {
-        "more than one round (--rounds)"
-    } else if plan.keep {
-        "--keep"
-    } else if !plan.include.is_empty() {
-        "bringing ignored files in ([worktree] include or clone, .worktreeinclude)"
-    } else if !plan.share.is_empty() {
-        "[worktree] share"
-    } else {
-        return Ok(());
-    };
-    Err(super::overlay::unsupported(what))
 }
 
 /// What the scored run teaches (`refs/massgen/learning`), after what history said of
@@ -566,8 +563,42 @@ async fn run_turn(
     })?;
     if !plan.keep {
         remove_worktrees(shared).await?;
+    } else if shared.lower.is_some() {
+        materialize_worktrees(shared).await;
     }
     Ok(())
+}
+
+/// `--keep` with copy-on-write worktrees: each saved one becomes an ordinary worktree of its
+/// candidate branch, seen by everyone ([`super::overlay::materialize`]). One whose work could
+/// not be saved stays an overlay, for `clean` to save.
+async fn materialize_worktrees(shared: &Arc<Shared>) {
+    let state = shared.snapshot_state();
+    let lower = shared.lower.clone().expect("copy-on-write worktrees");
+    let repo = shared.repo.clone();
+    let todo: Vec<(String, PathBuf)> = state
+        .candidates
+        .iter()
+        .filter(|c| !c.unsaved)
+        .filter_map(|c| Some((c.agent.clone(), c.worktree.clone()?)))
+        .filter(|(_, wt)| super::overlay::is_overlay(wt))
+        .collect();
+    let run = state.run.clone();
+    let errors = tokio::task::spawn_blocking(move || {
+        todo.into_iter()
+            .filter_map(|(agent, wt)| {
+                let branch = layout::branch_ref(&run, &agent);
+                super::overlay::materialize(&repo, &lower, &wt, &branch)
+                    .err()
+                    .map(|e| format!("cannot check out {agent}'s kept worktree: {e}"))
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .expect("checking out does not panic");
+    for e in errors {
+        (shared.report)(Event::Warning(e));
+    }
 }
 
 /// Runs the asked agents, at most `jobs` at once, and checks that none of them changed the

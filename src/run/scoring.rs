@@ -224,14 +224,14 @@ fn warn_if_collected_nowhere(
 async fn restore_worktree(shared: &Arc<Shared>, agent: &str, wt: &std::path::Path) {
     let wt = wt.to_owned();
     let repo = shared.repo.clone();
+    // Inside its overlay for a copy-on-write worktree.
+    let git = (shared.worktree_git(&wt), shared.worktree_git(&wt));
     let done = tokio::task::spawn_blocking(move || {
-        crate::git::cmd::Git::new(&wt)
-            .args(["reset", "-q", "--hard", "HEAD"])
-            .run()?;
+        let (mut reset, mut clean) = (git.0?, git.1?);
+        reset.args(["reset", "-q", "--hard", "HEAD"]).run()?;
         let links = crate::git::worktree::registration(&repo, &wt)
             .map(|admin| crate::git::worktree::shared_links(&admin))
             .unwrap_or_default();
-        let mut clean = crate::git::cmd::Git::new(&wt);
         clean.args(["clean", "-fdq"]);
         for link in links {
             clean.arg("-e").arg(format!("/{link}"));

@@ -71,7 +71,7 @@ impl Ready {
         wt: &Path,
         log: &Path,
     ) -> Result<Result<(), String>, RunError> {
-        if let Err(why) = bring(repo, &self.include, &self.share, wt, log).await? {
+        if let Err(why) = bring(repo, &self.include, &self.share, wt, wt, log).await? {
             return Ok(Err(why));
         }
         let commands: Vec<&String> = self.setup.iter().collect();
@@ -110,7 +110,10 @@ pub(super) async fn prepare(
     cancel: &watch::Receiver<bool>,
 ) -> Result<Result<(), String>, RunError> {
     let log = shared.dir.setup_log(&agent.name);
-    if let Err(why) = bring(&shared.repo, &plan.include, &plan.share, wt, &log).await? {
+    // A copy-on-write worktree gets them in its upper directory, where they are its own.
+    let into = shared.overlay_of(wt).map(|o| o.upper);
+    let into = into.as_deref().unwrap_or(wt);
+    if let Err(why) = bring(&shared.repo, &plan.include, &plan.share, wt, into, &log).await? {
         return Ok(Err(why));
     }
     let commands: Vec<&String> = plan.setup.iter().chain(&agent.setup).collect();
@@ -184,23 +187,26 @@ async fn run_commands(
     Ok(Ok(()))
 }
 
-/// [`bring_in`] off the async threads, what it did written to `log`; `Ok(Err(why))` when
-/// it failed.
+/// [`bring_in`] off the async threads, into the directory `into` (the worktree `wt`, or
+/// its overlay's upper directory), what it did written to `log`; `Ok(Err(why))` when it
+/// failed.
 async fn bring(
     repo: &std::sync::Arc<crate::git::Repo>,
     include: &[String],
     share: &[String],
     wt: &Path,
+    into: &Path,
     log: &Path,
 ) -> Result<Result<(), String>, RunError> {
     if include.is_empty() && share.is_empty() {
         return Ok(Ok(()));
     }
     let (repo, include, share) = (repo.clone(), include.to_vec(), share.to_vec());
-    let to = wt.to_path_buf();
-    let brought = tokio::task::spawn_blocking(move || bring_in(&repo, &include, &share, &to))
-        .await
-        .expect("copying does not panic");
+    let (wt, into) = (wt.to_path_buf(), into.to_path_buf());
+    let brought =
+        tokio::task::spawn_blocking(move || bring_in(&repo, &include, &share, &wt, &into))
+            .await
+            .expect("copying does not panic");
     Ok(match brought {
         Ok(b) => {
             drop(append(log, &b.describe())?);
@@ -281,18 +287,20 @@ impl Brought {
 /// `include` names (gitignore syntax: `.env` and other configuration the tests read,
 /// dependency trees), copied ([`crate::sys::copy`]: cloned copy-on-write where the file
 /// system can), and links to those `share` names (the same directory for every worktree;
-/// recorded so that snapshots leave the links out). `share` wins where both match.
+/// recorded so that snapshots leave the links out). `share` wins where both match. They are
+/// written under `into`: `wt` itself, or the upper directory of its overlay.
 pub fn bring_in(
     repo: &crate::git::Repo,
     include: &[String],
     share: &[String],
     wt: &Path,
+    into: &Path,
 ) -> Result<Brought, String> {
     let mut brought = Brought::default();
     let mut used = std::collections::BTreeSet::new();
     for entry in select(repo, include, share)? {
         used.insert(entry.pattern);
-        let (from, to) = (repo.workdir.join(&entry.rel), wt.join(&entry.rel));
+        let (from, to) = (repo.workdir.join(&entry.rel), into.join(&entry.rel));
         if entry.link {
             share_dir(&from, &to).map_err(|e| format!("cannot link {}: {e}", entry.rel))?;
             brought.linked.push(entry.rel);

@@ -22,6 +22,7 @@ mod llm_server;
 mod llm_wire;
 mod merge;
 mod overlay;
+mod overlay_modes;
 mod overlay_run;
 mod overlay_snapshot;
 mod pick;

@@ -90,6 +90,10 @@ fn overlay_runs_give_the_candidates_of_checkout_runs_and_share_one_base_checkout
         .expect_code(0);
     assert!(lowers(&repo).is_empty());
     assert!(!lower[0].exists());
+    assert!(
+        !lower[0].parent().unwrap().exists(),
+        "lock files or lower/ left"
+    );
     assert_eq!(repo.worktree_count(), 1);
     repo.assert_fsck_clean();
 }
@@ -142,25 +146,6 @@ fn overlay_mode_without_user_namespaces_is_refused_before_anything_is_made() {
 }
 
 #[test]
-fn what_overlay_worktrees_cannot_do_yet_is_refused() {
-    if !overlay_works("what_overlay_worktrees_cannot_do_yet_is_refused") {
-        return;
-    }
-    let repo = TestRepo::new();
-    for flags in [&["--keep"][..], &["--rounds", "2"]] {
-        repo.massgen()
-            .args(["run", "--worktree-mode", "overlay"])
-            .args(flags)
-            .args(["--agent-cmd", &repo.agent("careful", FIX)])
-            .args(["--", "fix it"])
-            .run()
-            .expect_code(2)
-            .assert_stderr("not yet supported with --worktree-mode overlay");
-        assert!(repo.massgen_branches().is_empty());
-    }
-}
-
-#[test]
 fn clean_saves_what_an_agent_left_in_its_overlay_after_a_kill() {
     if !overlay_works("clean_saves_what_an_agent_left_in_its_overlay_after_a_kill") {
         return;
@@ -191,12 +176,11 @@ fn clean_saves_what_an_agent_left_in_its_overlay_after_a_kill() {
 }
 
 #[test]
-fn auto_falls_back_to_checkouts_with_a_warning_and_is_checkout_unless_asked() {
+fn auto_falls_back_to_checkouts_with_a_warning() {
     let repo = TestRepo::new();
     repo.write(".massgen/config.toml", "[worktree]\nmode = \"auto\"\n");
     let run = repo
         .massgen()
-        .env("MASSGEN_OVERLAY_AUTO", "1")
         .env("MASSGEN_TEST_NO_USERNS", "1")
         .args([
             "run",
@@ -208,20 +192,6 @@ fn auto_falls_back_to_checkouts_with_a_warning_and_is_checkout_unless_asked() {
         .run()
         .expect_code(0);
     run.assert_stderr("worktrees are full checkouts: copy-on-write worktrees do not work here");
-    assert_eq!(run.json()["worktree_mode"], "checkout");
-    // Without MASSGEN_OVERLAY_AUTO, `auto` is `checkout` for now: no probe, no warning.
-    let run = repo
-        .massgen()
-        .args([
-            "run",
-            "--json",
-            "--agent-cmd",
-            &repo.agent("careful", FIX),
-            "t",
-        ])
-        .run()
-        .expect_code(0);
-    assert!(!run.stderr.contains("copy-on-write"), "{}", run.stderr);
     assert_eq!(run.json()["worktree_mode"], "checkout");
 }
 
