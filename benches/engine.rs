@@ -12,7 +12,8 @@
 //!   merge use at least 5)
 //! - `MASSGEN_BENCH_BIN`    the `git-massgen` binary (default `target/release/git-massgen`)
 //! - `MASSGEN_BENCH_TMPDIR` where the repositories are generated (default: the system's)
-//! - `MASSGEN_BENCH_ONLY`   comma-separated subset of `worktrees,snapshot,merge,guard,run`
+//! - `MASSGEN_BENCH_ONLY`   comma-separated subset of
+//!   `worktrees,snapshot,merge,guard,overlay,run`
 //! - `MASSGEN_BENCH_REPORT` also write the tables to this file
 //! - `MASSGEN_BENCH_SNAPSHOT_REFRESH` (diagnostic) refresh the index of ours' snapshot
 //!   worktree with `git update-index --refresh` before measuring
@@ -33,6 +34,9 @@ use std::time::{Duration, Instant};
 
 use git_massgen::git::worktree::{self, NewWorktree};
 use git_massgen::git::{ObjectId, Repo, merge, snapshot};
+
+#[path = "engine/overlay.rs"]
+mod overlay;
 
 const SEALED: &str = "MASSGEN_BENCH_SEALED";
 const WORKTREES: usize = 8;
@@ -348,6 +352,10 @@ fn bench_size(n: usize, reps: usize, bin: &Path) -> String {
     }
     if selected("guard") {
         bench_guard(&repo, reps.max(5), &mut rows, &mut notes);
+    }
+    // Before the checkout runs, whose background purge would slow what follows.
+    if selected("overlay") {
+        overlay::bench_overlay(&repo, base, root, n, bin, reps, &mut rows, &mut notes);
     }
     if selected("run") {
         bench_run(&repo_path, root, bin, reps, &mut rows, &mut notes);

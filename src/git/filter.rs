@@ -37,10 +37,34 @@ pub(crate) struct Cleaner<'repo> {
     repo: &'repo gix::Repository,
     pipeline: gix::filter::plumbing::Pipeline,
     attributes: gix::worktree::Stack,
-    index: gix::worktree::IndexPersistedOrInMemory,
+    /// What `text=auto` compares a file with.
+    indexed: Indexed,
     /// The drivers as configured. The pipeline's copies are all marked required, so that
     /// every failure reaches us and a warning can be given where git would print one.
     drivers: Vec<Driver>,
+}
+
+/// Where a file's version known to git is found (`text=auto` leaves a file alone whose
+/// known version already has CRs): the worktree's index, or the tree its checkout came from.
+enum Indexed {
+    Index(gix::worktree::IndexPersistedOrInMemory),
+    Tree(ObjectId),
+}
+
+impl Indexed {
+    fn id(&self, repo: &gix::Repository, rela_path: &BStr) -> Result<Option<ObjectId>, String> {
+        match self {
+            Indexed::Index(index) => Ok(index.entry_by_path(rela_path).map(|e| e.id)),
+            Indexed::Tree(tree) => {
+                let path = gix::path::from_bstr(rela_path).map_err(|e| e.to_string())?;
+                let tree = repo.find_tree(*tree).map_err(|e| e.to_string())?;
+                Ok(tree
+                    .lookup_entry_by_path(path.as_ref())
+                    .map_err(|e| e.to_string())?
+                    .map(|e| e.object_id()))
+            }
+        }
+    }
 }
 
 /// Why a file could not be stored.
@@ -63,18 +87,46 @@ impl<'repo> Cleaner<'repo> {
         let (pipeline, index) = repo
             .filter_pipeline(None)
             .ctx(|| "cannot read the worktree's attributes and filter configuration".into())?;
+        Ok(Cleaner::of(repo, pipeline, Indexed::Index(index)))
+    }
+
+    /// Like [`Cleaner::new`] for the checkout of `tree` opened as `repo`, whose index is not
+    /// read (a copy-on-write worktree's lower checkout: every file is on disk, and its index
+    /// is the tree's): attributes come from the files, a file's known version from `tree`.
+    pub(crate) fn for_checkout_of(
+        repo: &'repo gix::Repository,
+        tree: ObjectId,
+    ) -> Result<Cleaner<'repo>, GitError> {
+        let what = || "cannot read the worktree's attributes and filter configuration".into();
+        let empty = gix::index::State::new(repo.object_hash());
+        let attributes = repo
+            .attributes_only(
+                &empty,
+                gix::worktree::stack::state::attributes::Source::WorktreeThenIdMapping,
+            )
+            .ctx(what)?
+            .detach();
+        let pipeline = gix::filter::Pipeline::new(repo, attributes).ctx(what)?;
+        Ok(Cleaner::of(repo, pipeline, Indexed::Tree(tree)))
+    }
+
+    fn of(
+        repo: &'repo gix::Repository,
+        pipeline: gix::filter::Pipeline<'_>,
+        indexed: Indexed,
+    ) -> Cleaner<'repo> {
         let (mut pipeline, attributes) = pipeline.into_parts();
         let drivers = pipeline.options_mut().drivers.clone();
         for driver in &mut pipeline.options_mut().drivers {
             driver.required = true;
         }
-        Ok(Cleaner {
+        Cleaner {
             repo,
             pipeline,
             attributes,
-            index,
+            indexed,
             drivers,
-        })
+        }
     }
 
     /// Writes the blob for the file at `rela_path` (`full` on disk, `meta` its
@@ -195,7 +247,7 @@ impl<'repo> Cleaner<'repo> {
             repo,
             pipeline,
             attributes,
-            index,
+            indexed,
             ..
         } = self;
         let repo: &gix::Repository = repo;
@@ -210,10 +262,13 @@ impl<'repo> Cleaner<'repo> {
             },
             // `text=auto` leaves a file alone whose indexed version already has CRs.
             &mut |buf| {
-                let Some(entry) = index.entry_by_path(rela_path) else {
+                let id = indexed
+                    .id(repo, rela_path)
+                    .map_err(|e| gix::Error::from_error(std::io::Error::other(e)))?;
+                let Some(id) = id else {
                     return Ok(None);
                 };
-                let object = repo.objects.try_find(&entry.id, buf)?;
+                let object = repo.objects.try_find(&id, buf)?;
                 Ok(object
                     .filter(|o| o.kind == gix::objs::Kind::Blob)
                     .map(|_| ()))

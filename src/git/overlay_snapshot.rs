@@ -31,9 +31,10 @@ pub fn tree_from_upper(
     warnings: &mut Vec<String>,
 ) -> Result<ObjectId, GitError> {
     let wt_repo = repo.open_worktree(wt)?;
-    let index = wt_repo
-        .index_or_empty()
-        .ctx(|| "cannot read the worktree's index".into())?;
+    // The lower checkout's index is the base tree's and all its files are on disk: ignore
+    // rules and attributes are read from the files, and its index (as large as the
+    // repository) is never read.
+    let index = gix::index::State::new(wt_repo.object_hash());
     let excludes = wt_repo
         .excludes(
             &index,
@@ -72,7 +73,7 @@ pub fn tree_from_upper(
             .ctx(|| format!("cannot edit {path}"))?;
     }
     if !upserts.is_empty() {
-        let mut cleaner = Cleaner::new(&wt_repo)?;
+        let mut cleaner = Cleaner::for_checkout_of(&wt_repo, base_tree)?;
         for (path, full, meta) in &upserts {
             let (kind, id) = cleaner.store(path.as_bstr(), full, meta, warnings)?;
             editor

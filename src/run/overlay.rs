@@ -47,7 +47,7 @@ pub(super) fn resolve(mode: WorktreeMode) -> Result<(bool, Option<String>), RunE
 }
 
 /// Where the checkout of `base` lies, under the worktree root `root`.
-pub(super) fn lower_path(root: &Path, base: ObjectId) -> PathBuf {
+pub fn lower_path(root: &Path, base: ObjectId) -> PathBuf {
     root.join("lower").join(base.to_string())
 }
 
@@ -91,11 +91,7 @@ fn lock(lower: &Path, how: FlockArg) -> Result<Option<Flock<File>>, RunError> {
 
 /// The checkout of `base` at `lower` ([`lower_path`]), made unless it is there and complete,
 /// and held (a shared lock) until the returned lock is dropped.
-pub(super) fn hold_lower(
-    repo: &Repo,
-    lower: &Path,
-    base: ObjectId,
-) -> Result<Flock<File>, RunError> {
+pub fn hold_lower(repo: &Repo, lower: &Path, base: ObjectId) -> Result<Flock<File>, RunError> {
     let lock = lock(lower, FlockArg::LockExclusive)?.expect("a blocking lock is taken");
     if !git::worktree::is_ready(repo, lower) {
         // Left half made by a process killed while checking it out.
@@ -136,7 +132,7 @@ pub(super) fn is_overlay(wt: &Path) -> bool {
 
 /// Makes a branch at `base` and a copy-on-write worktree over `lower` for each item. On
 /// failure everything made so far is removed again.
-pub(super) fn create_all(
+pub fn create_all(
     repo: &Repo,
     base: ObjectId,
     lower: &Path,
@@ -179,7 +175,7 @@ pub(super) fn create_all(
 
 /// Removes the copy-on-write worktree `wt`: its registration, its directory and its layers
 /// (whatever they hold: callers snapshot first).
-pub(super) fn discard(repo: &Repo, wt: &Path) -> Result<(), git::GitError> {
+pub fn discard(repo: &Repo, wt: &Path) -> Result<(), git::GitError> {
     git::worktree::unregister_overlay(repo, wt)?;
     remove_layers(wt)
 }

@@ -29,6 +29,8 @@ rm notdir; mkdir notdir; echo inside > notdir/f
 rm -r over; mkdir over; echo c > over/c
 mkdir -p ignored-dir/deep; echo z > ignored-dir/deep/z
 echo through the filter > shout.up
+printf 'c\\r\\n' >> old.crlf
+printf 'x\\r\\ny\\r\\n' > new.crlf
 ";
 
 fn base_repo() -> TestRepo {
@@ -50,6 +52,11 @@ fn base_repo() -> TestRepo {
     repo.git(&["commit", "-q", "-m", "a tracked ignored file"]);
     std::os::unix::fs::symlink("README", repo.path.join("link-old")).unwrap();
     repo.commit_all("a link");
+    // Committed with CRs before `text=auto` applied to it: git keeps them when it changes.
+    repo.write("old.crlf", "a\r\nb\r\n");
+    repo.commit_all("a file with CRs");
+    repo.write(".gitattributes", "*.up filter=upper\n*.crlf text=auto\n");
+    repo.commit_all("text=auto");
     repo
 }
 
@@ -150,6 +157,13 @@ fn the_upper_directory_gives_the_checkout_snapshots_tree() {
     ] {
         assert!(!listing.contains(absent), "{absent:?} present:\n{listing}");
     }
+    // `text=auto` as git applies it: CRs kept where the known version has them.
+    let blob = |path: &str| {
+        let out = test.git_output(&["cat-file", "blob", &format!("{overlay_tree}:{path}")]);
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(blob("old.crlf"), "a\r\nb\r\nc\r\n");
+    assert_eq!(blob("new.crlf"), "x\ny\n");
     // Clean filters ran as `git add` runs them.
     assert_eq!(
         test.git(&["show", &format!("{overlay_tree}:shout.up")]),
