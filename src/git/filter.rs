@@ -47,7 +47,7 @@ pub(crate) struct Cleaner<'repo> {
 /// Where a file's version known to git is found (`text=auto` leaves a file alone whose
 /// known version already has CRs): the worktree's index, or the tree its checkout came from.
 enum Indexed {
-    Index(gix::worktree::IndexPersistedOrInMemory),
+    Index(Box<gix::worktree::IndexPersistedOrInMemory>),
     Tree(ObjectId),
 }
 
@@ -87,7 +87,7 @@ impl<'repo> Cleaner<'repo> {
         let (pipeline, index) = repo
             .filter_pipeline(None)
             .ctx(|| "cannot read the worktree's attributes and filter configuration".into())?;
-        Ok(Cleaner::of(repo, pipeline, Indexed::Index(index)))
+        Ok(Cleaner::of(repo, pipeline, Indexed::Index(Box::new(index))))
     }
 
     /// Like [`Cleaner::new`] for the checkout of `tree` opened as `repo`, whose index is not
