@@ -212,3 +212,79 @@ fn auto_picks_overlays_where_they_work() {
         !works
     );
 }
+
+/// Adds a commit with `n` more small files to `repo`'s `main` through `git fast-import`,
+/// and checks it out.
+fn add_files(repo: &TestRepo, n: usize) {
+    use std::io::Write;
+    let mut stream = Vec::new();
+    let _ = write!(
+        stream,
+        "commit refs/heads/main\ncommitter t <t@example.com> 0 +0000\ndata 5\nmany\nfrom refs/heads/main^0\n"
+    );
+    for i in 0..n {
+        let data = format!("file {i}\n");
+        let _ = write!(
+            stream,
+            "M 100644 inline d{:03}/s{:02}/f{i:06}.txt\ndata {}\n{data}\n",
+            i / 1000,
+            (i / 50) % 20,
+            data.len()
+        );
+    }
+    let mut cmd = std::process::Command::new("git");
+    crate::support::seal(&mut cmd, &repo.root);
+    let mut child = cmd
+        .current_dir(&repo.path)
+        .args(["fast-import", "--quiet"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&stream).unwrap();
+    assert!(child.wait().unwrap().success());
+    repo.git(&["reset", "-q", "--hard"]);
+}
+
+#[test]
+fn git_status_in_a_fresh_overlay_worktree_of_100k_files_hashes_no_file() {
+    if !overlay_works("git_status_in_a_fresh_overlay_worktree_of_100k_files") {
+        return;
+    }
+    let repo = TestRepo::new();
+    add_files(&repo, 100_000);
+    let (trace, out) = (repo.root.join("trace.json"), repo.root.join("status.txt"));
+    let body = format!(
+        "GIT_TRACE2_EVENT='{}' git status --porcelain > '{}'",
+        trace.display(),
+        out.display()
+    );
+    repo.run_json(
+        &["--worktree-mode", "overlay", "--sandbox", "off"],
+        &[("look", &body)],
+        "look",
+        1,
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "");
+    // trace2's count of the index's entries, and of the files git read to hash them again.
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let value = |key: &str| -> Vec<u64> {
+        let key = format!("\"key\":\"{key}\",\"value\":\"");
+        trace
+            .lines()
+            .filter_map(|l| {
+                l.split(key.as_str())
+                    .nth(1)?
+                    .split('"')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    };
+    assert!(
+        value("read/cache_nr").iter().all(|n| *n > 100_000),
+        "{trace}"
+    );
+    assert!(!value("refresh/sum_scan").is_empty(), "{trace}");
+    assert!(value("refresh/sum_scan").iter().all(|n| *n == 0), "{trace}");
+}
