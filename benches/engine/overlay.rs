@@ -271,6 +271,7 @@ fn bench_overlay_snapshot(
                     &branch,
                     base,
                     "bench snapshot",
+                    &|| panic!("the benchmark changes no ignore rules"),
                 )
                 .unwrap_or_else(|e| panic!("snapshot_overlay() failed: {e}"));
                 ours.push(t.elapsed());

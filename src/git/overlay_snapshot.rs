@@ -10,7 +10,9 @@
 //! untracked ignored files are left out as `git status` leaves them out.
 //!
 //! Ignore rules and attributes are read from `wt`, the checkout the overlay lies on (its
-//! lower directory); a `.gitignore` or `.gitattributes` the agent changed is not seen yet.
+//! lower directory). Where the agent changed a `.gitignore` or `.gitattributes` (they are in
+//! the upper directory), those are not the rules of the merged tree: no tree is made, and the
+//! caller asks git inside the overlay.
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -23,13 +25,14 @@ use super::{GitError, GixContext, ObjectId, Repo};
 /// The tree that `base_tree` becomes with the changes recorded in the overlay directory
 /// `upper`, whose lower directory is the checkout `wt` of `repo` (its attributes,
 /// configuration and ignore rules apply). Objects are written; no commit, no ref, no index.
+/// `None` when the changes include ignore rules or attributes, whose new versions apply.
 pub fn tree_from_upper(
     repo: &Repo,
     wt: &Path,
     base_tree: ObjectId,
     upper: &Path,
     warnings: &mut Vec<String>,
-) -> Result<ObjectId, GitError> {
+) -> Result<Option<ObjectId>, GitError> {
     let wt_repo = repo.open_worktree(wt)?;
     // The lower checkout's index is the base tree's and all its files are on disk: ignore
     // rules and attributes are read from the files, and its index (as large as the
@@ -57,12 +60,19 @@ pub fn tree_from_upper(
         excludes,
         removals: Vec::new(),
         upserts: Vec::new(),
+        rules_changed: false,
         warnings,
     };
     walk.dir(upper, &BString::default(), false)?;
     let Walk {
-        removals, upserts, ..
+        removals,
+        upserts,
+        rules_changed,
+        ..
     } = walk;
+    if rules_changed {
+        return Ok(None);
+    }
     let mut editor = wt_repo
         .edit_tree(base_tree)
         .ctx(|| "cannot edit the candidate's tree".into())?;
@@ -82,10 +92,12 @@ pub fn tree_from_upper(
         }
         cleaner.finish()?;
     }
-    Ok(editor
-        .write()
-        .ctx(|| "cannot write the candidate's tree".into())?
-        .detach())
+    Ok(Some(
+        editor
+            .write()
+            .ctx(|| "cannot write the candidate's tree".into())?
+            .detach(),
+    ))
 }
 
 /// What the base tree has at a path.
@@ -103,6 +115,8 @@ struct Walk<'a, 'repo> {
     excludes: gix::AttributeStack<'repo>,
     removals: Vec<BString>,
     upserts: Vec<(BString, PathBuf, std::fs::Metadata)>,
+    /// A `.gitignore` or `.gitattributes` was written or deleted.
+    rules_changed: bool,
     warnings: &'a mut Vec<String>,
 }
 
@@ -122,6 +136,10 @@ impl Walk<'_, '_> {
             // The worktree's own `.git` file is no content.
             if prefix.is_empty() && name == ".git" {
                 continue;
+            }
+            if name == ".gitignore" || name == ".gitattributes" {
+                self.rules_changed = true;
+                return Ok(());
             }
             let full = entry.path();
             let mut rel = prefix.clone();

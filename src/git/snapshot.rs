@@ -101,7 +101,9 @@ fn commit_on(
 /// Snapshots a copy-on-write worktree onto `branch`: the tree its overlay's `upper`
 /// directory makes of `base`'s ([`super::overlay_snapshot::tree_from_upper`], read with the
 /// checkout `lower` it lies on), committed on the branch's tip when that descends from
-/// `base` (the agent committed inside), else on `base`. No index is touched.
+/// `base` (the agent committed inside), else on `base`. Where the agent changed ignore rules
+/// or attributes, the tree is `inside()`'s instead (git asked inside the overlay). No index
+/// is touched.
 pub fn snapshot_overlay(
     repo: &Repo,
     lower: &Path,
@@ -109,6 +111,7 @@ pub fn snapshot_overlay(
     branch: &str,
     base: ObjectId,
     message: &str,
+    inside: &dyn Fn() -> Result<ObjectId, GitError>,
 ) -> Result<Snapshot, GitError> {
     let mut warnings = Vec::new();
     let tip = repo.ref_target(branch)?.unwrap_or(base);
@@ -128,6 +131,10 @@ pub fn snapshot_overlay(
         upper,
         &mut warnings,
     )?;
+    let tree = match tree {
+        Some(tree) => tree,
+        None => inside()?,
+    };
     // What the agent committed inside is in the files of `upper` as well: the tree of the
     // files is the candidate's, on top of its commits.
     let commit = commit_on(

@@ -267,8 +267,9 @@ pub(super) async fn run_agent(
             // A copy-on-write worktree's work is all in its overlay's upper directory.
             Some(lower) => {
                 let upper = super::overlay::layers(&lower, &wt2).upper;
+                let inside = || super::overlay::tree_inside(&repo, &lower, &wt2);
                 let snap = git::snapshot::snapshot_overlay(
-                    &repo, &lower, &upper, &branch, base, &message,
+                    &repo, &lower, &upper, &branch, base, &message, &inside,
                 )?;
                 // A kept one is checked out at the end anyway.
                 if works_on {

@@ -489,7 +489,8 @@ fn save_overlay(
         "massgen: {} work left in an interrupted run {run}\n",
         c.agent
     );
-    match git::snapshot::snapshot_overlay(repo, lower, &upper, branch, base, &message) {
+    let inside = || super::overlay::tree_inside(repo, lower, wt);
+    match git::snapshot::snapshot_overlay(repo, lower, &upper, branch, base, &message, &inside) {
         Ok(snap) => saved(c, &snap, say),
         Err(e) => {
             c.unsaved = !force;

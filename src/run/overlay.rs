@@ -264,6 +264,40 @@ pub(super) fn git_inside(lower: &Path, wt: &Path) -> Result<git::cmd::Git, git::
     Ok(git)
 }
 
+/// The tree of the copy-on-write worktree `wt` over `lower` as `git add -A` inside it
+/// records it, for a snapshot where the agent changed ignore rules or attributes (whose new
+/// versions only the merged tree has): a copy of its index brought up to date inside (only
+/// changed files are read), then written as a tree. Links to the user's directories
+/// (`[worktree] share`) are left out, as snapshots leave them out.
+pub fn tree_inside(repo: &Repo, lower: &Path, wt: &Path) -> Result<ObjectId, git::GitError> {
+    let admin = git::worktree::registration(repo, wt)
+        .ok_or_else(|| git::GitError::Other(format!("{} is not a worktree", wt.display())))?;
+    let index = admin.join("massgen-snapshot-index");
+    std::fs::copy(admin.join("index"), &index).map_err(|source| git::GitError::Io {
+        what: "cannot copy the worktree's index",
+        path: index.clone(),
+        source,
+    })?;
+    let tree = (|| {
+        let mut add = git_inside(lower, wt)?;
+        add.env("GIT_INDEX_FILE", &index)
+            .args(["add", "-A", "--", "."]);
+        for link in git::worktree::shared_links(&admin) {
+            add.arg(format!(":(exclude,top,literal){link}"));
+        }
+        add.run()?;
+        let out = git_inside(lower, wt)?
+            .env("GIT_INDEX_FILE", &index)
+            .arg("write-tree")
+            .run()?;
+        let hex = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        ObjectId::from_hex(hex.as_bytes())
+            .map_err(|e| git::GitError::Other(format!("git write-tree said {hex:?}: {e}")))
+    })();
+    let _ = std::fs::remove_file(&index);
+    tree
+}
+
 /// Makes the copy-on-write worktree `wt` over `lower` show its branch's tip (its index and
 /// HEAD, the files already do) after a snapshot, for the round or turn that works on in it:
 /// HEAD back on `branch` if the agent detached it, and a mixed `git reset` inside (which

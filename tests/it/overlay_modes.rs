@@ -288,3 +288,33 @@ fn git_status_in_a_fresh_overlay_worktree_of_100k_files_hashes_no_file() {
     assert!(!value("refresh/sum_scan").is_empty(), "{trace}");
     assert!(value("refresh/sum_scan").iter().all(|n| *n == 0), "{trace}");
 }
+
+#[test]
+fn ignore_rules_the_agent_changed_apply_to_its_candidate() {
+    if !overlay_works("ignore_rules_the_agent_changed_apply_to_its_candidate") {
+        return;
+    }
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "*.log\n");
+    repo.commit_all("ignore logs");
+    // Logs are no longer ignored, installed dependencies are.
+    let body = "printf 'deps/\\n' > .gitignore; mkdir deps; echo x > deps/a; \
+                echo l > kept.log; echo y > new.txt";
+    let run = |mode: &str| {
+        let json = repo.run_json(
+            &["--worktree-mode", mode, "--sandbox", "off"],
+            &[("a", body)],
+            "t",
+            0,
+        );
+        let branch = candidate(&json, "a")["branch"].as_str().unwrap().to_owned();
+        repo.git(&["ls-tree", "-r", "--name-only", &branch])
+    };
+    let (checkout, overlay) = (run("checkout"), run("overlay"));
+    assert_eq!(overlay, checkout);
+    assert!(
+        overlay.contains("kept.log") && overlay.contains("new.txt"),
+        "{overlay}"
+    );
+    assert!(!overlay.contains("deps/"), "{overlay}");
+}

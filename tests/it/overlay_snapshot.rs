@@ -116,8 +116,9 @@ fn the_upper_directory_gives_the_checkout_snapshots_tree() {
     let layers = Layers::empty(&test.root, "upper", &wb);
     layers.sh(&test.root, EDITS).run().expect_code(0);
     let mut warnings = Vec::new();
-    let overlay_tree =
-        tree_from_upper(&repo, &wb, base_tree, &layers.upper, &mut warnings).unwrap();
+    let overlay_tree = tree_from_upper(&repo, &wb, base_tree, &layers.upper, &mut warnings)
+        .unwrap()
+        .expect("no ignore rules changed");
 
     assert_eq!(
         overlay_tree.to_string(),
@@ -197,6 +198,8 @@ fn an_untouched_overlay_gives_the_base_tree() {
         .sh(&test.root, "cat README > /dev/null; echo x > debug.log")
         .run()
         .expect_code(0);
-    let tree = tree_from_upper(&repo, &wb, base_tree, &layers.upper, &mut Vec::new()).unwrap();
+    let tree = tree_from_upper(&repo, &wb, base_tree, &layers.upper, &mut Vec::new())
+        .unwrap()
+        .unwrap();
     assert_eq!(tree, base_tree);
 }
