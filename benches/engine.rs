@@ -818,6 +818,30 @@ fn bench_guard(repo: &Repo, reps: usize, rows: &mut Vec<Row>, notes: &mut Vec<St
     eprintln!("guard done");
 }
 
+/// `git-massgen run --json` in `repo` with [`WORKTREES`] command agents `agent` and the
+/// options `extra`, its worktrees under `cache`, its output captured.
+fn massgen_run(
+    bin: &Path,
+    repo: &Path,
+    home: &Path,
+    cache: &Path,
+    agent: &str,
+    extra: &[&str],
+) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.arg("-q").arg("-C").arg(repo).arg("run").args(extra);
+    for k in 1..=WORKTREES {
+        cmd.arg("--agent-cmd").arg(format!("a{k}={agent}"));
+    }
+    cmd.args(["--json", "benchmark task"])
+        .env("XDG_CACHE_HOME", cache)
+        .env("HOME", home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
 /// Measurement 4, `git-massgen run` with eight agents that sleep two seconds (and, for the
 /// overhead, eight that exit at once).
 fn bench_run(
@@ -835,17 +859,7 @@ fn bench_run(
         let mut walls = Vec::new();
         let mut overheads = Vec::new();
         for _ in 0..reps {
-            let mut cmd = Command::new(bin);
-            cmd.arg("-q").arg("-C").arg(repo).arg("run");
-            for k in 1..=WORKTREES {
-                cmd.arg("--agent-cmd").arg(format!("a{k}={agent}"));
-            }
-            cmd.args(["--json", "benchmark task"])
-                .env("XDG_CACHE_HOME", root.join("xdg-cache"))
-                .env("HOME", root)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
+            let mut cmd = massgen_run(bin, repo, root, &root.join("xdg-cache"), agent, &[]);
             settle();
             let t = Instant::now();
             let out = cmd.output().expect("cannot run git-massgen");

@@ -332,16 +332,14 @@ fn bench_overlay_run(
     let cache = root.join("xdg-cow");
     let mut walls = Vec::new();
     for _ in 0..=reps {
-        let mut cmd = Command::new(bin);
-        cmd.arg("-q").arg("-C").arg(repo).arg("run");
-        cmd.args(["--worktree-mode", "overlay"]);
-        for k in 1..=WORKTREES {
-            cmd.arg("--agent-cmd").arg(format!("a{k}=sleep 2"));
-        }
-        cmd.args(["--json", "benchmark task"])
-            .env("XDG_CACHE_HOME", &cache)
-            .env("HOME", root)
-            .stdin(Stdio::null());
+        let mut cmd = massgen_run(
+            bin,
+            repo,
+            root,
+            &cache,
+            "sleep 2",
+            &["--worktree-mode", "overlay"],
+        );
         settle();
         let t = Instant::now();
         let out = cmd.output().expect("cannot run git-massgen");
