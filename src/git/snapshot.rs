@@ -45,21 +45,7 @@ pub fn snapshot(
     } = build(repo, wt, branch, base, &mut warnings)?;
     let commit = commit_on(repo, &wt_repo, branch, start, start_tree, tree, message)?;
     if update_index {
-        // HEAD may have been detached by the agent; put it back on the candidate branch so a
-        // kept worktree shows the candidate.
-        if head_needs_reset(&wt_repo, branch) {
-            let head_file = wt_repo.git_dir().join("HEAD");
-            std::fs::write(&head_file, format!("ref: {branch}\n")).map_err(|source| {
-                GitError::Io {
-                    what: "cannot reset the worktree's HEAD",
-                    path: head_file,
-                    source,
-                }
-            })?;
-        }
-        // A mixed reset makes the kept worktree's index match the snapshot while keeping the
-        // stat data of unchanged entries, so `git status` in it is clean and fast.
-        Git::new(wt).args(["reset", "--quiet"]).run()?;
+        show_candidate(wt_repo.git_dir(), branch, Git::new(wt))?;
     }
     let changed = repo.tree_of(commit)? != repo.tree_of(base)?;
     Ok(Snapshot {
@@ -67,6 +53,25 @@ pub fn snapshot(
         changed,
         warnings,
     })
+}
+
+/// Makes a worktree that is worked in again show its candidate, the tip of `branch`, once
+/// its files have been snapshotted: HEAD (in its private git directory `git_dir`) back on
+/// `branch` if the agent detached it, and a mixed reset (through `git`, a `git -C <wt>`) so
+/// that its index matches the snapshot while keeping the stat data of unchanged entries, and
+/// `git status` in it is clean and fast.
+pub fn show_candidate(git_dir: &Path, branch: &str, mut git: Git) -> Result<(), GitError> {
+    let head = git_dir.join("HEAD");
+    let wanted = format!("ref: {branch}");
+    if std::fs::read_to_string(&head).map_or(true, |h| h.trim() != wanted) {
+        std::fs::write(&head, format!("{wanted}\n")).map_err(|source| GitError::Io {
+            what: "cannot reset the worktree's HEAD",
+            path: head,
+            source,
+        })?;
+    }
+    git.args(["reset", "--quiet"]).run()?;
+    Ok(())
 }
 
 /// Commits `tree` on `start` (nothing when it is `start`'s own tree, `start_tree`) and moves
@@ -289,15 +294,6 @@ fn index_is_pristine(wt_repo: &gix::Repository) -> bool {
         .ok()
         .and_then(|index| index.checksum())
         .is_some_and(|c| ObjectId::from_hex(recorded.trim().as_bytes()).ok() == Some(c))
-}
-
-fn head_needs_reset(wt_repo: &gix::Repository, branch: &str) -> bool {
-    wt_repo
-        .head_name()
-        .ok()
-        .flatten()
-        .map(|n| n.as_bstr() != branch.as_bytes().as_bstr())
-        .unwrap_or(true)
 }
 
 /// Paths that differ between `tree`, the worktree's index and the files on disk, with

@@ -138,39 +138,47 @@ pub fn create_all(
     lower: &Path,
     items: &[git::worktree::NewWorktree],
 ) -> Result<(), RunError> {
-    let mut made: Vec<&git::worktree::NewWorktree> = Vec::new();
-    let mut result = Ok(());
-    for item in items {
-        made.push(item);
-        let layers = layers(lower, &item.path);
-        let step = repo
-            .set_ref(&item.branch, base, None, "massgen: create candidate branch")
-            .map_err(RunError::from)
-            .and_then(|()| {
-                for d in [&layers.upper, &layers.work] {
-                    std::fs::create_dir_all(d).map_err(RunError::io("cannot create", d))?;
-                }
-                git::worktree::register_overlay(
-                    repo,
-                    &item.path,
-                    &layers.upper,
-                    lower,
-                    &item.branch,
-                )?;
-                Ok(())
-            });
-        if let Err(e) = step {
-            result = Err(e);
-            break;
+    let make = |item: &git::worktree::NewWorktree| {
+        repo.set_ref(&item.branch, base, None, "massgen: create candidate branch")?;
+        register(repo, lower, item)
+    };
+    all_or_none(items, make, |item| {
+        let _ = discard(repo, &item.path);
+        let _ = repo.delete_ref(&item.branch);
+    })
+}
+
+/// The layers of `item`'s copy-on-write worktree over `lower`, and its registration on its
+/// branch (which must exist).
+fn register(repo: &Repo, lower: &Path, item: &git::worktree::NewWorktree) -> Result<(), RunError> {
+    let layers = layers(lower, &item.path);
+    for d in [&layers.upper, &layers.work] {
+        std::fs::create_dir_all(d).map_err(RunError::io("cannot create", d))?;
+    }
+    git::worktree::register_overlay(repo, &item.path, &layers.upper, lower, &item.branch)?;
+    Ok(())
+}
+
+/// `make` for each item in turn; when one fails, `undo` for every item tried so far (the
+/// failed one too), and its error.
+fn all_or_none(
+    items: &[git::worktree::NewWorktree],
+    mut make: impl FnMut(&git::worktree::NewWorktree) -> Result<(), RunError>,
+    undo: impl Fn(&git::worktree::NewWorktree),
+) -> Result<(), RunError> {
+    for (i, item) in items.iter().enumerate() {
+        if let Err(e) = make(item) {
+            items[..=i].iter().for_each(undo);
+            return Err(e);
         }
     }
-    if result.is_err() {
-        for item in made {
-            let _ = discard(repo, &item.path);
-            let _ = repo.delete_ref(&item.branch);
-        }
-    }
-    result
+    Ok(())
+}
+
+/// The private git directory of the registered worktree `wt`.
+fn registration(repo: &Repo, wt: &Path) -> Result<PathBuf, git::GitError> {
+    git::worktree::registration(repo, wt)
+        .ok_or_else(|| git::GitError::Other(format!("{} is not a worktree", wt.display())))
 }
 
 /// Removes the copy-on-write worktree `wt`: its registration, its directory and its layers
@@ -270,8 +278,7 @@ pub(super) fn git_inside(lower: &Path, wt: &Path) -> Result<git::cmd::Git, git::
 /// changed files are read), then written as a tree. Links to the user's directories
 /// (`[worktree] share`) are left out, as snapshots leave them out.
 pub fn tree_inside(repo: &Repo, lower: &Path, wt: &Path) -> Result<ObjectId, git::GitError> {
-    let admin = git::worktree::registration(repo, wt)
-        .ok_or_else(|| git::GitError::Other(format!("{} is not a worktree", wt.display())))?;
+    let admin = registration(repo, wt)?;
     let index = admin.join("massgen-snapshot-index");
     std::fs::copy(admin.join("index"), &index).map_err(|source| git::GitError::Io {
         what: "cannot copy the worktree's index",
@@ -298,29 +305,16 @@ pub fn tree_inside(repo: &Repo, lower: &Path, wt: &Path) -> Result<ObjectId, git
     tree
 }
 
-/// Makes the copy-on-write worktree `wt` over `lower` show its branch's tip (its index and
-/// HEAD, the files already do) after a snapshot, for the round or turn that works on in it:
-/// HEAD back on `branch` if the agent detached it, and a mixed `git reset` inside (which
-/// keeps the stat data of what did not change).
+/// [`git::snapshot::show_candidate`] for the copy-on-write worktree `wt` over `lower`, its
+/// reset run inside the overlay.
 pub(super) fn sync_index(
     repo: &Repo,
     lower: &Path,
     wt: &Path,
     branch: &str,
 ) -> Result<(), git::GitError> {
-    if let Some(admin) = git::worktree::registration(repo, wt) {
-        let head = admin.join("HEAD");
-        let wanted = format!("ref: {branch}");
-        if std::fs::read_to_string(&head).map_or(true, |h| h.trim() != wanted) {
-            std::fs::write(&head, format!("{wanted}\n")).map_err(|source| git::GitError::Io {
-                what: "cannot reset the worktree's HEAD",
-                path: head,
-                source,
-            })?;
-        }
-    }
-    git_inside(lower, wt)?.args(["reset", "--quiet"]).run()?;
-    Ok(())
+    let admin = registration(repo, wt)?;
+    git::snapshot::show_candidate(&admin, branch, git_inside(lower, wt)?)
 }
 
 /// Copy-on-write worktrees again for the candidate branches of `items` (a run continued
@@ -333,37 +327,21 @@ pub(super) fn reattach_all(
     lower: &Path,
     items: &[git::worktree::NewWorktree],
 ) -> Result<(), RunError> {
-    let mut made: Vec<&Path> = Vec::new();
-    let mut result = Ok(());
-    for item in items {
-        made.push(&item.path);
-        let layers = layers(lower, &item.path);
-        let step = (|| {
-            let tip = repo
-                .ref_target(&item.branch)?
-                .ok_or_else(|| RunError::Usage(format!("branch {} is gone", item.branch)))?;
-            for d in [&layers.upper, &layers.work] {
-                std::fs::create_dir_all(d).map_err(RunError::io("cannot create", d))?;
-            }
-            git::worktree::register_overlay(repo, &item.path, &layers.upper, lower, &item.branch)?;
-            git_inside(lower, &item.path)?
-                .args(["read-tree", "-m", "-u"])
-                .arg(base.to_string())
-                .arg(tip.to_string())
-                .run()?;
-            Ok::<(), RunError>(())
-        })();
-        if let Err(e) = step {
-            result = Err(e);
-            break;
-        }
-    }
-    if result.is_err() {
-        for path in made {
-            let _ = discard(repo, path);
-        }
-    }
-    result
+    let make = |item: &git::worktree::NewWorktree| {
+        let tip = repo
+            .ref_target(&item.branch)?
+            .ok_or_else(|| RunError::Usage(format!("branch {} is gone", item.branch)))?;
+        register(repo, lower, item)?;
+        git_inside(lower, &item.path)?
+            .args(["read-tree", "-m", "-u"])
+            .arg(base.to_string())
+            .arg(tip.to_string())
+            .run()?;
+        Ok(())
+    };
+    all_or_none(items, make, |item| {
+        let _ = discard(repo, &item.path);
+    })
 }
 
 /// Turns the copy-on-write worktree `wt` over `lower` (snapshotted already) into an ordinary
