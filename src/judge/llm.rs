@@ -62,20 +62,18 @@ pub(super) async fn ask(
         ],
     );
     let mut messages = vec![Message::user_text(prompt)];
-    let mut usage: Option<Usage> = None;
     let mut last_problem = String::new();
     for attempt in 1..=setting.max_attempts {
         verdict.attempts = attempt;
         let reply = match session.turn(&mut messages, &mut |_| {}).await {
             Ok(r) => r,
             Err(e) => {
-                verdict.usage = usage;
                 verdict.abstained = Some(e.to_string());
                 return verdict;
             }
         };
         if let Some(used) = endpoint.usage(&reply) {
-            usage.get_or_insert_with(Usage::default).add(&used);
+            verdict.usage.get_or_insert_with(Usage::default).add(&used);
         }
         messages.push(Message::from_reply(&reply));
         if reply.truncated {
@@ -110,7 +108,6 @@ pub(super) async fn ask(
         match answer {
             Ok(vote) => {
                 verdict.vote = Some(vote);
-                verdict.usage = usage;
                 return verdict;
             }
             Err(why) => {
@@ -122,7 +119,6 @@ pub(super) async fn ask(
             }
         }
     }
-    verdict.usage = usage;
     verdict.abstained = Some(format!(
         "no valid vote in {} attempt(s); last: {last_problem}",
         setting.max_attempts

@@ -141,11 +141,6 @@ pub struct Reply {
     pub truncated: bool,
 }
 
-/// Whether a provider's stop reason says the output limit cut the reply.
-pub fn cut_at_output_limit(stop: &str) -> bool {
-    matches!(stop, "max_tokens" | "length" | "incomplete" | "MAX_TOKENS")
-}
-
 /// Whether the model must call a tool (`tool_choice`); servers differ in what they need:
 /// llama-cpp-python offers tools only when a choice is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

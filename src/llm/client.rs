@@ -99,10 +99,9 @@ pub struct Client {
     headers: Vec<(&'static str, String)>,
     pub max_attempts: u32,
     pub base_delay: Duration,
-    /// Whether requests are streamed (`stream = false` for servers that cannot).
-    pub stream: bool,
-    /// A streamed request came back empty: later requests go unstreamed at once.
-    stream_failed: AtomicBool,
+    /// Whether requests are streamed: not for servers that cannot (`stream = false`), nor
+    /// after a streamed request came back empty (later requests go unstreamed at once).
+    pub stream: AtomicBool,
 }
 
 /// How one attempt failed.
@@ -158,8 +157,7 @@ impl Client {
             headers: wire::auth_headers(protocol, key),
             max_attempts: 5,
             base_delay: Duration::from_millis(1000),
-            stream: true,
-            stream_failed: AtomicBool::new(false),
+            stream: AtomicBool::new(true),
         })
     }
 
@@ -173,7 +171,7 @@ impl Client {
         notice: &mut (dyn FnMut(Notice) + Send),
     ) -> Result<Reply, CallError> {
         let mut last: Option<Failure> = None;
-        let mut stream = self.stream && !self.stream_failed.load(Ordering::Relaxed);
+        let mut stream = self.stream.load(Ordering::Relaxed);
         let mut whole_body = None;
         let mut attempt = 0;
         while attempt < self.max_attempts.max(1) {
@@ -226,7 +224,7 @@ impl Client {
                 // 200 (llama-cpp-python with `tool_choice: "auto"`); sending the same
                 // stream again would fail the same way. Once, unstreamed, not counted.
                 stream = false;
-                self.stream_failed.store(true, Ordering::Relaxed);
+                self.stream.store(false, Ordering::Relaxed);
                 notice(Notice::Retry {
                     attempt,
                     status: Some(200),

@@ -73,6 +73,11 @@ impl Default for Estimator {
 impl Estimator {
     pub fn estimate(&self, m: &Message) -> u64 {
         let (chars, images) = size(m);
+        self.of_size(chars, images)
+    }
+
+    /// Tokens of a message of `chars` characters and `images` images ([`size`]).
+    pub fn of_size(&self, chars: usize, images: u64) -> u64 {
         self.tokens(chars) + FRAMING + images * IMAGE_TOKENS
     }
 
@@ -101,11 +106,6 @@ impl Estimator {
         self.chars_per_token =
             (chars as f64 / text_tokens as f64 * 0.9).clamp(0.5, MAX_CHARS_PER_TOKEN);
     }
-}
-
-/// The first estimate of messages, before any usage was seen.
-pub fn estimate_all(messages: &[Message]) -> u64 {
-    Estimator::default().estimate_all(messages)
 }
 
 /// A server's refusal of a request longer than the context window, out of its error body:
@@ -183,15 +183,15 @@ pub struct TooLong {
 /// definitions and the room kept for the answer). The first message (the task) and the
 /// newest turn are always kept; tool calls and their results are dropped together.
 pub fn fit(messages: &mut Vec<Message>, budget: u64, est: &Estimator) -> Result<Fitted, TooLong> {
-    let estimate_all = |m: &[Message]| est.estimate_all(m);
+    let total_of = |m: &[Message]| est.estimate_all(m);
     let mut done = Fitted::default();
-    if estimate_all(messages) <= budget {
+    if total_of(messages) <= budget {
         return Ok(done);
     }
     // 1. Shorten old tool outputs, oldest first.
     let protected = messages.len().saturating_sub(KEEP_RECENT);
     for i in 1..protected {
-        if estimate_all(messages) <= budget {
+        if total_of(messages) <= budget {
             return Ok(done);
         }
         for part in &mut messages[i].parts {
@@ -213,7 +213,7 @@ pub fn fit(messages: &mut Vec<Message>, budget: u64, est: &Estimator) -> Result<
     }
     // 2. Drop the oldest middle messages, whole exchanges at a time: never leave tool
     // results whose calls are gone.
-    while estimate_all(messages) > budget && messages.len() > 2 {
+    while total_of(messages) > budget && messages.len() > 2 {
         // Drop messages[1..end]: one message and what answers it (tool results, or the
         // user's reply to an assistant's words), so that roles keep alternating.
         let mut end = 2;
@@ -257,7 +257,7 @@ pub fn fit(messages: &mut Vec<Message>, budget: u64, est: &Estimator) -> Result<
             ),
         });
     }
-    let total = estimate_all(messages);
+    let total = total_of(messages);
     if total > budget {
         return Err(TooLong {
             needed: total,
@@ -270,6 +270,11 @@ pub fn fit(messages: &mut Vec<Message>, budget: u64, est: &Estimator) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first estimate of messages, before any usage was seen.
+    fn estimate_all(messages: &[Message]) -> u64 {
+        Estimator::default().estimate_all(messages)
+    }
     use crate::llm::chat::{Role, ToolCall};
 
     fn exchange(i: usize, output: &str) -> [Message; 2] {

@@ -70,7 +70,7 @@ impl Endpoint {
         )?;
         client.max_attempts = self.max_attempts;
         client.base_delay = Duration::from_millis(self.retry_base_ms);
-        client.stream = self.stream;
+        client.stream = self.stream.into();
         let limiter = (!self.limits.is_empty())
             .then(|| Limiter::new(&self.limits_dir, &self.name(), self.limits));
         Ok((client, limiter))

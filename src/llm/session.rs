@@ -63,11 +63,6 @@ impl<'a> Session<'a> {
         })
     }
 
-    /// The ratio of characters to tokens this session has learned so far.
-    pub fn estimator(&self) -> Estimator {
-        self.estimator
-    }
-
     /// One turn: `messages` fitted into the window (shortened in place), sent, answered.
     pub async fn turn(
         &mut self,
@@ -90,10 +85,14 @@ impl<'a> Session<'a> {
                 context::fit(messages, budget, &self.estimator)?;
             }
             let body = wire::body(self.endpoint.protocol, &params, messages, self.tools);
-            let sent = fixed + self.estimator.estimate_all(messages);
-            let (chars, images) = messages
+            let sizes: Vec<(usize, u64)> = messages.iter().map(context::size).collect();
+            let sent = fixed
+                + sizes
+                    .iter()
+                    .map(|&(c, i)| self.estimator.of_size(c, i))
+                    .sum::<u64>();
+            let (chars, images) = sizes
                 .iter()
-                .map(context::size)
                 .fold((self.fixed_chars, 0), |(c, i), (mc, mi)| (c + mc, i + mi));
             let answer = self
                 .client

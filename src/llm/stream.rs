@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::chat::{Reply, Tokens, ToolCall, cut_at_output_limit};
+use super::chat::{Reply, Tokens, ToolCall};
 use super::provider::Protocol;
 use super::sse::SseEvent;
 
@@ -77,11 +77,6 @@ impl Stream {
             done: false,
             next_id: 0,
         }
-    }
-
-    /// Text received so far in this response (for progress).
-    pub fn text(&self) -> &str {
-        &self.text
     }
 
     fn call(&mut self, key: String) -> &mut PendingCall {
@@ -427,6 +422,11 @@ impl Stream {
         s.done = true;
         s.finish()
     }
+}
+
+/// Whether a provider's stop reason says the output limit cut the reply.
+fn cut_at_output_limit(stop: &str) -> bool {
+    matches!(stop, "max_tokens" | "length" | "incomplete" | "MAX_TOKENS")
 }
 
 /// The first `n` characters of `s`, for messages.

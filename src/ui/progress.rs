@@ -101,7 +101,7 @@ impl Progress {
 
 /// One line of an event stream; a reader that went away is not an error of the run.
 fn write_line(sink: &Mutex<EventSink>, text: &str) {
-    let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
+    let mut sink = lock(sink);
     let _ = match &mut *sink {
         EventSink::Stdout => std::io::stdout().lock().write_all(text.as_bytes()),
         EventSink::File(f) => f.write_all(text.as_bytes()),

@@ -228,14 +228,7 @@ async fn converse(
         if reply.calls.is_empty() && reply.truncated {
             // Cut at the output limit in the middle of words: not an answer. The model is
             // told so and goes on; the turn counts against max_turns.
-            if !assistant.is_empty() {
-                messages.push(Message {
-                    role: Role::Assistant,
-                    parts: assistant,
-                });
-            } else {
-                messages.push(Message::from_reply(&reply));
-            }
+            messages.push(Message::from_reply(&reply));
             messages.push(Message::user_text(format!(
                 "Your reply was cut at the output limit ({max_output_tokens} tokens). Go on from where it stopped, in shorter steps: write large files in parts."
             )));

@@ -41,7 +41,6 @@ pub(super) async fn ask<Q: Question>(
     )
     .map_err(|e| GaveUp::Failed(e.to_string()))?;
     let mut messages = vec![Message::user_text(setting.prompt.clone())];
-    let mut usage: Option<Usage> = None;
     let mut last_problem = String::new();
     let log = setting.log(&respondent.name, "conversation");
     let max_turns = max_turns.max(1);
@@ -51,9 +50,8 @@ pub(super) async fn ask<Q: Question>(
             .await
             .map_err(|e| GaveUp::Failed(e.to_string()))?;
         if let Some(used) = endpoint.usage(&reply) {
-            usage.get_or_insert_with(Usage::default).add(&used);
+            report.usage.get_or_insert_with(Usage::default).add(&used);
         }
-        report.usage = usage.clone();
         messages.push(Message::from_reply(&reply));
         let _ = std::fs::write(
             &log,
