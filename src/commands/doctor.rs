@@ -49,7 +49,7 @@ pub fn doctor(ctx: &Ctx, args: &DoctorArgs) -> Result<Exit, CliError> {
         .map_err(|e| e.to_string())
         .and_then(|exe| crate::sandbox::probe(&exe))
         .map_or_else(|why| format!("unavailable: {why}"), |e| e.describe());
-    // Whether worktrees can be copy-on-write overlays (not used by runs yet).
+    // Whether worktrees can be copy-on-write overlays (`--worktree-mode overlay`, `auto`).
     let overlay = std::env::current_exe()
         .map_err(|e| e.to_string())
         .and_then(|exe| crate::sandbox::overlay_probe(&exe))

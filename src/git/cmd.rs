@@ -117,3 +117,10 @@ impl Git {
         })
     }
 }
+
+/// The object id a git command printed (`write-tree`, `commit-tree`, `rev-parse`).
+pub fn printed_id(stdout: &[u8]) -> Result<super::ObjectId, GitError> {
+    let text = String::from_utf8_lossy(stdout);
+    super::ObjectId::from_hex(text.trim().as_bytes())
+        .map_err(|e| GitError::Other(format!("git printed `{}`, not an id: {e}", text.trim())))
+}

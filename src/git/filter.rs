@@ -38,7 +38,7 @@ pub(crate) struct Cleaner<'repo> {
     pipeline: gix::filter::plumbing::Pipeline,
     attributes: gix::worktree::Stack,
     /// What `text=auto` compares a file with.
-    indexed: Indexed,
+    indexed: Indexed<'repo>,
     /// The drivers as configured. The pipeline's copies are all marked required, so that
     /// every failure reaches us and a warning can be given where git would print one.
     drivers: Vec<Driver>,
@@ -46,18 +46,17 @@ pub(crate) struct Cleaner<'repo> {
 
 /// Where a file's version known to git is found (`text=auto` leaves a file alone whose
 /// known version already has CRs): the worktree's index, or the tree its checkout came from.
-enum Indexed {
+enum Indexed<'repo> {
     Index(Box<gix::worktree::IndexPersistedOrInMemory>),
-    Tree(ObjectId),
+    Tree(gix::Tree<'repo>),
 }
 
-impl Indexed {
-    fn id(&self, repo: &gix::Repository, rela_path: &BStr) -> Result<Option<ObjectId>, String> {
+impl Indexed<'_> {
+    fn id(&self, rela_path: &BStr) -> Result<Option<ObjectId>, String> {
         match self {
             Indexed::Index(index) => Ok(index.entry_by_path(rela_path).map(|e| e.id)),
             Indexed::Tree(tree) => {
                 let path = gix::path::from_bstr(rela_path).map_err(|e| e.to_string())?;
-                let tree = repo.find_tree(*tree).map_err(|e| e.to_string())?;
                 Ok(tree
                     .lookup_entry_by_path(path.as_ref())
                     .map_err(|e| e.to_string())?
@@ -107,13 +106,16 @@ impl<'repo> Cleaner<'repo> {
             .ctx(what)?
             .detach();
         let pipeline = gix::filter::Pipeline::new(repo, attributes).ctx(what)?;
+        let tree = repo
+            .find_tree(tree)
+            .ctx(|| format!("cannot read tree {tree}"))?;
         Ok(Cleaner::of(repo, pipeline, Indexed::Tree(tree)))
     }
 
     fn of(
         repo: &'repo gix::Repository,
         pipeline: gix::filter::Pipeline<'_>,
-        indexed: Indexed,
+        indexed: Indexed<'repo>,
     ) -> Cleaner<'repo> {
         let (mut pipeline, attributes) = pipeline.into_parts();
         let drivers = pipeline.options_mut().drivers.clone();
@@ -263,7 +265,7 @@ impl<'repo> Cleaner<'repo> {
             // `text=auto` leaves a file alone whose indexed version already has CRs.
             &mut |buf| {
                 let id = indexed
-                    .id(repo, rela_path)
+                    .id(rela_path)
                     .map_err(|e| gix::Error::from_error(std::io::Error::other(e)))?;
                 let Some(id) = id else {
                     return Ok(None);

@@ -176,6 +176,9 @@ impl Walk<'_, '_> {
                     }
                 }
                 self.dir(&full, &rel, ignored)?;
+                if self.rules_changed {
+                    return Ok(());
+                }
                 continue;
             }
             if !meta.is_file() && !meta.file_type().is_symlink() {

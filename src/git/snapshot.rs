@@ -47,7 +47,8 @@ pub fn snapshot(
     if update_index {
         show_candidate(wt_repo.git_dir(), branch, Git::new(wt))?;
     }
-    let changed = repo.tree_of(commit)? != repo.tree_of(base)?;
+    // The commit's tree is `tree`, whether written or `start`'s own.
+    let changed = tree != repo.tree_of(base)?;
     Ok(Snapshot {
         commit,
         changed,
@@ -128,14 +129,14 @@ pub fn snapshot_overlay(
         );
         base
     };
-    let start_tree = repo.tree_of(start)?;
-    let tree = super::overlay_snapshot::tree_from_upper(
-        repo,
-        lower,
-        repo.tree_of(base)?,
-        upper,
-        &mut warnings,
-    )?;
+    let base_tree = repo.tree_of(base)?;
+    let start_tree = if start == base {
+        base_tree
+    } else {
+        repo.tree_of(start)?
+    };
+    let tree =
+        super::overlay_snapshot::tree_from_upper(repo, lower, base_tree, upper, &mut warnings)?;
     let tree = match tree {
         Some(tree) => tree,
         None => inside()?,
@@ -151,10 +152,10 @@ pub fn snapshot_overlay(
         tree,
         message,
     )?;
-    let changed = repo.tree_of(commit)? != repo.tree_of(base)?;
+    // The commit's tree is `tree`, whether written or `start`'s own.
     Ok(Snapshot {
         commit,
-        changed,
+        changed: tree != base_tree,
         warnings,
     })
 }

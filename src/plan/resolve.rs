@@ -77,14 +77,7 @@ pub fn commit_as_is(dir: &Path, message: &str) -> Result<ObjectId, GitError> {
 /// The commit checked out at `dir`.
 pub fn head(dir: &Path) -> Result<ObjectId, GitError> {
     let out = Git::new(dir).args(["rev-parse", "HEAD"]).run()?;
-    parse_id(String::from_utf8_lossy(&out.stdout).trim())
-}
-
-fn parse_id(text: &str) -> Result<ObjectId, GitError> {
-    ObjectId::from_hex(text.as_bytes()).map_err(|e| GitError::BadRevision {
-        rev: text.to_owned(),
-        source: Box::new(e),
-    })
+    crate::git::cmd::printed_id(&out.stdout)
 }
 
 /// The paths among `paths` whose content in `commit` still has a conflict marker line
@@ -129,7 +122,7 @@ pub fn merge_commit(
         .args(["-p", &theirs.to_string(), "-m", message])
         .envs(IDENTITY)
         .run()?;
-    parse_id(String::from_utf8_lossy(&out.stdout).trim())
+    crate::git::cmd::printed_id(&out.stdout)
 }
 
 /// The parents of `commit`.
@@ -140,7 +133,7 @@ pub fn parents(repo: &Repo, commit: ObjectId) -> Result<Vec<ObjectId>, GitError>
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .skip(1)
-        .map(parse_id)
+        .map(|id| crate::git::cmd::printed_id(id.as_bytes()))
         .collect()
 }
 

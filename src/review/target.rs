@@ -56,13 +56,7 @@ fn empty_tree(repo: &Repo) -> Result<ObjectId, GitError> {
     let out = Git::new(&repo.workdir)
         .args(["hash-object", "-w", "-t", "tree", "/dev/null"])
         .run()?;
-    parse_id(&out.stdout)
-}
-
-fn parse_id(bytes: &[u8]) -> Result<ObjectId, GitError> {
-    let text = String::from_utf8_lossy(bytes);
-    ObjectId::from_hex(text.trim().as_bytes())
-        .map_err(|e| GitError::Other(format!("git printed `{}`, not an id: {e}", text.trim())))
+    crate::git::cmd::printed_id(&out.stdout)
 }
 
 fn commit(repo: &Repo, rev: &str) -> Result<ObjectId, TargetError> {
@@ -172,7 +166,7 @@ fn staged(repo: &Repo, index: Option<&Path>) -> Result<Target, TargetError> {
             GitError::Other(format!("git write-tree failed: {}", stderr.trim())).into()
         });
     }
-    let tree = parse_id(&out.stdout)?;
+    let tree = crate::git::cmd::printed_id(&out.stdout)?;
     let head = match repo.head() {
         Ok((id, _)) => Some(id),
         Err(GitError::UnbornHead) => None,
@@ -201,7 +195,7 @@ fn staged(repo: &Repo, index: Option<&Path>) -> Result<Target, TargetError> {
     ] {
         make.env(k, v);
     }
-    let commit = parse_id(&make.run()?.stdout)?;
+    let commit = crate::git::cmd::printed_id(&make.run()?.stdout)?;
     Ok(Target {
         label: "staged changes".into(),
         base,

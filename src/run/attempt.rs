@@ -258,22 +258,18 @@ pub(super) async fn run_agent(
     let keep = plan.keep || works_on;
     let base = plan.base;
     let wt2 = wt.clone();
-    let lower = shared
-        .lower
-        .clone()
-        .filter(|_| super::overlay::is_overlay(&wt2));
+    let overlay = shared.overlay_of(&wt);
     let snap = tokio::task::spawn_blocking(move || {
-        let snap = match lower {
+        let snap = match overlay {
             // A copy-on-write worktree's work is all in its overlay's upper directory.
-            Some(lower) => {
-                let upper = super::overlay::layers(&lower, &wt2).upper;
-                let inside = || super::overlay::tree_inside(&repo, &lower, &wt2);
+            Some(o) => {
+                let inside = || super::overlay::tree_inside(&repo, &o.lower, &wt2);
                 let snap = git::snapshot::snapshot_overlay(
-                    &repo, &lower, &upper, &branch, base, &message, &inside,
+                    &repo, &o.lower, &o.upper, &branch, base, &message, &inside,
                 )?;
                 // A kept one is checked out at the end anyway.
                 if works_on {
-                    super::overlay::sync_index(&repo, &lower, &wt2, &branch)?;
+                    super::overlay::sync_index(&repo, &o.lower, &wt2, &branch)?;
                 }
                 snap
             }

@@ -361,14 +361,14 @@ fn clean_run(
             continue;
         }
         let branch = branch_ref(&st.run, &c.agent);
-        if let Some(lower) = st.lower.as_deref()
-            && super::overlay::is_overlay(&wt)
-        {
-            // A copy-on-write worktree: what its tests wrote after the snapshot is not the
-            // agent's; work left by an interrupted agent is in its overlay's upper directory.
-            if !c.saved || c.unsaved {
-                save_overlay(repo, lower, &wt, &branch, base, &st.run, c, force, say);
-            }
+        // A copy-on-write worktree: what its tests wrote after the snapshot is not the
+        // agent's, and no one edits it by hand; work left by an interrupted agent is in its
+        // overlay's upper directory.
+        let lower = st
+            .lower
+            .as_deref()
+            .filter(|_| super::overlay::is_overlay(&wt));
+        if lower.is_some() && c.saved && !c.unsaved {
             continue;
         }
         if c.saved && !c.unsaved {
@@ -413,7 +413,17 @@ fn clean_run(
             "massgen: {} work left in an interrupted run {}\n",
             c.agent, st.run
         );
-        match git::snapshot::snapshot(repo, &wt, &branch, base, &message, false) {
+        let snapped = match lower {
+            Some(lower) => {
+                let upper = super::overlay::layers(lower, &wt).upper;
+                let inside = || super::overlay::tree_inside(repo, lower, &wt);
+                git::snapshot::snapshot_overlay(
+                    repo, lower, &upper, &branch, base, &message, &inside,
+                )
+            }
+            None => git::snapshot::snapshot(repo, &wt, &branch, base, &message, false),
+        };
+        match snapped {
             Ok(snap) => saved(c, &snap, say),
             Err(e) if force => say(Said::Warn(format!(
                 "{}: cannot snapshot its worktree ({}); discarded with --force",
@@ -468,44 +478,6 @@ fn clean_run(
         say(Said::Info(format!("massgen: removed run {}", st.run)));
     }
     Ok(kept)
-}
-
-/// Saves what an interrupted agent left in its copy-on-write worktree `wt` (over `lower`)
-/// onto its branch, as the checkout case does; a failure keeps the worktree unless `force`.
-#[allow(clippy::too_many_arguments)]
-fn save_overlay(
-    repo: &Repo,
-    lower: &Path,
-    wt: &Path,
-    branch: &str,
-    base: ObjectId,
-    run: &str,
-    c: &mut state::Candidate,
-    force: bool,
-    say: &mut dyn FnMut(Said),
-) {
-    let upper = super::overlay::layers(lower, wt).upper;
-    let message = format!(
-        "massgen: {} work left in an interrupted run {run}\n",
-        c.agent
-    );
-    let inside = || super::overlay::tree_inside(repo, lower, wt);
-    match git::snapshot::snapshot_overlay(repo, lower, &upper, branch, base, &message, &inside) {
-        Ok(snap) => saved(c, &snap, say),
-        Err(e) => {
-            c.unsaved = !force;
-            say(Said::Warn(format!(
-                "{}: cannot snapshot its copy-on-write worktree ({}); {}",
-                c.agent,
-                e.with_causes(),
-                if force {
-                    "discarded with --force"
-                } else {
-                    "kept so that nothing is lost (clean --force discards it)"
-                }
-            )));
-        }
-    }
 }
 
 /// Records a candidate's work saved by `snap` (from a worktree or a copy-on-write one).

@@ -227,9 +227,9 @@ impl Shared {
         &self,
         wt: &std::path::Path,
     ) -> Result<crate::git::cmd::Git, crate::git::GitError> {
-        match (&self.lower, super::overlay::is_overlay(wt)) {
-            (Some(lower), true) => super::overlay::git_inside(lower, wt),
-            _ => Ok(crate::git::cmd::Git::new(wt)),
+        match self.overlay_of(wt) {
+            Some(overlay) => super::overlay::git_inside(&overlay.lower, wt),
+            None => Ok(crate::git::cmd::Git::new(wt)),
         }
     }
 

@@ -293,13 +293,12 @@ pub fn tree_inside(repo: &Repo, lower: &Path, wt: &Path) -> Result<ObjectId, git
             add.arg(format!(":(exclude,top,literal){link}"));
         }
         add.run()?;
-        let out = git_inside(lower, wt)?
+        // Only the index and the objects: no need to enter the overlay.
+        let out = git::cmd::Git::new(&repo.workdir)
             .env("GIT_INDEX_FILE", &index)
             .arg("write-tree")
             .run()?;
-        let hex = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        ObjectId::from_hex(hex.as_bytes())
-            .map_err(|e| git::GitError::Other(format!("git write-tree said {hex:?}: {e}")))
+        git::cmd::printed_id(&out.stdout)
     })();
     let _ = std::fs::remove_file(&index);
     tree

@@ -258,7 +258,11 @@ pub async fn continue_run(
     let mut items = Vec::new();
     for a in &plan.agents {
         let c = state.require_candidate(&a.name)?;
-        if c.worktree.as_ref().is_some_and(|w| w.join(".git").exists()) {
+        // Still there: a kept checkout, or a copy-on-write worktree whose work was not saved.
+        if c.worktree
+            .as_ref()
+            .is_some_and(|w| w.join(".git").exists() || super::overlay::is_overlay(w))
+        {
             continue;
         }
         let path = state.worktree_root.join(&a.name);

@@ -221,8 +221,6 @@ pub fn free_port_blocks(count: usize, size: u16, seed: u64) -> Vec<u16> {
 /// The environment variable that names the kill points.
 pub const KILL_AT: &str = "MASSGEN_TEST_KILL_AT";
 
-/// A kill point: the process kills itself with `SIGKILL` (no clean-up, as `kill -9` would)
-/// when `point` is one of the names in [`KILL_AT`] (comma-separated), so that tests place a
 /// Waits for Ctrl-C, SIGTERM or SIGHUP (Ctrl-C only where the others cannot be listened
 /// for): what stops a review or a planner, which then clean up.
 pub async fn stop_signal() {
@@ -244,6 +242,8 @@ pub async fn stop_signal() {
     }
 }
 
+/// A kill point: the process kills itself with `SIGKILL` (no clean-up, as `kill -9` would)
+/// when `point` is one of the names in [`KILL_AT`] (comma-separated), so that tests place a
 /// crash at an exact instant instead of by timing luck. One environment lookup otherwise.
 pub fn kill_point(point: &str) {
     let Some(points) = std::env::var_os(KILL_AT) else {
