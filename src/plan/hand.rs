@@ -21,6 +21,17 @@ pub enum Which<'a> {
     Target,
 }
 
+impl Which<'_> {
+    /// The name of its integration checks' logs and worktrees: a task's id, or one no task
+    /// id can be (ids start with a letter or a digit).
+    pub fn check_id(&self) -> &str {
+        match self {
+            Which::Task(id) => id,
+            Which::Target => "@target",
+        }
+    }
+}
+
 /// Why a resolution cannot be taken yet.
 #[derive(Debug, thiserror::Error)]
 pub enum Taking {
@@ -109,11 +120,7 @@ pub async fn take(
             crate::run::merge::name_some(&left)
         )));
     }
-    let id = match which {
-        Which::Task(id) => id,
-        Which::Target => "target",
-    };
-    let check = opts.check(repo, &name, id);
+    let check = opts.check(repo, &name, which.check_id());
     let message = format!("massgen plan {name}: {label}, resolved by hand\n");
     let new = match integrate::integrate(repo.clone(), ours, head, message, check).await? {
         Integration::Ready(new) => new,

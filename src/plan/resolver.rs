@@ -32,6 +32,7 @@ pub(super) async fn resolve_by_agent(
     repo: &Arc<Repo>,
     plan: &TaskPlan,
     task: &Task,
+    which: super::hand::Which<'_>,
     resolver: &str,
     conflict: &Conflict,
     opts: &Options,
@@ -95,12 +96,11 @@ pub(super) async fn resolve_by_agent(
         Err(e) => return Ok(Err(format!("its run failed: {e}"))),
     };
     {
-        // The target branch's new commits are no task of the plan.
         let mut s = st.lock().expect("plan state lock");
-        if let Some(t) = s.tasks.iter_mut().find(|t| t.id == task.id) {
-            t.resolution_run = Some(rs.run.clone());
-        } else {
-            s.target_resolution_run = Some(rs.run.clone());
+        match which {
+            super::hand::Which::Task(id) => s.task_mut(id).resolution_run = Some(rs.run.clone()),
+            // The target branch's new commits are no task of the plan.
+            super::hand::Which::Target => s.target_resolution_run = Some(rs.run.clone()),
         }
         s.save(repo)?;
     }

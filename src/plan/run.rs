@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinSet;
 
+use super::hand::Which as Hand;
 use super::integrate::{self, Integration};
 use super::resolver::{Conflict, resolve_by_agent};
 use super::state::{self, PlanState, TaskStatus};
@@ -395,14 +396,25 @@ async fn settle(
             theirs,
             paths: paths.clone(),
         };
-        outcome =
-            match resolve_by_agent(repo, plan, task, resolver, &conflict, opts, make, st).await? {
-                Ok(merge) => {
-                    let check = opts.check(repo, &plan.name, id);
-                    integrate::integrate(repo.clone(), ours, merge, message, check).await?
-                }
-                Err(why) => Integration::Unresolved(paths.clone(), why),
-            };
+        outcome = match resolve_by_agent(
+            repo,
+            plan,
+            task,
+            Hand::Task(id),
+            resolver,
+            &conflict,
+            opts,
+            make,
+            st,
+        )
+        .await?
+        {
+            Ok(merge) => {
+                let check = opts.check(repo, &plan.name, id);
+                integrate::integrate(repo.clone(), ours, merge, message, check).await?
+            }
+            Err(why) => Integration::Unresolved(paths.clone(), why),
+        };
     }
     let mut s = st.lock().expect("plan state lock");
     let (status, reason) = match outcome {
@@ -535,7 +547,7 @@ async fn keep_up(
         Integration::Ready(ours)
     } else {
         let message = format!("massgen plan {}: the new commits of {short}\n", plan.name);
-        let check = opts.check(repo, &plan.name, "target");
+        let check = opts.check(repo, &plan.name, Hand::Target.check_id());
         let outcome = integrate::integrate(repo.clone(), ours, now, message.clone(), check).await?;
         match (outcome, &plan.resolver) {
             // The same conflict handling as a task's: the resolver, told what came in.
@@ -551,7 +563,7 @@ async fn keep_up(
                     .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
                     .unwrap_or_default();
                 let incoming = Task {
-                    id: "target".into(),
+                    id: Hand::Target.check_id().into(),
                     title: format!("the new commits of {short}"),
                     task: format!("Commits that arrived on {short} while the plan ran:\n{log}"),
                     depends_on: Vec::new(),
@@ -566,11 +578,14 @@ async fn keep_up(
                     theirs: now,
                     paths: paths.clone(),
                 };
-                match resolve_by_agent(repo, plan, &incoming, resolver, &conflict, opts, make, st)
-                    .await?
+                let which = Hand::Target;
+                match resolve_by_agent(
+                    repo, plan, &incoming, which, resolver, &conflict, opts, make, st,
+                )
+                .await?
                 {
                     Ok(merge) => {
-                        let check = opts.check(repo, &plan.name, "target");
+                        let check = opts.check(repo, &plan.name, which.check_id());
                         integrate::integrate(repo.clone(), ours, merge, message, check).await?
                     }
                     Err(why) => Integration::Unresolved(paths, why),
