@@ -109,6 +109,33 @@ impl Git {
         Ok(output)
     }
 
+    /// Runs to completion with `input` on its standard input; the output whatever the exit
+    /// status.
+    pub fn output_with_input(&mut self, input: &[u8]) -> Result<Output, GitError> {
+        use std::io::Write as _;
+        let cmdline = self.cmdline();
+        let spawn = |source| GitError::Spawn {
+            cmdline: cmdline.clone(),
+            source,
+        };
+        let mut child = self
+            .cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(spawn)?;
+        let written = child.stdin.take().map(|mut stdin| stdin.write_all(input));
+        let output = child.wait_with_output().map_err(spawn)?;
+        // A command that stops reading early has said why on stderr.
+        if let Some(Err(e)) = written
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return Err(spawn(e));
+        }
+        Ok(output)
+    }
+
     /// Runs to completion and returns the output whatever the exit status.
     pub fn output(&mut self) -> Result<Output, GitError> {
         self.cmd.output().map_err(|source| GitError::Spawn {

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 
 use super::counts::Fate;
 use super::store::{self, LearnError};
-use crate::git::Repo;
 use crate::git::cmd::Git;
+use crate::git::{ObjectId, Repo};
 
 /// Later commits a merged winner must survive to be confirmed.
 pub const CONFIRM_AFTER: u64 = 20;
@@ -99,20 +99,31 @@ fn judge(repo: &Repo, commit: &str, candidate: &str, confirm_after: u64) -> (Fat
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     };
     // Not in HEAD's history (another branch, or rewound): not decided here.
-    if git(&["merge-base", "--is-ancestor", commit, "HEAD"]).is_none() {
+    let in_head = ObjectId::from_hex(commit.as_bytes())
+        .ok()
+        .zip(repo.resolve_commit("HEAD").ok())
+        .is_some_and(|(c, head)| repo.is_ancestor(c, head).unwrap_or(false));
+    if !in_head {
         return (Fate::Pending, 0);
     }
-    let later = git(&[
-        "rev-list",
+    // The later commits with their messages, in one `git log`: id NUL message NUL ….
+    let log = git(&[
+        "log",
         "--reverse",
         "--first-parent",
+        "-z",
+        "--format=%H%x00%B",
         &format!("{commit}..HEAD"),
     ])
     .unwrap_or_default();
-    let later: Vec<&str> = later.lines().take(confirm_after as usize).collect();
+    let fields: Vec<&str> = log.split('\0').collect();
+    let later: Vec<(&str, &str)> = fields
+        .chunks_exact(2)
+        .map(|f| (f[0].trim(), f[1]))
+        .take(confirm_after as usize)
+        .collect();
     let inverse = patch_id(repo, &["diff", commit, &format!("{commit}^1")]);
-    for (i, c) in later.iter().enumerate() {
-        let message = git(&["log", "-1", "--format=%B", c]).unwrap_or_default();
+    for (i, (c, message)) in later.iter().enumerate() {
         let names_it = message.lines().any(|l| {
             l.trim_start()
                 .strip_prefix("This reverts commit ")
@@ -141,25 +152,13 @@ fn patch_id(repo: &Repo, diff_args: &[&str]) -> Option<String> {
     if diff.stdout.is_empty() {
         return None;
     }
-    let mut child = std::process::Command::new("git")
-        .arg("-C")
-        .arg(&repo.workdir)
+    // The header `git patch-id` needs before a bare diff.
+    let mut input = b"commit 0000000000000000000000000000000000000000\n".to_vec();
+    input.extend_from_slice(&diff.stdout);
+    let out = Git::new(&repo.workdir)
         .args(["patch-id", "--stable"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
+        .output_with_input(&input)
         .ok()?;
-    {
-        use std::io::Write as _;
-        let mut stdin = child.stdin.take()?;
-        // The header `git patch-id` needs before a bare diff.
-        stdin
-            .write_all(b"commit 0000000000000000000000000000000000000000\n")
-            .ok()?;
-        stdin.write_all(&diff.stdout).ok()?;
-    }
-    let out = child.wait_with_output().ok()?;
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .next()
