@@ -33,6 +33,15 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// The sum of `counts`.
+    pub fn sum<'a>(counts: impl IntoIterator<Item = &'a Counts>) -> Counts {
+        let mut sum = Counts::default();
+        for c in counts {
+            sum.add(c);
+        }
+        sum
+    }
+
     /// Wins that stand: a reverted winner is a loss.
     pub fn wins_kept(&self) -> u64 {
         self.wins.saturating_sub(self.reverted)
@@ -217,17 +226,6 @@ impl Learning {
             }
         }
         out
-    }
-
-    /// An agent's record over every kind.
-    pub fn overall(&self, agent: &str) -> Counts {
-        let mut c = Counts::default();
-        if let Some(kinds) = self.totals().get(agent) {
-            for k in kinds.values() {
-                c.add(k);
-            }
-        }
-        c
     }
 
     /// Coordination per kind, summed over machines.

@@ -158,10 +158,7 @@ pub fn pick(
         .map(|agent| {
             let kinds = totals.get(agent);
             let on_kind = kinds.and_then(|k| k.get(kind)).filter(|c| c.runs > 0);
-            let mut overall = Counts::default();
-            for c in kinds.into_iter().flat_map(|k| k.values()) {
-                overall.add(c);
-            }
+            let overall = Counts::sum(kinds.into_iter().flat_map(|k| k.values()));
             let (basis, c) = match on_kind {
                 Some(c) => (Basis::Kind, c),
                 None if overall.runs > 0 => (Basis::Overall, &overall),
