@@ -136,8 +136,7 @@ pub fn merge(
 ) -> Result<Outcome, LearnError> {
     // Records never change once written: those whose path we lack are new to us (one that
     // a concurrent update adds meanwhile is written again, the same).
-    let (_, tip) = store::load(repo)?;
-    let ours = records(repo, tip)?;
+    let ours = records(repo, repo.ref_target(store::REF)?)?;
     let local = repo.local();
     let mut files = Vec::new();
     for (path, id) in records(repo, Some(commit))? {
@@ -149,7 +148,7 @@ pub fn merge(
         }
     }
     let mut outcome = Outcome::default();
-    store::merge_commit(repo, commit, message, |learning| {
+    store::merge_commit(repo, (commit, other), message, |learning| {
         outcome = fold(learning, other);
         outcome.records = files.len();
         files.clone()

@@ -136,28 +136,29 @@ pub fn update_all(
     update_with(repo, message, None, change)
 }
 
-/// Merges another clone's statistics, the commit `other` (`learn merge`): `change` folds
-/// them into ours. The result is a merge commit with `other` as its second parent, so
-/// that pushing our ref afterwards fast-forwards the one `other` came from; when ours is
-/// behind `other` and `change` adds nothing of ours, the ref simply moves to `other`.
+/// Merges another clone's statistics, the commit `other` with what it holds (`learn merge`,
+/// after [`read_commit`]): `change` folds them into ours. The result is a merge commit with
+/// `other` as its second parent, so that pushing our ref afterwards fast-forwards the one
+/// `other` came from; when ours is behind `other` and `change` adds nothing of ours, the ref
+/// simply moves to `other`.
 pub fn merge_commit(
     repo: &Repo,
-    other: ObjectId,
+    other: (ObjectId, &Learning),
     message: &str,
     change: impl FnMut(&mut Learning) -> Vec<(String, Vec<u8>)>,
 ) -> Result<(), LearnError> {
     update_with(repo, message, Some(other), change)
 }
 
-/// The compare-and-swap loop of every update; `other`: the commit merged in, if any.
+/// The compare-and-swap loop of every update; `merged`: the commit merged in, if any, with
+/// what it holds ([`read_commit`]; a fast-forward needs our result to equal it).
 fn update_with(
     repo: &Repo,
     message: &str,
-    other: Option<ObjectId>,
+    merged: Option<(ObjectId, &Learning)>,
     mut change: impl FnMut(&mut Learning) -> Vec<(String, Vec<u8>)>,
 ) -> Result<(), LearnError> {
-    // What `other` holds, read once: a fast-forward needs our result to equal it.
-    let theirs = other.map(|o| read_commit(repo, o)).transpose()?;
+    let (other, theirs) = (merged.map(|(o, _)| o), merged.map(|(_, l)| l));
     for _ in 0..ATTEMPTS {
         let (mut learning, tip) = load(repo)?;
         let before = learning.clone();
@@ -173,7 +174,7 @@ fn update_with(
         if !join && learning == before && files.is_empty() {
             return Ok(());
         }
-        let commit = match (other, &theirs) {
+        let commit = match (other, theirs) {
             (Some(o), Some(theirs)) if fast_forward && learning == *theirs => o,
             _ => {
                 let parents: Vec<ObjectId> =
