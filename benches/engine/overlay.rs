@@ -226,14 +226,10 @@ fn bench_overlay_snapshot(
     };
     overlay::create_all(repo, base, lower, std::slice::from_ref(&item)).expect("create_all");
     let layers = overlay::layers(lower, &wt);
-    let admin = {
-        let gitfile = std::fs::read_to_string(layers.upper.join(".git")).unwrap();
-        PathBuf::from(gitfile.trim().trim_start_matches("gitdir: "))
-    };
-    let lower_index = {
-        let gitfile = std::fs::read_to_string(lower.join(".git")).unwrap();
-        PathBuf::from(gitfile.trim().trim_start_matches("gitdir: ")).join("index")
-    };
+    let admin = worktree::git_dir_of(&layers.upper).expect("the overlay's registration");
+    let lower_index = worktree::git_dir_of(lower)
+        .expect("the base checkout's registration")
+        .join("index");
     let script = change_script(n);
     // The overlay back to untouched: its upper directory emptied but for its `.git` file, its
     // index the base's again.

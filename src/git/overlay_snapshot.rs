@@ -47,9 +47,7 @@ pub fn tree_from_upper(
         .ctx(|| "cannot read the worktree's ignore rules".into())?;
     // Links to the user's own directories that the run made are no work of the agent's:
     // recorded in the registration that `upper/.git` names.
-    let shared = std::fs::read_to_string(upper.join(".git"))
-        .ok()
-        .and_then(|f| f.trim().strip_prefix("gitdir: ").map(PathBuf::from))
+    let shared = super::worktree::git_dir_of(upper)
         .map(|admin| super::worktree::shared_links(&admin))
         .unwrap_or_default();
     let mut walk = Walk {

@@ -109,7 +109,8 @@ pub fn register_overlay(
     lower: &Path,
     branch: &str,
 ) -> Result<PathBuf, GitError> {
-    let lower_admin = registration(repo, lower).ok_or_else(|| {
+    // Named by its `.git` file: no search through every registration, once per agent.
+    let lower_admin = git_dir_of(lower).ok_or_else(|| {
         GitError::Other(format!("{} is not a registered worktree", lower.display()))
     })?;
     let admin = register(repo, target, &format!("ref: {branch}"))?;
@@ -132,6 +133,13 @@ pub fn register_overlay(
         }
     })?;
     Ok(admin)
+}
+
+/// The private git directory that the `.git` file in `dir` names (`gitdir: …`), if any.
+pub fn git_dir_of(dir: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(dir.join(".git")).ok()?;
+    let named = Path::new(text.trim().strip_prefix("gitdir: ")?);
+    Some(dir.join(named))
 }
 
 /// Removes the registration of the copy-on-write worktree at `target` and its (empty)

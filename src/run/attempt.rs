@@ -269,7 +269,7 @@ pub(super) async fn run_agent(
                 )?;
                 // A kept one is checked out at the end anyway.
                 if works_on {
-                    super::overlay::sync_index(&repo, &o.lower, &wt2, &branch)?;
+                    super::overlay::sync_index(&o.lower, &wt2, &branch)?;
                 }
                 snap
             }

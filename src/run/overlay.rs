@@ -175,9 +175,10 @@ fn all_or_none(
     Ok(())
 }
 
-/// The private git directory of the registered worktree `wt`.
-fn registration(repo: &Repo, wt: &Path) -> Result<PathBuf, git::GitError> {
-    git::worktree::registration(repo, wt)
+/// The private git directory of the copy-on-write worktree `wt` over `lower`, which the
+/// `.git` file in its upper directory names.
+fn registration(lower: &Path, wt: &Path) -> Result<PathBuf, git::GitError> {
+    git::worktree::git_dir_of(&layers(lower, wt).upper)
         .ok_or_else(|| git::GitError::Other(format!("{} is not a worktree", wt.display())))
 }
 
@@ -278,7 +279,7 @@ pub(super) fn git_inside(lower: &Path, wt: &Path) -> Result<git::cmd::Git, git::
 /// changed files are read), then written as a tree. Links to the user's directories
 /// (`[worktree] share`) are left out, as snapshots leave them out.
 pub fn tree_inside(repo: &Repo, lower: &Path, wt: &Path) -> Result<ObjectId, git::GitError> {
-    let admin = registration(repo, wt)?;
+    let admin = registration(lower, wt)?;
     let index = admin.join("massgen-snapshot-index");
     std::fs::copy(admin.join("index"), &index).map_err(|source| git::GitError::Io {
         what: "cannot copy the worktree's index",
@@ -306,13 +307,8 @@ pub fn tree_inside(repo: &Repo, lower: &Path, wt: &Path) -> Result<ObjectId, git
 
 /// [`git::snapshot::show_candidate`] for the copy-on-write worktree `wt` over `lower`, its
 /// reset run inside the overlay.
-pub(super) fn sync_index(
-    repo: &Repo,
-    lower: &Path,
-    wt: &Path,
-    branch: &str,
-) -> Result<(), git::GitError> {
-    let admin = registration(repo, wt)?;
+pub(super) fn sync_index(lower: &Path, wt: &Path, branch: &str) -> Result<(), git::GitError> {
+    let admin = registration(lower, wt)?;
     git::snapshot::show_candidate(&admin, branch, git_inside(lower, wt)?)
 }
 
