@@ -198,15 +198,19 @@ impl Kind {
     }
 
     /// The kind of `task` before it runs: the files it names (words with a known
-    /// extension), else `repo_files` (the repository's).
-    pub fn before(task: &str, repo_files: &[String]) -> Kind {
+    /// extension), else `repo_files()` (the repository's, listed only then).
+    pub fn before(task: &str, repo_files: impl FnOnce() -> Vec<String>) -> Kind {
         let named: Vec<String> = task
             .split(|c: char| c.is_whitespace() || matches!(c, '`' | '"' | '\'' | ',' | '(' | ')'))
             .map(|w| w.trim_end_matches(['.', ':', ';']))
             .filter(|w| w.contains('.') && !matches!(language(w), "other"))
             .map(str::to_owned)
             .collect();
-        Kind::of(task, if named.is_empty() { repo_files } else { &named })
+        if named.is_empty() {
+            Kind::of(task, &repo_files())
+        } else {
+            Kind::of(task, &named)
+        }
     }
 
     /// The key its statistics are kept under: `class:language`.
@@ -254,9 +258,12 @@ mod tests {
     fn before_a_run_the_files_the_task_names_decide() {
         let repo = paths(&["src/main.rs", "src/lib.rs", "build.py"]);
         assert_eq!(
-            Kind::before("Fix the parser in `tools/parse.py`.", &repo).key(),
+            Kind::before("Fix the parser in `tools/parse.py`.", || repo.clone()).key(),
             "fix:python"
         );
-        assert_eq!(Kind::before("Add a flag", &repo).key(), "feature:rust");
+        assert_eq!(
+            Kind::before("Add a flag", || repo.clone()).key(),
+            "feature:rust"
+        );
     }
 }

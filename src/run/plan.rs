@@ -607,15 +607,25 @@ pub fn apply_learning(
 /// The key of `task`'s kind before it runs ([`crate::learn::features::Kind::before`]): from
 /// the files it names, else the repository's (`git ls-files`).
 pub fn kind_before(repo: &Repo, task: &str) -> Result<String, PlanError> {
-    let out = crate::git::cmd::Git::new(&repo.workdir)
+    let mut failed = None;
+    let files = || match crate::git::cmd::Git::new(&repo.workdir)
         .args(["ls-files", "-z"])
         .run()
-        .map_err(|e| PlanError::failure(e.to_string()))?;
-    let files: Vec<String> = out
-        .stdout
-        .split(|b| *b == 0)
-        .filter(|p| !p.is_empty())
-        .map(|p| String::from_utf8_lossy(p).into_owned())
-        .collect();
-    Ok(crate::learn::features::Kind::before(task, &files).key())
+    {
+        Ok(out) => out
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect(),
+        Err(e) => {
+            failed = Some(PlanError::failure(e.to_string()));
+            Vec::new()
+        }
+    };
+    let kind = crate::learn::features::Kind::before(task, files);
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(kind.key()),
+    }
 }
