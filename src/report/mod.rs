@@ -50,14 +50,18 @@ pub enum ReportError {
     Write(#[from] RunError),
 }
 
-/// The template source: the override in `<massgen_dir>/templates/` if there is one, else the
-/// built-in page. Returns where it came from too, for error messages.
-pub fn template_source(massgen_dir: &Path) -> Result<(Cow<'static, str>, String), ReportError> {
-    let path = massgen_dir.join("templates").join(TEMPLATE_NAME);
+/// The source of the template `name`: the override in `<massgen_dir>/templates/` if there is
+/// one, else `builtin`. Returns where it came from too, for error messages.
+pub fn template_source(
+    massgen_dir: &Path,
+    name: &str,
+    builtin: &'static str,
+) -> Result<(Cow<'static, str>, String), ReportError> {
+    let path = massgen_dir.join("templates").join(name);
     match std::fs::read_to_string(&path) {
         Ok(text) => Ok((Cow::Owned(text), path.display().to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Ok((Cow::Borrowed(BUILTIN), "built-in".to_owned()))
+            Ok((Cow::Borrowed(builtin), "built-in".to_owned()))
         }
         Err(source) => Err(ReportError::ReadTemplate { path, source }),
     }
@@ -65,7 +69,7 @@ pub fn template_source(massgen_dir: &Path) -> Result<(Cow<'static, str>, String)
 
 /// Renders the report of `state` as one HTML page.
 pub fn render(repo: &Repo, state: &RunState) -> Result<String, ReportError> {
-    let (source, origin) = template_source(&repo.massgen_dir())?;
+    let (source, origin) = template_source(&repo.massgen_dir(), TEMPLATE_NAME, BUILTIN)?;
     let page = model::page(repo, state);
     render_page(&page, &source).map_err(|source| ReportError::Template {
         template: origin,

@@ -73,12 +73,12 @@ pub fn render(
     matrix: &PlanConflicts,
     path: &Path,
 ) -> Result<String, ReportError> {
-    let (source, origin) = template_source(&repo.massgen_dir())?;
+    let (source, origin) = super::template_source(&repo.massgen_dir(), TEMPLATE_NAME, BUILTIN)?;
     let page = page(repo, st, matrix, path);
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| AutoEscape::Html);
     let rendered = env
-        .add_template_owned(TEMPLATE_NAME, source)
+        .add_template_owned(TEMPLATE_NAME, source.into_owned())
         .and_then(|()| {
             env.get_template(TEMPLATE_NAME)?.render(super::to_value(
                 serde_json::to_value(&page).expect("the page serializes"),
@@ -114,17 +114,6 @@ pub fn write(
 /// Where the plan report goes by default: beside the plan's state.
 pub fn default_path(repo: &Repo, plan: &str) -> PathBuf {
     crate::plan::state::dir(repo, plan).join("report.html")
-}
-
-fn template_source(massgen_dir: &Path) -> Result<(String, String), ReportError> {
-    let path = massgen_dir.join("templates").join(TEMPLATE_NAME);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok((text, path.display().to_string())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Ok((BUILTIN.to_owned(), "built-in".to_owned()))
-        }
-        Err(source) => Err(ReportError::ReadTemplate { path, source }),
-    }
 }
 
 fn page<'a>(repo: &Repo, st: &'a PlanState, matrix: &PlanConflicts, path: &Path) -> Page<'a> {
