@@ -78,18 +78,17 @@ pub(super) async fn ask(
         messages.push(Message::from_reply(&reply));
         if reply.truncated {
             // An answer cut at the output limit is not a vote, even when a vote parses.
-            let limit = endpoint.max_output_tokens;
-            last_problem = format!("the answer was cut at the output limit ({limit} tokens)");
-            verdict
-                .warnings
-                .push(format!("{last_problem}; asked again"));
-            messages.push(Message::answer_again(
+            let (problem, again) = Message::cut_answer(
                 &reply,
+                endpoint.max_output_tokens,
                 &format!(
-                    "Your answer was cut at the output limit ({limit} tokens). Answer briefly: call `vote` with one of {} and a reason of one or two sentences.",
+                    "Answer briefly: call `vote` with one of {} and a reason of one or two sentences.",
                     view.label_list()
                 ),
-            ));
+            );
+            verdict.warnings.push(format!("{problem}; asked again"));
+            last_problem = problem;
+            messages.push(again);
             continue;
         }
         let Some(call) = reply.calls.first() else {

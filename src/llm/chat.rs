@@ -103,6 +103,18 @@ impl Message {
         }
     }
 
+    /// For a reply cut at the output limit of `limit` tokens: the problem, as warnings say
+    /// it, and the turn that asks again, ending with `then` (what to do instead).
+    pub fn cut_answer(reply: &Reply, limit: u32, then: &str) -> (String, Message) {
+        (
+            format!("the answer was cut at the output limit ({limit} tokens)"),
+            Message::answer_again(
+                reply,
+                &format!("Your answer was cut at the output limit ({limit} tokens). {then}"),
+            ),
+        )
+    }
+
     /// Whether this message holds tool results (and so must follow its tool calls).
     pub fn has_tool_results(&self) -> bool {
         self.parts

@@ -59,19 +59,18 @@ pub(super) async fn ask<Q: Question>(
         );
         if reply.truncated {
             // An answer cut at the output limit is not an answer, even when it parses.
-            let limit = endpoint.max_output_tokens;
+            let (problem, again) = Message::cut_answer(
+                &reply,
+                endpoint.max_output_tokens,
+                &format!("Call `{tool_name}` again, with shorter text."),
+            );
             report.attempts += 1;
-            last_problem = format!("the answer was cut at the output limit ({limit} tokens)");
-            report.warnings.push(format!("{last_problem}; asked again"));
+            report.warnings.push(format!("{problem}; asked again"));
+            last_problem = problem;
             if report.attempts >= setting.max_attempts {
                 break;
             }
-            messages.push(Message::answer_again(
-                &reply,
-                &format!(
-                    "Your answer was cut at the output limit ({limit} tokens). Call `{tool_name}` again, with shorter text."
-                ),
-            ));
+            messages.push(again);
             continue;
         }
         if reply.calls.is_empty() {
