@@ -280,9 +280,10 @@ pub async fn continue_run(
     state.state = Phase::Created;
     state.save(&dir)?;
     // A run with copy-on-write worktrees gets them again (over its base's checkout, held
-    // until the turn ends) where overlays still work here.
+    // until the turn ends) where overlays still work here (asked only when some are needed).
+    let remake = || super::overlay::resolve(crate::config::WorktreeMode::Overlay).is_ok();
     let lower = match &state.lower {
-        Some(lower) if super::overlay::resolve(crate::config::WorktreeMode::Overlay).is_ok() => {
+        Some(lower) if !items.is_empty() && remake() => {
             Some((lower.clone(), super::state::commit_id(&state.base)?))
         }
         _ => None,
