@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
+use super::integrate::{self, Integration};
 use super::options::{MakeRun, Options};
 use super::resolve;
 use super::state::{PlanState, TaskStatus};
@@ -28,7 +29,7 @@ pub(super) struct Conflict {
 /// files. Its candidate must leave no marker in them; the result is a merge commit of the
 /// two sides with the candidate's tree. `Err`: why the conflict is still there.
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn resolve_by_agent(
+async fn resolve_by_agent(
     repo: &Arc<Repo>,
     plan: &TaskPlan,
     task: &Task,
@@ -132,6 +133,32 @@ pub(super) async fn resolve_by_agent(
         conflict.theirs,
         &message,
     )?))
+}
+
+/// A conflict of `task` (or of the target branch's new commits, `which`) resolved by
+/// `resolver` ([`resolve_by_agent`]), and its merge integrated onto the integration branch
+/// with `message`, checked as `which`'s integrations are; `Unresolved` with why when the
+/// resolver left the conflict.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn resolve_and_integrate(
+    repo: &Arc<Repo>,
+    plan: &TaskPlan,
+    task: &Task,
+    which: super::hand::Which<'_>,
+    resolver: &str,
+    conflict: &Conflict,
+    message: String,
+    opts: &Options,
+    make: &MakeRun<'_>,
+    st: &Mutex<PlanState>,
+) -> Result<Integration, PlanRunError> {
+    match resolve_by_agent(repo, plan, task, which, resolver, conflict, opts, make, st).await? {
+        Ok(merge) => {
+            let check = opts.check(repo, &plan.name, which.check_id());
+            integrate::integrate(repo.clone(), conflict.ours, merge, message, check).await
+        }
+        Err(why) => Ok(Integration::Unresolved(conflict.paths.clone(), why)),
+    }
 }
 
 /// Every task `id` depends on, directly or not.

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 
 use super::hand::Which as Hand;
 use super::integrate::{self, Integration};
-use super::resolver::{Conflict, resolve_by_agent};
+use super::resolver::{Conflict, resolve_and_integrate};
 use super::state::{self, PlanState, TaskStatus};
 use super::{Task, TaskPlan};
 use crate::git::{ObjectId, Repo};
@@ -396,25 +396,11 @@ async fn settle(
             theirs,
             paths: paths.clone(),
         };
-        outcome = match resolve_by_agent(
-            repo,
-            plan,
-            task,
-            Hand::Task(id),
-            resolver,
-            &conflict,
-            opts,
-            make,
-            st,
+        let which = Hand::Task(id);
+        outcome = resolve_and_integrate(
+            repo, plan, task, which, resolver, &conflict, message, opts, make, st,
         )
-        .await?
-        {
-            Ok(merge) => {
-                let check = opts.check(repo, &plan.name, id);
-                integrate::integrate(repo.clone(), ours, merge, message, check).await?
-            }
-            Err(why) => Integration::Unresolved(paths.clone(), why),
-        };
+        .await?;
     }
     let mut s = st.lock().expect("plan state lock");
     let (status, reason) = match outcome {
@@ -579,17 +565,10 @@ async fn keep_up(
                     paths: paths.clone(),
                 };
                 let which = Hand::Target;
-                match resolve_by_agent(
-                    repo, plan, &incoming, which, resolver, &conflict, opts, make, st,
+                resolve_and_integrate(
+                    repo, plan, &incoming, which, resolver, &conflict, message, opts, make, st,
                 )
                 .await?
-                {
-                    Ok(merge) => {
-                        let check = opts.check(repo, &plan.name, which.check_id());
-                        integrate::integrate(repo.clone(), ours, merge, message, check).await?
-                    }
-                    Err(why) => Integration::Unresolved(paths, why),
-                }
             }
             (outcome, _) => outcome,
         }
