@@ -97,8 +97,15 @@ pub fn main() -> ExitCode {
     // The sandbox trampoline starts before every confined command: no parsing beyond its
     // own, no git settings.
     let mut args = std::env::args_os();
-    if args.nth(1).is_some_and(|a| a == crate::sandbox::TRAMPOLINE) {
-        return ExitCode::from(crate::sandbox::trampoline(args));
+    match args.nth(1) {
+        Some(a) if a == crate::sandbox::TRAMPOLINE => {
+            return ExitCode::from(crate::sandbox::trampoline(args));
+        }
+        // An agent's Slurm job without a shared file system: the agent's own exit code.
+        Some(a) if a == crate::run::node::NODE_RUN => {
+            return ExitCode::from(crate::run::node::main(args));
+        }
+        _ => {}
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

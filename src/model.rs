@@ -226,6 +226,9 @@ pub struct Candidate {
     /// The agent's process group while it runs.
     #[serde(default)]
     pub pgid: Option<i32>,
+    /// Its agent's last Slurm job (`[executor] kind = "slurm"`), as last polled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmJob>,
     #[serde(default)]
     pub duration_ms: u64,
     /// Why it failed, in words.
@@ -273,6 +276,35 @@ pub struct Candidate {
     /// The argv of an ad-hoc agent (`--agent-cmd`), so that `--continue` can run it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
+}
+
+/// A Slurm job as `scontrol show job` last described it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlurmJob {
+    pub id: u64,
+    /// `PENDING`, `RUNNING`, `COMPLETED`, `FAILED`, `TIMEOUT`, `CANCELLED`, `NODE_FAIL`,
+    /// `OUT_OF_MEMORY`, …
+    pub state: String,
+    /// Why it waits or ended (`Resources`, `Priority`, `NonZeroExitCode`), when Slurm says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The node it runs or ran on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+impl SlurmJob {
+    /// `job 12 RUNNING on node1`, `job 13 PENDING (Resources)`.
+    pub fn describe(&self) -> String {
+        let mut text = format!("job {} {}", self.id, self.state);
+        if let Some(reason) = &self.reason {
+            text.push_str(&format!(" ({reason})"));
+        }
+        if let Some(node) = &self.node {
+            text.push_str(&format!(" on {node}"));
+        }
+        text
+    }
 }
 
 /// What an agent did in one round.

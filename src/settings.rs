@@ -100,6 +100,12 @@ impl GitSettings {
                             .ok_or_else(|| bad("expected auto, required or off".into()))?,
                     );
                 }
+                "executor" => {
+                    config.executor.kind = Some(
+                        crate::config::ExecutorKind::parse(value)
+                            .ok_or_else(|| bad("expected local or slurm".into()))?,
+                    );
+                }
                 "strict" => {
                     config.review.strict =
                         bool_value(value).ok_or_else(|| bad("expected true or false".into()))?;

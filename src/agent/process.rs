@@ -5,6 +5,7 @@
 //! caller looks at what the job left on disk.
 
 pub mod leftovers;
+pub mod slurm;
 
 use std::fs::File;
 use std::path::Path;
@@ -36,18 +37,27 @@ pub struct Finished {
     /// group and those that left it. After a timeout, a cancellation or a stop by the
     /// watcher, only those outside its group (the group itself was stopped on purpose).
     pub leftovers: Vec<Leftover>,
+    /// Why the job ended without its command's own exit: its Slurm job lost to a node
+    /// failure, preemption, memory, or cancelled by someone else.
+    pub lost: Option<String>,
 }
 
 impl Finished {
     /// The process exited 0 on its own.
     pub fn success(&self) -> bool {
-        self.exit_code == Some(0) && !self.timed_out && !self.cancelled && self.aborted.is_none()
+        self.exit_code == Some(0)
+            && !self.timed_out
+            && !self.cancelled
+            && self.aborted.is_none()
+            && self.lost.is_none()
     }
 
     /// A few words on how it ended.
     pub fn describe(&self) -> String {
         if self.cancelled {
             "interrupted".into()
+        } else if let Some(why) = &self.lost {
+            why.clone()
         } else if let Some(why) = &self.aborted {
             format!("stopped: {why}")
         } else if self.timed_out {
@@ -118,6 +128,8 @@ pub struct Job<'a> {
     pub watch: Option<LineWatcher>,
     /// Confines the command ([`crate::sandbox`]): it starts through the trampoline.
     pub sandbox: Option<crate::sandbox::Rules>,
+    /// Runs it as a Slurm batch job instead of a process here ([`slurm`]).
+    pub remote: Option<slurm::Submit>,
 }
 
 /// A callback on each line of an agent's output.
@@ -130,10 +142,13 @@ pub type LineWatcher = Box<dyn FnMut(&str) -> Option<String> + Send>;
 /// The job runs with `MASSGEN_JOB=<token>` ([`leftovers::JOB_VAR`]), a token of its own,
 /// which is how the processes that left its group are found.
 pub async fn supervise(
-    job: Job<'_>,
+    mut job: Job<'_>,
     mut cancel: watch::Receiver<bool>,
     on_spawn: impl FnOnce(i32),
 ) -> std::io::Result<Finished> {
+    if let Some(submit) = job.remote.take() {
+        return slurm::supervise(job, submit, cancel).await;
+    }
     let (program, args) = job
         .argv
         .split_first()
@@ -248,6 +263,7 @@ pub async fn supervise(
         cancelled,
         duration: start.elapsed(),
         leftovers,
+        lost: None,
     })
 }
 

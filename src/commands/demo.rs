@@ -102,6 +102,7 @@ pub fn demo(ctx: &Ctx, args: &DemoArgs) -> Result<Exit, CliError> {
         sandbox: Default::default(),
         picked: None,
         worktree_mode: Default::default(),
+        executor: Default::default(),
     };
     let repo = Arc::new(repo);
     let rt = super::runtime()?;

@@ -58,6 +58,9 @@ pub struct RunArgs {
     /// How worktrees are made: checkout (default), overlay (copy-on-write, Linux), auto.
     #[arg(long, value_enum, value_name = "MODE")]
     pub worktree_mode: Option<crate::config::WorktreeMode>,
+    /// Where agents and their setup run: local (default), slurm (`[executor.slurm]`).
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub executor: Option<crate::config::ExecutorKind>,
     /// Print the result as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -281,6 +284,7 @@ fn options(args: &RunArgs) -> RunOptions {
         no_setup: args.no_setup,
         sandbox: args.sandbox,
         worktree_mode: args.worktree_mode,
+        executor: args.executor,
     }
 }
 
@@ -292,8 +296,9 @@ fn said(ctx: &Ctx, learned: plan::Learned) -> plan::Learned {
 
 /// `--merge` (with `--allow-breach`) as merge options.
 fn merge_options(args: &RunArgs) -> Option<MergeOptions> {
+    let allow_breach = args.allow_breach;
     args.merge.then_some(MergeOptions {
-        allow_breach: args.allow_breach,
-        ..MergeOptions::default()
+        allow_breach,
+        ..Default::default()
     })
 }

@@ -75,6 +75,83 @@ pub struct Config {
     pub worktree: WorktreeSection,
     #[serde(default)]
     pub sandbox: SandboxSection,
+    /// `[executor]`: where agents, setup and test commands run.
+    #[serde(default)]
+    pub executor: ExecutorSection,
+}
+
+/// `[executor]`: where the commands of a run run: here (`local`), or as Slurm batch jobs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorSection {
+    /// `local` (default) or `slurm`.
+    pub kind: Option<ExecutorKind>,
+    #[serde(default)]
+    pub slurm: SlurmSection,
+}
+
+/// `[executor] kind`, `[score] executor`, `--executor`, `massgen.executor`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutorKind {
+    /// Processes on this machine, supervised by git-massgen.
+    #[default]
+    Local,
+    /// Slurm batch jobs (`sbatch`), polled with `scontrol`.
+    Slurm,
+}
+
+impl ExecutorKind {
+    pub fn parse(text: &str) -> Option<ExecutorKind> {
+        match text {
+            "local" => Some(ExecutorKind::Local),
+            "slurm" => Some(ExecutorKind::Slurm),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutorKind::Local => "local",
+            ExecutorKind::Slurm => "slurm",
+        }
+    }
+}
+
+/// `[executor.slurm]`: how jobs are submitted.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSection {
+    /// `--partition`.
+    pub partition: Option<String>,
+    /// `--cpus-per-task`.
+    pub cpus_per_task: Option<u32>,
+    /// `--mem` (`"4G"`, Slurm's own syntax).
+    pub mem: Option<String>,
+    /// `--gres` (`"gpu:1"`).
+    pub gres: Option<String>,
+    /// More `sbatch` arguments, as they are (`["--qos=long"]`).
+    #[serde(default)]
+    pub extra_args: Vec<String>,
+    /// A job lost to a node failure or preemption is queued again (`--requeue`) instead of
+    /// failing its candidate.
+    #[serde(default)]
+    pub requeue: bool,
+    /// More variables of this environment passed to jobs by name (API keys), beside the
+    /// `MASSGEN_*` variables, the agent's own `env` and the key variable it names.
+    #[serde(default)]
+    pub export: Vec<String>,
+    /// Whether the nodes see the worktree root (default `true`). Without it, an agent's job
+    /// gets a git bundle of its branch, works in a clone in `scratch`, and returns its
+    /// candidate as a bundle.
+    pub shared_fs: Option<bool>,
+    /// Node-local directory of the clones when `shared_fs = false` (default `/tmp`).
+    pub scratch: Option<PathBuf>,
+    /// Directory every node sees, where the bundles go when `shared_fs = false` (default:
+    /// the run's directory).
+    pub stage: Option<PathBuf>,
+    /// git-massgen on the nodes (default: this program's own path).
+    pub program: Option<PathBuf>,
 }
 
 /// `[sandbox]`: what agents and the commands of a run may write and connect to.
@@ -227,6 +304,8 @@ pub struct ScoreSection {
     /// Time limit of one test command.
     #[serde(default, deserialize_with = "duration")]
     pub test_timeout: Option<Duration>,
+    /// Where test commands run: `local` (default) or `slurm` (`[executor.slurm]`'s jobs).
+    pub executor: Option<ExecutorKind>,
     /// Weights of the evidence; without them evidence is compared in order (tests, votes,
     /// agreement, size).
     pub weights: Option<Weights>,

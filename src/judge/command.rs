@@ -174,6 +174,7 @@ impl CommandJudge<'_> {
                     .extend([self.room.to_path_buf(), self.logs.to_path_buf()]);
                 rules
             }),
+            remote: None,
         };
         // The supervision enforces the time limit and cancellation, and kills the judge's
         // process group.

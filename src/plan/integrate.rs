@@ -154,6 +154,7 @@ async fn run_test(check: &Check) -> Result<process::Finished, PlanRunError> {
         timeout: check.timeout,
         watch: None,
         sandbox: None,
+        remote: None,
     };
     // Nothing cancels it but its time limit.
     let (_keep, cancel) = tokio::sync::watch::channel(false);

@@ -179,6 +179,25 @@ fn orphan_runs(repo: &Repo, root: &std::path::Path) -> Result<BTreeSet<String>, 
     Ok(ids)
 }
 
+/// Cancels the Slurm jobs of a run that are still queued or running (none where Slurm's
+/// commands are not installed).
+fn cancel_jobs(run: &str, say: &mut dyn FnMut(Said)) {
+    match process::slurm::cancel_run(run) {
+        Ok(ids) if !ids.is_empty() => {
+            let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
+            say(Said::Info(format!(
+                "massgen: cancelled Slurm job(s) {} of run {run}",
+                ids.join(", ")
+            )));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => say(Said::Warn(format!(
+            "cannot cancel the Slurm jobs of run {run}: {e}"
+        ))),
+    }
+}
+
 /// Cleans what a run left when its state is unreadable or gone: its processes, its
 /// worktrees (what a complete one holds is saved onto its branch first), its worktree
 /// directory, and its branches (merged ones, or all with `--force`). Returns how many
@@ -190,6 +209,7 @@ fn clean_leftovers(
     force: bool,
     say: &mut dyn FnMut(Said),
 ) -> Result<usize, RunError> {
+    cancel_jobs(run, say);
     let stray = process::kill_run_processes(run);
     if stray > 0 {
         say(Said::Info(format!(
@@ -331,6 +351,9 @@ fn clean_run(
                 c.agent, st.run
             )));
         }
+    }
+    if st.executor.is_some() {
+        cancel_jobs(&st.run, say);
     }
     // And whatever else still runs for this run (commands agents started in groups of
     // their own).

@@ -67,6 +67,8 @@ pub struct Plan {
     pub picked: Option<crate::learn::pick::Picked>,
     /// `[worktree] mode`, `--worktree-mode`, as asked (resolved when the run starts).
     pub worktree_mode: crate::config::WorktreeMode,
+    /// `[executor]`, `--executor`, `massgen.executor`; `[score] executor`.
+    pub executor: super::executor::Executor,
 }
 
 /// How judges are asked.
@@ -153,6 +155,13 @@ pub enum Event {
         round: u32,
         converged: bool,
     },
+    /// A Slurm job of an agent (its session, setup or tests) changed state.
+    Job {
+        agent: String,
+        /// `agent`, `setup` or `test`.
+        unit: String,
+        job: crate::model::SlurmJob,
+    },
     Warning(String),
 }
 
@@ -172,6 +181,8 @@ pub(super) struct Shared {
     pub(super) sandbox: Option<super::confine::Sandbox>,
     /// With copy-on-write worktrees: the checkout of the base their overlays lie on.
     pub(super) lower: Option<PathBuf>,
+    /// Where its commands run.
+    pub(super) executor: super::executor::Executor,
 }
 
 impl Shared {
@@ -339,6 +350,7 @@ pub(super) fn new_shared(
         rendered: Mutex::new(BTreeMap::new()),
         env: plan.env.clone(),
         sandbox,
+        executor: plan.executor.clone(),
     })
 }
 

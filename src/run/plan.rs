@@ -33,6 +33,8 @@ pub struct RunOptions {
     pub sandbox: Option<crate::config::SandboxMode>,
     /// `--worktree-mode`.
     pub worktree_mode: Option<crate::config::WorktreeMode>,
+    /// `--executor`.
+    pub executor: Option<crate::config::ExecutorKind>,
 }
 
 /// Where a run starts: the task and the commit (and branch) the agents start from.
@@ -237,6 +239,11 @@ pub fn plan(
             .worktree_mode
             .or(config.worktree.mode)
             .unwrap_or_default(),
+        executor: super::executor::Executor::from_config(
+            &config.executor,
+            config.score.executor,
+            opts.executor,
+        ),
     };
     // What `[worktree] env` puts under the worktree root (a shared `CARGO_TARGET_DIR`) is
     // made for commands to write: confined ones may, and it exists for the rule to hold.

@@ -361,6 +361,7 @@ async fn run_tests(
         timeout,
         watch: None,
         sandbox: shared.rules(agent, wt, &[]),
+        remote: shared.remote(agent, super::executor::Unit::Test, Vec::new()),
     };
     let finished = process::supervise(job, cancel, |_| {})
         .await

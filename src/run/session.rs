@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use super::RunError;
 use super::context::{Event, Plan, Shared};
+use super::executor::{self, Unit};
 use crate::agent::cli::{CliAgent, LaunchCtx};
 use crate::agent::events::{self, Report};
 use crate::agent::process::{self, Job, leftovers};
@@ -57,16 +58,37 @@ pub(super) async fn run_session(
             .open(&path)
             .map_err(RunError::io("cannot create log", path))
     };
+    let key = match &agent.kind {
+        crate::agent::Kind::Cli(cli) => vec![cli.api_key_env.clone()],
+        crate::agent::Kind::Command(_) => Vec::new(),
+    };
+    let remote = shared.remote(&agent.name, Unit::Agent, key);
+    // Without a shared file system the job works in a clone on its node.
+    let carried = match remote.is_some() && shared.executor.carries() {
+        true => match executor::carry(shared, &agent.name, wt, argv) {
+            Ok(carried) => Some(carried),
+            Err(why) => return Ok(Err(why)),
+        },
+        false => None,
+    };
+    let (argv, cwd) = match &carried {
+        Some((wrapped, scratch, _)) => (wrapped.as_slice(), scratch.as_path()),
+        None => (argv, wt),
+    };
     let job = Job {
         argv,
-        cwd: wt,
+        cwd,
         env,
         env_remove: GIT_REPO_ENV,
         stdout: open("stdout")?,
         stderr: open("stderr")?,
         timeout,
         watch,
-        sandbox: shared.rules(&agent.name, wt, &agent.allow_write),
+        sandbox: match carried {
+            Some(_) => None,
+            None => shared.rules(&agent.name, wt, &agent.allow_write),
+        },
+        remote,
     };
     let name = agent.name.clone();
     let on_spawn = {
@@ -75,7 +97,7 @@ pub(super) async fn run_session(
             let _ = shared.update_candidate(&name, |c| c.pgid = Some(pgid));
         }
     };
-    let finished = process::supervise(job, cancel.clone(), on_spawn)
+    let mut finished = process::supervise(job, cancel.clone(), on_spawn)
         .await
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => format!(
@@ -84,6 +106,19 @@ pub(super) async fn run_session(
             ),
             _ => format!("cannot start `{}`: {e}", argv[0]),
         });
+    if let (Ok(f), Some((_, _, carried))) = (&finished, &carried) {
+        let (wt, carried) = (wt.to_owned(), carried.clone());
+        let back = tokio::task::spawn_blocking(move || executor::bring_back(&wt, &carried))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        if let Err(why) = back {
+            if f.success() {
+                finished = Err(why);
+            } else {
+                (shared.report)(Event::Warning(format!("{}: {why}", agent.name)));
+            }
+        }
+    }
     if let Ok(f) = &finished
         && let Some(note) = leftovers::describe(&f.leftovers, "the agent")
     {

@@ -83,6 +83,7 @@ impl Ready {
             log,
             timeout: self.setup_timeout,
             sandbox: None,
+            remote: None,
         };
         run_commands(&commands, &setting, &cancel).await
     }
@@ -96,6 +97,8 @@ struct Commands<'a> {
     /// For all of them together.
     timeout: std::time::Duration,
     sandbox: Option<crate::sandbox::Rules>,
+    /// The run and agent whose setup runs as Slurm jobs, when it does.
+    remote: Option<(&'a std::sync::Arc<Shared>, &'a str)>,
 }
 
 /// Makes `agent`'s fresh worktree `wt` ready before the agent starts: the ignored files and
@@ -103,7 +106,7 @@ struct Commands<'a> {
 /// agent. `Ok(Err(why))` when one failed (`why`: the last line of its output, or how it
 /// ended); `Err` when the run is interrupted or a log cannot be written.
 pub(super) async fn prepare(
-    shared: &Shared,
+    shared: &std::sync::Arc<Shared>,
     plan: &Plan,
     agent: &AgentSpec,
     wt: &Path,
@@ -123,6 +126,7 @@ pub(super) async fn prepare(
         log: &log,
         timeout: plan.setup_timeout,
         sandbox: shared.rules(&agent.name, wt, &agent.allow_write),
+        remote: Some((shared, &agent.name)),
     };
     run_commands(&commands, &setting, cancel).await
 }
@@ -157,6 +161,9 @@ async fn run_commands(
             timeout: left,
             watch: None,
             sandbox: s.sandbox.clone(),
+            remote: s.remote.and_then(|(shared, agent)| {
+                shared.remote(agent, super::executor::Unit::Setup, Vec::new())
+            }),
         };
         let finished = process::supervise(job, cancel.clone(), |_| {})
             .await

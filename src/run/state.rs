@@ -76,6 +76,10 @@ pub struct RunState {
     /// (`<worktree root>/lower/<base>`); `clean` removes it once no run names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lower: Option<PathBuf>,
+    /// `slurm` when some of its commands run as Slurm jobs (named `massgen-<run>-…`), which
+    /// `clean` cancels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<String>,
 }
 
 fn checkout() -> String {

@@ -266,6 +266,11 @@ pub fn record(event: &Event) -> (Option<String>, &'static str, Value) {
             "settled",
             json!({"round": round, "converged": converged}),
         ),
+        Event::Job { agent, unit, job } => (
+            Some(agent.clone()),
+            "job",
+            json!({"unit": unit, "id": job.id, "state": job.state, "reason": job.reason, "node": job.node}),
+        ),
         Event::Warning(w) => (None, "warning", json!({"message": w})),
     }
 }
@@ -378,6 +383,10 @@ fn plain_text(event: &Event) -> Option<String> {
             "massgen: {agent}: asked \"{}\"; told to finish on its own",
             question.lines().last().unwrap_or("").trim()
         ),
+        Event::Job { agent, unit, job } => match unit.as_str() {
+            "agent" => format!("massgen: {agent}: {}", job.describe()),
+            unit => format!("massgen: {agent}: {unit} {}", job.describe()),
+        },
         Event::Warning(_) => return None,
     })
 }
@@ -538,6 +547,14 @@ impl Live {
                 if let Some(line) = st.agents.get_mut(agent) {
                     line.state = "tested".into();
                     line.last = format!("tests {summary}");
+                }
+            }
+            Event::Job { agent, unit, job } => {
+                if let Some(line) = st.agents.get_mut(agent) {
+                    line.last = match unit.as_str() {
+                        "agent" => job.describe(),
+                        unit => format!("{unit} {}", job.describe()),
+                    };
                 }
             }
             Event::Warning(w) => {

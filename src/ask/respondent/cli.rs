@@ -121,6 +121,7 @@ impl<Q: Question> CliAsker<'_, Q> {
             timeout: self.deadline.saturating_duration_since(Instant::now()),
             watch: Some(watcher),
             sandbox: setting.sandbox.clone(),
+            remote: None,
         };
         let finished = process::supervise(job, self.cancel.clone(), |_| {})
             .await

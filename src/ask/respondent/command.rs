@@ -94,6 +94,7 @@ impl<Q: Question> CommandAsker<'_, Q> {
             timeout: self.deadline.saturating_duration_since(Instant::now()),
             watch: None,
             sandbox: self.setting.sandbox.clone(),
+            remote: None,
         };
         let finished = process::supervise(job, self.cancel.clone(), |_| {})
             .await

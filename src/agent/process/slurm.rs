@@ -1,0 +1,659 @@
+//! Slurm as an executor: a [`Job`] submitted with `sbatch --parsable` as a batch job, its
+//! state polled with `scontrol show job` (never `sbatch --wait`), its output copied from the
+//! files Slurm writes into the job's own log files as it grows (stdout through the line
+//! watcher), and `scancel` at its time limit, on cancellation, or when the supervision is
+//! dropped. Only the variables it names reach the job (`--export=NAME,…`, the values from
+//! `sbatch`'s environment), never the whole environment.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::leftovers::{self, Mark};
+use super::{Finished, Job, LineWatcher, cancelled_signal, find_program};
+use crate::config::SlurmSection;
+use crate::model::SlurmJob;
+
+/// What turns a [`Job`] into a Slurm job.
+pub struct Submit {
+    pub slurm: Arc<SlurmSection>,
+    /// `--job-name`: `massgen-<run>-<agent>`, with `-setup` or `-test` for those commands.
+    pub name: String,
+    /// Where Slurm's own files of the job go: `<spool>.sh` (the batch script), and
+    /// `<spool>-<id>.out` / `.err` while it runs (copied into the job's logs, then removed).
+    pub spool: PathBuf,
+    /// More variables of this environment passed by name (the agent's key variable).
+    pub export: Vec<String>,
+    /// Told the job's state at submission and whenever it changes.
+    pub on_state: Option<Box<dyn FnMut(&SlurmJob) + Send>>,
+}
+
+/// Variables a job always gets when they are set here.
+const BASE_EXPORT: &[&str] = &["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ"];
+
+/// The batch script: the job's argv, as given to `sbatch` after the script, run as is.
+const SCRIPT: &str =
+    "#!/bin/sh\n# git-massgen: the job's command is this script's arguments.\nexec \"$@\"\n";
+
+/// States after which a job never runs again.
+const TERMINAL: &[&str] = &[
+    "COMPLETED",
+    "FAILED",
+    "TIMEOUT",
+    "CANCELLED",
+    "NODE_FAIL",
+    "PREEMPTED",
+    "OUT_OF_MEMORY",
+    "BOOT_FAIL",
+    "DEADLINE",
+];
+
+/// How long the controller may stay unanswering before a job is given up for lost.
+const UNREACHABLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// An error of the Slurm commands themselves, with what to check.
+pub fn slurm_error(what: &str, detail: &str) -> std::io::Error {
+    let detail = detail.trim();
+    let hint = if detail.contains("Unable to contact slurm controller")
+        || detail.contains("Connection refused")
+        || detail.contains("Zero Bytes were transmitted")
+    {
+        " (is slurmctld running and is SLURM_CONF right? `scontrol ping` says)"
+    } else {
+        ""
+    };
+    std::io::Error::other(format!("{what}: {detail}{hint}"))
+}
+
+/// Runs `argv` of a Slurm command and returns its stdout, or its stderr as the error.
+async fn slurm_command(argv: &[&str]) -> std::io::Result<String> {
+    let out = tokio::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => std::io::Error::other(format!(
+                "cannot start `{}`: not found (install Slurm's client commands, Debian's slurm-client)",
+                argv[0]
+            )),
+            _ => std::io::Error::other(format!("cannot start `{}`: {e}", argv[0])),
+        })?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let err = if err.trim().is_empty() {
+            format!("exited with {}", out.status)
+        } else {
+            err.into_owned()
+        };
+        Err(slurm_error(&format!("`{}` failed", argv.join(" ")), &err))
+    }
+}
+
+/// `scancel ID`, in the background of whatever called it; a finished job is fine.
+pub fn scancel(id: u64) {
+    let _ = std::process::Command::new("scancel")
+        .arg(id.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// A job's state as `scontrol show job -o ID` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Polled {
+    pub job: SlurmJob,
+    /// `ExitCode=N:S`.
+    pub exit: Option<(i32, i32)>,
+}
+
+/// Reads the fields that matter from one line of `scontrol show job -o`. Values with
+/// spaces (the command, paths) come after these in Slurm's order, and a field is taken
+/// at its first appearance.
+pub fn parse_show_job(line: &str, id: u64) -> Option<Polled> {
+    let field = |key: &str| {
+        line.split_whitespace()
+            .find_map(|t| t.strip_prefix(key)?.strip_prefix('='))
+            .map(str::to_owned)
+    };
+    let state = field("JobState")?;
+    let reason = field("Reason").filter(|r| r != "None" && r != "(null)");
+    let node = field("BatchHost")
+        .or_else(|| field("NodeList"))
+        .filter(|n| n != "(null)" && !n.is_empty());
+    let exit = field("ExitCode").and_then(|e| {
+        let (code, sig) = e.split_once(':')?;
+        Some((code.parse().ok()?, sig.parse().ok()?))
+    });
+    Some(Polled {
+        job: SlurmJob {
+            id,
+            state,
+            reason,
+            node,
+        },
+        exit,
+    })
+}
+
+/// `State|ExitCode` as `sacct -P -n` prints it, for a job `scontrol` forgot.
+fn parse_sacct(text: &str, id: u64) -> Option<Polled> {
+    let line = text.lines().find(|l| !l.trim().is_empty())?;
+    let mut parts = line.split('|');
+    let state = parts.next()?.split_whitespace().next()?.to_owned();
+    let exit = parts.next().and_then(|e| {
+        let (code, sig) = e.trim().split_once(':')?;
+        Some((code.parse().ok()?, sig.parse().ok()?))
+    });
+    Some(Polled {
+        job: SlurmJob {
+            id,
+            state,
+            reason: None,
+            node: None,
+        },
+        exit,
+    })
+}
+
+/// The job's state now: `scontrol`, else the accounting (`sacct`, or the job-completion
+/// file through `sacct -c`) once `scontrol` has forgotten it.
+pub async fn poll(id: u64) -> std::io::Result<Polled> {
+    let ids = id.to_string();
+    match slurm_command(&["scontrol", "show", "job", "-o", &ids]).await {
+        Ok(text) => parse_show_job(&text, id).ok_or_else(|| {
+            std::io::Error::other(format!("cannot read `scontrol show job`: {text}"))
+        }),
+        Err(e) if e.to_string().contains("Invalid job id") => {
+            for argv in [
+                [
+                    "sacct",
+                    "-n",
+                    "-P",
+                    "-X",
+                    "-o",
+                    "State,ExitCode",
+                    "-j",
+                    &ids,
+                ]
+                .as_slice(),
+                [
+                    "sacct",
+                    "-c",
+                    "-n",
+                    "-P",
+                    "-o",
+                    "State,ExitCode",
+                    "-j",
+                    &ids,
+                ]
+                .as_slice(),
+            ] {
+                if let Ok(text) = slurm_command(argv).await
+                    && let Some(p) = parse_sacct(&text, id)
+                {
+                    return Ok(p);
+                }
+            }
+            Err(std::io::Error::other(format!(
+                "job {id} is no longer known to Slurm (purged from scontrol and no accounting)"
+            )))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the job will not run again.
+pub fn is_terminal(state: &str) -> bool {
+    TERMINAL.contains(&state)
+}
+
+/// A file Slurm writes, read as it grows.
+struct Tail {
+    path: PathBuf,
+    offset: u64,
+    partial: Vec<u8>,
+}
+
+impl Tail {
+    fn new(path: PathBuf) -> Tail {
+        Tail {
+            path,
+            offset: 0,
+            partial: Vec::new(),
+        }
+    }
+
+    /// Copies what is new into `to`, showing each complete line to `watch`; returns the
+    /// watcher's reason to stop, if it gave one.
+    fn pump(
+        &mut self,
+        to: &mut std::fs::File,
+        watch: Option<&mut LineWatcher>,
+        flush: bool,
+    ) -> Option<String> {
+        let Ok(mut f) = std::fs::File::open(&self.path) else {
+            return None;
+        };
+        if f.seek(SeekFrom::Start(self.offset)).is_err() {
+            return None;
+        }
+        let mut new = Vec::new();
+        let _ = f.read_to_end(&mut new);
+        self.offset += new.len() as u64;
+        let _ = to.write_all(&new);
+        let watch = watch?;
+        self.partial.extend_from_slice(&new);
+        let mut stop = None;
+        while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            if let Some(why) = watch(&String::from_utf8_lossy(&line)) {
+                stop.get_or_insert(why);
+            }
+        }
+        if flush && !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            if let Some(why) = watch(&String::from_utf8_lossy(&line)) {
+                stop.get_or_insert(why);
+            }
+        }
+        stop
+    }
+}
+
+/// `scancel`s the job when dropped before it ended.
+struct Guard(Option<u64>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(id) = self.0.take() {
+            scancel(id);
+        }
+    }
+}
+
+/// `sbatch --time`: whole minutes, at least the time limit (git-massgen stops the job at
+/// the exact limit itself; Slurm's own limit is the backstop when git-massgen is gone).
+fn time_arg(timeout: Duration) -> String {
+    let minutes = timeout.as_secs().div_ceil(60).max(1);
+    minutes.to_string()
+}
+
+/// The `sbatch` arguments of a job: resources from `[executor.slurm]`, then its own.
+fn sbatch_args(
+    slurm: &SlurmSection,
+    submit: &Submit,
+    cwd: &Path,
+    timeout: Duration,
+    export: &str,
+) -> Vec<String> {
+    let spool = submit.spool.display();
+    let mut args = vec![
+        "--parsable".to_owned(),
+        format!("--job-name={}", submit.name),
+        format!("--chdir={}", cwd.display()),
+        format!("--time={}", time_arg(timeout)),
+        format!("--output={spool}-%j.out"),
+        format!("--error={spool}-%j.err"),
+        "--open-mode=append".to_owned(),
+        format!("--export={export}"),
+        if slurm.requeue {
+            "--requeue"
+        } else {
+            "--no-requeue"
+        }
+        .to_owned(),
+    ];
+    if let Some(p) = &slurm.partition {
+        args.push(format!("--partition={p}"));
+    }
+    if let Some(c) = slurm.cpus_per_task {
+        args.push(format!("--cpus-per-task={c}"));
+    }
+    if let Some(m) = &slurm.mem {
+        args.push(format!("--mem={m}"));
+    }
+    if let Some(g) = &slurm.gres {
+        args.push(format!("--gres={g}"));
+    }
+    args.extend(slurm.extra_args.iter().cloned());
+    args
+}
+
+/// Runs `job` as a Slurm batch job to its end, its time limit or cancellation.
+pub async fn supervise(
+    mut job: Job<'_>,
+    mut submit: Submit,
+    mut cancel: watch::Receiver<bool>,
+) -> std::io::Result<Finished> {
+    let (program, args) = job
+        .argv
+        .split_first()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))?;
+    let slurm = submit.slurm.clone();
+    let mut argv: Vec<String> = Vec::new();
+    if let Some(rules) = &job.sandbox {
+        let path = job
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| std::ffi::OsString::from(v))
+            .or_else(|| std::env::var_os("PATH"));
+        let program = find_program(program, job.cwd, path.as_deref())?;
+        argv.push(node_program(&slurm)?.display().to_string());
+        argv.extend(
+            rules
+                .to_args()
+                .into_iter()
+                .map(|a| a.to_string_lossy().into_owned()),
+        );
+        argv.push(program.display().to_string());
+    } else {
+        argv.push(program.clone());
+    }
+    argv.extend(args.iter().cloned());
+
+    let script = submit.spool.with_extension("sh");
+    crate::sys::write_atomic(&script, SCRIPT.as_bytes())
+        .map_err(|e| std::io::Error::other(format!("cannot write {}: {e}", script.display())))?;
+
+    let mark = Mark::new_job();
+    let mut env: Vec<(String, String)> = job.env.clone();
+    env.push((leftovers::JOB_VAR.to_owned(), mark.value().to_owned()));
+    let mut names: Vec<String> = Vec::new();
+    let mut add = |name: &str| {
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+    };
+    for (k, _) in &env {
+        add(k);
+    }
+    let here = |name: &str| !job.env_remove.contains(&name) && std::env::var_os(name).is_some();
+    for name in BASE_EXPORT
+        .iter()
+        .map(|s| s.to_string())
+        .chain(submit.export.iter().cloned())
+        .chain(slurm.export.iter().cloned())
+    {
+        if here(&name) {
+            add(&name);
+        }
+    }
+    let mut cmd = tokio::process::Command::new("sbatch");
+    cmd.args(sbatch_args(
+        &slurm,
+        &submit,
+        job.cwd,
+        job.timeout,
+        &names.join(","),
+    ))
+    .arg(&script)
+    .args(&argv)
+    .stdin(Stdio::null())
+    .kill_on_drop(true);
+    for var in job.env_remove {
+        cmd.env_remove(var);
+    }
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let start = Instant::now();
+    let out = cmd.output().await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => std::io::Error::other(
+            "cannot start `sbatch`: not found (install Slurm's client commands, Debian's slurm-client, or set [executor] kind = \"local\")",
+        ),
+        _ => std::io::Error::other(format!("cannot start `sbatch`: {e}")),
+    })?;
+    if !out.status.success() {
+        return Err(slurm_error(
+            "sbatch refused the job",
+            &String::from_utf8_lossy(&out.stderr),
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let id: u64 = text
+        .trim()
+        .split(';')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("sbatch printed no job id: {text}")))?;
+    let mut guard = Guard(Some(id));
+    let mut last = SlurmJob {
+        id,
+        state: "PENDING".to_owned(),
+        reason: None,
+        node: None,
+    };
+    if let Some(tell) = submit.on_state.as_mut() {
+        tell(&last);
+    }
+    let spool = submit.spool.display().to_string();
+    let mut out_tail = Tail::new(PathBuf::from(format!("{spool}-{id}.out")));
+    let mut err_tail = Tail::new(PathBuf::from(format!("{spool}-{id}.err")));
+
+    let deadline = tokio::time::Instant::now() + job.timeout;
+    let mut interval = Duration::from_millis(100);
+    let (mut timed_out, mut cancelled, mut aborted, mut lost) = (false, false, None, None);
+    let mut unreachable_since: Option<Instant> = None;
+    let mut stopping = *cancel.borrow();
+    if stopping {
+        cancelled = true;
+        scancel(id);
+    }
+    let polled = loop {
+        if !stopping {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = tokio::time::sleep_until(deadline) => { timed_out = true; }
+                _ = cancelled_signal(&mut cancel) => { cancelled = true; }
+            }
+            if timed_out || cancelled {
+                stopping = true;
+                scancel(id);
+            }
+        } else {
+            tokio::time::sleep(interval).await;
+        }
+        interval = (interval * 5 / 4).min(Duration::from_millis(500));
+        if let Some(why) = out_tail.pump(&mut job.stdout, job.watch.as_mut(), false)
+            && !stopping
+        {
+            aborted = Some(why);
+            stopping = true;
+            scancel(id);
+        }
+        err_tail.pump(&mut job.stderr, None, false);
+        match poll(id).await {
+            Ok(p) => {
+                unreachable_since = None;
+                if p.job != last {
+                    last = p.job.clone();
+                    if let Some(tell) = submit.on_state.as_mut() {
+                        tell(&last);
+                    }
+                }
+                if is_terminal(&p.job.state) {
+                    break Some(p);
+                }
+            }
+            Err(e) => {
+                let since = *unreachable_since.get_or_insert_with(Instant::now);
+                let gone = e.to_string().contains("no longer known");
+                if gone || since.elapsed() > UNREACHABLE_LIMIT {
+                    lost = Some(format!("lost track of Slurm job {id}: {e}"));
+                    break None;
+                }
+            }
+        }
+    };
+    guard.0 = None;
+    if polled.is_none() {
+        scancel(id);
+    }
+    // Slurm has closed the files once the job is terminal (the node wrote them).
+    out_tail.pump(&mut job.stdout, job.watch.as_mut(), true);
+    err_tail.pump(&mut job.stderr, None, true);
+    let _ = std::fs::remove_file(&out_tail.path);
+    let _ = std::fs::remove_file(&err_tail.path);
+    let left = tokio::task::spawn_blocking(move || leftovers::stop(&mark))
+        .await
+        .unwrap_or_default();
+    let stopped_by_us = timed_out || cancelled || aborted.is_some();
+    let (mut exit_code, mut signal) = (None, None);
+    if let Some(p) = &polled {
+        let (code, sig) = p.exit.unwrap_or((0, 0));
+        match p.job.state.as_str() {
+            "COMPLETED" | "FAILED" if !stopped_by_us => {
+                if sig != 0 && code == 0 {
+                    signal = Some(sig);
+                } else {
+                    exit_code = Some(code);
+                }
+            }
+            "TIMEOUT" => timed_out = true,
+            "CANCELLED" if stopped_by_us => {}
+            other => {
+                if !stopped_by_us {
+                    lost = Some(lost_reason(other, &p.job));
+                }
+            }
+        }
+    }
+    Ok(Finished {
+        exit_code,
+        signal,
+        timed_out,
+        cancelled,
+        aborted,
+        duration: start.elapsed(),
+        leftovers: left,
+        lost,
+    })
+}
+
+/// Why a job that ended without running its command to the end failed, in words.
+fn lost_reason(state: &str, job: &SlurmJob) -> String {
+    let on = job
+        .node
+        .as_deref()
+        .map(|n| format!(" on {n}"))
+        .unwrap_or_default();
+    match state {
+        "OUT_OF_MEMORY" => format!(
+            "Slurm job {} ran out of memory{on} (OUT_OF_MEMORY; raise [executor.slurm] mem)",
+            job.id
+        ),
+        "NODE_FAIL" => format!(
+            "Slurm job {}: its node failed{on} (NODE_FAIL; [executor.slurm] requeue = true runs it again)",
+            job.id
+        ),
+        "PREEMPTED" => format!(
+            "Slurm job {} was preempted{on} (PREEMPTED; [executor.slurm] requeue = true runs it again)",
+            job.id
+        ),
+        "CANCELLED" => format!(
+            "Slurm job {} was cancelled outside git-massgen{on} (CANCELLED)",
+            job.id
+        ),
+        other => format!("Slurm job {} ended {other}{on}", job.id),
+    }
+}
+
+/// git-massgen as the nodes run it: `[executor.slurm] program`, else this program.
+pub fn node_program(slurm: &SlurmSection) -> std::io::Result<PathBuf> {
+    match &slurm.program {
+        Some(p) => Ok(p.clone()),
+        None => std::env::current_exe(),
+    }
+}
+
+/// The ids of the queued and running jobs whose name starts with `prefix`
+/// (`massgen-<run>-`).
+pub fn jobs_named(prefix: &str) -> std::io::Result<Vec<u64>> {
+    let out = std::process::Command::new("squeue")
+        .args(["-h", "-o", "%i %j"])
+        .stdin(Stdio::null())
+        .output()?;
+    if !out.status.success() {
+        return Err(slurm_error("squeue failed", &String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (id, name) = l.trim().split_once(' ')?;
+            name.starts_with(prefix).then(|| id.parse().ok())?
+        })
+        .collect())
+}
+
+/// Cancels every queued or running job of a run (named `massgen-<run>-…`), whoever
+/// submitted it: what a killed git-massgen left. Waits (up to 30 s) until Slurm has ended
+/// them, so that nothing writes to a worktree afterwards. Returns their ids.
+pub fn cancel_run(run: &str) -> std::io::Result<Vec<u64>> {
+    let prefix = format!("massgen-{run}-");
+    let jobs = jobs_named(&prefix)?;
+    for id in &jobs {
+        scancel(*id);
+    }
+    let until = Instant::now() + Duration::from_secs(30);
+    while !jobs.is_empty() && Instant::now() < until {
+        if jobs_named(&prefix).map(|left| left.is_empty()).unwrap_or(true) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(jobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_fields_of_a_job() {
+        let line = "JobId=7 JobName=massgen-x-a UserId=root(0) JobState=FAILED Reason=NonZeroExitCode Dependency=(null) ExitCode=3:0 NodeList=vm BatchHost=vm WorkDir=/tmp/a JobState=X b StdOut=/tmp/o";
+        let p = parse_show_job(line, 7).unwrap();
+        assert_eq!(p.job.state, "FAILED");
+        assert_eq!(p.job.reason.as_deref(), Some("NonZeroExitCode"));
+        assert_eq!(p.job.node.as_deref(), Some("vm"));
+        assert_eq!(p.exit, Some((3, 0)));
+        let pending = "JobId=8 JobState=PENDING Reason=Resources ExitCode=0:0 NodeList=(null)";
+        let p = parse_show_job(pending, 8).unwrap();
+        assert_eq!(p.job.describe(), "job 8 PENDING (Resources)");
+        assert_eq!(parse_show_job("nonsense", 1), None);
+    }
+
+    #[test]
+    fn reads_sacct_lines() {
+        let p = parse_sacct("CANCELLED by 0|0:15\n", 4).unwrap();
+        assert_eq!(p.job.state, "CANCELLED");
+        assert_eq!(p.exit, Some((0, 15)));
+        assert_eq!(parse_sacct("\n", 4), None);
+    }
+
+    #[test]
+    fn time_is_whole_minutes_at_least_the_limit() {
+        assert_eq!(time_arg(Duration::from_secs(5)), "1");
+        assert_eq!(time_arg(Duration::from_secs(60)), "1");
+        assert_eq!(time_arg(Duration::from_secs(61)), "2");
+    }
+
+    #[test]
+    fn terminal_states() {
+        for s in ["COMPLETED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"] {
+            assert!(is_terminal(s));
+        }
+        for s in ["PENDING", "RUNNING", "COMPLETING", "REQUEUED", "SUSPENDED"] {
+            assert!(!is_terminal(s));
+        }
+    }
+}

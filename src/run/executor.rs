@@ -1,0 +1,208 @@
+//! Where a run's commands run (`[executor]`, `--executor`, `massgen.executor`): here, or as
+//! Slurm batch jobs (`agent::process::slurm`). Agents and their setup follow `[executor]
+//! kind`; test commands follow `[score] executor`. Judges, reviewers and the built-in agent's
+//! model calls stay here: they are short and read the run's own files.
+//!
+//! With a shared file system (the default) a job runs in the agent's worktree, as a local
+//! process would. Without one (`shared_fs = false`) an agent's job carries its work by git:
+//! it gets a bundle of the candidate's branch, `git-massgen node-run` clones it into the
+//! node's scratch directory, runs the agent there and bundles the result; back here that
+//! result is read into the agent's worktree, and the usual snapshot makes the candidate.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::context::{Event, Shared};
+use crate::agent::process::slurm::Submit;
+use crate::config::{ExecutorKind, ExecutorSection, SlurmSection};
+use crate::git::cmd::Git;
+
+/// Where the units of a run run, as planned.
+#[derive(Debug, Clone, Default)]
+pub struct Executor {
+    /// Agents and their setup.
+    pub agents: ExecutorKind,
+    /// Test commands (`[score] executor`).
+    pub tests: ExecutorKind,
+    pub slurm: Arc<SlurmSection>,
+}
+
+/// Which command of an agent a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Agent,
+    Setup,
+    Test,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Unit::Agent => "agent",
+            Unit::Setup => "setup",
+            Unit::Test => "test",
+        }
+    }
+}
+
+impl Executor {
+    /// `[executor]` with the kind of a flag over it; `[score] executor` for tests.
+    pub fn from_config(
+        section: &ExecutorSection,
+        tests: Option<ExecutorKind>,
+        flag: Option<ExecutorKind>,
+    ) -> Executor {
+        Executor {
+            agents: flag.or(section.kind).unwrap_or_default(),
+            tests: tests.unwrap_or_default(),
+            slurm: Arc::new(section.slurm.clone()),
+        }
+    }
+
+    /// Agents' work travels by git bundles: Slurm without a shared file system.
+    pub fn carries(&self) -> bool {
+        self.agents == ExecutorKind::Slurm && self.slurm.shared_fs == Some(false)
+    }
+
+    /// Whether `unit` runs as a Slurm job. Setup and tests need the worktree, so they stay
+    /// here without a shared file system.
+    pub fn remote(&self, unit: Unit) -> bool {
+        let shared = self.slurm.shared_fs != Some(false);
+        match unit {
+            Unit::Agent => self.agents == ExecutorKind::Slurm,
+            Unit::Setup => self.agents == ExecutorKind::Slurm && shared,
+            Unit::Test => self.tests == ExecutorKind::Slurm && shared,
+        }
+    }
+
+    /// `slurm` when any unit runs as a job, kept in the run's state for `clean`.
+    pub fn name(&self) -> Option<String> {
+        (self.agents == ExecutorKind::Slurm || self.tests == ExecutorKind::Slurm)
+            .then(|| "slurm".to_owned())
+    }
+}
+
+impl Shared {
+    /// The Slurm submission of `agent`'s `unit`, when it runs as a job: named
+    /// `massgen-<run>-<agent>[-setup|-test]`, its files beside the agent's logs, its state
+    /// reported and, for the agent's own job, kept in the candidate.
+    pub(super) fn remote(
+        self: &Arc<Self>,
+        agent: &str,
+        unit: Unit,
+        export: Vec<String>,
+    ) -> Option<Submit> {
+        if !self.executor.remote(unit) {
+            return None;
+        }
+        let suffix = match unit {
+            Unit::Agent => String::new(),
+            other => format!("-{}", other.as_str()),
+        };
+        let shared = self.clone();
+        let name = agent.to_owned();
+        let on_state = Box::new(move |job: &crate::model::SlurmJob| {
+            (shared.report)(Event::Job {
+                agent: name.clone(),
+                unit: unit.as_str().to_owned(),
+                job: job.clone(),
+            });
+            if unit == Unit::Agent {
+                let _ = shared.update_candidate(&name, |c| c.slurm = Some(job.clone()));
+            }
+        });
+        Some(Submit {
+            slurm: self.executor.slurm.clone(),
+            name: format!("massgen-{}-{agent}{suffix}", self.dir.id),
+            spool: self
+                .dir
+                .dir
+                .join("logs")
+                .join(format!("{agent}{}.slurm", suffix.replace('-', "."))),
+            export,
+            on_state: Some(on_state),
+        })
+    }
+}
+
+/// An agent's job without a shared file system: where its bundles are.
+#[derive(Clone)]
+pub(super) struct Carried {
+    /// The candidate's branch, for the node to clone.
+    pub inbound: PathBuf,
+    /// What the node made of it.
+    pub outbound: PathBuf,
+}
+
+/// Prepares an agent's job to carry its work by git: a bundle of the worktree's branch in
+/// the stage directory, and `argv` wrapped in `git-massgen node-run`. Returns the new argv
+/// and the directory the job starts in (the node's scratch).
+pub(super) fn carry(
+    shared: &Shared,
+    agent: &str,
+    wt: &Path,
+    argv: &[String],
+) -> Result<(Vec<String>, PathBuf, Carried), String> {
+    let slurm = &shared.executor.slurm;
+    let stage = match &slurm.stage {
+        Some(dir) => dir.join(&shared.dir.id),
+        None => shared.dir.dir.join("bundles"),
+    };
+    std::fs::create_dir_all(&stage)
+        .map_err(|e| format!("cannot create {}: {e}", stage.display()))?;
+    let carried = Carried {
+        inbound: stage.join(format!("{agent}.in.bundle")),
+        outbound: stage.join(format!("{agent}.out.bundle")),
+    };
+    let _ = std::fs::remove_file(&carried.outbound);
+    Git::new(wt)
+        .args(["bundle", "create", "--quiet"])
+        .arg(&carried.inbound)
+        .arg("HEAD")
+        .run()
+        .map_err(|e| format!("cannot bundle the worktree's branch: {e}"))?;
+    let program = crate::agent::process::slurm::node_program(slurm)
+        .map_err(|e| format!("cannot find this program: {e}"))?;
+    let scratch = slurm
+        .scratch
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let mut wrapped = vec![
+        program.display().to_string(),
+        "node-run".to_owned(),
+        "--bundle".to_owned(),
+        carried.inbound.display().to_string(),
+        "--out".to_owned(),
+        carried.outbound.display().to_string(),
+        "--scratch".to_owned(),
+        scratch.display().to_string(),
+        "--worktree".to_owned(),
+        wt.display().to_string(),
+        "--".to_owned(),
+    ];
+    wrapped.extend(argv.iter().cloned());
+    Ok((wrapped, scratch, carried))
+}
+
+/// Reads what the node made into the agent's worktree: the bundle fetched (objects only,
+/// `FETCH_HEAD` is the worktree's own) and its tree checked out over the branch's with a
+/// two-tree `read-tree`, so the snapshot that follows records exactly that tree.
+pub(super) fn bring_back(wt: &Path, carried: &Carried) -> Result<(), String> {
+    if !carried.outbound.exists() {
+        return Err(format!(
+            "the job left no candidate bundle at {} (see the agent's stderr log)",
+            carried.outbound.display()
+        ));
+    }
+    Git::new(wt)
+        .args(["fetch", "--quiet", "--no-tags"])
+        .arg(&carried.outbound)
+        .arg("HEAD")
+        .run()
+        .map_err(|e| format!("cannot fetch the candidate bundle: {e}"))?;
+    Git::new(wt)
+        .args(["read-tree", "-m", "-u", "HEAD", "FETCH_HEAD"])
+        .run()
+        .map_err(|e| format!("cannot check out the node's candidate: {e}"))?;
+    Ok(())
+}
