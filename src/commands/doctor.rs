@@ -2,7 +2,7 @@
 //! endpoint) and says what to fix.
 
 use crate::commands::Ctx;
-use crate::config::{AgentConfig, Config};
+use crate::config::{AgentConfig, Config, ExecutorKind};
 use crate::error::{CliError, Exit};
 
 #[derive(Debug, clap::Args)]
@@ -13,6 +13,10 @@ pub struct DoctorArgs {
     /// Skip the network check of each agent's endpoint.
     #[arg(long)]
     pub offline: bool,
+    /// Also submit one tiny job to this executor (`slurm`: reports the node, the versions
+    /// and the latency); default: `[executor] kind` when it is not local.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub executor: Option<crate::config::ExecutorKind>,
     /// Print the findings as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -43,7 +47,15 @@ pub fn doctor(ctx: &Ctx, args: &DoctorArgs) -> Result<Exit, CliError> {
         .filter(|a| args.agents.is_empty() || args.agents.contains(a.name.get_ref()))
         .collect();
     let checks = crate::agent::doctor::check_agents(&selected, args.offline);
-    let problems = checks.iter().filter(|c| !c.ok).count();
+    let slurm = (args.executor.or(config.executor.kind) == Some(ExecutorKind::Slurm)).then(|| {
+        let section = std::sync::Arc::new(config.executor.slurm.clone());
+        let within = crate::run::layout::runs_dir(&repo);
+        let _ = std::fs::create_dir_all(&within);
+        let probe = crate::agent::process::slurm::probe(section, within);
+        super::runtime().map(|rt| rt.block_on(probe))
+    });
+    let slurm = slurm.transpose()?;
+    let problems = checks.iter().filter(|c| !c.ok).count() + usize::from(matches!(slurm, Some(Err(_))));
     // Whether agents can be confined: the kernel's Landlock, found by the trampoline.
     let sandbox = std::env::current_exe()
         .map_err(|e| e.to_string())
@@ -63,9 +75,29 @@ pub fn doctor(ctx: &Ctx, args: &DoctorArgs) -> Result<Exit, CliError> {
             "checks": checks,
             "sandbox": sandbox,
             "overlay": overlay,
+            "executor": match &slurm {
+                None => serde_json::json!({"kind": "local"}),
+                Some(Ok(p)) => serde_json::json!({"kind": "slurm", "ok": true, "probe": p}),
+                Some(Err(e)) => serde_json::json!({"kind": "slurm", "ok": false, "error": e}),
+            },
         }));
     } else {
         let mut out = format!("sandbox: {sandbox}\noverlay: {overlay}\n");
+        match &slurm {
+            None => {}
+            Some(Ok(p)) => out.push_str(&format!(
+                "ok   executor: slurm: job {} ran on {} in {} ms ({} ms to start); {}; on the node: {}\n",
+                p.job,
+                p.node.as_deref().unwrap_or("?"),
+                p.total_ms,
+                p.start_ms,
+                p.slurm,
+                p.program
+            )),
+            Some(Err(e)) => out.push_str(&format!(
+                "FAIL executor: slurm: {e}\n     fix: check `sinfo` and `scontrol ping`, and that git-massgen is on the nodes ([executor.slurm] program)\n"
+            )),
+        }
         for c in &checks {
             let mark = if c.ok { "ok  " } else { "FAIL" };
             out.push_str(&format!("{mark} {}: {}: {}\n", c.agent, c.check, c.detail));

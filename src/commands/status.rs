@@ -1,5 +1,6 @@
 //! `git massgen status`: runs and their agents, states, scores, worktrees and disk used.
 
+use crate::agent::process::slurm;
 use crate::commands::{Ctx, load_run};
 use crate::error::{CliError, Exit};
 use crate::run::layout::runs_dir;
@@ -180,6 +181,14 @@ fn render_run(st: &RunState) -> String {
     for c in &st.candidates {
         if let Some(err) = &c.error {
             out.push_str(&format!("{}: {err}\n", c.agent));
+        }
+        if let Some(job) = &c.slurm {
+            // A job that has not ended is asked about again: its state and pending reason now.
+            let now = (!slurm::is_terminal(&job.state))
+                .then(|| slurm::poll_now(job.id))
+                .flatten();
+            let job = now.as_ref().unwrap_or(job);
+            out.push_str(&format!("{}: Slurm {}\n", c.agent, job.describe()));
         }
         if c.asked_for_input {
             out.push_str(&format!(

@@ -210,6 +210,19 @@ pub async fn poll(id: u64) -> std::io::Result<Polled> {
     }
 }
 
+/// The job's state now as `scontrol` describes it, without waiting on an async runtime
+/// (`status`); `None` when it cannot say.
+pub fn poll_now(id: u64) -> Option<SlurmJob> {
+    let out = std::process::Command::new("scontrol")
+        .args(["show", "job", "-o", &id.to_string()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status.success().then_some(())?;
+    parse_show_job(&String::from_utf8_lossy(&out.stdout), id).map(|p| p.job)
+}
+
 /// Whether the job will not run again.
 pub fn is_terminal(state: &str) -> bool {
     TERMINAL.contains(&state)
@@ -612,6 +625,95 @@ pub fn cancel_run(run: &str) -> std::io::Result<Vec<u64>> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(jobs)
+}
+
+/// What one tiny job says about the cluster (`doctor --executor slurm`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Probe {
+    pub job: u64,
+    pub node: Option<String>,
+    /// `sbatch --version` here.
+    pub slurm: String,
+    /// `git-massgen --version` as the node ran it.
+    pub program: String,
+    /// From submission until Slurm said the job ran.
+    pub start_ms: u64,
+    /// From submission until git-massgen saw it complete.
+    pub total_ms: u64,
+}
+
+/// Submits `git-massgen --version` as a job through the same path agents take, and reports
+/// where it ran, what it printed and how long it took. Its files go in a temporary
+/// directory under `within`, which the nodes must see.
+pub async fn probe(slurm: Arc<SlurmSection>, within: PathBuf) -> Result<Probe, String> {
+    let version = slurm_command(&["sbatch", "--version"])
+        .await
+        .map_err(|e| e.to_string())?;
+    let dir = tempfile::Builder::new()
+        .prefix("massgen-doctor-")
+        .tempdir_in(&within)
+        .map_err(|e| format!("cannot make a directory for the job's files: {e}"))?;
+    let program = node_program(&slurm).map_err(|e| e.to_string())?;
+    let argv = vec![program.display().to_string(), "--version".to_owned()];
+    let out_path = dir.path().join("stdout");
+    let file = |p: &Path| std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()));
+    let seen = Arc::new(std::sync::Mutex::new((None::<Duration>, None::<SlurmJob>)));
+    let submitted = Instant::now();
+    let on_state = {
+        let seen = seen.clone();
+        Box::new(move |job: &SlurmJob| {
+            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            if job.state != "PENDING" && seen.0.is_none() {
+                seen.0 = Some(submitted.elapsed());
+            }
+            seen.1 = Some(job.clone());
+        })
+    };
+    let job = Job {
+        argv: &argv,
+        cwd: dir.path(),
+        env: Vec::new(),
+        env_remove: &[],
+        stdout: file(&out_path)?,
+        stderr: file(&dir.path().join("stderr"))?,
+        timeout: Duration::from_secs(120),
+        watch: None,
+        sandbox: None,
+        remote: None,
+    };
+    let submit = Submit {
+        slurm,
+        name: "massgen-doctor".to_owned(),
+        spool: dir.path().join("doctor.slurm"),
+        export: Vec::new(),
+        on_state: Some(on_state),
+    };
+    let (_keep, cancel) = watch::channel(false);
+    let finished = supervise(job, submit, cancel)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (start, last) = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let last = last.ok_or("the job was never seen")?;
+    if !finished.success() {
+        let err = std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default();
+        return Err(format!(
+            "the test job {} {}: {}",
+            last.id,
+            finished.describe(),
+            err.trim()
+        ));
+    }
+    Ok(Probe {
+        job: last.id,
+        node: last.node,
+        slurm: version.trim().to_owned(),
+        program: std::fs::read_to_string(&out_path)
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        start_ms: start.unwrap_or(finished.duration).as_millis() as u64,
+        total_ms: submitted.elapsed().as_millis() as u64,
+    })
 }
 
 #[cfg(test)]
