@@ -37,6 +37,8 @@ for p in munged slurmctld slurmd scontrol sbatch; do
 done
 PATH="$PATH:/usr/sbin"
 cpus="${3:-8}"
+# A port of its own, so that clusters of several checkouts do not meet.
+port="${SLURM_TEST_PORT:-$(( 20000 + RANDOM % 20000 ))}"
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
 stop
@@ -75,8 +77,8 @@ SlurmdParameters=config_overrides
 ReturnToService=2
 MinJobAge=300
 MailProg=/bin/true
-SlurmctldPort=${SLURM_TEST_PORT:-16817}
-SlurmdPort=$(( ${SLURM_TEST_PORT:-16817} + 1 ))
+SlurmctldPort=$port
+SlurmdPort=$(( port + 1 ))
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
 SlurmctldPidFile=$dir/run/slurmctld.pid

@@ -55,7 +55,8 @@ pub fn doctor(ctx: &Ctx, args: &DoctorArgs) -> Result<Exit, CliError> {
         super::runtime().map(|rt| rt.block_on(probe))
     });
     let slurm = slurm.transpose()?;
-    let problems = checks.iter().filter(|c| !c.ok).count() + usize::from(matches!(slurm, Some(Err(_))));
+    let problems =
+        checks.iter().filter(|c| !c.ok).count() + usize::from(matches!(slurm, Some(Err(_))));
     // Whether agents can be confined: the kernel's Landlock, found by the trampoline.
     let sandbox = std::env::current_exe()
         .map_err(|e| e.to_string())

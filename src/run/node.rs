@@ -103,7 +103,16 @@ fn run(args: &Args, clone: &Path) -> Result<u8, String> {
     git(clone, &["init", "--quiet"])?;
     let bundle = args.bundle.to_string_lossy();
     git(clone, &["fetch", "--quiet", "--no-tags", &bundle, "HEAD"])?;
-    git(clone, &["checkout", "--quiet", "-B", "massgen-candidate", "FETCH_HEAD"])?;
+    git(
+        clone,
+        &[
+            "checkout",
+            "--quiet",
+            "-B",
+            "massgen-candidate",
+            "FETCH_HEAD",
+        ],
+    )?;
     let base = git(clone, &["rev-parse", "HEAD"])?;
 
     let here = clone.display().to_string();
@@ -163,7 +172,14 @@ fn run(args: &Args, clone: &Path) -> Result<u8, String> {
     let not_base = format!("^{base}");
     git(
         clone,
-        &["bundle", "create", "--quiet", &partial.to_string_lossy(), "HEAD", &not_base],
+        &[
+            "bundle",
+            "create",
+            "--quiet",
+            &partial.to_string_lossy(),
+            "HEAD",
+            &not_base,
+        ],
     )?;
     std::fs::rename(&partial, &args.out)
         .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;

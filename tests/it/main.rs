@@ -41,3 +41,4 @@ mod run;
 mod sandbox;
 mod settings;
 mod setup;
+mod slurm;

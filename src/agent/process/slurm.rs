@@ -374,7 +374,7 @@ pub async fn supervise(
     }
     argv.extend(args.iter().cloned());
 
-    let script = submit.spool.with_extension("sh");
+    let script = PathBuf::from(format!("{}.sh", submit.spool.display()));
     crate::sys::write_atomic(&script, SCRIPT.as_bytes())
         .map_err(|e| std::io::Error::other(format!("cannot write {}: {e}", script.display())))?;
 
@@ -597,7 +597,10 @@ pub fn jobs_named(prefix: &str) -> std::io::Result<Vec<u64>> {
         .stdin(Stdio::null())
         .output()?;
     if !out.status.success() {
-        return Err(slurm_error("squeue failed", &String::from_utf8_lossy(&out.stderr)));
+        return Err(slurm_error(
+            "squeue failed",
+            &String::from_utf8_lossy(&out.stderr),
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -619,7 +622,10 @@ pub fn cancel_run(run: &str) -> std::io::Result<Vec<u64>> {
     }
     let until = Instant::now() + Duration::from_secs(30);
     while !jobs.is_empty() && Instant::now() < until {
-        if jobs_named(&prefix).map(|left| left.is_empty()).unwrap_or(true) {
+        if jobs_named(&prefix)
+            .map(|left| left.is_empty())
+            .unwrap_or(true)
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));

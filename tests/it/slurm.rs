@@ -1,0 +1,391 @@
+//! Agents, setup and tests as jobs of a real one-node Slurm (`scripts/slurm.sh`, started by
+//! `.ci/run`, which exports `SLURM_CONF`). Without a cluster these tests say so and skip.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::support::{FIX, TestRepo, candidate, wait_for};
+
+/// The cluster's configuration when one answers; `None` (said loudly) otherwise.
+fn cluster() -> Option<PathBuf> {
+    let Some(conf) = std::env::var_os("SLURM_CONF").map(PathBuf::from) else {
+        eprintln!(
+            "SKIPPED: no Slurm cluster (SLURM_CONF is not set; .ci/run starts one with scripts/slurm.sh)"
+        );
+        return None;
+    };
+    let ok = Command::new("sinfo")
+        .env("SLURM_CONF", &conf)
+        .arg("-h")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!(
+            "SKIPPED: the Slurm cluster of {} does not answer",
+            conf.display()
+        );
+        return None;
+    }
+    Some(conf)
+}
+
+/// `scontrol show job -o ID` of the cluster at `conf`.
+fn show_job(conf: &PathBuf, id: u64) -> String {
+    let out = Command::new("scontrol")
+        .env("SLURM_CONF", conf)
+        .args(["show", "job", "-o", &id.to_string()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Ids of the queued or running jobs named `massgen-<run>-…`.
+fn live_jobs(conf: &PathBuf, run: &str) -> Vec<String> {
+    let out = Command::new("squeue")
+        .env("SLURM_CONF", conf)
+        .args(["-h", "-o", "%i %j"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("massgen-{run}-")))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn job_id(c: &serde_json::Value) -> u64 {
+    c["slurm"]["id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no Slurm job in {c}"))
+}
+
+fn slurm_config(extra: &str) -> String {
+    format!("[executor]\nkind = \"slurm\"\n{extra}\n[score]\ntest = \"sh test.sh\"\n")
+}
+
+#[test]
+fn four_command_agents_as_jobs_are_ranked_and_the_winner_merged() {
+    let Some(conf) = cluster() else { return };
+    let repo = TestRepo::new();
+    repo.configure(&slurm_config(""));
+    let mut cmd = repo
+        .massgen()
+        .env("SLURM_CONF", &conf)
+        .args(["run", "--json", "--merge"]);
+    for (name, body) in [
+        ("fix", FIX),
+        ("broken", "echo 'exit 1' >> calc.sh"),
+        ("nothing", "true"),
+        ("fails", "echo half > half.txt; exit 3"),
+    ] {
+        cmd = cmd.args(["--agent-cmd", &repo.agent(name, body)]);
+    }
+    let run = cmd.args(["--", "fix add"]).expect_json(0);
+    assert_eq!(run["winner"], "fix", "{run}");
+    assert_eq!(run["merged"], true);
+    assert!(repo.read("calc.sh").contains("$2 + $3"));
+    let id = run["run"].as_str().unwrap();
+    for agent in ["fix", "broken", "nothing", "fails"] {
+        let c = candidate(&run, agent);
+        let line = show_job(&conf, job_id(c));
+        assert!(
+            line.contains(&format!("JobName=massgen-{id}-{agent} ")),
+            "{line}"
+        );
+        let want = if agent == "fails" {
+            "FAILED"
+        } else {
+            "COMPLETED"
+        };
+        assert_eq!(c["slurm"]["state"], want, "{c}");
+        assert!(c["slurm"]["node"].is_string(), "{c}");
+    }
+    // A failing job's exit code reaches its candidate.
+    let fails = candidate(&run, "fails");
+    assert_eq!(fails["status"], "failed");
+    assert_eq!(fails["exit_code"], 3);
+    assert!(show_job(&conf, job_id(fails)).contains("ExitCode=3:0"));
+    // Only what was named reached the jobs: the agent's environment has no SLURM_CONF
+    // of ours beyond Slurm's own, and the user's work tree is untouched but for the merge.
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+    assert_eq!(repo.worktree_count(), 1);
+    repo.assert_fsck_clean();
+    // `status` names each agent's job.
+    let status = repo
+        .massgen()
+        .env("SLURM_CONF", &conf)
+        .args(["status", id])
+        .run()
+        .expect_code(0);
+    status.assert_stdout(&format!(
+        "fix: Slurm job {} COMPLETED",
+        job_id(candidate(&run, "fix"))
+    ));
+}
+
+#[test]
+fn only_the_named_variables_reach_a_job() {
+    let Some(conf) = cluster() else { return };
+    let repo = TestRepo::new();
+    repo.unconfined();
+    repo.configure(&slurm_config(
+        "[executor.slurm]\nexport = [\"PASSED_ON\"]\n",
+    ));
+    let seen = repo.root.join("env.txt");
+    let body = format!("env > '{}'", seen.display());
+    repo.massgen()
+        .env("SLURM_CONF", &conf)
+        .env("PASSED_ON", "yes")
+        .env("NOT_PASSED", "secret")
+        .args([
+            "run",
+            "--json",
+            "--agent-cmd",
+            &repo.agent("env", &body),
+            "--",
+            "t",
+        ])
+        .expect_json(1);
+    let env = std::fs::read_to_string(&seen).unwrap();
+    assert!(env.contains("PASSED_ON=yes"), "{env}");
+    assert!(env.contains("MASSGEN_AGENT=env"), "{env}");
+    assert!(env.contains("SLURM_JOB_ID="), "{env}");
+    assert!(!env.contains("NOT_PASSED"), "{env}");
+}
+
+#[test]
+fn a_timeout_cancels_the_job_and_the_candidate_is_timeout() {
+    let Some(conf) = cluster() else { return };
+    let repo = TestRepo::new();
+    repo.configure(&slurm_config(""));
+    let run = repo
+        .massgen()
+        .env("SLURM_CONF", &conf)
+        .args([
+            "run",
+            "--json",
+            "--timeout",
+            "3s",
+            "--agent-cmd",
+            &repo.agent("slow", &format!("{FIX}; sleep 120")),
+            "--",
+            "t",
+        ])
+        .expect_json(1);
+    let c = candidate(&run, "slow");
+    assert_eq!(c["status"], "timeout", "{c}");
+    // Its work up to the limit is its candidate, and the job is gone from the queue.
+    assert!(c["files_changed"].as_u64().unwrap() >= 1, "{c}");
+    let line = show_job(&conf, job_id(c));
+    assert!(line.contains("JobState=CANCELLED"), "{line}");
+    assert!(live_jobs(&conf, run["run"].as_str().unwrap()).is_empty());
+}
+
+#[test]
+fn clean_after_a_kill_cancels_the_jobs_and_keeps_the_work() {
+    let Some(conf) = cluster() else { return };
+    let repo = TestRepo::new();
+    repo.configure(&slurm_config(""));
+    let body = "echo partial > partial.txt; sleep 120";
+    let mut child = repo
+        .massgen()
+        .env("SLURM_CONF", &conf)
+        .args([
+            "run",
+            "--agent-cmd",
+            &repo.agent("a", body),
+            "--agent-cmd",
+            &repo.agent("b", body),
+            "t",
+        ])
+        .spawn();
+    let runs = repo.path.join(".massgen/runs");
+    let state = || -> Option<serde_json::Value> {
+        let entry = std::fs::read_dir(&runs).ok()?.flatten().next()?;
+        serde_json::from_str(&std::fs::read_to_string(entry.path().join("state.json")).ok()?).ok()
+    };
+    wait_for("both agents' first writes", || {
+        state().is_some_and(|s| {
+            s["candidates"].as_array().unwrap().iter().all(|c| {
+                c["worktree"]
+                    .as_str()
+                    .is_some_and(|wt| PathBuf::from(wt).join("partial.txt").exists())
+            })
+        })
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let st = state().unwrap();
+    let run = st["run"].as_str().unwrap().to_owned();
+    assert_eq!(
+        live_jobs(&conf, &run).len(),
+        2,
+        "the jobs outlive git-massgen"
+    );
+    let clean = repo
+        .massgen()
+        .env("SLURM_CONF", &conf)
+        .args(["clean", &run])
+        .run()
+        .expect_code(0);
+    clean.assert_stderr("cancelled Slurm job(s)");
+    assert!(live_jobs(&conf, &run).is_empty());
+    for agent in ["a", "b"] {
+        let branch = format!("massgen/{run}/{agent}");
+        assert_eq!(
+            repo.git(&["show", &format!("{branch}:partial.txt")]),
+            "partial"
+        );
+    }
+    assert_eq!(repo.worktree_count(), 1);
+    repo.assert_fsck_clean();
+}
+
+/// The trees of the candidates of a run with these agents and this extra configuration.
+fn trees(conf: &PathBuf, repo: &TestRepo, config: &str, agents: &[(&str, &str)]) -> Vec<String> {
+    repo.write(".massgen/config.toml", config);
+    let mut cmd =
+        repo.massgen()
+            .env("SLURM_CONF", conf)
+            .args(["run", "--json", "--sandbox", "off"]);
+    for (name, body) in agents {
+        cmd = cmd.args(["--agent-cmd", &repo.agent(name, body)]);
+    }
+    let run = cmd.args(["--", "t"]).run();
+    let run = run.json();
+    agents
+        .iter()
+        .map(|(name, _)| {
+            let c = candidate(&run, name);
+            assert_eq!(c["slurm"].is_object(), config.contains("slurm"), "{c}");
+            let commit = c["commit"].as_str().unwrap_or_else(|| panic!("{c}"));
+            repo.git(&["rev-parse", &format!("{commit}^{{tree}}")])
+        })
+        .collect()
+}
+
+#[test]
+fn without_a_shared_file_system_candidates_equal_local_ones() {
+    let Some(conf) = cluster() else { return };
+    let repo = TestRepo::new();
+    repo.write(".gitignore", "build/\n");
+    repo.write("dir/old.txt", "old\n");
+    repo.write("mode.sh", "echo\n");
+    repo.configure("");
+    let agents = [
+        (
+            "edits",
+            "echo more >> README; rm calc.sh; mkdir -p new/deep; echo n > new/deep/n.txt; git mv test.sh renamed.sh",
+        ),
+        (
+            "modes",
+            "chmod +x mode.sh; rm -r dir; mkdir build; echo o > build/out.o; ln -s README link",
+        ),
+        ("fix", FIX),
+    ];
+    let local = trees(&conf, &repo, "", &agents);
+    let scratch = repo.scratch("node-scratch");
+    let carried = trees(
+        &conf,
+        &repo,
+        &format!(
+            "[executor]\nkind = \"slurm\"\n[executor.slurm]\nshared_fs = false\nscratch = \"{}\"\n",
+            scratch.display()
+        ),
+        &agents,
+    );
+    assert_eq!(local, carried);
+    // The clones on the node are removed; the user's tree is as it was.
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
+    assert!(repo.path.join("calc.sh").exists());
+}
+
+#[test]
+fn tests_and_setup_run_as_jobs() {
+    let Some(conf) = cluster() else { return };
+    let repo = TestRepo::new();
+    repo.write(".gitignore", ".setup-job\n");
+    repo.configure(
+        "[executor]\nkind = \"slurm\"\n[worktree]\nsetup = [\"test -n \\\"$SLURM_JOB_ID\\\" && echo \\\"$SLURM_JOB_NAME\\\" > .setup-job\"]\n[score]\nexecutor = \"slurm\"\ntest = \"test -n \\\"$SLURM_JOB_ID\\\" && grep -q '$2 + $3' calc.sh && cat .setup-job\"\n",
+    );
+    let run = repo
+        .massgen()
+        .env("SLURM_CONF", &conf)
+        .args([
+            "run",
+            "--json",
+            "--agent-cmd",
+            &repo.agent("fix", FIX),
+            "--",
+            "t",
+        ])
+        .expect_json(0);
+    let c = candidate(&run, "fix");
+    assert_eq!(c["tests"]["exit_code"], 0, "{c}");
+    assert_eq!(c["files_changed"], 1, "{c}");
+    let id = run["run"].as_str().unwrap();
+    let log = std::fs::read_to_string(
+        repo.path
+            .join(format!(".massgen/runs/{id}/logs/fix.test.log")),
+    )
+    .unwrap();
+    assert!(log.contains(&format!("massgen-{id}-fix-setup")), "{log}");
+}
+
+#[test]
+fn doctor_submits_a_job_and_reports_the_node() {
+    let Some(conf) = cluster() else { return };
+    let repo = TestRepo::new();
+    repo.configure("[[agents]]\nname = \"a\"\nkind = \"command\"\ncommand = [\"true\"]\n");
+    let out = repo
+        .massgen()
+        .env("SLURM_CONF", &conf)
+        .args(["doctor", "--offline", "--executor", "slurm", "--json"])
+        .expect_json(0);
+    assert_eq!(out["executor"]["ok"], true, "{out}");
+    assert!(out["executor"]["probe"]["node"].is_string(), "{out}");
+    assert!(
+        out["executor"]["probe"]["program"]
+            .as_str()
+            .unwrap()
+            .starts_with("git-massgen "),
+        "{out}"
+    );
+    assert_eq!(repo.git(&["status", "--porcelain"]), "");
+}
+
+#[test]
+fn an_unreachable_controller_is_a_clear_error() {
+    let Some(conf) = cluster() else { return };
+    let repo = TestRepo::new();
+    // The same cluster on a port nothing listens on.
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let bad = repo.root.join("bad-slurm.conf");
+    let text: String = text
+        .lines()
+        .map(|l| match l.split_once('=') {
+            Some(("SlurmctldPort", _)) => "SlurmctldPort=1".to_owned(),
+            _ => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&bad, text + "\nMessageTimeout=1\n").unwrap();
+    repo.configure(&slurm_config(""));
+    let run = repo
+        .massgen()
+        .env("SLURM_CONF", &bad)
+        .args([
+            "run",
+            "--json",
+            "--agent-cmd",
+            &repo.agent("a", FIX),
+            "--",
+            "t",
+        ])
+        .expect_json(1);
+    let c = candidate(&run, "a");
+    assert_eq!(c["status"], "failed");
+    let error = c["error"].as_str().unwrap();
+    assert!(error.contains("sbatch"), "{error}");
+    assert!(error.contains("scontrol ping"), "{error}");
+}
