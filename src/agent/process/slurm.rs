@@ -2,8 +2,8 @@
 //! state polled with `scontrol show job` (never `sbatch --wait`), its output copied from the
 //! files Slurm writes into the job's own log files as it grows (stdout through the line
 //! watcher), and `scancel` at its time limit, on cancellation, or when the supervision is
-//! dropped. Only the variables it names reach the job (`--export=NAME,…`, the values from
-//! `sbatch`'s environment), never the whole environment.
+//! dropped. Only the variables it names reach the job (`sbatch` gets only those, and passes
+//! them all), never the whole environment.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -305,7 +305,6 @@ fn sbatch_args(
     submit: &Submit,
     cwd: &Path,
     timeout: Duration,
-    export: &str,
 ) -> Vec<String> {
     let spool = submit.spool.display();
     let mut args = vec![
@@ -316,7 +315,7 @@ fn sbatch_args(
         format!("--output={spool}-%j.out"),
         format!("--error={spool}-%j.err"),
         "--open-mode=append".to_owned(),
-        format!("--export={export}"),
+        "--export=ALL".to_owned(),
         if slurm.requeue {
             "--requeue"
         } else {
@@ -338,6 +337,38 @@ fn sbatch_args(
     }
     args.extend(slurm.extra_args.iter().cloned());
     args
+}
+
+/// The whole environment of a job, which is `sbatch`'s own (`--export=ALL` of it): the
+/// variables of [`BASE_EXPORT`] and those `export` names that are set here (and not removed
+/// by the job), the job's own, its [`leftovers::JOB_VAR`], and Slurm's own settings
+/// (`SLURM_*`, `SBATCH_*`) for `sbatch` itself. A list given to `--export` instead would make
+/// Slurm load the user's login environment on the node (`--get-user-env` is implied), which
+/// adds what was not named and costs about a second per job.
+fn job_env(
+    job: &Job<'_>,
+    mark: &Mark,
+    export: &[String],
+    configured: &[String],
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    let named = |name: &str| {
+        BASE_EXPORT.contains(&name)
+            || export.iter().chain(configured).any(|n| n == name)
+            || name.starts_with("SLURM_")
+            || name.starts_with("SBATCH_")
+    };
+    for (k, v) in std::env::vars_os() {
+        let (Some(k), Some(v)) = (k.to_str(), v.to_str()) else {
+            continue;
+        };
+        if named(k) && !job.env_remove.contains(&k) {
+            env.push((k.to_owned(), v.to_owned()));
+        }
+    }
+    env.extend(job.env.iter().cloned());
+    env.push((leftovers::JOB_VAR.to_owned(), mark.value().to_owned()));
+    env
 }
 
 /// Runs `job` as a Slurm batch job to its end, its time limit or cancellation.
@@ -379,46 +410,14 @@ pub async fn supervise(
         .map_err(|e| std::io::Error::other(format!("cannot write {}: {e}", script.display())))?;
 
     let mark = Mark::new_job();
-    let mut env: Vec<(String, String)> = job.env.clone();
-    env.push((leftovers::JOB_VAR.to_owned(), mark.value().to_owned()));
-    let mut names: Vec<String> = Vec::new();
-    let mut add = |name: &str| {
-        if !names.iter().any(|n| n == name) {
-            names.push(name.to_owned());
-        }
-    };
-    for (k, _) in &env {
-        add(k);
-    }
-    let here = |name: &str| !job.env_remove.contains(&name) && std::env::var_os(name).is_some();
-    for name in BASE_EXPORT
-        .iter()
-        .map(|s| s.to_string())
-        .chain(submit.export.iter().cloned())
-        .chain(slurm.export.iter().cloned())
-    {
-        if here(&name) {
-            add(&name);
-        }
-    }
     let mut cmd = tokio::process::Command::new("sbatch");
-    cmd.args(sbatch_args(
-        &slurm,
-        &submit,
-        job.cwd,
-        job.timeout,
-        &names.join(","),
-    ))
-    .arg(&script)
-    .args(&argv)
-    .stdin(Stdio::null())
-    .kill_on_drop(true);
-    for var in job.env_remove {
-        cmd.env_remove(var);
-    }
-    for (k, v) in &env {
-        cmd.env(k, v);
-    }
+    cmd.args(sbatch_args(&slurm, &submit, job.cwd, job.timeout))
+        .arg(&script)
+        .args(&argv)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .env_clear()
+        .envs(job_env(&job, &mark, &submit.export, &slurm.export));
     let start = Instant::now();
     let out = cmd.output().await.map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => std::io::Error::other(
@@ -476,7 +475,7 @@ pub async fn supervise(
         } else {
             tokio::time::sleep(interval).await;
         }
-        interval = (interval * 5 / 4).min(Duration::from_millis(500));
+        interval = (interval * 5 / 4).min(Duration::from_millis(250));
         if let Some(why) = out_tail.pump(&mut job.stdout, job.watch.as_mut(), false)
             && !stopping
         {
