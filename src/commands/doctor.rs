@@ -49,8 +49,10 @@ pub fn doctor(ctx: &Ctx, args: &DoctorArgs) -> Result<Exit, CliError> {
     let checks = crate::agent::doctor::check_agents(&selected, args.offline);
     let slurm = (args.executor.or(config.executor.kind) == Some(ExecutorKind::Slurm)).then(|| {
         let section = std::sync::Arc::new(config.executor.slurm.clone());
+        // Its files go where the runs' do: ignored, and seen by the nodes as the runs' are.
         let within = crate::run::layout::runs_dir(&repo);
         let _ = std::fs::create_dir_all(&within);
+        let _ = crate::run::layout::ensure_gitignore(&repo);
         let probe = crate::agent::process::slurm::probe(section, within);
         super::runtime().map(|rt| rt.block_on(probe))
     });

@@ -128,3 +128,28 @@ fn agent_names_are_ref_safe() {
         assert!(validate_agent_name(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn executor_section_parses_and_rejects_unknown_kinds() {
+    let c = parse(
+        "[executor]\nkind = \"slurm\"\n[executor.slurm]\npartition = \"gpu\"\ncpus_per_task = 4\nmem = \"8G\"\ngres = \"gpu:1\"\nextra_args = [\"--qos=long\"]\nexport = [\"KEY\"]\nrequeue = true\nshared_fs = false\nscratch = \"/scratch\"\n[score]\nexecutor = \"slurm\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.executor.kind, Some(ExecutorKind::Slurm));
+    assert_eq!(c.score.executor, Some(ExecutorKind::Slurm));
+    let s = &c.executor.slurm;
+    assert_eq!(s.partition.as_deref(), Some("gpu"));
+    assert_eq!(s.cpus_per_task, Some(4));
+    assert_eq!(s.extra_args, ["--qos=long"]);
+    assert!(s.requeue);
+    assert_eq!(s.shared_fs, Some(false));
+    let err = parse("[executor]\nkind = \"k8s\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("config.toml:2:8"), "{err}");
+    assert!(err.contains("local") && err.contains("slurm"), "{err}");
+    let err = parse("[executor.slurm]\npartitoin = \"x\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("partitoin"), "{err}");
+}

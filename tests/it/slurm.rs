@@ -389,3 +389,108 @@ fn an_unreachable_controller_is_a_clear_error() {
     assert!(error.contains("sbatch"), "{error}");
     assert!(error.contains("scontrol ping"), "{error}");
 }
+
+/// Starts a run of one agent `body` in the background and returns it with the agent's job
+/// id once the job runs and `ready` holds.
+fn running_job(
+    conf: &PathBuf,
+    repo: &TestRepo,
+    body: &str,
+    ready: impl Fn() -> bool,
+) -> (std::process::Child, u64) {
+    let child = repo
+        .massgen()
+        .env("SLURM_CONF", conf)
+        .args([
+            "run",
+            "--json",
+            "--agent-cmd",
+            &repo.agent("a", body),
+            "--",
+            "t",
+        ])
+        .spawn();
+    let runs = repo.path.join(".massgen/runs");
+    let mut id = None;
+    wait_for("the agent's job to run", || {
+        id = std::fs::read_dir(&runs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| std::fs::read_to_string(e.ok()?.path().join("state.json")).ok())
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|s| candidate(&s, "a")["slurm"]["id"].as_u64());
+        id.is_some_and(|id| show_job(conf, id).contains("JobState=RUNNING")) && ready()
+    });
+    (child, id.unwrap())
+}
+
+fn scontrol(conf: &PathBuf, args: &[&str]) {
+    let out = Command::new("scontrol")
+        .env("SLURM_CONF", conf)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "scontrol {args:?}: {out:?}");
+}
+
+#[test]
+fn a_requeued_job_runs_again_and_its_candidate_is_the_second_run() {
+    let Some(conf) = cluster() else { return };
+    let repo = TestRepo::new();
+    repo.unconfined();
+    repo.configure(&slurm_config("[executor.slurm]\nrequeue = true\n"));
+    let count = repo.root.join("starts");
+    let body = format!(
+        "echo start >> '{c}'; if [ \"$(wc -l < '{c}')\" = 1 ]; then sleep 120; fi; {FIX}",
+        c = count.display()
+    );
+    let (child, id) = running_job(&conf, &repo, &body, || count.exists());
+    // What preemption or a node failure does to a job that may be requeued.
+    scontrol(&conf, &["requeue", &id.to_string()]);
+    wait_for("the job to wait again", || {
+        show_job(&conf, id).contains("JobState=PENDING")
+    });
+    // Slurm holds a requeued job back for a while; the test does not wait for that.
+    scontrol(&conf, &["update", &format!("JobId={id}"), "StartTime=now"]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = candidate(&run, "a");
+    assert_eq!(c["status"], "done", "{c}");
+    assert_eq!(c["slurm"]["state"], "COMPLETED", "{c}");
+    assert_eq!(std::fs::read_to_string(&count).unwrap(), "start\nstart\n");
+}
+
+#[test]
+fn a_job_cancelled_by_someone_else_fails_its_candidate_with_the_reason() {
+    let Some(conf) = cluster() else { return };
+    let repo = TestRepo::new();
+    repo.configure(&slurm_config(""));
+    let (child, id) = running_job(&conf, &repo, "sleep 120", || true);
+    let out = Command::new("scancel")
+        .env("SLURM_CONF", &conf)
+        .arg(id.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = candidate(&run, "a");
+    assert_eq!(c["status"], "failed", "{c}");
+    let error = c["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("Slurm job {id} was cancelled outside git-massgen")),
+        "{error}"
+    );
+}

@@ -755,6 +755,39 @@ mod tests {
     }
 
     #[test]
+    fn a_lost_job_says_why_and_what_to_do() {
+        let job = |state: &str| SlurmJob {
+            id: 9,
+            state: state.to_owned(),
+            reason: None,
+            node: Some("n3".to_owned()),
+        };
+        let oom = lost_reason("OUT_OF_MEMORY", &job("OUT_OF_MEMORY"));
+        assert!(oom.contains("ran out of memory on n3"), "{oom}");
+        assert!(oom.contains("[executor.slurm] mem"), "{oom}");
+        let node = lost_reason("NODE_FAIL", &job("NODE_FAIL"));
+        assert!(
+            node.contains("node failed") && node.contains("requeue = true"),
+            "{node}"
+        );
+        let pre = lost_reason("PREEMPTED", &job("PREEMPTED"));
+        assert!(pre.contains("preempted"), "{pre}");
+        let other = lost_reason("CANCELLED", &job("CANCELLED"));
+        assert!(other.contains("outside git-massgen"), "{other}");
+    }
+
+    #[test]
+    fn slurm_errors_name_the_check() {
+        let e = slurm_error(
+            "sbatch refused the job",
+            "sbatch: error: Unable to contact slurm controller (connect failure)",
+        );
+        assert!(e.to_string().contains("scontrol ping"), "{e}");
+        let e = slurm_error("sbatch refused the job", "invalid partition specified: x");
+        assert!(!e.to_string().contains("scontrol ping"), "{e}");
+    }
+
+    #[test]
     fn terminal_states() {
         for s in ["COMPLETED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"] {
             assert!(is_terminal(s));
