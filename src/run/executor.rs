@@ -138,15 +138,15 @@ pub(super) struct Carried {
 /// the stage directory, and `argv` wrapped in `git-massgen node-run`. Returns the new argv
 /// and the directory the job starts in (the node's scratch).
 pub(super) fn carry(
-    shared: &Shared,
+    slurm: &SlurmSection,
+    run: &super::layout::RunDir,
     agent: &str,
     wt: &Path,
     argv: &[String],
 ) -> Result<(Vec<String>, PathBuf, Carried), String> {
-    let slurm = &shared.executor.slurm;
     let stage = match &slurm.stage {
-        Some(dir) => dir.join(&shared.dir.id),
-        None => shared.dir.dir.join("bundles"),
+        Some(dir) => dir.join(&run.id),
+        None => run.dir.join("bundles"),
     };
     std::fs::create_dir_all(&stage)
         .map_err(|e| format!("cannot create {}: {e}", stage.display()))?;
@@ -155,6 +155,7 @@ pub(super) fn carry(
         outbound: stage.join(format!("{agent}.out.bundle")),
     };
     let _ = std::fs::remove_file(&carried.outbound);
+    // The candidate's branch with its history: a node has nothing to start from.
     Git::new(wt)
         .args(["bundle", "create", "--quiet"])
         .arg(&carried.inbound)
@@ -186,7 +187,9 @@ pub(super) fn carry(
 
 /// Reads what the node made into the agent's worktree: the bundle fetched (objects only,
 /// `FETCH_HEAD` is the worktree's own) and its tree checked out over the branch's with a
-/// two-tree `read-tree`, so the snapshot that follows records exactly that tree.
+/// two-tree `read-tree` (or, where setup left the worktree's files changed, a reset to it),
+/// so the snapshot that follows records exactly that tree. When it fails, the bundle is
+/// kept aside (`<agent>.unread.bundle`) and the error says where.
 pub(super) fn bring_back(wt: &Path, carried: &Carried) -> Result<(), String> {
     if !carried.outbound.exists() {
         return Err(format!(
@@ -194,15 +197,29 @@ pub(super) fn bring_back(wt: &Path, carried: &Carried) -> Result<(), String> {
             carried.outbound.display()
         ));
     }
-    Git::new(wt)
-        .args(["fetch", "--quiet", "--no-tags"])
-        .arg(&carried.outbound)
-        .arg("HEAD")
-        .run()
-        .map_err(|e| format!("cannot fetch the candidate bundle: {e}"))?;
-    Git::new(wt)
-        .args(["read-tree", "-m", "-u", "HEAD", "FETCH_HEAD"])
-        .run()
-        .map_err(|e| format!("cannot check out the node's candidate: {e}"))?;
-    Ok(())
+    let read = || -> Result<(), String> {
+        Git::new(wt)
+            .args(["fetch", "--quiet", "--no-tags"])
+            .arg(&carried.outbound)
+            .arg("HEAD")
+            .run()
+            .map_err(|e| format!("cannot fetch the candidate bundle: {e}"))?;
+        let two_tree = Git::new(wt)
+            .args(["read-tree", "-m", "-u", "HEAD", "FETCH_HEAD"])
+            .run();
+        if two_tree.is_err() {
+            Git::new(wt)
+                .args(["read-tree", "--reset", "-u", "FETCH_HEAD"])
+                .run()
+                .map_err(|e| format!("cannot check out the node's candidate: {e}"))?;
+        }
+        Ok(())
+    };
+    read().map_err(|why| {
+        let aside = carried.outbound.with_extension("unread.bundle");
+        match std::fs::rename(&carried.outbound, &aside) {
+            Ok(()) => format!("{why}; the node's work is kept in {}", aside.display()),
+            Err(_) => why,
+        }
+    })
 }

@@ -69,7 +69,7 @@ pub fn main(args: impl Iterator<Item = OsString>) -> u8 {
     let args = match parse(args) {
         Ok(args) => args,
         Err(why) => {
-            eprintln!("git-massgen node-run: {why}");
+            say(&why);
             return 2;
         }
     };
@@ -81,12 +81,18 @@ pub fn main(args: impl Iterator<Item = OsString>) -> u8 {
     let code = match run(&args, &clone) {
         Ok(code) => code,
         Err(why) => {
-            eprintln!("git-massgen node-run: {why}");
+            say(&why);
             4
         }
     };
     let _ = std::fs::remove_dir_all(&clone);
     code
+}
+
+/// Says why it failed on stderr, which Slurm writes into the agent's stderr log.
+fn say(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "git-massgen node-run: {why}");
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
@@ -95,6 +101,28 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
         .run()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .map_err(|e| e.to_string())
+}
+
+/// `text` with `from` replaced by `to` where `from` is a whole path: followed by nothing,
+/// `/`, or a character that cannot continue a file name in a list (`:`, space, quote…).
+fn swap_path(text: &str, from: &str, to: &str) -> String {
+    if from.is_empty() {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(from) {
+        let after = &rest[at + from.len()..];
+        let whole = after
+            .chars()
+            .next()
+            .is_none_or(|c| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '~')));
+        out.push_str(&rest[..at]);
+        out.push_str(if whole { to } else { from });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 fn run(args: &Args, clone: &Path) -> Result<u8, String> {
@@ -118,15 +146,22 @@ fn run(args: &Args, clone: &Path) -> Result<u8, String> {
     let here = clone.display().to_string();
     let swap = |v: &std::ffi::OsStr| -> OsString {
         match v.to_str() {
-            Some(s) if s.contains(&args.worktree) => s.replace(&args.worktree, &here).into(),
-            _ => v.to_owned(),
+            Some(s) => swap_path(s, &args.worktree, &here).into(),
+            None => v.to_owned(),
         }
     };
     let mut cmd = tokio::process::Command::new(swap(&args.argv[0]));
     cmd.args(args.argv[1..].iter().map(|a| swap(a)))
         .current_dir(clone)
-        .env("MASSGEN_WORKTREE", &here)
         .kill_on_drop(true);
+    // Paths into the worktree (`MASSGEN_WORKTREE`, `PYTHONPATH`, `[worktree] env`) name
+    // the clone.
+    for (k, v) in std::env::vars_os() {
+        let new = swap(&v);
+        if new != v {
+            cmd.env(k, new);
+        }
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -160,6 +195,8 @@ fn run(args: &Args, clone: &Path) -> Result<u8, String> {
             "user.name=git-massgen",
             "-c",
             "user.email=git-massgen@localhost",
+            "-c",
+            "commit.gpgSign=false",
             "commit",
             "--quiet",
             "--allow-empty",
@@ -189,4 +226,24 @@ fn run(args: &Args, clone: &Path) -> Result<u8, String> {
         (None, Some(sig)) => 128u8.saturating_add(u8::try_from(sig).unwrap_or(0)),
         _ => 1,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::swap_path;
+
+    #[test]
+    fn only_whole_paths_are_swapped() {
+        let (from, to) = ("/wt/a", "/scratch/c");
+        assert_eq!(swap_path("/wt/a", from, to), "/scratch/c");
+        assert_eq!(
+            swap_path("/wt/a/src:/wt/ab", from, to),
+            "/scratch/c/src:/wt/ab"
+        );
+        assert_eq!(
+            swap_path("--dir=/wt/a --x /wt/a.b", from, to),
+            "--dir=/scratch/c --x /wt/a.b"
+        );
+        assert_eq!(swap_path("nothing", from, to), "nothing");
+    }
 }

@@ -245,9 +245,35 @@ pub fn plan(
             opts.executor,
         ),
     };
+    // Without a shared file system agents work in clones on the nodes: not in an overlay
+    // (seen only here), and not confined (the rules name paths of this machine).
+    let mut plan = plan;
+    if plan.executor.carries() {
+        use crate::config::{SandboxMode, WorktreeMode};
+        let why = "agents work in clones on the nodes with [executor.slurm] shared_fs = false";
+        if plan.sandbox.mode == SandboxMode::Required {
+            return Err(PlanError {
+                hint: Some("use shared_fs = true, or [sandbox] mode = \"auto\"".into()),
+                ..PlanError::usage(format!(
+                    "[sandbox] mode = \"required\" cannot confine them: {why}"
+                ))
+            });
+        }
+        match plan.worktree_mode {
+            WorktreeMode::Overlay => {
+                return Err(PlanError {
+                    hint: Some("use [worktree] mode = \"checkout\" or \"auto\"".into()),
+                    ..PlanError::usage(format!(
+                        "copy-on-write worktrees cannot hold their work: {why}"
+                    ))
+                });
+            }
+            WorktreeMode::Auto => plan.worktree_mode = WorktreeMode::Checkout,
+            WorktreeMode::Checkout => {}
+        }
+    }
     // What `[worktree] env` puts under the worktree root (a shared `CARGO_TARGET_DIR`) is
     // made for commands to write: confined ones may, and it exists for the rule to hold.
-    let mut plan = plan;
     for (key, value) in &config.worktree.env {
         if value.contains("{worktree_root}")
             && let Some((_, path)) = plan.env.iter().find(|(k, _)| k == key)

@@ -65,10 +65,19 @@ pub(super) async fn run_session(
     let remote = shared.remote(&agent.name, Unit::Agent, key);
     // Without a shared file system the job works in a clone on its node.
     let carried = match remote.is_some() && shared.executor.carries() {
-        true => match executor::carry(shared, &agent.name, wt, argv) {
-            Ok(carried) => Some(carried),
-            Err(why) => return Ok(Err(why)),
-        },
+        true => {
+            let (slurm, run) = (shared.executor.slurm.clone(), shared.dir.clone());
+            let (name, wt, argv) = (agent.name.clone(), wt.to_owned(), argv.to_vec());
+            let carried = tokio::task::spawn_blocking(move || {
+                executor::carry(&slurm, &run, &name, &wt, &argv)
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            match carried {
+                Ok(carried) => Some(carried),
+                Err(why) => return Ok(Err(why)),
+            }
+        }
         false => None,
     };
     let (argv, cwd) = match &carried {
@@ -107,6 +116,7 @@ pub(super) async fn run_session(
             _ => format!("cannot start `{}`: {e}", argv[0]),
         });
     if let (Ok(f), Some((_, _, carried))) = (&finished, &carried) {
+        // What the node made, read into the worktree; kept aside when that fails.
         let (wt, carried) = (wt.to_owned(), carried.clone());
         let back = tokio::task::spawn_blocking(move || executor::bring_back(&wt, &carried))
             .await
@@ -211,7 +221,9 @@ pub(super) async fn run_cli(
                 .as_deref()
                 .is_some_and(events::asks_for_input);
         asked |= asking;
+        // A clone on a node is gone after its job: no session to resume there.
         let can_nudge = asking
+            && !shared.executor.carries()
             && nudges < cli.max_nudges
             && cli.preset.can_resume()
             && total.session_id.is_some()

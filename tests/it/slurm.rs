@@ -7,6 +7,7 @@ use std::process::Command;
 use crate::support::{FIX, TestRepo, candidate, wait_for};
 
 /// The cluster's configuration when one answers; `None` (said loudly) otherwise.
+#[allow(clippy::print_stderr)] // says loudly why it is skipped
 fn cluster() -> Option<PathBuf> {
     let Some(conf) = std::env::var_os("SLURM_CONF").map(PathBuf::from) else {
         eprintln!(
@@ -493,4 +494,28 @@ fn a_job_cancelled_by_someone_else_fails_its_candidate_with_the_reason() {
         error.contains(&format!("Slurm job {id} was cancelled outside git-massgen")),
         "{error}"
     );
+}
+
+#[test]
+fn without_a_shared_file_system_a_required_sandbox_or_overlays_are_refused() {
+    // Refused before anything is submitted: no cluster needed.
+    let repo = TestRepo::new();
+    let carried = "[executor]\nkind = \"slurm\"\n[executor.slurm]\nshared_fs = false\n";
+    for (extra, says) in [
+        ("[sandbox]\nmode = \"required\"\n", "cannot confine them"),
+        (
+            "[worktree]\nmode = \"overlay\"\n",
+            "copy-on-write worktrees cannot hold",
+        ),
+    ] {
+        repo.write(".massgen/config.toml", &format!("{carried}{extra}"));
+        let out = repo
+            .massgen()
+            .args(["run", "--agent-cmd", &repo.agent("a", FIX), "--", "t"])
+            .run()
+            .expect_code(2);
+        out.assert_stderr(says);
+        out.assert_stderr("shared_fs = false");
+        assert!(repo.massgen_branches().is_empty());
+    }
 }

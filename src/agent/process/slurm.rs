@@ -29,8 +29,11 @@ pub struct Submit {
     /// More variables of this environment passed by name (the agent's key variable).
     pub export: Vec<String>,
     /// Told the job's state at submission and whenever it changes.
-    pub on_state: Option<Box<dyn FnMut(&SlurmJob) + Send>>,
+    pub on_state: Option<OnState>,
 }
+
+/// Told a job's state at submission and whenever it changes.
+pub type OnState = Box<dyn FnMut(&SlurmJob) + Send>;
 
 /// Variables a job always gets when they are set here.
 const BASE_EXPORT: &[&str] = &["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ"];
@@ -52,8 +55,34 @@ const TERMINAL: &[&str] = &[
     "DEADLINE",
 ];
 
-/// How long the controller may stay unanswering before a job is given up for lost.
-const UNREACHABLE_LIMIT: Duration = Duration::from_secs(60);
+/// How long the controller may stay unanswering before a job is given up for lost (a
+/// controller's failover takes a while).
+const UNREACHABLE_LIMIT: Duration = Duration::from_secs(300);
+
+/// Jobs this process is polling now: each polls less often the more there are, so that
+/// the controller gets at most about 16 `scontrol` calls a second from one git-massgen.
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The longest wait between two polls of one job while `live` jobs are polled.
+fn poll_cap(live: usize) -> Duration {
+    Duration::from_millis(250).max(Duration::from_micros(62_500) * live as u32)
+}
+
+/// Counts a job in [`LIVE`] while it lives.
+struct Live;
+
+impl Live {
+    fn new() -> Live {
+        LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Live
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 /// An error of the Slurm commands themselves, with what to check.
 pub fn slurm_error(what: &str, detail: &str) -> std::io::Error {
@@ -104,6 +133,17 @@ pub fn scancel(id: u64) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
+}
+
+/// `scancel ID` without blocking the runtime.
+async fn scancel_async(id: u64) {
+    let _ = tokio::process::Command::new("scancel")
+        .arg(id.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await;
 }
 
 /// A job's state as `scontrol show job -o ID` prints it.
@@ -306,7 +346,8 @@ fn sbatch_args(
     cwd: &Path,
     timeout: Duration,
 ) -> Vec<String> {
-    let spool = submit.spool.display();
+    // `%` starts one of Slurm's file-name patterns.
+    let spool = submit.spool.display().to_string().replace('%', "%%");
     let mut args = vec![
         "--parsable".to_owned(),
         format!("--job-name={}", submit.name),
@@ -342,7 +383,8 @@ fn sbatch_args(
 /// The whole environment of a job, which is `sbatch`'s own (`--export=ALL` of it): the
 /// variables of [`BASE_EXPORT`] and those `export` names that are set here (and not removed
 /// by the job), the job's own, its [`leftovers::JOB_VAR`], and Slurm's own settings
-/// (`SLURM_*`, `SBATCH_*`) for `sbatch` itself. A list given to `--export` instead would make
+/// (`SLURM_*`) for `sbatch` itself; not `SBATCH_*`, whose `SBATCH_GET_USER_ENV` would load
+/// the user's login environment. A list given to `--export` instead would make
 /// Slurm load the user's login environment on the node (`--get-user-env` is implied), which
 /// adds what was not named and costs about a second per job.
 fn job_env(
@@ -356,7 +398,6 @@ fn job_env(
         BASE_EXPORT.contains(&name)
             || export.iter().chain(configured).any(|n| n == name)
             || name.starts_with("SLURM_")
-            || name.starts_with("SBATCH_")
     };
     for (k, v) in std::env::vars_os() {
         let (Some(k), Some(v)) = (k.to_str(), v.to_str()) else {
@@ -452,49 +493,78 @@ pub async fn supervise(
     let mut out_tail = Tail::new(PathBuf::from(format!("{spool}-{id}.out")));
     let mut err_tail = Tail::new(PathBuf::from(format!("{spool}-{id}.err")));
 
-    let deadline = tokio::time::Instant::now() + job.timeout;
+    // The time limit counts from when the job starts: time in the queue is the cluster's,
+    // shown as the pending reason.
+    let mut deadline: Option<tokio::time::Instant> = None;
     let mut interval = Duration::from_millis(100);
+    let _live = Live::new();
+    let mut last_cancel = Instant::now();
+    let mut confirming = false;
     let (mut timed_out, mut cancelled, mut aborted, mut lost) = (false, false, None, None);
     let mut unreachable_since: Option<Instant> = None;
     let mut stopping = *cancel.borrow();
     if stopping {
         cancelled = true;
-        scancel(id);
+        scancel_async(id).await;
     }
     let polled = loop {
         if !stopping {
+            let limit = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
-                _ = tokio::time::sleep_until(deadline) => { timed_out = true; }
+                _ = limit => { timed_out = true; }
                 _ = cancelled_signal(&mut cancel) => { cancelled = true; }
             }
             if timed_out || cancelled {
                 stopping = true;
-                scancel(id);
+                scancel_async(id).await;
+                last_cancel = Instant::now();
             }
         } else {
             tokio::time::sleep(interval).await;
+            // A cancellation the controller missed (a failover) is sent again.
+            if last_cancel.elapsed() > Duration::from_secs(5) {
+                scancel_async(id).await;
+                last_cancel = Instant::now();
+            }
         }
-        interval = (interval * 5 / 4).min(Duration::from_millis(250));
+        interval =
+            (interval * 5 / 4).min(poll_cap(LIVE.load(std::sync::atomic::Ordering::Relaxed)));
         if let Some(why) = out_tail.pump(&mut job.stdout, job.watch.as_mut(), false)
             && !stopping
         {
             aborted = Some(why);
             stopping = true;
-            scancel(id);
+            scancel_async(id).await;
+            last_cancel = Instant::now();
         }
         err_tail.pump(&mut job.stderr, None, false);
         match poll(id).await {
             Ok(p) => {
                 unreachable_since = None;
+                if deadline.is_none() && p.job.state != "PENDING" {
+                    deadline = Some(tokio::time::Instant::now() + job.timeout);
+                }
                 if p.job != last {
                     last = p.job.clone();
                     if let Some(tell) = submit.on_state.as_mut() {
                         tell(&last);
                     }
                 }
-                if is_terminal(&p.job.state) {
+                // A job being requeued can show its first run's end for a moment: with
+                // `requeue`, an end counts once a second look a moment later agrees.
+                let ended = is_terminal(&p.job.state);
+                if ended && (!slurm.requeue || stopping || confirming) {
                     break Some(p);
+                }
+                confirming = ended;
+                if ended {
+                    interval = Duration::from_millis(500);
                 }
             }
             Err(e) => {
@@ -509,7 +579,7 @@ pub async fn supervise(
     };
     guard.0 = None;
     if polled.is_none() {
-        scancel(id);
+        scancel_async(id).await;
     }
     // Slurm has closed the files once the job is terminal (the node wrote them).
     out_tail.pump(&mut job.stdout, job.watch.as_mut(), true);
@@ -524,6 +594,9 @@ pub async fn supervise(
     if let Some(p) = &polled {
         let (code, sig) = p.exit.unwrap_or((0, 0));
         match p.job.state.as_str() {
+            "FAILED" if !stopped_by_us && (code, sig) == (0, 0) => {
+                lost = Some(lost_reason("FAILED", &p.job));
+            }
             "COMPLETED" | "FAILED" if !stopped_by_us => {
                 if sig != 0 && code == 0 {
                     signal = Some(sig);
@@ -576,7 +649,14 @@ fn lost_reason(state: &str, job: &SlurmJob) -> String {
             "Slurm job {} was cancelled outside git-massgen{on} (CANCELLED)",
             job.id
         ),
-        other => format!("Slurm job {} ended {other}{on}", job.id),
+        other => format!(
+            "Slurm job {} ended {other}{on}{}",
+            job.id,
+            job.reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ),
     }
 }
 
@@ -592,7 +672,7 @@ pub fn node_program(slurm: &SlurmSection) -> std::io::Result<PathBuf> {
 /// (`massgen-<run>-`).
 pub fn jobs_named(prefix: &str) -> std::io::Result<Vec<u64>> {
     let out = std::process::Command::new("squeue")
-        .args(["-h", "-o", "%i %j"])
+        .args(["--me", "-h", "-o", "%i %j"])
         .stdin(Stdio::null())
         .output()?;
     if !out.status.success() {
@@ -785,6 +865,12 @@ mod tests {
         assert!(e.to_string().contains("scontrol ping"), "{e}");
         let e = slurm_error("sbatch refused the job", "invalid partition specified: x");
         assert!(!e.to_string().contains("scontrol ping"), "{e}");
+    }
+
+    #[test]
+    fn polling_slows_down_with_many_jobs() {
+        assert_eq!(poll_cap(1), Duration::from_millis(250));
+        assert_eq!(poll_cap(64), Duration::from_secs(4));
     }
 
     #[test]
