@@ -451,7 +451,10 @@ fn a_requeued_job_runs_again_and_its_candidate_is_the_second_run() {
     wait_for("the job to wait again", || {
         show_job(&conf, id).contains("JobState=PENDING")
     });
-    // Slurm holds a requeued job back for a while; the test does not wait for that.
+    // Slurm holds a requeued job back for a while; the test does not wait for that, but
+    // leaves the node a second to forget the first run (started at once, slurmd refuses it:
+    // "Job credential revoked").
+    std::thread::sleep(std::time::Duration::from_secs(1));
     scontrol(&conf, &["update", &format!("JobId={id}"), "StartTime=now"]);
     let out = child.wait_with_output().unwrap();
     assert_eq!(
