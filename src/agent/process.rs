@@ -109,6 +109,19 @@ pub fn find_program(
     }))
 }
 
+/// Where a confined job's `program` is, found with the job's own `PATH`: a program that
+/// cannot start fails here, as a spawn would, not in the trampoline.
+fn job_program(job: &Job<'_>, program: &str) -> std::io::Result<std::path::PathBuf> {
+    let path = job
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| std::ffi::OsString::from(v))
+        .or_else(|| std::env::var_os("PATH"));
+    find_program(program, job.cwd, path.as_deref())
+}
+
 fn round_secs(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs())
 }
@@ -155,16 +168,7 @@ pub async fn supervise(
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"))?;
     let mut cmd = match &job.sandbox {
         Some(rules) => {
-            // A program that cannot start fails here, as a spawn would, not in the
-            // trampoline.
-            let path = job
-                .env
-                .iter()
-                .rev()
-                .find(|(k, _)| k == "PATH")
-                .map(|(_, v)| std::ffi::OsString::from(v))
-                .or_else(|| std::env::var_os("PATH"));
-            let program = find_program(program, job.cwd, path.as_deref())?;
+            let program = job_program(&job, program)?;
             let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
             cmd.args(rules.to_args()).arg(program);
             cmd

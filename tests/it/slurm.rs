@@ -1,7 +1,7 @@
 //! Agents, setup and tests as jobs of a real one-node Slurm (`scripts/slurm.sh`, started by
 //! `.ci/run`, which exports `SLURM_CONF`). Without a cluster these tests say so and skip.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::{FIX, TestRepo, candidate, wait_for};
@@ -58,6 +58,21 @@ fn job_id(c: &serde_json::Value) -> u64 {
     c["slurm"]["id"]
         .as_u64()
         .unwrap_or_else(|| panic!("no Slurm job in {c}"))
+}
+
+/// `run --json` of one agent `a` with `body` on the cluster at `conf`, expecting `code`.
+fn run_one(conf: &Path, repo: &TestRepo, body: &str, code: i32) -> serde_json::Value {
+    repo.massgen()
+        .env("SLURM_CONF", conf)
+        .args([
+            "run",
+            "--json",
+            "--agent-cmd",
+            &repo.agent("a", body),
+            "--",
+            "t",
+        ])
+        .expect_json(code)
 }
 
 fn slurm_config(extra: &str) -> String {
@@ -309,28 +324,17 @@ fn tests_and_setup_run_as_jobs() {
     repo.configure(
         "[executor]\nkind = \"slurm\"\n[worktree]\nsetup = [\"test -n \\\"$SLURM_JOB_ID\\\" && echo \\\"$SLURM_JOB_NAME\\\" > .setup-job\"]\n[score]\nexecutor = \"slurm\"\ntest = \"test -n \\\"$SLURM_JOB_ID\\\" && grep -q '$2 + $3' calc.sh && cat .setup-job\"\n",
     );
-    let run = repo
-        .massgen()
-        .env("SLURM_CONF", &conf)
-        .args([
-            "run",
-            "--json",
-            "--agent-cmd",
-            &repo.agent("fix", FIX),
-            "--",
-            "t",
-        ])
-        .expect_json(0);
-    let c = candidate(&run, "fix");
+    let run = run_one(&conf, &repo, FIX, 0);
+    let c = candidate(&run, "a");
     assert_eq!(c["tests"]["exit_code"], 0, "{c}");
     assert_eq!(c["files_changed"], 1, "{c}");
     let id = run["run"].as_str().unwrap();
     let log = std::fs::read_to_string(
         repo.path
-            .join(format!(".massgen/runs/{id}/logs/fix.test.log")),
+            .join(format!(".massgen/runs/{id}/logs/a.test.log")),
     )
     .unwrap();
-    assert!(log.contains(&format!("massgen-{id}-fix-setup")), "{log}");
+    assert!(log.contains(&format!("massgen-{id}-a-setup")), "{log}");
 }
 
 #[test]
@@ -372,18 +376,7 @@ fn an_unreachable_controller_is_a_clear_error() {
         .join("\n");
     std::fs::write(&bad, text + "\nMessageTimeout=1\n").unwrap();
     repo.configure(&slurm_config(""));
-    let run = repo
-        .massgen()
-        .env("SLURM_CONF", &bad)
-        .args([
-            "run",
-            "--json",
-            "--agent-cmd",
-            &repo.agent("a", FIX),
-            "--",
-            "t",
-        ])
-        .expect_json(1);
+    let run = run_one(&bad, &repo, FIX, 1);
     let c = candidate(&run, "a");
     assert_eq!(c["status"], "failed");
     let error = c["error"].as_str().unwrap();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::leftovers::{self, Mark};
-use super::{Finished, Job, LineWatcher, cancelled_signal, find_program};
+use super::{Finished, Job, LineWatcher, cancelled_signal, job_program};
 use crate::config::SlurmSection;
 use crate::model::SlurmJob;
 
@@ -425,14 +425,7 @@ pub async fn supervise(
     let slurm = submit.slurm.clone();
     let mut argv: Vec<String> = Vec::new();
     if let Some(rules) = &job.sandbox {
-        let path = job
-            .env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| std::ffi::OsString::from(v))
-            .or_else(|| std::env::var_os("PATH"));
-        let program = find_program(program, job.cwd, path.as_deref())?;
+        let program = job_program(&job, program)?;
         argv.push(node_program(&slurm)?.display().to_string());
         argv.extend(
             rules
