@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::PlanRunError;
 use super::integrate::{self, Integration};
+use super::options::Options;
 use super::resolve;
-use super::run::Options;
 use super::state::{PlanState, TaskStatus};
 use crate::git::Repo;
 use crate::run::state::commit_id;

@@ -8,10 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::RunError;
+use super::executor::Unit;
 use super::layout::RunDir;
 use super::state::{Action, Candidate, RunState, Status, Voter};
 use crate::agent::AgentSpec;
 use crate::agent::events::AgentEvent;
+use crate::agent::process::slurm::Submit;
 use crate::config::{JudgeWhen, Weights};
 use crate::git::diff::Rendered;
 use crate::git::{self, ObjectId, Repo};
@@ -330,6 +332,49 @@ impl Shared {
             .expect("rendering does not panic")?;
         self.remember(commit, rendered);
         Ok(self.rendered.lock().unwrap_or_else(|e| e.into_inner())[commit].clone())
+    }
+}
+
+impl Shared {
+    /// The Slurm submission of `agent`'s `unit`, when it runs as a job: named
+    /// `massgen-<run>-<agent>[-setup|-test]`, its files beside the agent's logs, its state
+    /// reported and, for the agent's own job, kept in the candidate.
+    pub(super) fn remote(
+        self: &Arc<Self>,
+        agent: &str,
+        unit: Unit,
+        export: Vec<String>,
+    ) -> Option<Submit> {
+        if !self.executor.remote(unit) {
+            return None;
+        }
+        let suffix = match unit {
+            Unit::Agent => String::new(),
+            other => format!("-{}", other.as_str()),
+        };
+        let shared = self.clone();
+        let name = agent.to_owned();
+        let on_state = Box::new(move |job: &crate::model::SlurmJob| {
+            (shared.report)(Event::Job {
+                agent: name.clone(),
+                unit: unit.as_str().to_owned(),
+                job: job.clone(),
+            });
+            if unit == Unit::Agent {
+                let _ = shared.update_candidate(&name, |c| c.slurm = Some(job.clone()));
+            }
+        });
+        Some(Submit {
+            slurm: self.executor.slurm.clone(),
+            name: format!("massgen-{}-{agent}{suffix}", self.dir.id),
+            spool: self
+                .dir
+                .dir
+                .join("logs")
+                .join(format!("{agent}{}.slurm", suffix.replace('-', "."))),
+            export,
+            on_state: Some(on_state),
+        })
     }
 }
 

@@ -12,8 +12,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::context::{Event, Shared};
-use crate::agent::process::slurm::Submit;
 use crate::config::{ExecutorKind, ExecutorSection, SlurmSection};
 use crate::git::cmd::Git;
 
@@ -36,7 +34,7 @@ pub enum Unit {
 }
 
 impl Unit {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Unit::Agent => "agent",
             Unit::Setup => "setup",
@@ -79,49 +77,6 @@ impl Executor {
     pub fn name(&self) -> Option<String> {
         (self.agents == ExecutorKind::Slurm || self.tests == ExecutorKind::Slurm)
             .then(|| "slurm".to_owned())
-    }
-}
-
-impl Shared {
-    /// The Slurm submission of `agent`'s `unit`, when it runs as a job: named
-    /// `massgen-<run>-<agent>[-setup|-test]`, its files beside the agent's logs, its state
-    /// reported and, for the agent's own job, kept in the candidate.
-    pub(super) fn remote(
-        self: &Arc<Self>,
-        agent: &str,
-        unit: Unit,
-        export: Vec<String>,
-    ) -> Option<Submit> {
-        if !self.executor.remote(unit) {
-            return None;
-        }
-        let suffix = match unit {
-            Unit::Agent => String::new(),
-            other => format!("-{}", other.as_str()),
-        };
-        let shared = self.clone();
-        let name = agent.to_owned();
-        let on_state = Box::new(move |job: &crate::model::SlurmJob| {
-            (shared.report)(Event::Job {
-                agent: name.clone(),
-                unit: unit.as_str().to_owned(),
-                job: job.clone(),
-            });
-            if unit == Unit::Agent {
-                let _ = shared.update_candidate(&name, |c| c.slurm = Some(job.clone()));
-            }
-        });
-        Some(Submit {
-            slurm: self.executor.slurm.clone(),
-            name: format!("massgen-{}-{agent}{suffix}", self.dir.id),
-            spool: self
-                .dir
-                .dir
-                .join("logs")
-                .join(format!("{agent}{}.slurm", suffix.replace('-', "."))),
-            export,
-            on_state: Some(on_state),
-        })
     }
 }
 
