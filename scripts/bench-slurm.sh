@@ -11,11 +11,12 @@
 #                                      slurmctld slurmd slurm-client munge)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+slurm_sh="$PWD/scripts/slurm.sh"
 cargo build --release --quiet
 bin="$PWD/target/release/git-massgen"
 work="$(mktemp -d)"
-trap 'scripts/slurm.sh stop "$work/slurm" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-SLURM_CONF="$(scripts/slurm.sh start "$work/slurm" 8)"
+trap '"$slurm_sh" stop "$work/slurm" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+SLURM_CONF="$("$slurm_sh" start "$work/slurm" 8)"
 export SLURM_CONF
 
 repo="$work/repo"
