@@ -146,6 +146,9 @@ impl From<crate::run::RunError> for CliError {
             RunError::NoOverlay { .. } => CliError::new(Exit::Failure, err).hint(
                 "run with --worktree-mode checkout (or [worktree] mode = \"checkout\"), or allow unprivileged user namespaces and overlay mounts as the reason says",
             ),
+            RunError::NoSlurm { .. } => CliError::new(Exit::Failure, err).hint(
+                "check the cluster with `sinfo` and `scontrol ping` (SLURM_CONF names its configuration), or run here with --executor local",
+            ),
             RunError::NoSpace { .. } => CliError::new(Exit::Failure, err).hint(
                 "free some space (`git massgen clean --all` removes finished runs' worktrees), run fewer agents, or set [run] worktree_root to a larger file system",
             ),

@@ -59,6 +59,8 @@ pub enum RunError {
     NoSandbox { why: String },
     #[error("copy-on-write worktrees (--worktree-mode overlay) do not work here: {why}")]
     NoOverlay { why: String },
+    #[error("Slurm cannot take jobs ([executor] kind = \"slurm\"): {why}")]
+    NoSlurm { why: String },
     #[error(
         "not enough free space for the worktrees: they need about {need} MiB under {} ({copies} × {each} MiB, the checkout and the ignored files brought in), and its file system has {free} MiB free",
         root.display()

@@ -376,12 +376,24 @@ fn an_unreachable_controller_is_a_clear_error() {
         .join("\n");
     std::fs::write(&bad, text + "\nMessageTimeout=1\n").unwrap();
     repo.configure(&slurm_config(""));
-    let run = run_one(&bad, &repo, FIX, 1);
-    let c = candidate(&run, "a");
-    assert_eq!(c["status"], "failed");
-    let error = c["error"].as_str().unwrap();
-    assert!(error.contains("sbatch"), "{error}");
-    assert!(error.contains("scontrol ping"), "{error}");
+    // Refused before anything is made.
+    let out = repo
+        .massgen()
+        .env("SLURM_CONF", &bad)
+        .args(["run", "--agent-cmd", &repo.agent("a", FIX), "--", "t"])
+        .run()
+        .expect_code(4);
+    out.assert_stderr("Slurm cannot take jobs");
+    out.assert_stderr("scontrol ping");
+    assert!(repo.massgen_branches().is_empty());
+    assert!(
+        !repo.path.join(".massgen/runs").exists()
+            || std::fs::read_dir(repo.path.join(".massgen/runs"))
+                .unwrap()
+                .count()
+                == 0
+    );
+    assert_eq!(repo.worktree_count(), 1);
 }
 
 /// Starts a run of one agent `body` in the background and returns it with the agent's job
@@ -425,6 +437,21 @@ fn scontrol(conf: &PathBuf, args: &[&str]) {
         .output()
         .unwrap();
     assert!(out.status.success(), "scontrol {args:?}: {out:?}");
+}
+
+#[test]
+fn a_job_sbatch_refuses_fails_its_candidate_with_sbatchs_words() {
+    let Some(conf) = cluster() else { return };
+    let repo = TestRepo::new();
+    repo.configure(&slurm_config(
+        "[executor.slurm]\npartition = \"no-such-partition\"\n",
+    ));
+    let run = run_one(&conf, &repo, FIX, 1);
+    let c = candidate(&run, "a");
+    assert_eq!(c["status"], "failed", "{c}");
+    let error = c["error"].as_str().unwrap();
+    assert!(error.contains("sbatch refused the job"), "{error}");
+    assert!(error.to_lowercase().contains("partition"), "{error}");
 }
 
 #[test]

@@ -250,6 +250,19 @@ pub async fn poll(id: u64) -> std::io::Result<Polled> {
     }
 }
 
+/// Whether the cluster takes jobs: `scontrol ping` says its controller answers. Checked
+/// before a run makes anything, so that a run without a cluster leaves nothing behind.
+pub async fn check_controller() -> Result<(), String> {
+    let out = slurm_command(&["scontrol", "ping"])
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.contains("UP") {
+        Ok(())
+    } else {
+        Err(format!("the controller does not answer: {}", out.trim()))
+    }
+}
+
 /// The job's state now as `scontrol` describes it, without waiting on an async runtime
 /// (`status`); `None` when it cannot say.
 pub fn poll_now(id: u64) -> Option<SlurmJob> {
