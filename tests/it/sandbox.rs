@@ -10,7 +10,7 @@ use crate::support::{TestRepo, candidate};
 
 /// Whether this kernel confines: `git-massgen sandbox-exec -- --probe`.
 #[allow(clippy::print_stderr)] // says loudly why a test is skipped
-fn landlock(test: &str) -> bool {
+pub fn landlock(test: &str) -> bool {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_git-massgen"))
         .args(["sandbox-exec", "--", "--probe"])
         .output()

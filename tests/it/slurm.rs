@@ -542,3 +542,29 @@ fn without_a_shared_file_system_a_required_sandbox_or_overlays_are_refused() {
         assert!(repo.massgen_branches().is_empty());
     }
 }
+
+#[test]
+fn a_job_is_confined_to_its_worktree_as_a_local_agent_is() {
+    let Some(conf) = cluster() else { return };
+    if !crate::sandbox::landlock("a_job_is_confined_to_its_worktree_as_a_local_agent_is") {
+        return;
+    }
+    let repo = TestRepo::new();
+    repo.configure(&slurm_config(""));
+    let target = repo.path.join("escaped.txt");
+    let body = format!(
+        "echo out > '{}' || echo denied > denied.txt; echo in > inside.txt",
+        target.display()
+    );
+    let run = run_one(&conf, &repo, &body, 1);
+    let c = candidate(&run, "a");
+    assert!(c["slurm"]["id"].is_u64(), "{c}");
+    assert!(!target.exists(), "the job wrote into the user's work tree");
+    let branch = c["branch"].as_str().unwrap();
+    assert_eq!(
+        repo.git(&["show", &format!("{branch}:denied.txt")]),
+        "denied"
+    );
+    assert_eq!(repo.git(&["show", &format!("{branch}:inside.txt")]), "in");
+    assert!(run["breaches"].as_array().unwrap().is_empty(), "{run}");
+}
