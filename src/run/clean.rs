@@ -355,6 +355,27 @@ fn clean_run(
     if st.executor.is_some() {
         cancel_jobs(&st.run, say);
     }
+    // Without a shared file system a cancelled node saved its agent's work as a bundle:
+    // read into the worktree, it is saved below like any interrupted agent's.
+    if let Some(stage) = &st.bundles {
+        for c in st.candidates.iter().filter(|c| !c.saved || c.unsaved) {
+            let carried = super::executor::Carried::of(stage, &c.agent);
+            let Some(wt) = c.worktree.as_deref().filter(|wt| wt.exists()) else {
+                continue;
+            };
+            if !carried.outbound.exists() {
+                continue;
+            }
+            match super::executor::bring_back(wt, &carried) {
+                Ok(()) => say(Said::Info(format!(
+                    "massgen: {}: read the work its node left ({})",
+                    c.agent,
+                    carried.outbound.display()
+                ))),
+                Err(why) => say(Said::Warn(format!("{}: {why}", c.agent))),
+            }
+        }
+    }
     // And whatever else still runs for this run (commands agents started in groups of
     // their own).
     let stray = process::kill_run_processes(&st.run);

@@ -80,6 +80,15 @@ impl Executor {
     }
 }
 
+/// Where a run's bundles go without a shared file system: `[executor.slurm] stage`/<run>,
+/// else the run's `bundles/`.
+pub fn stage_dir(slurm: &SlurmSection, run: &super::layout::RunDir) -> PathBuf {
+    match &slurm.stage {
+        Some(dir) => dir.join(&run.id),
+        None => run.dir.join("bundles"),
+    }
+}
+
 /// An agent's job without a shared file system: where its bundles are.
 #[derive(Clone)]
 pub(super) struct Carried {
@@ -87,6 +96,16 @@ pub(super) struct Carried {
     pub inbound: PathBuf,
     /// What the node made of it.
     pub outbound: PathBuf,
+}
+
+impl Carried {
+    /// The bundles of `agent` in the stage directory `stage`.
+    pub(super) fn of(stage: &Path, agent: &str) -> Carried {
+        Carried {
+            inbound: stage.join(format!("{agent}.in.bundle")),
+            outbound: stage.join(format!("{agent}.out.bundle")),
+        }
+    }
 }
 
 /// Prepares an agent's job to carry its work by git: a bundle of the worktree's branch in
@@ -99,16 +118,10 @@ pub(super) fn carry(
     wt: &Path,
     argv: &[String],
 ) -> Result<(Vec<String>, PathBuf, Carried), String> {
-    let stage = match &slurm.stage {
-        Some(dir) => dir.join(&run.id),
-        None => run.dir.join("bundles"),
-    };
+    let stage = stage_dir(slurm, run);
     std::fs::create_dir_all(&stage)
         .map_err(|e| format!("cannot create {}: {e}", stage.display()))?;
-    let carried = Carried {
-        inbound: stage.join(format!("{agent}.in.bundle")),
-        outbound: stage.join(format!("{agent}.out.bundle")),
-    };
+    let carried = Carried::of(&stage, agent);
     let _ = std::fs::remove_file(&carried.outbound);
     // The candidate's branch with its history: a node has nothing to start from.
     Git::new(wt)

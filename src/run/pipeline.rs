@@ -128,6 +128,10 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
         worktree_mode: if overlay { "overlay" } else { "checkout" }.to_owned(),
         lower: lower.clone(),
         executor: plan.executor.name(),
+        bundles: plan
+            .executor
+            .carries()
+            .then(|| super::executor::stage_dir(&plan.executor.slurm, &dir)),
     };
     // A block of ports per agent, free now: agents' servers and tests never fight.
     let ports = crate::sys::free_port_blocks(state.candidates.len(), PORT_BLOCK, fastrand::u64(..));

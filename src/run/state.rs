@@ -80,6 +80,10 @@ pub struct RunState {
     /// `clean` cancels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<String>,
+    /// Without a shared file system: where the nodes' bundles go, which `clean` reads
+    /// into the worktrees of agents a crash interrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundles: Option<PathBuf>,
 }
 
 fn checkout() -> String {

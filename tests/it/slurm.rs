@@ -568,3 +568,50 @@ fn a_job_is_confined_to_its_worktree_as_a_local_agent_is() {
     assert_eq!(repo.git(&["show", &format!("{branch}:inside.txt")]), "in");
     assert!(run["breaches"].as_array().unwrap().is_empty(), "{run}");
 }
+
+#[test]
+fn without_a_shared_file_system_clean_after_a_kill_keeps_what_the_node_did() {
+    let Some(conf) = cluster() else { return };
+    let repo = TestRepo::new();
+    let scratch = repo.scratch("node-scratch");
+    repo.configure(&format!(
+        "[executor]\nkind = \"slurm\"\n[executor.slurm]\nshared_fs = false\nscratch = \"{}\"\n",
+        scratch.display()
+    ));
+    let mut child = repo
+        .massgen()
+        .env("SLURM_CONF", &conf)
+        .args([
+            "run",
+            "--agent-cmd",
+            &repo.agent("a", "echo partial > partial.txt; sleep 120"),
+            "t",
+        ])
+        .spawn();
+    wait_for("the agent's first write in its clone on the node", || {
+        std::fs::read_dir(&scratch)
+            .unwrap()
+            .flatten()
+            .any(|clone| clone.path().join("partial.txt").exists())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let runs = repo.path.join(".massgen/runs");
+    let run = std::fs::read_dir(&runs).unwrap().flatten().next().unwrap();
+    let run = run.file_name().to_string_lossy().into_owned();
+    let clean = repo
+        .massgen()
+        .env("SLURM_CONF", &conf)
+        .args(["clean", &run])
+        .run()
+        .expect_code(0);
+    clean.assert_stderr("cancelled Slurm job(s)");
+    clean.assert_stderr("read the work its node left");
+    assert_eq!(
+        repo.git(&["show", &format!("massgen/{run}/a:partial.txt")]),
+        "partial"
+    );
+    assert!(live_jobs(&conf, &run).is_empty());
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
+    assert_eq!(repo.worktree_count(), 1);
+}
