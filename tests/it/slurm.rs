@@ -615,3 +615,34 @@ fn without_a_shared_file_system_clean_after_a_kill_keeps_what_the_node_did() {
     assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
     assert_eq!(repo.worktree_count(), 1);
 }
+
+#[test]
+fn a_plans_tasks_run_their_agents_as_jobs() {
+    let Some(conf) = cluster() else { return };
+    let (repo, _count) = crate::plan_run::repo();
+    repo.write(
+        ".massgen/plans/two.toml",
+        "name = \"two\"\n\n[[tasks]]\nid = \"a\"\ntask = \"make a\"\n\n[[tasks]]\nid = \"b\"\ntask = \"make b\"\ndepends_on = [\"a\"]\n",
+    );
+    repo.commit_all("plan");
+    let state = repo
+        .massgen()
+        .env("SLURM_CONF", &conf)
+        .args(["plan", "run", "two", "--executor", "slurm", "--json"])
+        .expect_json(0);
+    let tip = repo.git(&["rev-parse", "massgen/plan/two/integration"]);
+    assert_eq!(state["integration_commit"], tip.as_str());
+    for id in ["a", "b"] {
+        let task = crate::plan_run::task(&state, id);
+        assert_eq!(task["status"], "done", "{state}");
+        let run = task["run"].as_str().unwrap();
+        let st: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(repo.path.join(format!(".massgen/runs/{run}/state.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(st["executor"], "slurm", "{st}");
+        assert_eq!(candidate(&st, "w")["slurm"]["state"], "COMPLETED", "{st}");
+    }
+    assert_eq!(repo.git(&["show", &format!("{tip}:b.txt")]), "b");
+}

@@ -188,6 +188,7 @@ pub fn continue_plan(ctx: &Ctx, args: &RunArgs) -> Result<Exit, CliError> {
         file: st.path.clone(),
         jobs: args.jobs,
         merge: args.merge,
+        executor: args.executor,
         json: args.json,
         events: args.events.clone(),
     };

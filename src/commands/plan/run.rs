@@ -33,6 +33,9 @@ pub struct RunArgs {
     /// started from (which must be the current branch).
     #[arg(long)]
     pub merge: bool,
+    /// Where the tasks' agents and setup run: local (default), slurm (`[executor.slurm]`).
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub executor: Option<crate::config::ExecutorKind>,
     /// Print the plan's state as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -87,6 +90,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<Exit, CliError> {
             test: task.test.clone(),
             timeout: task.timeout,
             rounds: task.rounds.unwrap_or(1),
+            executor: args.executor,
             ..RunOptions::default()
         };
         let agents = run_plan::select_agents(&config, &opts, &llm)?;
