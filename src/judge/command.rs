@@ -32,7 +32,16 @@ pub(super) async fn ask(
     let stem = format!("{}.t{}r{}", judge.name, setting.turn, setting.round);
     // The judge works in a directory of its own holding only its input: the run's
     // directory (state, patches, logs) names the agents.
-    let room = match tempfile::Builder::new().prefix("massgen-judge-").tempdir() {
+    let mut room = tempfile::Builder::new();
+    let room = room.prefix("massgen-judge-");
+    let room = match &setting.remote {
+        // A job's node must see it: under the run's judges directory.
+        Some(_) => {
+            std::fs::create_dir_all(&setting.dir).and_then(|()| room.tempdir_in(&setting.dir))
+        }
+        None => room.tempdir(),
+    };
+    let room = match room {
         Ok(room) => room,
         Err(e) => {
             verdict.abstained = Some(format!("cannot create a directory for the judge: {e}"));
@@ -86,6 +95,7 @@ pub(super) async fn ask(
         logs: &setting.dir,
         stem: &stem,
         sandbox: setting.sandbox.as_ref(),
+        remote: setting.remote.as_ref().map(|r| (r, judge.name.as_str())),
         timeout: judge.timeout,
         ballot,
         view,
@@ -121,6 +131,8 @@ struct CommandJudge<'a> {
     stem: &'a str,
     /// How it is confined; it may write `room` and `logs` too.
     sandbox: Option<&'a crate::sandbox::Rules>,
+    /// Its Slurm submission, by its name, when judges run as jobs.
+    remote: Option<(&'a super::Remote, &'a str)>,
     /// For each attempt.
     timeout: Duration,
     ballot: &'a Ballot,
@@ -174,7 +186,7 @@ impl CommandJudge<'_> {
                     .extend([self.room.to_path_buf(), self.logs.to_path_buf()]);
                 rules
             }),
-            remote: None,
+            remote: self.remote.and_then(|(make, name)| (make.0)(name)),
         };
         // The supervision enforces the time limit and cancellation, and kills the judge's
         // process group.

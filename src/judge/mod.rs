@@ -229,6 +229,22 @@ pub struct Setting {
     pub template: String,
     /// How a command judge is confined (it may write its own directory and `dir`).
     pub sandbox: Option<crate::sandbox::Rules>,
+    /// Makes a command judge's Slurm job, by the judge's name, when judges run as jobs;
+    /// its directory is then made under `dir`, which the nodes see.
+    pub remote: Option<Remote>,
+}
+
+/// A Slurm submission for a judge, by the judge's name.
+#[derive(Clone)]
+pub struct Remote(pub std::sync::Arc<SubmitFor>);
+
+/// Makes the Slurm submission of a named judge.
+pub type SubmitFor = dyn Fn(&str) -> Option<crate::agent::process::slurm::Submit> + Send + Sync;
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Remote")
+    }
 }
 
 /// What came of asking one judge.

@@ -1,7 +1,8 @@
 //! Where a run's commands run (`[executor]`, `--executor`, `massgen.executor`): here, or as
-//! Slurm batch jobs (`agent::process::slurm`). Agents and their setup follow `[executor]
-//! kind`; test commands follow `[score] executor`. Judges, reviewers and the built-in agent's
-//! model calls stay here: they are short and read the run's own files.
+//! Slurm batch jobs (`agent::process::slurm`). Agents, their setup and command judges follow
+//! `[executor] kind`; test commands follow `[score] executor`. LLM judges' and the built-in
+//! agent's model calls are made by processes here (the built-in agent's process is a job
+//! like any agent), and reviewers (`git massgen review`, hooks) run here.
 //!
 //! With a shared file system (the default) a job runs in the agent's worktree, as a local
 //! process would. Without one (`shared_fs = false`) an agent's job carries its work by git:
@@ -31,6 +32,8 @@ pub enum Unit {
     Agent,
     Setup,
     Test,
+    /// A command judge, which follows the agents.
+    Judge,
 }
 
 impl Unit {
@@ -39,6 +42,7 @@ impl Unit {
             Unit::Agent => "agent",
             Unit::Setup => "setup",
             Unit::Test => "test",
+            Unit::Judge => "judge",
         }
     }
 }
@@ -68,7 +72,7 @@ impl Executor {
         let shared = self.slurm.shared_fs != Some(false);
         match unit {
             Unit::Agent => self.agents == ExecutorKind::Slurm,
-            Unit::Setup => self.agents == ExecutorKind::Slurm && shared,
+            Unit::Setup | Unit::Judge => self.agents == ExecutorKind::Slurm && shared,
             Unit::Test => self.tests == ExecutorKind::Slurm && shared,
         }
     }

@@ -9,6 +9,7 @@ use tokio::sync::{Semaphore, watch};
 
 use super::RunError;
 use super::context::{Event, Plan, Shared};
+use super::executor::Unit;
 use super::state::{Abstention, Phase, Status, Vote, Voter};
 use crate::agent::events;
 use crate::agent::process::{self, Job, leftovers};
@@ -271,6 +272,12 @@ async fn judge_all(
             .sandbox
             .as_ref()
             .map(|s| s.rules(Vec::new(), Vec::new())),
+        remote: shared.executor.remote(Unit::Judge).then(|| {
+            let shared = shared.clone();
+            judge::Remote(Arc::new(move |name: &str| {
+                shared.remote(name, Unit::Judge, Vec::new())
+            }))
+        }),
     };
     let ballot = Arc::new(ballot);
     let mut tasks = tokio::task::JoinSet::new();

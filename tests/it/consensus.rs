@@ -7,7 +7,7 @@ use crate::support::{BREAK, FIX, TestRepo, actions, candidate};
 
 /// A command judge (POSIX sh and awk): keeps a copy of its input in `$CAPTURE`, logs each
 /// attempt, and votes for the candidate whose patch contains `$WANT`.
-const JUDGE: &str = r#"
+pub const JUDGE: &str = r#"
 cp "$MASSGEN_CANDIDATES" "$CAPTURE/$MASSGEN_JUDGE.json"
 echo "attempt $MASSGEN_ATTEMPT feedback=$MASSGEN_FEEDBACK" >> "$CAPTURE/$MASSGEN_JUDGE.log"
 ls -a .. > "$CAPTURE/$MASSGEN_JUDGE.around"
@@ -18,7 +18,7 @@ printf '{"vote": "%s", "reason": "it has %s"}\n' "$label" "$WANT"
 "#;
 
 /// `[[judges]]` running [`JUDGE`] from `script`, voting for `want`.
-fn judge_toml(
+pub fn judge_toml(
     name: &str,
     script: &std::path::Path,
     capture: &std::path::Path,

@@ -646,3 +646,50 @@ fn a_plans_tasks_run_their_agents_as_jobs() {
     }
     assert_eq!(repo.git(&["show", &format!("{tip}:b.txt")]), "b");
 }
+
+#[test]
+fn command_judges_run_as_jobs_beside_the_agents() {
+    let Some(conf) = cluster() else { return };
+    let repo = TestRepo::new();
+    repo.unconfined();
+    let capture = repo.scratch("capture");
+    // The judge votes only from inside a Slurm job.
+    let script = repo.script(
+        "judge.sh",
+        &format!(
+            "test -n \"$SLURM_JOB_ID\" || exit 9\necho \"$SLURM_JOB_NAME\" > \"$CAPTURE/job\"\n{}",
+            crate::consensus::JUDGE
+        ),
+    );
+    repo.configure(
+        &format!(
+            "{}{}",
+            slurm_config(""),
+            crate::consensus::judge_toml("j", &script, &capture, "answer=42")
+        )
+        .replace("[score]\ntest = \"sh test.sh\"\n", ""),
+    );
+    let run = repo
+        .massgen()
+        .env("SLURM_CONF", &conf)
+        .args(["run", "--json"])
+        .args([
+            "--agent-cmd",
+            &repo.agent("short", "echo 'answer=7' > answer.txt"),
+        ])
+        .args([
+            "--agent-cmd",
+            &repo.agent(
+                "right",
+                "echo 'answer=42' > answer.txt; echo pad >> answer.txt",
+            ),
+        ])
+        .args(["--", "answer"])
+        .expect_json(0);
+    assert_eq!(run["winner"], "right", "{run}");
+    let id = run["run"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(capture.join("job")).unwrap().trim(),
+        format!("massgen-{id}-j-judge")
+    );
+}
