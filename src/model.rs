@@ -229,6 +229,9 @@ pub struct Candidate {
     /// Its agent's last Slurm job (`[executor] kind = "slurm"`), as last polled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slurm: Option<SlurmJob>,
+    /// Every Slurm job of its agent, setup and tests, as last polled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<SlurmJob>,
     #[serde(default)]
     pub duration_ms: u64,
     /// Why it failed, in words.
@@ -291,12 +294,19 @@ pub struct SlurmJob {
     /// The node it runs or ran on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// What it runs of its candidate: `agent`, `setup`, `test` (in a run's state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
 }
 
 impl SlurmJob {
-    /// `job 12 RUNNING on node1`, `job 13 PENDING (Resources)`.
+    /// `job 12 RUNNING on node1`, `test job 13 PENDING (Resources)`.
     pub fn describe(&self) -> String {
-        let mut text = format!("job {} {}", self.id, self.state);
+        let unit = match self.unit.as_deref() {
+            None | Some("agent") => String::new(),
+            Some(unit) => format!("{unit} "),
+        };
+        let mut text = format!("{unit}job {} {}", self.id, self.state);
         if let Some(reason) = &self.reason {
             text.push_str(&format!(" ({reason})"));
         }

@@ -182,11 +182,19 @@ fn render_run(st: &RunState) -> String {
         if let Some(err) = &c.error {
             out.push_str(&format!("{}: {err}\n", c.agent));
         }
-        if let Some(job) = &c.slurm {
+        for job in c
+            .jobs
+            .iter()
+            .chain(c.slurm.iter().filter(|_| c.jobs.is_empty()))
+        {
             // A job that has not ended is asked about again: its state and pending reason now.
             let now = (!slurm::is_terminal(&job.state))
                 .then(|| slurm::poll_now(job.id))
-                .flatten();
+                .flatten()
+                .map(|now| crate::model::SlurmJob {
+                    unit: job.unit.clone(),
+                    ..now
+                });
             let job = now.as_ref().unwrap_or(job);
             out.push_str(&format!("{}: Slurm {}\n", c.agent, job.describe()));
         }

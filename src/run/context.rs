@@ -360,9 +360,21 @@ impl Shared {
                 unit: unit.as_str().to_owned(),
                 job: job.clone(),
             });
-            if unit == Unit::Agent {
-                let _ = shared.update_candidate(&name, |c| c.slurm = Some(job.clone()));
-            }
+            let job = crate::model::SlurmJob {
+                unit: Some(unit.as_str().to_owned()),
+                ..job.clone()
+            };
+            let _ = shared.update_candidate(&name, |c| {
+                // Every job of the candidate (setup, sessions, tests) with its last state;
+                // `slurm` is its agent's latest.
+                match c.jobs.iter_mut().find(|j| j.id == job.id) {
+                    Some(known) => *known = job.clone(),
+                    None => c.jobs.push(job.clone()),
+                }
+                if unit == Unit::Agent {
+                    c.slurm = Some(job);
+                }
+            });
         });
         Some(Submit {
             slurm: self.executor.slurm.clone(),

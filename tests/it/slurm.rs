@@ -335,6 +335,23 @@ fn tests_and_setup_run_as_jobs() {
     )
     .unwrap();
     assert!(log.contains(&format!("massgen-{id}-a-setup")), "{log}");
+    // Every job of the candidate is in the run's state, and `status` names each.
+    let units: Vec<&str> = c["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["unit"].as_str().unwrap())
+        .collect();
+    assert_eq!(units, ["setup", "agent", "test"], "{c}");
+    let status = repo
+        .massgen()
+        .env("SLURM_CONF", &conf)
+        .args(["status", id])
+        .run()
+        .expect_code(0);
+    for unit in ["setup job", "a: Slurm job", "test job"] {
+        status.assert_stdout(unit);
+    }
 }
 
 #[test]

@@ -178,6 +178,7 @@ pub fn parse_show_job(line: &str, id: u64) -> Option<Polled> {
             state,
             reason,
             node,
+            unit: None,
         },
         exit,
     })
@@ -198,6 +199,7 @@ fn parse_sacct(text: &str, id: u64) -> Option<Polled> {
             state,
             reason: None,
             node: None,
+            unit: None,
         },
         exit,
     })
@@ -491,6 +493,7 @@ pub async fn supervise(
         state: "PENDING".to_owned(),
         reason: None,
         node: None,
+        unit: None,
     };
     if let Some(tell) = submit.on_state.as_mut() {
         tell(&last);
@@ -847,6 +850,7 @@ mod tests {
             state: state.to_owned(),
             reason: None,
             node: Some("n3".to_owned()),
+            unit: None,
         };
         let oom = lost_reason("OUT_OF_MEMORY", &job("OUT_OF_MEMORY"));
         assert!(oom.contains("ran out of memory on n3"), "{oom}");
