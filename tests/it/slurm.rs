@@ -447,6 +447,14 @@ fn running_job(
     (child, id.unwrap())
 }
 
+/// The run JSON of a run started with [`running_job`], once it ends with `code`.
+fn finished(child: std::process::Child, code: i32) -> serde_json::Value {
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn scontrol(conf: &PathBuf, args: &[&str]) {
     let out = Command::new("scontrol")
         .env("SLURM_CONF", conf)
@@ -493,14 +501,7 @@ fn a_requeued_job_runs_again_and_its_candidate_is_the_second_run() {
     // "Job credential revoked").
     std::thread::sleep(std::time::Duration::from_secs(1));
     scontrol(&conf, &["update", &format!("JobId={id}"), "StartTime=now"]);
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = finished(child, 0);
     let c = candidate(&run, "a");
     assert_eq!(c["status"], "done", "{c}");
     assert_eq!(c["slurm"]["state"], "COMPLETED", "{c}");
@@ -519,14 +520,7 @@ fn a_job_cancelled_by_someone_else_fails_its_candidate_with_the_reason() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = finished(child, 1);
     let c = candidate(&run, "a");
     assert_eq!(c["status"], "failed", "{c}");
     let error = c["error"].as_str().unwrap();
