@@ -59,28 +59,105 @@ const TERMINAL: &[&str] = &[
 /// controller's failover takes a while).
 const UNREACHABLE_LIMIT: Duration = Duration::from_secs(300);
 
-/// Jobs this process is polling now: each polls less often the more there are, so that
-/// the controller gets at most about 16 `scontrol` calls a second from one git-massgen.
-static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// How old the last `squeue` of every polled job may be for a poll to use it.
+const FRESH: Duration = Duration::from_millis(200);
 
-/// The longest wait between two polls of one job while `live` jobs are polled.
-fn poll_cap(live: usize) -> Duration {
-    Duration::from_millis(250).max(Duration::from_micros(62_500) * live as u32)
+/// The jobs this process polls now ([`Watched`]).
+static WATCHED: std::sync::Mutex<std::collections::BTreeSet<u64>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// The last `squeue` of every polled job: when it ran, and the states it listed.
+struct Listed {
+    at: Option<Instant>,
+    jobs: std::collections::BTreeMap<u64, SlurmJob>,
 }
 
-/// Counts a job in [`LIVE`] while it lives.
-struct Live;
+static LISTED: tokio::sync::Mutex<Listed> = tokio::sync::Mutex::const_new(Listed {
+    at: None,
+    jobs: std::collections::BTreeMap::new(),
+});
 
-impl Live {
-    fn new() -> Live {
-        LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Live
+/// A job in [`WATCHED`] while it is supervised.
+struct Watched(u64);
+
+impl Watched {
+    fn new(id: u64) -> Watched {
+        WATCHED.lock().unwrap_or_else(|e| e.into_inner()).insert(id);
+        Watched(id)
     }
 }
 
-impl Drop for Live {
+impl Drop for Watched {
     fn drop(&mut self) {
-        LIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        WATCHED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
+    }
+}
+
+/// Reads `squeue -o "%i|%T|%r|%N"` lines.
+fn parse_squeue(text: &str) -> std::collections::BTreeMap<u64, SlurmJob> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.trim().split('|');
+            let id: u64 = parts.next()?.parse().ok()?;
+            let state = parts.next()?.trim().to_owned();
+            let reason = parts
+                .next()
+                .map(str::trim)
+                .filter(|r| !r.is_empty() && *r != "None");
+            let node = parts.next().map(str::trim).filter(|n| !n.is_empty());
+            Some((
+                id,
+                SlurmJob {
+                    id,
+                    state,
+                    reason: reason.map(str::to_owned),
+                    node: node.map(str::to_owned),
+                    unit: None,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The job's state, from one `squeue` of every job this process polls (made at most every
+/// [`FRESH`], whoever asks), so the controller gets a few calls a second however many jobs
+/// run. A job that ended is asked about once more with [`poll`], for its exit code; one
+/// `squeue` does not list (purged, or the call failed) is asked about with [`poll`] too.
+async fn poll_listed(id: u64) -> std::io::Result<Polled> {
+    let listed = {
+        let mut listed = LISTED.lock().await;
+        if listed.at.is_none_or(|at| at.elapsed() >= FRESH) || !listed.jobs.contains_key(&id) {
+            let ids: Vec<String> = WATCHED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .chain(std::iter::once(&id))
+                .map(u64::to_string)
+                .collect();
+            let argv = [
+                "squeue",
+                "-h",
+                "-t",
+                "all",
+                "-o",
+                "%i|%T|%r|%N",
+                "-j",
+                &ids.join(","),
+            ];
+            listed.jobs = match slurm_command(&argv).await {
+                Ok(text) => parse_squeue(&text),
+                Err(_) => std::collections::BTreeMap::new(),
+            };
+            listed.at = Some(Instant::now());
+        }
+        listed.jobs.get(&id).cloned()
+    };
+    match listed {
+        Some(job) if !is_terminal(&job.state) => Ok(Polled { job, exit: None }),
+        _ => poll(id).await,
     }
 }
 
@@ -506,7 +583,7 @@ pub async fn supervise(
     // shown as the pending reason.
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut interval = Duration::from_millis(100);
-    let _live = Live::new();
+    let _watched = Watched::new(id);
     let mut last_cancel = Instant::now();
     let mut confirming = false;
     let (mut timed_out, mut cancelled, mut aborted, mut lost) = (false, false, None, None);
@@ -542,8 +619,7 @@ pub async fn supervise(
                 last_cancel = Instant::now();
             }
         }
-        interval =
-            (interval * 5 / 4).min(poll_cap(LIVE.load(std::sync::atomic::Ordering::Relaxed)));
+        interval = (interval * 5 / 4).min(Duration::from_millis(250));
         if let Some(why) = out_tail.pump(&mut job.stdout, job.watch.as_mut(), false)
             && !stopping
         {
@@ -553,7 +629,7 @@ pub async fn supervise(
             last_cancel = Instant::now();
         }
         err_tail.pump(&mut job.stderr, None, false);
-        match poll(id).await {
+        match poll_listed(id).await {
             Ok(p) => {
                 unreachable_since = None;
                 if deadline.is_none() && p.job.state != "PENDING" {
@@ -878,9 +954,11 @@ mod tests {
     }
 
     #[test]
-    fn polling_slows_down_with_many_jobs() {
-        assert_eq!(poll_cap(1), Duration::from_millis(250));
-        assert_eq!(poll_cap(64), Duration::from_secs(4));
+    fn reads_squeue_lines() {
+        let jobs = parse_squeue("12|RUNNING|None|vm\n13|PENDING|Resources|\nnonsense\n");
+        assert_eq!(jobs[&12].describe(), "job 12 RUNNING on vm");
+        assert_eq!(jobs[&13].describe(), "job 13 PENDING (Resources)");
+        assert_eq!(jobs.len(), 2);
     }
 
     #[test]
