@@ -60,7 +60,7 @@ const TERMINAL: &[&str] = &[
 const UNREACHABLE_LIMIT: Duration = Duration::from_secs(300);
 
 /// How old the last `squeue` of every polled job may be for a poll to use it.
-const FRESH: Duration = Duration::from_millis(200);
+const FRESH: Duration = Duration::from_millis(100);
 
 /// The jobs this process polls now ([`Watched`]).
 static WATCHED: std::sync::Mutex<std::collections::BTreeSet<u64>> =
