@@ -5,7 +5,7 @@
 #      scontrol polling, the output copied back): submission to start, and to completion
 #      as git-massgen sees it, median of 20;
 #   2. `run` with 8 agents `sleep 2` as Slurm jobs against the same run with local
-#      processes, in the same session (median of 3 each).
+#      processes, in the same session (median of 5 each).
 #
 #   scripts/bench-slurm.sh            (starts and stops its own cluster; needs Debian's
 #                                      slurmctld slurmd slurm-client munge)
@@ -53,6 +53,6 @@ time_run() {
 }
 for kind in local slurm; do
     ts=()
-    for _ in 1 2 3; do ts+=("$(time_run "$kind")"); done
+    for _ in 1 2 3 4 5; do ts+=("$(time_run "$kind")"); done
     echo "run, 8 agents sleep 2, $kind: median $(printf '%s\n' "${ts[@]}" | median) s (${ts[*]})"
 done
