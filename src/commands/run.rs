@@ -146,14 +146,8 @@ pub fn run(ctx: &Ctx, args: RunArgs) -> Result<Exit, CliError> {
     let rt = super::runtime()?;
     let progress = super::progress_for(ctx, args.events.as_deref(), args.json, "")?;
     let state = rt.block_on(super::execute(repo.clone(), plan, progress.clone()))?;
-    super::finish(
-        ctx,
-        &repo,
-        state,
-        merge_options(&args),
-        args.json,
-        Some(&progress),
-    )
+    let merge = merge_options(&args);
+    super::finish(ctx, &repo, state, merge, args.json, Some(&progress))
 }
 
 /// `run --continue RUN "<follow-up>"`.
@@ -296,9 +290,8 @@ fn said(ctx: &Ctx, learned: plan::Learned) -> plan::Learned {
 
 /// `--merge` (with `--allow-breach`) as merge options.
 fn merge_options(args: &RunArgs) -> Option<MergeOptions> {
-    let allow_breach = args.allow_breach;
     args.merge.then_some(MergeOptions {
-        allow_breach,
-        ..Default::default()
+        allow_breach: args.allow_breach,
+        ..MergeOptions::default()
     })
 }
