@@ -248,6 +248,26 @@ pub fn plan(
     // Without a shared file system agents work in clones on the nodes: not in an overlay
     // (seen only here), and not confined (the rules name paths of this machine).
     let mut plan = plan;
+    // Paths the nodes use mean the same on every node only when absolute.
+    let slurm = &plan.executor.slurm;
+    for (key, path) in [
+        ("scratch", &slurm.scratch),
+        ("stage", &slurm.stage),
+        ("program", &slurm.program),
+    ] {
+        if let Some(path) = path.as_ref().filter(|p| p.is_relative()) {
+            return Err(PlanError {
+                hint: Some(format!(
+                    "write the whole path, e.g. {key} = \"/{}\"",
+                    path.display()
+                )),
+                ..PlanError::usage(format!(
+                    "[executor.slurm] {key} = \"{}\" must be an absolute path (the nodes use it)",
+                    path.display()
+                ))
+            });
+        }
+    }
     if plan.executor.carries() {
         use crate::config::{SandboxMode, WorktreeMode};
         let why = "agents work in clones on the nodes with [executor.slurm] shared_fs = false";

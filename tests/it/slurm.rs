@@ -704,3 +704,25 @@ fn command_judges_run_as_jobs_beside_the_agents() {
         format!("massgen-{id}-j-judge")
     );
 }
+
+#[test]
+fn paths_the_nodes_use_must_be_absolute() {
+    // Refused before anything is submitted: no cluster needed.
+    let repo = TestRepo::new();
+    for key in ["scratch", "stage", "program"] {
+        repo.write(
+            ".massgen/config.toml",
+            &format!("[executor]\nkind = \"slurm\"\n[executor.slurm]\n{key} = \"relative/dir\"\n"),
+        );
+        let out = repo
+            .massgen()
+            .args(["run", "--agent-cmd", &repo.agent("a", FIX), "--", "t"])
+            .run()
+            .expect_code(2);
+        out.assert_stderr(&format!(
+            "[executor.slurm] {key} = \"relative/dir\" must be an absolute path"
+        ));
+        out.assert_stderr("hint:");
+        assert!(repo.massgen_branches().is_empty());
+    }
+}
