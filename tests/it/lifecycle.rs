@@ -21,14 +21,6 @@ fn walk_files(dir: &std::path::Path) -> usize {
         .sum()
 }
 
-/// The only run's state file, once it exists.
-fn state_of_only_run(repo: &TestRepo) -> Option<serde_json::Value> {
-    let runs = repo.path.join(".massgen/runs");
-    let entry = std::fs::read_dir(runs).ok()?.flatten().next()?;
-    let text = std::fs::read_to_string(entry.path().join("state.json")).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
 #[test]
 fn worktrees_and_branches_exist_while_running_and_clean_removes_them() {
     let repo = TestRepo::new();
@@ -110,7 +102,7 @@ fn sigkill_during_a_run_then_status_and_clean_recover() {
         ])
         .spawn();
     wait_for("agents to start", || {
-        state_of_only_run(&repo).is_some_and(|s| {
+        repo.state_of_only_run().is_some_and(|s| {
             s["candidates"]
                 .as_array()
                 .unwrap()
@@ -118,7 +110,7 @@ fn sigkill_during_a_run_then_status_and_clean_recover() {
                 .all(|c| c["pgid"].is_number())
         })
     });
-    let state = state_of_only_run(&repo).unwrap();
+    let state = repo.state_of_only_run().unwrap();
     let wt = candidate(&state, "slow1")["worktree"]
         .as_str()
         .unwrap()
@@ -188,7 +180,7 @@ fn ctrl_c_stops_agents_and_leaves_an_interrupted_run() {
     assert!(started.elapsed() < Duration::from_secs(20));
     let agent_pid = std::fs::read_to_string(&pidfile).unwrap();
     assert!(!std::path::Path::new(&format!("/proc/{}", agent_pid.trim())).exists());
-    let state = state_of_only_run(&repo).unwrap();
+    let state = repo.state_of_only_run().unwrap();
     assert_eq!(state["state"], "interrupted");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("git massgen clean"), "{stderr}");
@@ -208,9 +200,10 @@ fn clean_refuses_a_running_run() {
         .args(["run", "--agent-cmd", &repo.agent("slow", "sleep 30"), "t"])
         .spawn();
     wait_for("the run to start", || {
-        state_of_only_run(&repo).is_some_and(|s| s["state"] == "running")
+        repo.state_of_only_run()
+            .is_some_and(|s| s["state"] == "running")
     });
-    let run = state_of_only_run(&repo).unwrap()["run"]
+    let run = repo.state_of_only_run().unwrap()["run"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -60,19 +60,21 @@ fn job_id(c: &serde_json::Value) -> u64 {
         .unwrap_or_else(|| panic!("no Slurm job in {c}"))
 }
 
-/// `run --json` of one agent `a` with `body` on the cluster at `conf`, expecting `code`.
+/// `run --json` of one agent `a` with `body` on the cluster at `conf`.
+fn one_agent(conf: &Path, repo: &TestRepo, body: &str) -> crate::support::Massgen {
+    repo.massgen().env("SLURM_CONF", conf).args([
+        "run",
+        "--json",
+        "--agent-cmd",
+        &repo.agent("a", body),
+        "--",
+        "t",
+    ])
+}
+
+/// [`one_agent`] to its end, expecting `code`.
 fn run_one(conf: &Path, repo: &TestRepo, body: &str, code: i32) -> serde_json::Value {
-    repo.massgen()
-        .env("SLURM_CONF", conf)
-        .args([
-            "run",
-            "--json",
-            "--agent-cmd",
-            &repo.agent("a", body),
-            "--",
-            "t",
-        ])
-        .expect_json(code)
+    one_agent(conf, repo, body).expect_json(code)
 }
 
 fn slurm_config(extra: &str) -> String {
@@ -215,11 +217,7 @@ fn clean_after_a_kill_cancels_the_jobs_and_keeps_the_work() {
             "t",
         ])
         .spawn();
-    let runs = repo.path.join(".massgen/runs");
-    let state = || -> Option<serde_json::Value> {
-        let entry = std::fs::read_dir(&runs).ok()?.flatten().next()?;
-        serde_json::from_str(&std::fs::read_to_string(entry.path().join("state.json")).ok()?).ok()
-    };
+    let state = || repo.state_of_only_run();
     wait_for("both agents' first writes", || {
         state().is_some_and(|s| {
             s["candidates"].as_array().unwrap().iter().all(|c| {
@@ -421,26 +419,11 @@ fn running_job(
     body: &str,
     ready: impl Fn() -> bool,
 ) -> (std::process::Child, u64) {
-    let child = repo
-        .massgen()
-        .env("SLURM_CONF", conf)
-        .args([
-            "run",
-            "--json",
-            "--agent-cmd",
-            &repo.agent("a", body),
-            "--",
-            "t",
-        ])
-        .spawn();
-    let runs = repo.path.join(".massgen/runs");
+    let child = one_agent(conf, repo, body).spawn();
     let mut id = None;
     wait_for("the agent's job to run", || {
-        id = std::fs::read_dir(&runs)
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|e| std::fs::read_to_string(e.ok()?.path().join("state.json")).ok())
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        id = repo
+            .state_of_only_run()
             .and_then(|s| candidate(&s, "a")["slurm"]["id"].as_u64());
         id.is_some_and(|id| show_job(conf, id).contains("JobState=RUNNING")) && ready()
     });
@@ -607,9 +590,10 @@ fn without_a_shared_file_system_clean_after_a_kill_keeps_what_the_node_did() {
     });
     child.kill().unwrap();
     child.wait().unwrap();
-    let runs = repo.path.join(".massgen/runs");
-    let run = std::fs::read_dir(&runs).unwrap().flatten().next().unwrap();
-    let run = run.file_name().to_string_lossy().into_owned();
+    let run = repo.state_of_only_run().unwrap()["run"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let clean = repo
         .massgen()
         .env("SLURM_CONF", &conf)

@@ -166,6 +166,14 @@ impl TestRepo {
             .collect()
     }
 
+    /// The only run's state file, once it exists.
+    pub fn state_of_only_run(&self) -> Option<serde_json::Value> {
+        let runs = self.path.join(".massgen/runs");
+        let entry = std::fs::read_dir(runs).ok()?.flatten().next()?;
+        let text = std::fs::read_to_string(entry.path().join("state.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
     /// Number of entries in `git worktree list`.
     pub fn worktree_count(&self) -> usize {
         self.git(&["worktree", "list", "--porcelain"])
