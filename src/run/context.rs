@@ -355,15 +355,15 @@ impl Shared {
         let shared = self.clone();
         let name = agent.to_owned();
         let on_state = Box::new(move |job: &crate::model::SlurmJob| {
+            let job = crate::model::SlurmJob {
+                unit: Some(unit.as_str().to_owned()),
+                ..job.clone()
+            };
             (shared.report)(Event::Job {
                 agent: name.clone(),
                 unit: unit.as_str().to_owned(),
                 job: job.clone(),
             });
-            let job = crate::model::SlurmJob {
-                unit: Some(unit.as_str().to_owned()),
-                ..job.clone()
-            };
             let _ = shared.update_candidate(&name, |c| {
                 // Every job of the candidate (setup, sessions, tests) with its last state;
                 // `slurm` is its agent's latest.

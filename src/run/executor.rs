@@ -77,10 +77,25 @@ impl Executor {
         }
     }
 
+    /// Whether any unit runs as a Slurm job.
+    pub fn uses_slurm(&self) -> bool {
+        self.agents == ExecutorKind::Slurm || self.tests == ExecutorKind::Slurm
+    }
+
     /// `slurm` when any unit runs as a job, kept in the run's state for `clean`.
     pub fn name(&self) -> Option<String> {
-        (self.agents == ExecutorKind::Slurm || self.tests == ExecutorKind::Slurm)
-            .then(|| "slurm".to_owned())
+        self.uses_slurm()
+            .then(|| ExecutorKind::Slurm.as_str().to_owned())
+    }
+
+    /// Refuses a run whose cluster does not answer, before it makes anything.
+    pub async fn check(&self) -> Result<(), super::RunError> {
+        if !self.uses_slurm() {
+            return Ok(());
+        }
+        crate::agent::process::slurm::check_controller()
+            .await
+            .map_err(|why| super::RunError::NoSlurm { why })
     }
 }
 

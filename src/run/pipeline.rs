@@ -48,11 +48,7 @@ pub async fn execute(repo: Arc<Repo>, plan: Plan, report: Reporter) -> Result<Ru
     // Refused before anything is made when the sandbox is required and missing, or the
     // cluster that should run the jobs does not answer.
     let (sandbox, sandbox_is, sandbox_warning) = super::confine::resolve(&plan.sandbox)?;
-    if plan.executor.name().is_some() {
-        crate::agent::process::slurm::check_controller()
-            .await
-            .map_err(|why| RunError::NoSlurm { why })?;
-    }
+    plan.executor.check().await?;
     let id = super::new_run_id();
     let dir = RunDir::new(&repo, &id);
     layout::ensure_gitignore(&repo).map_err(RunError::io("cannot write", repo.massgen_dir()))?;
@@ -234,11 +230,7 @@ pub async fn continue_run(
     let dir = RunDir::new(&repo, run);
     let mut state = RunState::load(&dir)?;
     let (sandbox, sandbox_is, sandbox_warning) = super::confine::resolve(&plan.sandbox)?;
-    if plan.executor.name().is_some() {
-        crate::agent::process::slurm::check_controller()
-            .await
-            .map_err(|why| RunError::NoSlurm { why })?;
-    }
+    plan.executor.check().await?;
     state.sandbox = Some(sandbox_is);
     if let Some(w) = sandbox_warning {
         report(Event::Warning(w));

@@ -256,37 +256,28 @@ pub fn plan(
         ("program", &slurm.program),
     ] {
         if let Some(path) = path.as_ref().filter(|p| p.is_relative()) {
-            return Err(PlanError {
-                hint: Some(format!(
-                    "write the whole path, e.g. {key} = \"/{}\"",
-                    path.display()
-                )),
-                ..PlanError::usage(format!(
-                    "[executor.slurm] {key} = \"{}\" must be an absolute path (the nodes use it)",
-                    path.display()
-                ))
-            });
+            let (shown, hint) = (path.display(), "write the whole path, e.g.");
+            return Err(PlanError::usage(format!(
+                "[executor.slurm] {key} = \"{shown}\" must be an absolute path (the nodes use it)"
+            ))
+            .hint(format!("{hint} {key} = \"/{shown}\"")));
         }
     }
     if plan.executor.carries() {
         use crate::config::{SandboxMode, WorktreeMode};
         let why = "agents work in clones on the nodes with [executor.slurm] shared_fs = false";
         if plan.sandbox.mode == SandboxMode::Required {
-            return Err(PlanError {
-                hint: Some("use shared_fs = true, or [sandbox] mode = \"auto\"".into()),
-                ..PlanError::usage(format!(
-                    "[sandbox] mode = \"required\" cannot confine them: {why}"
-                ))
-            });
+            return Err(PlanError::usage(format!(
+                "[sandbox] mode = \"required\" cannot confine them: {why}"
+            ))
+            .hint("use shared_fs = true, or [sandbox] mode = \"auto\""));
         }
         match plan.worktree_mode {
             WorktreeMode::Overlay => {
-                return Err(PlanError {
-                    hint: Some("use [worktree] mode = \"checkout\" or \"auto\"".into()),
-                    ..PlanError::usage(format!(
-                        "copy-on-write worktrees cannot hold their work: {why}"
-                    ))
-                });
+                return Err(PlanError::usage(format!(
+                    "copy-on-write worktrees cannot hold their work: {why}"
+                ))
+                .hint("use [worktree] mode = \"checkout\" or \"auto\""));
             }
             WorktreeMode::Auto => plan.worktree_mode = WorktreeMode::Checkout,
             WorktreeMode::Checkout => {}

@@ -64,7 +64,7 @@ pub(super) async fn run_session(
     };
     let remote = shared.remote(&agent.name, Unit::Agent, key);
     // Without a shared file system the job works in a clone on its node.
-    let carried = match remote.is_some() && shared.executor.carries() {
+    let carried = match shared.executor.carries() {
         true => {
             let (slurm, run) = (shared.executor.slurm.clone(), shared.dir.clone());
             let (name, wt, argv) = (agent.name.clone(), wt.to_owned(), argv.to_vec());

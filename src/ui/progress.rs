@@ -383,10 +383,7 @@ fn plain_text(event: &Event) -> Option<String> {
             "massgen: {agent}: asked \"{}\"; told to finish on its own",
             question.lines().last().unwrap_or("").trim()
         ),
-        Event::Job { agent, unit, job } => match unit.as_str() {
-            "agent" => format!("massgen: {agent}: {}", job.describe()),
-            unit => format!("massgen: {agent}: {unit} {}", job.describe()),
-        },
+        Event::Job { agent, job, .. } => format!("massgen: {agent}: {}", job.describe()),
         Event::Warning(_) => return None,
     })
 }
@@ -549,12 +546,9 @@ impl Live {
                     line.last = format!("tests {summary}");
                 }
             }
-            Event::Job { agent, unit, job } => {
+            Event::Job { agent, job, .. } => {
                 if let Some(line) = st.agents.get_mut(agent) {
-                    line.last = match unit.as_str() {
-                        "agent" => job.describe(),
-                        unit => format!("{unit} {}", job.describe()),
-                    };
+                    line.last = job.describe();
                 }
             }
             Event::Warning(w) => {

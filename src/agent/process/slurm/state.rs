@@ -163,23 +163,24 @@ pub(super) async fn slurm_command(argv: &[&str]) -> std::io::Result<String> {
     }
 }
 
-/// `scancel ID`, in the background of whatever called it; a finished job is fine.
-pub fn scancel(id: u64) {
-    let _ = std::process::Command::new("scancel")
-        .arg(id.to_string())
+/// `scancel ID`, its output ignored; a finished job is fine.
+fn scancel_command(id: u64) -> std::process::Command {
+    let mut cmd = std::process::Command::new("scancel");
+    cmd.arg(id.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+        .stderr(Stdio::null());
+    cmd
 }
 
-/// `scancel ID` without blocking the runtime.
+/// [`scancel_command`], waited for here.
+pub fn scancel(id: u64) {
+    let _ = scancel_command(id).status();
+}
+
+/// [`scancel_command`] without blocking the runtime.
 pub(super) async fn scancel_async(id: u64) {
-    let _ = tokio::process::Command::new("scancel")
-        .arg(id.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    let _ = tokio::process::Command::from(scancel_command(id))
         .status()
         .await;
 }
@@ -206,10 +207,7 @@ pub fn parse_show_job(line: &str, id: u64) -> Option<Polled> {
     let node = field("BatchHost")
         .or_else(|| field("NodeList"))
         .filter(|n| n != "(null)" && !n.is_empty());
-    let exit = field("ExitCode").and_then(|e| {
-        let (code, sig) = e.split_once(':')?;
-        Some((code.parse().ok()?, sig.parse().ok()?))
-    });
+    let exit = field("ExitCode").as_deref().and_then(parse_exit);
     Some(Polled {
         job: SlurmJob {
             id,
@@ -222,15 +220,18 @@ pub fn parse_show_job(line: &str, id: u64) -> Option<Polled> {
     })
 }
 
+/// Slurm's `N:S` exit code: the command's exit code and the signal that ended it.
+fn parse_exit(text: &str) -> Option<(i32, i32)> {
+    let (code, sig) = text.trim().split_once(':')?;
+    Some((code.parse().ok()?, sig.parse().ok()?))
+}
+
 /// `State|ExitCode` as `sacct -P -n` prints it, for a job `scontrol` forgot.
 fn parse_sacct(text: &str, id: u64) -> Option<Polled> {
     let line = text.lines().find(|l| !l.trim().is_empty())?;
     let mut parts = line.split('|');
     let state = parts.next()?.split_whitespace().next()?.to_owned();
-    let exit = parts.next().and_then(|e| {
-        let (code, sig) = e.trim().split_once(':')?;
-        Some((code.parse().ok()?, sig.parse().ok()?))
-    });
+    let exit = parts.next().and_then(parse_exit);
     Some(Polled {
         job: SlurmJob {
             id,
